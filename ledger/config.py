@@ -1,0 +1,84 @@
+"""Settings, read once from the environment (and an optional env-style file), then frozen.
+
+Every setting has an environment variable ``LEDGER_<NAME>``; ``LEDGER_CONFIG`` may name a
+file of ``NAME=value`` lines read first (the environment wins over the file).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DB_URL = "sqlite:///ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Which topic carries which events (see docs/topics.md)."""
+
+    orders: str = "ledger.orders"  # clicks, orders, completions, refunds, keyed by buyer
+    accounts: str = "ledger.accounts"  # plans, enrollments, settlement runs, payouts
+    dead_letters: str = "ledger.dead-letters"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = DEFAULT_DB_URL
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    consumer_group: str = "commission-ledger"
+    topics: Topics = field(default_factory=Topics)
+    metrics_port: int = 0  # 0: no metrics endpoint
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _read_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigError(f"{path}:{number}: expected NAME=value, got {raw!r}")
+        name, value = line.split("=", 1)
+        values[name.strip().upper().removeprefix("LEDGER_")] = value.strip()
+    return values
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``); raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, str] = {}
+    if env.get("LEDGER_CONFIG"):
+        values.update(_read_file(Path(env["LEDGER_CONFIG"])))
+    values.update({k.removeprefix("LEDGER_"): v for k, v in env.items() if k.startswith("LEDGER_")})
+
+    def get(name: str, default: str) -> str:
+        return values.get(name, default)
+
+    try:
+        metrics_port = int(get("METRICS_PORT", "0"))
+    except ValueError as exc:
+        raise ConfigError(f"LEDGER_METRICS_PORT must be an integer: {exc}") from exc
+    log_format = get("LOG_FORMAT", "auto")
+    if log_format not in ("auto", "json", "console"):
+        raise ConfigError(f"LEDGER_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+    defaults = Topics()
+    return Settings(
+        db_url=get("DB_URL", DEFAULT_DB_URL),
+        kafka_bootstrap=get("KAFKA_BOOTSTRAP", Settings.kafka_bootstrap),
+        consumer_group=get("CONSUMER_GROUP", Settings.consumer_group),
+        topics=Topics(
+            orders=get("TOPIC_ORDERS", defaults.orders),
+            accounts=get("TOPIC_ACCOUNTS", defaults.accounts),
+            dead_letters=get("TOPIC_DEAD_LETTERS", defaults.dead_letters),
+        ),
+        metrics_port=metrics_port,
+        log_format=log_format,
+        log_level=get("LOG_LEVEL", "info").lower(),
+    )

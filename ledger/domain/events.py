@@ -1,0 +1,276 @@
+"""The ledger's input events: immutable, past tense, one dataclass per type.
+
+Field names are the contract shared by the Avro schemas (``schemas/*.avsc``), the JSON
+form (``docs/events.md``) and the engine. Times are integer milliseconds since the Unix
+epoch (UTC); money is integer minor units with an ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Fields every event carries. ``event_id`` is the idempotency key."""
+
+    event_id: str
+    occurred_at: int
+    producer: str
+
+    TYPE: ClassVar[str] = ""
+
+    def ordering_key(self) -> str:
+        """The Kafka key that keeps causally related events in one partition."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class SharerEnrolled(Event):
+    TYPE: ClassVar[str] = "sharer_enrolled"
+    sharer_id: str = ""
+    upline_id: str | None = None
+
+    def ordering_key(self) -> str:
+        return self.sharer_id
+
+
+@dataclass(frozen=True, slots=True)
+class MinPayout:
+    currency: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPublished(Event):
+    TYPE: ClassVar[str] = "plan_published"
+    plan_id: str = ""
+    effective_from: int = 0
+    default_rate_bps: int = 0
+    platform_fee_bps: int = 0
+    level_shares_bps: tuple[int, ...] = ()
+    frozen_days: int = 0
+    attribution_window_days: int = 0
+    self_purchase_allowed: bool = False
+    min_payouts: tuple[MinPayout, ...] = ()
+
+    def ordering_key(self) -> str:
+        return self.plan_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRecorded(Event):
+    TYPE: ClassVar[str] = "click_recorded"
+    click_id: str = ""
+    sharer_id: str = ""
+    buyer_id: str = ""
+    product_id: str = ""
+
+    def ordering_key(self) -> str:
+        return self.buyer_id
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    line_id: str
+    product_id: str
+    quantity: int
+    amount: int
+    merchant_rate_bps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced(Event):
+    TYPE: ClassVar[str] = "order_placed"
+    order_id: str = ""
+    buyer_id: str = ""
+    merchant_id: str = ""
+    currency: str = ""
+    lines: tuple[OrderLine, ...] = ()
+    click_id: str | None = None
+
+    def ordering_key(self) -> str:
+        return self.buyer_id
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCompleted(Event):
+    TYPE: ClassVar[str] = "order_completed"
+    order_id: str = ""
+    buyer_id: str = ""
+
+    def ordering_key(self) -> str:
+        return self.buyer_id
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    line_id: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefundIssued(Event):
+    TYPE: ClassVar[str] = "refund_issued"
+    refund_id: str = ""
+    order_id: str = ""
+    buyer_id: str = ""
+    lines: tuple[RefundLine, ...] = ()
+
+    def ordering_key(self) -> str:
+        return self.buyer_id
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRun(Event):
+    TYPE: ClassVar[str] = "settlement_run"
+    run_id: str = ""
+    as_of: int = 0
+
+    def ordering_key(self) -> str:
+        return self.run_id
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRequested(Event):
+    TYPE: ClassVar[str] = "payout_requested"
+    payout_id: str = ""
+    sharer_id: str = ""
+    amount: int = 0
+    currency: str = ""
+
+    def ordering_key(self) -> str:
+        return self.sharer_id
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutSettled(Event):
+    """The payout reached the sharer. Amount and currency, when given, must match."""
+
+    TYPE: ClassVar[str] = "payout_settled"
+    payout_id: str = ""
+    sharer_id: str = ""
+    amount: int | None = None
+    currency: str | None = None
+
+    def ordering_key(self) -> str:
+        return self.sharer_id
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutFailed(Event):
+    """The payout bounced; its amount returns to available."""
+
+    TYPE: ClassVar[str] = "payout_failed"
+    payout_id: str = ""
+    sharer_id: str = ""
+    amount: int | None = None
+    currency: str | None = None
+    reason: str | None = None
+
+    def ordering_key(self) -> str:
+        return self.sharer_id
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        SharerEnrolled,
+        PlanPublished,
+        ClickRecorded,
+        OrderPlaced,
+        OrderCompleted,
+        RefundIssued,
+        SettlementRun,
+        PayoutRequested,
+        PayoutSettled,
+        PayoutFailed,
+    )
+}
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("plan_published", "min_payouts"): MinPayout,
+    ("order_placed", "lines"): OrderLine,
+    ("refund_issued", "lines"): RefundLine,
+}
+
+
+class InvalidEvent(ValueError):
+    """A record that cannot become an event. ``reason`` is a machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
+    """Build a typed event from a decoded record (Avro or JSON form, times in ms).
+
+    Fields whose default is ``None`` are optional; every other field is required.
+    Raises ``InvalidEvent`` (reason ``unknown_event_type`` or ``invalid_field``) when the
+    record does not fit; value rules (amounts > 0, …) are the engine's business.
+    """
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise InvalidEvent("unknown_event_type", f"unknown event type {event_type!r}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in record or record[f.name] is None:
+            if f.default is None:
+                continue
+            raise InvalidEvent("invalid_field", f"{event_type}: missing field {f.name!r}")
+        value = record[f.name]
+        nested = _NESTED.get((event_type, f.name))
+        if nested is not None:
+            if not isinstance(value, (list, tuple)):
+                raise InvalidEvent("invalid_field", f"{event_type}.{f.name} must be a list")
+            try:
+                value = tuple(
+                    item if isinstance(item, nested) else nested(**item) for item in value
+                )
+            except TypeError as exc:
+                raise InvalidEvent("invalid_field", f"{event_type}.{f.name}: {exc}") from exc
+        elif f.name == "level_shares_bps":
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def event_to_record(event: Event) -> dict[str, Any]:
+    """The plain-dict form of an event (the JSON form minus ``type``), times in ms."""
+    record: dict[str, Any] = {}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, tuple):
+            value = [
+                {g.name: getattr(item, g.name) for g in fields(item)}
+                if hasattr(item, "__dataclass_fields__")
+                else item
+                for item in value
+            ]
+        record[f.name] = value
+    return record
+
+
+__all__ = [
+    "Event",
+    "SharerEnrolled",
+    "PlanPublished",
+    "MinPayout",
+    "ClickRecorded",
+    "OrderPlaced",
+    "OrderLine",
+    "OrderCompleted",
+    "RefundIssued",
+    "RefundLine",
+    "SettlementRun",
+    "PayoutRequested",
+    "PayoutSettled",
+    "PayoutFailed",
+    "EVENT_TYPES",
+    "InvalidEvent",
+    "event_from_record",
+    "event_to_record",
+]

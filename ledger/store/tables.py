@@ -1,0 +1,198 @@
+"""SQLAlchemy Core tables, shared by every backend.
+
+Three groups:
+- journal (append-only, enforced by triggers): ``entries``, ``postings``, ``events``,
+  ``dead_letters``. Nothing here is ever updated or deleted.
+- reference state (mutable, rebuilt by replaying the journal's events): plans, sharers,
+  clicks, orders, refunds, payouts, settlement runs.
+- bookkeeping (mutable): ``parked`` (events waiting for a reference), ``chain_heads``
+  (the last link of each hash chain, for cheap appends), ``consumer_offsets``.
+
+Times are BIGINT milliseconds since the epoch (UTC); money is BIGINT minor units.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# --- journal: append-only -------------------------------------------------------------
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("chain", String(200), nullable=False),
+    Column("chain_seq", BigInteger, nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("ordinal", Integer, nullable=False),  # index among the entries of one event
+    Column("kind", String(40), nullable=False),
+    Column("rule", String(80), nullable=False),
+    Column("plan_id", String(200)),
+    Column("order_id", String(200)),
+    Column("payout_id", String(200)),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("chain", "chain_seq", name="uq_entries_chain_seq"),
+    UniqueConstraint("event_id", "ordinal", name="uq_entries_event_ordinal"),
+)
+Index("ix_entries_order", entries.c.order_id)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("entry_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ordinal", Integer, primary_key=True, autoincrement=False),
+    Column("account", String(300), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),  # copied from the entry for as-of sums
+)
+Index("ix_postings_account", postings.c.account, postings.c.currency, postings.c.occurred_at)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # arrival order
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("outcome", String(20), nullable=False),  # applied | rejected | parked (on arrival)
+    Column("payload", Text, nullable=False),  # canonical JSON form
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(200)),
+    Column("event_type", String(40)),
+    Column("source", String(300), nullable=False),
+    Column("reason", String(80), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON form, or hex of undecodable bytes
+    Column("recorded_at", BigInteger, nullable=False),
+)
+Index("ix_dead_letters_reason", dead_letters.c.reason)
+
+JOURNAL_TABLES = ("entries", "postings", "events", "dead_letters")
+
+# --- reference state: mutable --------------------------------------------------------
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("plan_id", String(200), primary_key=True),
+    Column("effective_from", BigInteger, nullable=False, unique=True),
+    Column("body", Text, nullable=False),  # JSON of the plan_published fields
+)
+
+sharers = Table(
+    "sharers",
+    metadata,
+    Column("sharer_id", String(200), primary_key=True),
+    Column("upline_id", String(200)),
+    Column("enrolled_at", BigInteger, nullable=False),
+)
+Index("ix_sharers_upline", sharers.c.upline_id)
+
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("click_id", String(200), primary_key=True),
+    Column("buyer_id", String(200), nullable=False),
+    Column("sharer_id", String(200), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("arrival", BigInteger, nullable=False),  # ties on time: first received wins
+)
+Index("ix_clicks_buyer", clicks.c.buyer_id, clicks.c.occurred_at)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(200), primary_key=True),
+    Column("buyer_id", String(200), nullable=False),
+    Column("merchant_id", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("plan_id", String(200)),
+    Column("levels", Text, nullable=False),  # JSON list of level sharer ids ([] = no commission)
+    Column("lines", Text, nullable=False),  # JSON: per line amount, rate, refunded
+    Column("posted", Text, nullable=False),  # JSON: commission currently posted per party
+    Column("completed_at", BigInteger),
+    Column("settled_by", String(200)),  # settlement run id, once settled
+    Column("settle_due", BigInteger),  # completed_at + frozen period, for the settlement scan
+)
+Index("ix_orders_settle_due", orders.c.settle_due)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("refund_id", String(200), primary_key=True),
+    Column("order_id", String(200), nullable=False),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("payout_id", String(200), primary_key=True),
+    Column("sharer_id", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),  # inflight | paid | failed | rejected
+)
+
+settlement_runs = Table(
+    "settlement_runs",
+    metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("as_of", BigInteger, nullable=False),
+)
+
+# --- bookkeeping ------------------------------------------------------------------------
+
+parked = Table(
+    "parked",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("waits_for", String(300), nullable=False),  # e.g. "order:O1", "sharer:S1"
+    Column("arrival", BigInteger, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("parked_at", BigInteger, nullable=False),
+)
+Index("ix_parked_waits_for", parked.c.waits_for)
+
+chain_heads = Table(
+    "chain_heads",
+    metadata,
+    Column("chain", String(200), primary_key=True),
+    Column("chain_seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(200), primary_key=True),
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
