@@ -171,6 +171,7 @@ parked = Table(
     metadata,
     Column("event_id", String(200), primary_key=True),
     Column("waits_for", String(300), nullable=False),  # e.g. "order:O1", "sharer:S1"
+    Column("subject", String(200)),  # the sharer a waiting enrollment would enroll
     Column("arrival", BigInteger, nullable=False),
     Column("type", String(40), nullable=False),
     Column("source", String(300), nullable=False),
@@ -178,6 +179,7 @@ parked = Table(
     Column("parked_at", BigInteger, nullable=False),
 )
 Index("ix_parked_waits_for", parked.c.waits_for)
+Index("ix_parked_subject", parked.c.subject)
 
 chain_heads = Table(
     "chain_heads",

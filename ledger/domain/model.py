@@ -1,0 +1,89 @@
+"""The reference state the rules read: sharers, clicks, orders, payouts.
+
+Plain data. Orders and payouts change as events apply; everything else is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.domain.events import Event
+from ledger.domain.money import Split
+
+
+@dataclass(frozen=True, slots=True)
+class Sharer:
+    sharer_id: str
+    upline_id: str | None
+    enrolled_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    click_id: str
+    buyer_id: str
+    sharer_id: str
+    occurred_at: int
+    arrival: int  # ledger arrival number: among equal times the first received wins
+
+
+@dataclass(slots=True)
+class Line:
+    line_id: str
+    amount: int
+    rate_bps: int  # the rate in force for this line (merchant's, else the plan default)
+    refunded: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.amount - self.refunded
+
+
+@dataclass(slots=True)
+class Order:
+    order_id: str
+    buyer_id: str
+    merchant_id: str
+    currency: str
+    occurred_at: int
+    plan_id: str | None  # None: the order earns nothing
+    levels: tuple[str, ...]  # level 1, 2, 3 sharer ids that exist; () = no commission
+    lines: dict[str, Line]
+    posted: Split  # commission currently posted per party
+    no_commission_reason: str | None = None
+    completed_at: int | None = None
+    settle_due: int | None = None  # completed_at + frozen period
+    settled_by: str | None = None  # settlement run id
+
+    @property
+    def earns(self) -> bool:
+        return bool(self.levels)
+
+    @property
+    def settled(self) -> bool:
+        return self.settled_by is not None
+
+
+PAYOUT_INFLIGHT = "inflight"
+PAYOUT_PAID = "paid"
+PAYOUT_FAILED = "failed"
+PAYOUT_REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class Payout:
+    payout_id: str
+    sharer_id: str
+    currency: str
+    amount: int
+    state: str  # inflight | paid | failed | rejected
+
+
+@dataclass(slots=True)
+class ParkedEvent:
+    """An event waiting for the reference named by ``waits_for`` (e.g. ``order:O1``)."""
+
+    event: Event
+    arrival: int
+    source: str
+    waits_for: str

@@ -1,0 +1,48 @@
+"""Commission arithmetic, exact: rational pools, floors only where SPEC §3 puts them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+BPS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One order's commission: the platform fee and each present level's share, in minor
+    units. The merchant is charged their sum; the rounding residue stays with it."""
+
+    fee: int
+    levels: tuple[int, ...]
+
+    @property
+    def merchant_charge(self) -> int:
+        return self.fee + sum(self.levels)
+
+    def minus(self, other: Split) -> Split:
+        """Per-party difference self − other (same number of levels)."""
+        return Split(
+            self.fee - other.fee,
+            tuple(a - b for a, b in zip(self.levels, other.levels, strict=True)),
+        )
+
+
+def pool(lines: list[tuple[int, int]]) -> Fraction:
+    """Σ amount × rate / 10000 over (amount, rate_bps) lines, exactly."""
+    return sum((Fraction(amount * rate, BPS) for amount, rate in lines), Fraction(0))
+
+
+def split(pool_amount: Fraction, fee_bps: int, shares_bps: tuple[int, ...]) -> Split:
+    """SPEC §3: fee = ⌊pool·fee/10⁴⌋, level_k = ⌊pool·(10⁴−fee)/10⁴·share_k/10⁴⌋.
+
+    ``shares_bps`` holds the shares of the levels that exist (1 to 3 of them): a missing
+    level is simply not computed, so it is never charged to the merchant.
+    """
+    fee = (pool_amount * fee_bps) // BPS
+    net = pool_amount * (BPS - fee_bps) / BPS
+    return Split(int(fee), tuple(int(net * share // BPS) for share in shares_bps))
+
+
+def zero_split(levels: int) -> Split:
+    return Split(0, (0,) * levels)

@@ -1,0 +1,358 @@
+"""The state one batch works on: a cache over a loader, recording what changed.
+
+The engine reads and changes state only through ``WorkingState``. Behind it a
+``StateLoader`` fetches what the cache lacks (from a database, in the service; nothing at
+all for a purely in-memory ledger). After the batch the service writes ``changes()``.
+Everything here is pure: no I/O of its own, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ledger.domain.events import SharerEnrolled
+from ledger.domain.model import Click, Order, ParkedEvent, Payout, Sharer
+from ledger.domain.plans import Plan, PlanBook
+
+
+class StateLoader(Protocol):
+    """Bulk look-ups of committed state. Each returns only what exists."""
+
+    def plans(self) -> list[Plan]: ...
+    def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]: ...
+    def clicks(self, ids: Iterable[str]) -> dict[str, Click]: ...
+    def clicks_of_buyers(self, buyer_ids: Iterable[str]) -> dict[str, list[Click]]: ...
+    def orders(self, ids: Iterable[str]) -> dict[str, Order]: ...
+    def orders_due(self, as_of: int) -> list[Order]: ...
+    def refunds(self, ids: Iterable[str]) -> set[str]: ...
+    def payouts(self, ids: Iterable[str]) -> dict[str, Payout]: ...
+    def runs(self, ids: Iterable[str]) -> set[str]: ...
+    def available(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]: ...
+    def processed(self, event_ids: Iterable[str]) -> set[str]: ...
+    def parked_for(self, refs: Iterable[str]) -> list[ParkedEvent]: ...
+    def waiting_enrollments(self, sharer_ids: Iterable[str]) -> dict[str, str | None]: ...
+
+
+class NothingLoader:
+    """A loader with nothing committed: the whole ledger lives in the WorkingState."""
+
+    def plans(self) -> list[Plan]:
+        return []
+
+    def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]:
+        return {}
+
+    def clicks(self, ids: Iterable[str]) -> dict[str, Click]:
+        return {}
+
+    def clicks_of_buyers(self, buyer_ids: Iterable[str]) -> dict[str, list[Click]]:
+        return {}
+
+    def orders(self, ids: Iterable[str]) -> dict[str, Order]:
+        return {}
+
+    def orders_due(self, as_of: int) -> list[Order]:
+        return []
+
+    def refunds(self, ids: Iterable[str]) -> set[str]:
+        return set()
+
+    def payouts(self, ids: Iterable[str]) -> dict[str, Payout]:
+        return {}
+
+    def runs(self, ids: Iterable[str]) -> set[str]:
+        return set()
+
+    def available(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        return {}
+
+    def processed(self, event_ids: Iterable[str]) -> set[str]:
+        return set()
+
+    def parked_for(self, refs: Iterable[str]) -> list[ParkedEvent]:
+        return []
+
+    def waiting_enrollments(self, sharer_ids: Iterable[str]) -> dict[str, str | None]:
+        return {}
+
+
+@dataclass
+class Changes:
+    """What a batch added or changed, for the service to write."""
+
+    plans: list[Plan] = field(default_factory=list)
+    sharers: list[Sharer] = field(default_factory=list)
+    clicks: list[Click] = field(default_factory=list)
+    new_orders: list[Order] = field(default_factory=list)
+    changed_orders: list[Order] = field(default_factory=list)
+    refunds: list[tuple[str, str]] = field(default_factory=list)  # (refund_id, order_id)
+    new_payouts: list[Payout] = field(default_factory=list)
+    changed_payouts: list[Payout] = field(default_factory=list)
+    runs: list[tuple[str, int]] = field(default_factory=list)  # (run_id, as_of)
+    parked: list[ParkedEvent] = field(default_factory=list)  # newly parked, still waiting
+    released: list[str] = field(default_factory=list)  # event ids no longer parked
+
+
+class WorkingState:
+    """Cache + unit of work. Absent keys are looked up once through the loader."""
+
+    def __init__(self, loader: StateLoader | None = None) -> None:
+        self._loader: StateLoader = loader or NothingLoader()
+        self.plans = PlanBook(self._loader.plans())
+        self._sharers: dict[str, Sharer | None] = {}
+        self._clicks: dict[str, Click | None] = {}
+        self._buyer_clicks: dict[str, list[Click]] = {}
+        self._orders: dict[str, Order | None] = {}
+        self._refunds: dict[str, bool] = {}
+        self._payouts: dict[str, Payout | None] = {}
+        self._runs: dict[str, bool] = {}
+        self._available: dict[tuple[str, str], int] = {}
+        self._processed: dict[str, bool] = {}
+        self._waiting: dict[str, str | None | bool] = {}  # sharer -> upline; False = none
+        self._parked: dict[str, list[ParkedEvent]] = {}  # ref -> waiting events (loaded)
+        self._delta: dict[tuple[str, str], int] = defaultdict(int)  # available moves, unloaded
+        self._changes = Changes()
+        self._new_order_ids: set[str] = set()
+        self._new_payout_ids: set[str] = set()
+        self._changed_order_ids: set[str] = set()
+        self._changed_payout_ids: set[str] = set()
+
+    # --- prefetch: one bulk look-up per kind instead of one per event --------------------
+
+    def prefetch(
+        self,
+        *,
+        sharers: Iterable[str] = (),
+        clicks: Iterable[str] = (),
+        buyers: Iterable[str] = (),
+        orders: Iterable[str] = (),
+        refunds: Iterable[str] = (),
+        payouts: Iterable[str] = (),
+        runs: Iterable[str] = (),
+        processed: Iterable[str] = (),
+    ) -> None:
+        self._fill(self._sharers, sharers, self._loader.sharers)
+        self._fill(self._clicks, clicks, self._loader.clicks)
+        self._fill(self._orders, orders, self._loader.orders)
+        self._fill(self._payouts, payouts, self._loader.payouts)
+        self._fill_set(self._refunds, refunds, self._loader.refunds)
+        self._fill_set(self._runs, runs, self._loader.runs)
+        self._fill_set(self._processed, processed, self._loader.processed)
+        missing = [b for b in set(buyers) if b not in self._buyer_clicks]
+        if missing:
+            found = self._loader.clicks_of_buyers(missing)
+            for buyer in missing:
+                self._buyer_clicks[buyer] = sorted(
+                    found.get(buyer, []), key=lambda c: (c.occurred_at, c.arrival)
+                )
+
+    @staticmethod
+    def _fill(cache: dict, keys: Iterable[str], load) -> None:  # type: ignore[no-untyped-def]
+        missing = [k for k in set(keys) if k not in cache]
+        if missing:
+            found = load(missing)
+            for key in missing:
+                cache[key] = found.get(key)
+
+    @staticmethod
+    def _fill_set(cache: dict, keys: Iterable[str], load) -> None:  # type: ignore[no-untyped-def]
+        missing = [k for k in set(keys) if k not in cache]
+        if missing:
+            found = load(missing)
+            for key in missing:
+                cache[key] = key in found
+
+    # --- idempotency --------------------------------------------------------------------
+
+    def is_processed(self, event_id: str) -> bool:
+        self._fill_set(self._processed, (event_id,), self._loader.processed)
+        return self._processed[event_id]
+
+    def mark_processed(self, event_id: str) -> None:
+        self._processed[event_id] = True
+
+    # --- plans ----------------------------------------------------------------------------
+
+    def add_plan(self, plan: Plan) -> None:
+        self.plans.add(plan)
+        self._changes.plans.append(plan)
+
+    # --- sharers ----------------------------------------------------------------------------
+
+    def sharer(self, sharer_id: str) -> Sharer | None:
+        self._fill(self._sharers, (sharer_id,), self._loader.sharers)
+        return self._sharers[sharer_id]
+
+    def add_sharer(self, sharer: Sharer) -> None:
+        self._sharers[sharer.sharer_id] = sharer
+        self._waiting[sharer.sharer_id] = False
+        self._changes.sharers.append(sharer)
+
+    def waiting_upline(self, sharer_id: str) -> tuple[bool, str | None]:
+        """(is an enrollment of this sharer waiting, its upline)."""
+        if sharer_id not in self._waiting:
+            found = self._loader.waiting_enrollments((sharer_id,))
+            self._waiting[sharer_id] = found[sharer_id] if sharer_id in found else False
+        value = self._waiting[sharer_id]
+        if value is False:
+            return False, None
+        return True, value  # type: ignore[return-value]
+
+    # --- clicks ---------------------------------------------------------------------------
+
+    def click(self, click_id: str) -> Click | None:
+        self._fill(self._clicks, (click_id,), self._loader.clicks)
+        return self._clicks[click_id]
+
+    def clicks_of(self, buyer_id: str) -> list[Click]:
+        """The buyer's clicks ordered by (time, arrival)."""
+        self.prefetch(buyers=(buyer_id,))
+        return self._buyer_clicks[buyer_id]
+
+    def add_click(self, click: Click) -> None:
+        self._clicks[click.click_id] = click
+        clicks = self.clicks_of(click.buyer_id)
+        clicks.append(click)
+        if len(clicks) > 1 and (clicks[-2].occurred_at, clicks[-2].arrival) > (
+            click.occurred_at,
+            click.arrival,
+        ):
+            clicks.sort(key=lambda c: (c.occurred_at, c.arrival))
+        self._changes.clicks.append(click)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    def order(self, order_id: str) -> Order | None:
+        self._fill(self._orders, (order_id,), self._loader.orders)
+        return self._orders[order_id]
+
+    def add_order(self, order: Order) -> None:
+        self._orders[order.order_id] = order
+        self._new_order_ids.add(order.order_id)
+        self._changes.new_orders.append(order)
+
+    def order_changed(self, order: Order) -> None:
+        if order.order_id in self._new_order_ids or order.order_id in self._changed_order_ids:
+            return
+        self._changed_order_ids.add(order.order_id)
+        self._changes.changed_orders.append(order)
+
+    def orders_due(self, as_of: int) -> list[Order]:
+        """Completed, unsettled, commission-earning orders due by ``as_of``, by order id.
+
+        Cached versions win over committed ones: they carry this batch's changes.
+        """
+        due: dict[str, Order] = {}
+        for order in self._loader.orders_due(as_of):
+            cached = self._orders.get(order.order_id)
+            if order.order_id not in self._orders:
+                self._orders[order.order_id] = order
+                cached = order
+            if cached is not None:
+                due[order.order_id] = cached
+        for order in self._orders.values():
+            if order is not None:
+                due.setdefault(order.order_id, order)
+        return sorted(
+            (
+                o
+                for o in due.values()
+                if o.earns and not o.settled and o.settle_due is not None and o.settle_due <= as_of
+            ),
+            key=lambda o: o.order_id,
+        )
+
+    # --- refunds, runs ----------------------------------------------------------------------
+
+    def refund_seen(self, refund_id: str) -> bool:
+        self._fill_set(self._refunds, (refund_id,), self._loader.refunds)
+        return self._refunds[refund_id]
+
+    def add_refund(self, refund_id: str, order_id: str) -> None:
+        self._refunds[refund_id] = True
+        self._changes.refunds.append((refund_id, order_id))
+
+    def run_seen(self, run_id: str) -> bool:
+        self._fill_set(self._runs, (run_id,), self._loader.runs)
+        return self._runs[run_id]
+
+    def add_run(self, run_id: str, as_of: int) -> None:
+        self._runs[run_id] = True
+        self._changes.runs.append((run_id, as_of))
+
+    # --- payouts, balances ------------------------------------------------------------------
+
+    def payout(self, payout_id: str) -> Payout | None:
+        self._fill(self._payouts, (payout_id,), self._loader.payouts)
+        return self._payouts[payout_id]
+
+    def add_payout(self, payout: Payout) -> None:
+        self._payouts[payout.payout_id] = payout
+        self._new_payout_ids.add(payout.payout_id)
+        self._changes.new_payouts.append(payout)
+
+    def payout_changed(self, payout: Payout) -> None:
+        pid = payout.payout_id
+        if pid in self._new_payout_ids or pid in self._changed_payout_ids:
+            return
+        self._changed_payout_ids.add(pid)
+        self._changes.changed_payouts.append(payout)
+
+    def available(self, sharer_id: str, currency: str) -> int:
+        key = (sharer_id, currency)
+        if key not in self._available:
+            base = self._loader.available((key,)).get(key, 0)
+            self._available[key] = base + self._delta.pop(key, 0)
+        return self._available[key]
+
+    def move_available(self, sharer_id: str, currency: str, amount: int) -> None:
+        """Record a change of a sharer's available balance made by this batch."""
+        key = (sharer_id, currency)
+        if key in self._available:
+            self._available[key] += amount
+        else:
+            self._delta[key] += amount
+
+    # --- parking ----------------------------------------------------------------------------
+
+    def park(self, parked: ParkedEvent) -> None:
+        self.waiting_for(parked.waits_for).append(parked)
+        self._changes.parked.append(parked)
+        event = parked.event
+        if isinstance(event, SharerEnrolled):
+            self._waiting[event.sharer_id] = event.upline_id
+
+    def waiting_for(self, ref: str) -> list[ParkedEvent]:
+        """Events waiting for ``ref``: committed ones (loaded once) and this batch's."""
+        if ref not in self._parked:
+            self._parked[ref] = sorted(self._loader.parked_for((ref,)), key=lambda p: p.arrival)
+        return self._parked[ref]
+
+    def release(self, ref: str) -> list[ParkedEvent]:
+        """Take every event waiting for ``ref``, in arrival order."""
+        waiting = self.waiting_for(ref)
+        self._parked[ref] = []
+        newly = {id(p) for p in self._changes.parked}
+        for parked in waiting:
+            if id(parked) in newly:
+                self._changes.parked.remove(parked)
+            else:
+                self._changes.released.append(parked.event.event_id)
+            event = parked.event
+            if isinstance(event, SharerEnrolled):
+                self._waiting[event.sharer_id] = False
+        return waiting
+
+    def changes(self) -> Changes:
+        return self._changes
+
+    def reset_changes(self) -> None:
+        """Forget what was recorded (after the service wrote it), keep the cache."""
+        self._changes = Changes()
+        self._new_order_ids.clear()
+        self._new_payout_ids.clear()
+        self._changed_order_ids.clear()
+        self._changed_payout_ids.clear()

@@ -1,0 +1,188 @@
+"""Value checks every event must pass before any rule reads it.
+
+``problem(event)`` returns None for a well-formed event, else a ``(reason, message)``
+pair. Reasons are machine-readable codes (docs/reasons.md); messages name the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ledger.domain.events import (
+    ClickRecorded,
+    Event,
+    OrderCompleted,
+    OrderPlaced,
+    PayoutFailed,
+    PayoutRequested,
+    PayoutSettled,
+    PlanPublished,
+    RefundIssued,
+    SettlementRun,
+    SharerEnrolled,
+)
+
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_ID = 200
+MAX_AMOUNT = 10**15  # minor units; far above any real order, far below int64 overflow
+MAX_DAYS = 3650
+
+Problem = tuple[str, str]
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _int(value: object, name: str, low: int, high: int) -> None:
+    if type(value) is not int:
+        raise _Invalid(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise _Invalid(f"{name} must be in [{low}, {high}], got {value}")
+
+
+def _id(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        raise _Invalid(f"{name} must be a non-empty string of at most {MAX_ID} characters")
+
+
+def _optional_id(value: object, name: str) -> None:
+    if value is not None:
+        _id(value, name)
+
+
+def _currency(value: object, name: str = "currency") -> None:
+    if not isinstance(value, str) or not CURRENCY.match(value):
+        raise _Invalid(f"{name} must be an ISO 4217 code like CNY, got {value!r}")
+
+
+def _common(event: Event) -> None:
+    _id(event.event_id, "event_id")
+    _int(event.occurred_at, "occurred_at", 0, 2**53)
+    if not isinstance(event.producer, str):
+        raise _Invalid("producer must be a string")
+
+
+def _enrolled(e: SharerEnrolled) -> None:
+    _id(e.sharer_id, "sharer_id")
+    _optional_id(e.upline_id, "upline_id")
+
+
+def _plan(e: PlanPublished) -> None:
+    _id(e.plan_id, "plan_id")
+    _int(e.effective_from, "effective_from", 0, 2**53)
+    _int(e.default_rate_bps, "default_rate_bps", 0, 10_000)
+    _int(e.platform_fee_bps, "platform_fee_bps", 0, 10_000)
+    if len(e.level_shares_bps) != 3:
+        raise _Invalid(f"level_shares_bps must hold 3 values, got {len(e.level_shares_bps)}")
+    for k, share in enumerate(e.level_shares_bps, 1):
+        _int(share, f"level_shares_bps[{k}]", 0, 10_000)
+    if sum(e.level_shares_bps) > 10_000:
+        raise _Invalid(f"level shares sum to {sum(e.level_shares_bps)} bps, more than 10000")
+    _int(e.frozen_days, "frozen_days", 0, MAX_DAYS)
+    _int(e.attribution_window_days, "attribution_window_days", 0, MAX_DAYS)
+    if type(e.self_purchase_allowed) is not bool:
+        raise _Invalid("self_purchase_allowed must be a boolean")
+    seen: set[str] = set()
+    for m in e.min_payouts:
+        _currency(m.currency, "min_payouts.currency")
+        _int(m.amount, f"min_payouts[{m.currency}].amount", 0, MAX_AMOUNT)
+        if m.currency in seen:
+            raise _Invalid(f"min_payouts lists {m.currency} twice")
+        seen.add(m.currency)
+
+
+def _click(e: ClickRecorded) -> None:
+    for name in ("click_id", "sharer_id", "buyer_id", "product_id"):
+        _id(getattr(e, name), name)
+
+
+def _order(e: OrderPlaced) -> None:
+    for name in ("order_id", "buyer_id", "merchant_id"):
+        _id(getattr(e, name), name)
+    _currency(e.currency)
+    _optional_id(e.click_id, "click_id")
+    if not e.lines:
+        raise _Invalid("an order needs at least one line")
+    seen: set[str] = set()
+    for line in e.lines:
+        _id(line.line_id, "lines.line_id")
+        if line.line_id in seen:
+            raise _Invalid(f"line {line.line_id!r} appears twice")
+        seen.add(line.line_id)
+        _id(line.product_id, f"lines[{line.line_id}].product_id")
+        _int(line.quantity, f"lines[{line.line_id}].quantity", 0, 10**9)
+        _int(line.amount, f"lines[{line.line_id}].amount", 0, MAX_AMOUNT)
+        if line.merchant_rate_bps is not None:
+            _int(line.merchant_rate_bps, f"lines[{line.line_id}].merchant_rate_bps", 0, 10_000)
+
+
+def _completed(e: OrderCompleted) -> None:
+    _id(e.order_id, "order_id")
+    _id(e.buyer_id, "buyer_id")
+
+
+def _refund(e: RefundIssued) -> None:
+    for name in ("refund_id", "order_id", "buyer_id"):
+        _id(getattr(e, name), name)
+    if not e.lines:
+        raise _Invalid("a refund needs at least one line")
+    seen: set[str] = set()
+    for line in e.lines:
+        _id(line.line_id, "lines.line_id")
+        if line.line_id in seen:
+            raise _Invalid(f"line {line.line_id!r} appears twice")
+        seen.add(line.line_id)
+        if type(line.amount) is not int:
+            raise _Invalid(f"lines[{line.line_id}].amount must be an integer")
+
+
+def _run(e: SettlementRun) -> None:
+    _id(e.run_id, "run_id")
+    _int(e.as_of, "as_of", 0, 2**53)
+
+
+def _payout_requested(e: PayoutRequested) -> None:
+    _id(e.payout_id, "payout_id")
+    _id(e.sharer_id, "sharer_id")
+    _currency(e.currency)
+    if type(e.amount) is not int:
+        raise _Invalid("amount must be an integer")
+
+
+def _payout_ended(e: PayoutSettled | PayoutFailed) -> None:
+    _id(e.payout_id, "payout_id")
+    _id(e.sharer_id, "sharer_id")
+    if e.currency is not None:
+        _currency(e.currency)
+    if e.amount is not None and type(e.amount) is not int:
+        raise _Invalid("amount must be an integer")
+
+
+_CHECKS: dict[type, Callable] = {  # type: ignore[type-arg]
+    SharerEnrolled: _enrolled,
+    PlanPublished: _plan,
+    ClickRecorded: _click,
+    OrderPlaced: _order,
+    OrderCompleted: _completed,
+    RefundIssued: _refund,
+    SettlementRun: _run,
+    PayoutRequested: _payout_requested,
+    PayoutSettled: _payout_ended,
+    PayoutFailed: _payout_ended,
+}
+
+
+def problem(event: Event) -> Problem | None:
+    """None when ``event`` is well formed, else ("invalid_value", what is wrong)."""
+    try:
+        _common(event)
+        check = _CHECKS.get(type(event))
+        if check is None:
+            return ("unknown_event_type", f"no rules for {type(event).__name__}")
+        check(event)
+    except _Invalid as bad:
+        return ("invalid_value", bad.message)
+    return None
