@@ -1,0 +1,283 @@
+"""The journal's hash chains and their verification, as pure functions (no SQL, no clock).
+
+Chains
+------
+The journal is a set of independent hash chains, one per writer partition (the service
+names them, e.g. ``"ledger.orders/3"`` or ``"file"``), so that writers running side by side
+never contend on one head. Entry number ``k`` of chain ``C`` (``chain_seq`` 1, 2, 3 …)
+links to entry ``k - 1`` of the same chain; entry #1 links to :data:`GENESIS`::
+
+    hash(C, k) = sha256_hex( prev_hash  ‖  canonical_entry_bytes(C, k, entry) )
+
+``prev_hash`` is the 64 ASCII hex characters of the previous link (fixed length, so the
+concatenation is unambiguous).
+
+Canonical bytes (version 1)
+---------------------------
+The canonical form of an entry is the UTF-8 (in fact pure ASCII) encoding of this JSON
+object, written with sorted keys, no whitespace (``separators=(",", ":")``) and every
+non-ASCII character escaped as ``\\uXXXX`` (``ensure_ascii``)::
+
+    {"chain": str, "chain_seq": int, "event_id": str, "kind": str, "occurred_at": int,
+     "order_id": str|null, "ordinal": int, "payout_id": str|null, "plan_id": str|null,
+     "postings": [[account, currency, amount], …],   # in the entry's order
+     "rule": str, "v": 1}
+
+JSON string escaping makes every field boundary unambiguous, and integers are written in
+plain decimal, so equal entries give equal bytes and different entries different bytes.
+
+Deliberately **not** hashed: the global ``seq`` (allocated from a shared counter, so it
+differs between two runs with several writers) and ``recorded_at`` (wall-clock time of the
+write). Re-ingesting the same events into the same chains therefore reproduces the same
+hashes and the same :func:`ledger_head`. ``verify`` still checks that ``seq`` grows with
+``chain_seq`` inside a chain, so rows cannot be reordered by swapping their seqs.
+
+Limits
+------
+Removing the last N entries of a chain *and* rewinding its ``chain_heads`` row (or
+appending forged entries with correctly computed hashes and advancing the head) cannot
+be detected from inside the database. That is why verify reports the ledger head: an
+auditor records it outside the database and later passes it back as ``expect_head``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
+
+GENESIS = "0" * 64
+CANONICAL_VERSION = 1
+
+
+def canonical_entry_bytes(chain: str, chain_seq: int, entry: JournalEntry) -> bytes:
+    """The version-1 canonical byte form of ``entry`` at position ``chain_seq`` of ``chain``.
+
+    Raises TypeError when a field has the wrong type (a bool or float where an int is due),
+    so that two different values can never serialise alike.
+    """
+    if not isinstance(chain, str):
+        raise TypeError(f"chain must be a str, not {chain!r}")
+    _require_int("chain_seq", chain_seq)
+    validate_entry(entry)
+    postings = [[p.account, p.currency, p.amount] for p in entry.postings]
+    body = {
+        "v": CANONICAL_VERSION,
+        "chain": chain,
+        "chain_seq": chain_seq,
+        "event_id": entry.event_id,
+        "ordinal": entry.ordinal,
+        "kind": entry.kind,
+        "rule": entry.rule,
+        "plan_id": entry.plan_id,
+        "order_id": entry.order_id,
+        "payout_id": entry.payout_id,
+        "occurred_at": entry.occurred_at,
+        "postings": postings,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )
+
+
+def validate_entry(entry: JournalEntry) -> None:
+    """Raise TypeError unless every field has exactly its declared type (str, int, None)."""
+    for name in ("event_id", "kind", "rule"):
+        if not isinstance(getattr(entry, name), str):
+            raise TypeError(f"{name} must be a str, not {getattr(entry, name)!r}")
+    for name in ("plan_id", "order_id", "payout_id"):
+        value = getattr(entry, name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str or None, not {value!r}")
+    _require_int("ordinal", entry.ordinal)
+    _require_int("occurred_at", entry.occurred_at)
+    if not isinstance(entry.postings, tuple | list):
+        raise TypeError(f"postings must be a tuple, not {type(entry.postings).__name__}")
+    for posting in entry.postings:
+        if not isinstance(posting.account, str) or not isinstance(posting.currency, str):
+            raise TypeError(f"posting account and currency must be str: {posting!r}")
+        _require_int("amount", posting.amount)
+
+
+def _require_int(name: str, value: object) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {value!r}")
+
+
+def link_hash(prev_hash: str, chain: str, chain_seq: int, entry: JournalEntry) -> str:
+    """sha256 hex of ``prev_hash`` (64 ASCII hex chars) followed by the canonical bytes."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_entry_bytes(chain, chain_seq, entry))
+    return digest.hexdigest()
+
+
+def ledger_head(heads: Mapping[str, tuple[int, str]]) -> str:
+    """One digest over every chain's last link: sha256 hex of GENESIS followed by the
+    canonical JSON list ``[[chain, chain_seq, hash], …]`` sorted by chain (code points).
+
+    An empty ledger gives ``sha256(GENESIS + "[]")``; the value does not depend on the
+    database, the global seqs or the record times.
+    """
+    items = [[chain, seq, digest] for chain, (seq, digest) in sorted(heads.items())]
+    payload = json.dumps(items, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return hashlib.sha256(GENESIS.encode("ascii") + payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verify found. ``ok`` is True only when no problem was found.
+
+    ``first_bad_seq`` is the global seq of the lowest-seq row that fails a check (for a
+    removed row, the row right after the gap), or None when the problem is not a row
+    (a chain head table disagreement, a head differing from ``expect_head``).
+    """
+
+    ok: bool
+    entries_checked: int
+    chains: dict[str, tuple[int, str]]  # chain -> (last chain_seq, last hash) in the journal
+    head: str  # ledger_head(chains)
+    first_bad_seq: int | None = None
+    chain_of_bad: str | None = None
+    problem: str | None = None
+    problems_found: int = 0
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One stored entry with its postings, as verify reads it back."""
+
+    seq: int
+    chain: str
+    chain_seq: int
+    prev_hash: str
+    hash: str
+    entry: JournalEntry
+    posting_times: tuple[int, ...] = ()  # occurred_at of each stored posting
+
+
+@dataclass
+class _ChainState:
+    chain_seq: int = 0
+    hash: str = GENESIS
+    seq: int = -1
+
+
+@dataclass
+class ChainChecker:
+    """Feeds on stored rows in (chain, chain_seq) order and remembers the first problem.
+
+    ``stored_heads`` is the chain_heads table (chain -> (chain_seq, hash)). Problems are
+    ranked by global seq; head-table problems (which have no row) rank after row problems.
+    """
+
+    stored_heads: Mapping[str, tuple[int, str]]
+    chains: dict[str, _ChainState] = field(default_factory=dict)
+    entries_checked: int = 0
+    problems_found: int = 0
+    _best: tuple[float, int | None, str, str] | None = None
+
+    def feed(self, row: EntryRow) -> None:
+        self.entries_checked += 1
+        state = self.chains.setdefault(row.chain, _ChainState())
+        problem = self._row_problem(row, state)
+        if problem is not None:
+            self._note(row.seq, row.chain, problem)
+        if row.chain_seq > state.chain_seq:
+            state.chain_seq, state.hash, state.seq = row.chain_seq, row.hash, row.seq
+
+    def note_orphan_posting(self, entry_seq: int) -> None:
+        self._note(
+            entry_seq, None, f"postings of seq {entry_seq} have no entry: an entry was "
+            "removed or postings were forged"
+        )
+
+    def report(self, expect_head: str | None = None) -> VerifyReport:
+        self._check_heads()
+        heads = {c: (s.chain_seq, s.hash) for c, s in self.chains.items()}
+        head = ledger_head(heads)
+        if expect_head is not None and head != expect_head and self._best is None:
+            self._note(None, None, f"ledger head {head} differs from the expected {expect_head}")
+        best = self._best
+        return VerifyReport(
+            ok=best is None,
+            entries_checked=self.entries_checked,
+            chains=heads,
+            head=head,
+            first_bad_seq=None if best is None else best[1],
+            chain_of_bad=None if best is None else (best[2] or None),
+            problem=None if best is None else best[3],
+            problems_found=self.problems_found,
+        )
+
+    def _row_problem(self, row: EntryRow, state: _ChainState) -> str | None:
+        where = f"seq {row.seq} (chain {row.chain} #{row.chain_seq})"
+        if row.chain_seq <= state.chain_seq:
+            return f"duplicate/extra row at {where}: chain position already taken"
+        if row.chain_seq != state.chain_seq + 1:
+            return (
+                f"gap in chain {row.chain} after #{state.chain_seq}: a row was removed "
+                f"(next row is {where})"
+            )
+        if row.seq <= state.seq:
+            return (
+                f"rows reordered at {where}: its seq is not after the seq {state.seq} of "
+                f"#{state.chain_seq}"
+            )
+        stored_head = self.stored_heads.get(row.chain)
+        if stored_head is None or row.chain_seq > stored_head[0]:
+            return f"extra row at {where}: beyond the chain head table"
+        if link_hash(row.prev_hash, row.chain, row.chain_seq, row.entry) != row.hash:
+            return f"hash mismatch at {where}: row altered"
+        if row.prev_hash != state.hash:
+            return (
+                f"broken link at {where}: prev_hash is not the hash of #{state.chain_seq}; "
+                "a row before it was altered or replaced"
+            )
+        try:
+            row.entry.check_balanced()
+        except UnbalancedEntry:
+            return f"postings of seq {row.seq} do not balance ({where})"
+        if any(t != row.entry.occurred_at for t in row.posting_times):
+            return f"posting occurred_at differs from its entry at {where}: posting altered"
+        return None
+
+    def _check_heads(self) -> None:
+        for chain, (head_seq, head_hash) in sorted(self.stored_heads.items()):
+            state = self.chains.get(chain, _ChainState())
+            if (state.chain_seq, state.hash) != (head_seq, head_hash):
+                self._note(
+                    None,
+                    chain,
+                    f"chain head table says {chain} #{head_seq}/{head_hash} but the journal "
+                    f"ends at #{state.chain_seq}/{state.hash}",
+                )
+        # A chain with rows but no head row is reported row by row ("extra row").
+
+    def _note(self, seq: int | None, chain: str | None, problem: str) -> None:
+        self.problems_found += 1
+        rank = (float("inf") if seq is None else float(seq), seq, chain or "", problem)
+        if self._best is None or rank[0] < self._best[0]:
+            self._best = rank
+
+
+def entry_from_row(
+    row: Mapping[str, object], postings: Iterable[Mapping[str, object]]
+) -> JournalEntry:
+    """Rebuild a JournalEntry from an ``entries`` row and its ``postings`` rows in order."""
+    return JournalEntry(
+        event_id=row["event_id"],  # type: ignore[arg-type]
+        ordinal=row["ordinal"],  # type: ignore[arg-type]
+        kind=row["kind"],  # type: ignore[arg-type]
+        rule=row["rule"],  # type: ignore[arg-type]
+        occurred_at=row["occurred_at"],  # type: ignore[arg-type]
+        postings=tuple(
+            Posting(p["account"], p["currency"], p["amount"])  # type: ignore[arg-type]
+            for p in postings
+        ),
+        plan_id=row["plan_id"],  # type: ignore[arg-type]
+        order_id=row["order_id"],  # type: ignore[arg-type]
+        payout_id=row["payout_id"],  # type: ignore[arg-type]
+    )

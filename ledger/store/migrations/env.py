@@ -1,0 +1,58 @@
+"""Alembic environment for the ledger schema.
+
+Run programmatically by ``ledger.store.base.run_migrations``, which passes an open
+Connection already inside a transaction (``config.attributes["connection"]``), so the
+whole upgrade commits or rolls back as one. For developers, ``alembic -c
+ledger/store/alembic.ini …`` works too: the URL then comes from ``LEDGER_DB_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from ledger.store.tables import metadata
+
+# Tables that exist outside tables.metadata on purpose (SQLite's id counters).
+EXTRA_TABLES = {"ledger_counters"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and name in EXTRA_TABLES)
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        include_object=include_object,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = os.environ.get("LEDGER_DB_URL") or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set LEDGER_DB_URL to the database to migrate")
+    # Through the store's engine, so SQLite gets BEGIN IMMEDIATE and PG the advisory lock.
+    from ledger.store.base import open_store
+
+    store = open_store(url, migrate=False)
+    try:
+        with store.begin() as conn:
+            store._impl.lock_for_migration(conn)
+            _run(conn)
+    finally:
+        store.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) migrations are not supported; run them online")
+run_migrations_online()

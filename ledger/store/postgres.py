@@ -1,0 +1,150 @@
+"""PostgreSQL specifics: engine, id sequences, COPY, and the append-only trigger DDL.
+
+Several consumer processes write side by side, so nothing here takes a global lock: ids
+come from real sequences (``nextval`` never blocks another transaction) and each hash
+chain has its own head row (locked by the writers of that chain only).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import URL
+
+from ledger.store.tables import JOURNAL_TABLES
+
+# counter name -> sequence. NO CACHE (the default CACHE 1) on purpose: with a per-session
+# cache two sessions hand out interleaved blocks, and the seqs of one chain (allocated
+# under that chain's head lock) would no longer grow with chain_seq, which verify checks.
+SEQUENCES = {
+    "entries": "ledger_entries_seq",
+    "events": "ledger_events_seq",
+    "dead_letters": "ledger_dead_letters_seq",
+    "arrival": "ledger_arrival_seq",
+}
+
+# Serialises concurrent `open_store(migrate=True)` calls on one fresh database.
+MIGRATION_LOCK_KEY = 0x1ED6E4  # arbitrary constant, unique to this application
+
+insert = pg_insert
+
+
+def make_engine(url: URL) -> Engine:
+    """psycopg2 only: COPY goes through its ``copy_expert``."""
+    if url.get_driver_name() != "psycopg2":
+        raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def lock_for_migration(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def allocate(conn: Connection, name: str, n: int) -> list[int]:
+    sequence = SEQUENCES[name]
+    rows = conn.execute(
+        text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)"), {"n": n}
+    )
+    return sorted(int(value) for (value,) in rows)
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY ``rows`` into ``table`` (text format) inside the connection's transaction.
+
+    Every column of ``table`` is sent; a key missing from a row is NULL.
+    """
+    columns = [c.name for c in table.columns]
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_text(row.get(name)) for name in columns))
+        buffer.write("\n")
+    buffer.seek(0)
+    column_list = ", ".join(f'"{name}"' for name in columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
+    try:
+        cursor.copy_expert(f'COPY "{table.name}" ({column_list}) FROM STDIN', buffer)
+    finally:
+        cursor.close()
+
+
+def _copy_text(value: object) -> str:
+    """One field in COPY text format: \\N is NULL; backslash and control chars escaped."""
+    if value is None:
+        return r"\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    raise TypeError(f"cannot COPY a {type(value).__name__}: {value!r}")
+
+
+# --- DDL, used by the migrations -------------------------------------------------------
+
+REFUSE_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- SQLSTATE 23001 (restrict_violation): drivers report an integrity error, as SQLite does.
+    RAISE EXCEPTION 'journal table % is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = '23001';
+END
+$$
+"""
+
+HEADS_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_heads_forward_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.chain = OLD.chain AND NEW.chain_seq >= OLD.chain_seq THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'chain_heads only move forward: % refused', TG_OP
+        USING ERRCODE = '23001';
+END
+$$
+"""
+
+
+def upgrade_ddl() -> list[str]:
+    """Sequences, the refusing trigger function and its triggers on every journal table."""
+    statements = [f"CREATE SEQUENCE IF NOT EXISTS {name}" for name in SEQUENCES.values()]
+    statements += [REFUSE_FUNCTION, HEADS_FUNCTION]
+    for table in JOURNAL_TABLES:
+        statements.append(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
+        )
+        statements.append(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+        )
+    statements.append(
+        "CREATE TRIGGER chain_heads_forward_only BEFORE UPDATE OR DELETE ON chain_heads "
+        "FOR EACH ROW EXECUTE FUNCTION ledger_heads_forward_only()"
+    )
+    statements.append(
+        "CREATE TRIGGER chain_heads_no_truncate BEFORE TRUNCATE ON chain_heads "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_heads_forward_only()"
+    )
+    return statements
+
+
+def downgrade_ddl() -> list[str]:
+    """Run after the tables are dropped (dropping a table drops its triggers)."""
+    statements = [
+        "DROP FUNCTION IF EXISTS ledger_refuse_change()",
+        "DROP FUNCTION IF EXISTS ledger_heads_forward_only()",
+    ]
+    statements += [f"DROP SEQUENCE IF EXISTS {name}" for name in SEQUENCES.values()]
+    return statements

@@ -1,0 +1,120 @@
+"""SQLite specifics: engine setup, counters, executemany inserts, append-only triggers.
+
+SQLite has a single writer per database file. Every write transaction starts with
+``BEGIN IMMEDIATE`` so it takes the write lock up front: two processes on one file then
+queue on ``busy_timeout`` instead of failing with "database is locked" when a deferred
+reader tries to upgrade to a writer. Read transactions (``Store.read``) use a plain
+deferred ``BEGIN``, which in WAL mode reads a consistent snapshot without blocking writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
+
+from ledger.store.tables import JOURNAL_TABLES
+
+BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "ledger_read_only"  # execution option: begin a deferred transaction
+
+COUNTER_NAMES = ("entries", "events", "dead_letters", "arrival")
+
+# Not in tables.metadata: PostgreSQL uses sequences instead. One row per counter is no
+# contention problem here, because SQLite serialises writers anyway.
+COUNTERS_TABLE = "ledger_counters"
+
+insert = sqlite_insert
+
+
+def make_engine(url: URL) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (which would not BEGIN
+        # before SELECTs or DDL); SQLAlchemy's "begin" event below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def lock_for_migration(conn: Connection) -> None:
+    """Nothing to do: BEGIN IMMEDIATE already holds the database's write lock."""
+
+
+def allocate(conn: Connection, name: str, n: int) -> list[int]:
+    """Reserve ``n`` ids by advancing the counter row; the write lock is already held."""
+    last = conn.execute(
+        text(
+            f"UPDATE {COUNTERS_TABLE} SET next_value = next_value + :n "
+            "WHERE name = :name RETURNING next_value"
+        ),
+        {"n": n, "name": name},
+    ).scalar_one()
+    first = int(last) - n
+    return list(range(first, first + n))
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """executemany of one INSERT; a column missing from a row is NULL."""
+    columns = [c.name for c in table.columns]
+    conn.execute(table.insert(), [{name: row.get(name) for name in columns} for row in rows])
+
+
+# --- DDL, used by the migrations -------------------------------------------------------
+
+
+def upgrade_ddl() -> list[str]:
+    statements = [
+        f"CREATE TABLE {COUNTERS_TABLE} (name VARCHAR(40) NOT NULL PRIMARY KEY, "
+        + "next_value BIGINT NOT NULL)"
+    ]
+    statements += [
+        f"INSERT INTO {COUNTERS_TABLE} (name, next_value) VALUES ('{name}', 1)"
+        for name in COUNTER_NAMES
+    ]
+    for table in JOURNAL_TABLES:
+        for op in ("UPDATE", "DELETE"):
+            statements.append(trigger_ddl(table, op))
+    statements.append(
+        "CREATE TRIGGER chain_heads_forward_only BEFORE UPDATE ON chain_heads "
+        "WHEN NEW.chain <> OLD.chain OR NEW.chain_seq < OLD.chain_seq BEGIN "
+        "SELECT RAISE(ABORT, 'chain_heads only move forward: UPDATE refused'); END"
+    )
+    statements.append(
+        "CREATE TRIGGER chain_heads_no_delete BEFORE DELETE ON chain_heads BEGIN "
+        "SELECT RAISE(ABORT, 'chain_heads only move forward: DELETE refused'); END"
+    )
+    return statements
+
+
+def trigger_name(table: str, op: str) -> str:
+    return f"{table}_no_{op.lower()}"
+
+
+def trigger_ddl(table: str, op: str) -> str:
+    """The trigger refusing ``op`` (UPDATE | DELETE) on journal ``table``.
+
+    RAISE(ABORT) makes the statement fail with SQLITE_CONSTRAINT (an IntegrityError)."""
+    return (
+        f"CREATE TRIGGER {trigger_name(table, op)} BEFORE {op} ON {table} BEGIN "
+        f"SELECT RAISE(ABORT, 'journal table {table} is append-only: {op} refused'); END"
+    )
+
+
+def downgrade_ddl() -> list[str]:
+    return [f"DROP TABLE IF EXISTS {COUNTERS_TABLE}"]
