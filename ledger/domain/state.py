@@ -149,6 +149,20 @@ class WorkingState:
                     found.get(buyer, []), key=lambda c: (c.occurred_at, c.arrival)
                 )
 
+    def prefetch_levels(self) -> None:
+        """Load the sharers of every cached click and their uplines, 3 levels deep, in
+        three bulk look-ups instead of one per order."""
+        wanted = {c.sharer_id for c in self._clicks.values() if c is not None}
+        for clicks in self._buyer_clicks.values():
+            wanted.update(c.sharer_id for c in clicks)
+        for _ in range(3):
+            self._fill(self._sharers, wanted, self._loader.sharers)
+            wanted = {
+                s.upline_id
+                for k in wanted
+                if (s := self._sharers.get(k)) is not None and s.upline_id is not None
+            }
+
     @staticmethod
     def _fill(cache: dict, keys: Iterable[str], load) -> None:  # type: ignore[no-untyped-def]
         missing = [k for k in set(keys) if k not in cache]
@@ -195,7 +209,7 @@ class WorkingState:
         """(is an enrollment of this sharer waiting, its upline)."""
         if sharer_id not in self._waiting:
             found = self._loader.waiting_enrollments((sharer_id,))
-            self._waiting[sharer_id] = found[sharer_id] if sharer_id in found else False
+            self._waiting[sharer_id] = found.get(sharer_id, False)
         value = self._waiting[sharer_id]
         if value is False:
             return False, None

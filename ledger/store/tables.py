@@ -134,6 +134,7 @@ orders = Table(
     Column("levels", Text, nullable=False),  # JSON list of level sharer ids ([] = no commission)
     Column("lines", Text, nullable=False),  # JSON: per line amount, rate, refunded
     Column("posted", Text, nullable=False),  # JSON: commission currently posted per party
+    Column("no_commission_reason", String(40)),
     Column("completed_at", BigInteger),
     Column("settled_by", String(200)),  # settlement run id, once settled
     Column("settle_due", BigInteger),  # completed_at + frozen period, for the settlement scan

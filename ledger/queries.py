@@ -1,0 +1,87 @@
+"""Read-side queries straight from the journal: balances, dead letters, parked events.
+
+Balances are sums of postings, optionally as of an event time, so they need no view and
+cannot drift from the journal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import func, select
+
+from ledger.store import tables as t
+from ledger.store.base import Store
+
+BUCKETS = ("pending", "available", "inflight", "paid")
+
+
+@dataclass(frozen=True)
+class SharerBalance:
+    sharer_id: str
+    currency: str
+    pending: int = 0
+    available: int = 0
+    inflight: int = 0
+    paid: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def sharer_balances(
+    store: Store, *, sharer_id: str | None = None, as_of: int | None = None
+) -> list[SharerBalance]:
+    """Per (sharer, currency): pending, available, in-flight, paid, from postings whose
+    event time is at or before ``as_of`` (all postings when None)."""
+    p = t.postings
+    query = select(p.c.account, p.c.currency, func.sum(p.c.amount)).group_by(
+        p.c.account, p.c.currency
+    )
+    if sharer_id is not None:
+        query = query.where(p.c.account.in_([f"sharer:{sharer_id}:{b}" for b in BUCKETS]))
+    else:
+        query = query.where(p.c.account.like("sharer:%"))
+    if as_of is not None:
+        query = query.where(p.c.occurred_at <= as_of)
+    totals: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    with store.read() as conn:
+        for account, currency, amount in conn.execute(query):
+            bucket = account.rsplit(":", 1)[1]  # ids may hold ':', the bucket never does
+            sharer = account[len("sharer:") : -len(bucket) - 1]
+            totals[(sharer, currency)][bucket] = int(amount)
+    return [
+        SharerBalance(sharer, currency, **{b: v for b, v in buckets.items() if b in BUCKETS})
+        for (sharer, currency), buckets in sorted(totals.items())
+    ]
+
+
+def account_balances(store: Store, as_of: int | None = None) -> dict[tuple[str, str], int]:
+    """Every (account, currency) with a non-zero balance."""
+    p = t.postings
+    query = select(p.c.account, p.c.currency, func.sum(p.c.amount)).group_by(
+        p.c.account, p.c.currency
+    )
+    if as_of is not None:
+        query = query.where(p.c.occurred_at <= as_of)
+    with store.read() as conn:
+        return {(a, c): int(s) for a, c, s in conn.execute(query) if int(s) != 0}
+
+
+def dead_letters(store: Store, limit: int = 1000) -> list[dict[str, object]]:
+    d = t.dead_letters
+    with store.read() as conn:
+        rows = conn.execute(select(d).order_by(d.c.id).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+
+def parked_events(store: Store, limit: int = 1000) -> list[dict[str, object]]:
+    q = t.parked
+    with store.read() as conn:
+        rows = conn.execute(
+            select(q.c.event_id, q.c.type, q.c.waits_for, q.c.source, q.c.parked_at)
+            .order_by(q.c.arrival)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]

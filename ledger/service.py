@@ -1,0 +1,240 @@
+"""The application service: ingest one batch of events in one database transaction.
+
+Everything a batch produces commits together or not at all: journal entries (hash
+chained), the event log, dead letters, parked events, reference state and, when the
+batch came from Kafka, the consumed offsets. A crash anywhere therefore loses and
+duplicates nothing: on restart the consumer resumes from the offsets stored here, and
+any event seen again is a no-op by its event id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ledger.domain.engine import Applied, Parked, Rejected
+from ledger.domain.entries import JournalEntry
+from ledger.domain.events import (
+    ClickRecorded,
+    Event,
+    OrderCompleted,
+    OrderPlaced,
+    PayoutFailed,
+    PayoutRequested,
+    PayoutSettled,
+    RefundIssued,
+    SettlementRun,
+    SharerEnrolled,
+)
+from ledger.domain.processor import Duplicate, Incoming, Result, process
+from ledger.domain.state import WorkingState
+from ledger.payload import dump_event
+from ledger.store import tables as t
+from ledger.store.base import Store
+from ledger.store.state_sql import SqlStateLoader, write_changes
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A decoded event and where it came from."""
+
+    event: Event
+    source: str  # "topic/partition@offset" or "file.jsonl:line"
+    chain: str  # the hash chain its entries join: one per writer partition
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A record that never became an event: kept as a dead letter with its raw form."""
+
+    source: str
+    reason: str
+    message: str
+    payload: str  # JSON text, or hex of the raw bytes
+    event_id: str | None = None
+    event_type: str | None = None
+
+
+@dataclass
+class BatchReport:
+    received: int = 0
+    applied: int = 0
+    rejected: int = 0
+    parked: int = 0
+    released: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
+    entries: int = 0
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    last_event_time: int | None = None
+
+    def count(self, event_type: str, outcome: str) -> None:
+        per_type = self.by_type.setdefault(event_type, {})
+        per_type[outcome] = per_type.get(outcome, 0) + 1
+
+
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
+class LedgerService:
+    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.store = store
+        self.clock = clock
+
+    def ingest(
+        self,
+        batch: Sequence[Received | Undecodable],
+        *,
+        offsets: Offsets | None = None,
+        group: str | None = None,
+    ) -> BatchReport:
+        """Apply ``batch`` in arrival order, in one transaction, and record ``offsets``
+        for consumer ``group`` in the same transaction. Raises only for infrastructure
+        failures (the transaction is then rolled back whole, and the batch can be retried)."""
+        with self.store.begin() as conn:
+            return self._ingest(conn, batch, offsets or {}, group)
+
+    def _ingest(
+        self, conn: Connection, batch: Sequence[Received | Undecodable], offsets: Offsets,
+        group: str | None,
+    ) -> BatchReport:
+        now = self.clock()
+        report = BatchReport(received=len(batch))
+        received = [item for item in batch if isinstance(item, Received)]
+        arrivals = iter(self.store.allocate(conn, "arrival", len(received)))
+        incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
+
+        state = WorkingState(SqlStateLoader(conn, lock_rows=self.store.backend == "postgresql"))
+        _prefetch(state, [i.event for i in incoming])
+        results = process(incoming, state)
+
+        events_rows: list[dict[str, Any]] = []
+        dead_rows: list[dict[str, Any]] = []
+        chains: dict[str, list[JournalEntry]] = {}
+        for result in results:
+            self._account(result, report, events_rows, dead_rows, chains, now)
+        for item in batch:
+            if isinstance(item, Undecodable):
+                report.undecodable += 1
+                report.reasons[item.reason] = report.reasons.get(item.reason, 0) + 1
+                dead_rows.append({
+                    "event_id": item.event_id, "event_type": item.event_type,
+                    "source": item.source, "reason": item.reason, "message": item.message,
+                    "payload": item.payload, "recorded_at": now,
+                })
+
+        self.store.bulk_insert(conn, t.events, events_rows)
+        for chain, entries in chains.items():
+            self.store.append_entries(conn, chain, entries, now)
+        if dead_rows:
+            for row, dead_id in zip(
+                dead_rows, self.store.allocate(conn, "dead_letters", len(dead_rows)), strict=True
+            ):
+                row["id"] = dead_id
+            self.store.bulk_insert(conn, t.dead_letters, dead_rows)
+        write_changes(conn, self.store.bulk_insert, state.changes(), now)
+        if offsets:
+            self._save_offsets(conn, group or "", offsets)
+        return report
+
+    @staticmethod
+    def _account(
+        result: Result, report: BatchReport, events_rows: list, dead_rows: list,
+        chains: dict[str, list[JournalEntry]], now: int,
+    ) -> None:
+        inc, outcome = result.incoming, result.outcome
+        event = inc.event
+        if isinstance(outcome, Duplicate):
+            report.duplicates += 1
+            return
+        kind = {Applied: "applied", Rejected: "rejected", Parked: "parked"}[type(outcome)]
+        report.count(event.TYPE, kind)
+        if result.released:
+            report.released += 1
+        else:
+            events_rows.append({
+                "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
+                "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
+                "outcome": kind, "payload": dump_event(event),
+            })
+        if isinstance(outcome, Applied):
+            report.applied += 1
+            report.entries += len(outcome.entries)
+            chains.setdefault(inc.chain, []).extend(outcome.entries)
+            if report.last_event_time is None or event.occurred_at > report.last_event_time:
+                report.last_event_time = event.occurred_at
+        elif isinstance(outcome, Rejected):
+            report.rejected += 1
+            report.reasons[outcome.reason] = report.reasons.get(outcome.reason, 0) + 1
+            dead_rows.append({
+                "event_id": event.event_id, "event_type": event.TYPE, "source": inc.source,
+                "reason": outcome.reason, "message": outcome.message,
+                "payload": dump_event(event), "recorded_at": now,
+            })
+        else:
+            report.parked += 1
+
+    def _save_offsets(self, conn: Connection, group: str, offsets: Offsets) -> None:
+        table = t.consumer_offsets
+        rows = [
+            {"group_id": group, "topic": topic, "partition": partition, "next_offset": offset}
+            for (topic, partition), offset in sorted(offsets.items())
+        ]
+        stmt = self.store._impl.insert(table).values(rows)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["group_id", "topic", "partition"],
+                set_={"next_offset": stmt.excluded.next_offset},
+            )
+        )
+
+    def stored_offsets(self, group: str) -> Offsets:
+        """The next offset to read per (topic, partition), as last committed here."""
+        table = t.consumer_offsets
+        with self.store.read() as conn:
+            rows = conn.execute(select(table).where(table.c.group_id == group))
+            return {(r.topic, r.partition): r.next_offset for r in rows}
+
+
+def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
+    """One bulk look-up per kind of reference the batch's events name."""
+    sharers: set[str] = set()
+    clicks: set[str] = set()
+    buyers: set[str] = set()
+    orders: set[str] = set()
+    refunds: set[str] = set()
+    payouts: set[str] = set()
+    runs: set[str] = set()
+    for e in events:
+        if isinstance(e, ClickRecorded):
+            clicks.add(e.click_id)
+            sharers.add(e.sharer_id)
+        elif isinstance(e, OrderPlaced):
+            orders.add(e.order_id)
+            buyers.add(e.buyer_id)
+            if e.click_id:
+                clicks.add(e.click_id)
+        elif isinstance(e, (OrderCompleted, RefundIssued)):
+            orders.add(e.order_id)
+            if isinstance(e, RefundIssued):
+                refunds.add(e.refund_id)
+        elif isinstance(e, SharerEnrolled):
+            sharers.add(e.sharer_id)
+        elif isinstance(e, (PayoutRequested, PayoutSettled, PayoutFailed)):
+            payouts.add(e.payout_id)
+        elif isinstance(e, SettlementRun):
+            runs.add(e.run_id)
+    state.prefetch(
+        sharers=sharers, clicks=clicks, buyers=buyers, orders=orders, refunds=refunds,
+        payouts=payouts, runs=runs, processed={e.event_id for e in events},
+    )
+    state.prefetch_levels()
