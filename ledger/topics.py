@@ -1,0 +1,53 @@
+"""Which Kafka topic carries which event type (the layout is explained in docs/topics.md).
+
+Buyer-keyed events (clicks, orders, completions, refunds) go to the many-partition
+``orders`` topic; the events SPEC §4.5 treats as barriers (plans, enrollments, settlement
+runs, payouts) go to the ``accounts`` topic, one partition by default, so they keep one
+total order. Records are keyed by ``Event.ordering_key()``.
+"""
+
+from __future__ import annotations
+
+from ledger.config import Topics
+from ledger.domain.events import EVENT_TYPES, Event
+
+ORDERS_EVENTS = frozenset(["click_recorded", "order_placed", "order_completed", "refund_issued"])
+ACCOUNTS_EVENTS = frozenset(
+    [
+        "plan_published",
+        "sharer_enrolled",
+        "settlement_run",
+        "payout_requested",
+        "payout_settled",
+        "payout_failed",
+    ]
+)
+# Default partition counts for deploy scripts and tests: many for buyer traffic, one for the
+# barrier events, whose relative order must be total.
+DEFAULT_PARTITIONS = {"orders": 8, "accounts": 1}
+
+if ORDERS_EVENTS | ACCOUNTS_EVENTS != set(EVENT_TYPES):  # a new event type needs a topic
+    raise RuntimeError("ledger.topics does not place every event type")
+
+
+class UnknownEventType(ValueError):
+    """No topic is defined for this event type."""
+
+
+def topic_for(event_type: str, topics: Topics) -> str:
+    """The topic name for ``event_type`` under the configured ``topics``."""
+    if event_type in ORDERS_EVENTS:
+        return topics.orders
+    if event_type in ACCOUNTS_EVENTS:
+        return topics.accounts
+    raise UnknownEventType(f"no topic for event type {event_type!r}")
+
+
+def is_barrier(event_type: str) -> bool:
+    """True for the accounts-topic events that SPEC §4.5 never reorders."""
+    return event_type in ACCOUNTS_EVENTS
+
+
+def record_key(event: Event) -> bytes:
+    """The Kafka record key of an event: its ordering key, UTF-8."""
+    return event.ordering_key().encode("utf-8")
