@@ -1,0 +1,144 @@
+"""A seeded, deterministic 微商 platform: plans, a referral forest, buyers who click shared
+links and order, completions, refunds, a settlement run and payouts.
+
+Used by the demo, the integration tests and the benchmarks. The same seed always gives
+the same events. Events come in three phases so that tests running several consumers can
+keep SPEC §4.5's barriers: ``setup`` (plans, enrollments), ``activity`` (clicks, orders,
+completions, refunds: buyer events only), ``finance`` (settlement run, payouts).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ledger.domain.events import (
+    ClickRecorded,
+    Event,
+    MinPayout,
+    OrderCompleted,
+    OrderLine,
+    OrderPlaced,
+    PayoutRequested,
+    PayoutSettled,
+    PlanPublished,
+    RefundIssued,
+    RefundLine,
+    SettlementRun,
+    SharerEnrolled,
+)
+from ledger.domain.plans import DAY_MS
+
+START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+PRODUCER = "simulator"
+
+
+@dataclass
+class Workload:
+    setup: list[Event] = field(default_factory=list)
+    activity: list[Event] = field(default_factory=list)
+    finance: list[Event] = field(default_factory=list)
+
+    def all(self) -> list[Event]:
+        return self.setup + self.activity + self.finance
+
+
+def plans() -> list[PlanPublished]:
+    """Two plans; the second changes the rates from day 10 on."""
+    minimums = (MinPayout("CNY", 1000), MinPayout("USD", 500))
+    return [
+        PlanPublished("plan-v1", START, PRODUCER, plan_id="standard-2026", effective_from=START,
+                      default_rate_bps=1000, platform_fee_bps=800,
+                      level_shares_bps=(5000, 3000, 2000), frozen_days=7,
+                      attribution_window_days=15, self_purchase_allowed=False,
+                      min_payouts=minimums),
+        PlanPublished("plan-v2", START + 1, PRODUCER, plan_id="spring-2026",
+                      effective_from=START + 10 * DAY_MS, default_rate_bps=1200,
+                      platform_fee_bps=1000, level_shares_bps=(6000, 2500, 1500),
+                      frozen_days=7, attribution_window_days=15, self_purchase_allowed=True,
+                      min_payouts=minimums),
+    ]
+
+
+def generate(
+    seed: int = 7,
+    *,
+    sharers: int = 40,
+    buyers: int = 200,
+    orders: int = 300,
+    clicks_per_order: int = 4,
+    refund_share: float = 0.08,
+    currencies: tuple[str, ...] = ("CNY", "USD"),
+    days: int = 20,
+) -> Workload:
+    rng = random.Random(seed)
+    work = Workload()
+    work.setup.extend(plans())
+    ids = [f"u{n:05d}" for n in range(sharers)]
+    for n, sharer in enumerate(ids):
+        # a forest with long chains: every sharer's upline is an earlier one, often recent
+        upline = None if n < 3 or rng.random() < 0.1 else ids[max(0, n - rng.randint(1, 4))]
+        work.setup.append(SharerEnrolled(f"enr-{sharer}", START + 2 + n, PRODUCER,
+                                         sharer_id=sharer, upline_id=upline))
+    buyer_ids = [f"b{n:06d}" for n in range(buyers)] + ids[: sharers // 4]  # some sharers buy
+    span = days * DAY_MS
+    timeline: list[tuple[int, int, Event]] = []  # (time, tiebreak, event)
+    seq = 0
+
+    def add(at: int, event: Event) -> None:
+        nonlocal seq
+        seq += 1
+        timeline.append((at, seq, event))
+
+    for n in range(orders):
+        buyer = rng.choice(buyer_ids)
+        order_at = START + rng.randrange(DAY_MS, span - DAY_MS)
+        last_click = None
+        for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
+            click_id = f"clk-{n:06d}-{c}"
+            at = order_at - rng.randrange(0, 20 * DAY_MS)  # some fall outside the window
+            add(at, ClickRecorded(f"ev-{click_id}", at, PRODUCER, click_id=click_id,
+                                  sharer_id=rng.choice(ids), buyer_id=buyer,
+                                  product_id=f"sku-{rng.randrange(50)}"))
+            if at <= order_at:
+                last_click = click_id
+        order_id = f"ord-{n:06d}"
+        lines = tuple(
+            OrderLine(f"l{k}", f"sku-{rng.randrange(50)}", rng.randint(1, 3),
+                      rng.randrange(500, 30_000),
+                      rng.choice([None, None, 0, 1500, 2500]))
+            for k in range(rng.randint(1, 3))
+        )
+        click_ref = last_click if rng.random() < 0.5 else None
+        add(order_at, OrderPlaced(f"ev-{order_id}", order_at, PRODUCER, order_id=order_id,
+                                  buyer_id=buyer, merchant_id=f"m{rng.randrange(8):02d}",
+                                  currency=rng.choice(currencies), lines=lines,
+                                  click_id=click_ref))
+        if rng.random() < 0.85:
+            done_at = order_at + rng.randrange(DAY_MS // 2, 3 * DAY_MS)
+            add(done_at, OrderCompleted(f"ev-done-{order_id}", done_at, PRODUCER,
+                                        order_id=order_id, buyer_id=buyer))
+        if rng.random() < refund_share:
+            refund_at = order_at + rng.randrange(DAY_MS, 12 * DAY_MS)
+            full = rng.random() < 0.5
+            refund_lines = tuple(
+                RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
+                for line in lines
+            )
+            add(refund_at, RefundIssued(f"ev-ref-{order_id}", refund_at, PRODUCER,
+                                        refund_id=f"ref-{order_id}", order_id=order_id,
+                                        buyer_id=buyer, lines=refund_lines))
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    work.activity.extend(event for _, _, event in timeline)
+
+    run_at = START + span + 8 * DAY_MS
+    work.finance.append(SettlementRun("ev-run-1", run_at, PRODUCER, run_id="run-1", as_of=run_at))
+    for n, sharer in enumerate(ids[:6]):
+        payout_id = f"pay-{n:03d}"
+        currency = currencies[n % len(currencies)]
+        at = run_at + 1000 + n
+        work.finance.append(PayoutRequested(f"ev-{payout_id}", at, PRODUCER, payout_id=payout_id,
+                                            sharer_id=sharer, amount=1000, currency=currency))
+        work.finance.append(PayoutSettled(f"ev-{payout_id}-ok", at + 60_000, PRODUCER,
+                                          payout_id=payout_id, sharer_id=sharer))
+    return work
