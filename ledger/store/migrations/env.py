@@ -12,14 +12,8 @@ import os
 
 from alembic import context
 
+from ledger.store.base import include_object
 from ledger.store.tables import metadata
-
-# Tables that exist outside tables.metadata on purpose (SQLite's id counters).
-EXTRA_TABLES = {"ledger_counters"}
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    return not (type_ == "table" and name in EXTRA_TABLES)
 
 
 def _run(connection) -> None:
