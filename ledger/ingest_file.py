@@ -59,5 +59,7 @@ def _add(total: BatchReport, report: BatchReport) -> None:
     for name in ("received", "applied", "rejected", "parked", "released", "duplicates",
                  "undecodable", "entries"):
         setattr(total, name, getattr(total, name) + getattr(report, name))
-    for reason, n in report.reasons.items():
-        total.reasons[reason] = total.reasons.get(reason, 0) + n
+    for mine, theirs in ((total.reasons, report.reasons),
+                         (total.undecodable_reasons, report.undecodable_reasons)):
+        for reason, n in theirs.items():
+            mine[reason] = mine.get(reason, 0) + n

@@ -74,7 +74,8 @@ class BatchReport:
     undecodable: int = 0
     entries: int = 0
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
+    undecodable_reasons: dict[str, int] = field(default_factory=dict)
     last_event_time: int | None = None
 
     def count(self, event_type: str, outcome: str) -> None:
@@ -125,7 +126,8 @@ class LedgerService:
         for item in batch:
             if isinstance(item, Undecodable):
                 report.undecodable += 1
-                report.reasons[item.reason] = report.reasons.get(item.reason, 0) + 1
+                reasons = report.undecodable_reasons
+                reasons[item.reason] = reasons.get(item.reason, 0) + 1
                 dead_rows.append({
                     "event_id": item.event_id, "event_type": item.event_type,
                     "source": item.source, "reason": item.reason, "message": item.message,
@@ -194,6 +196,7 @@ class LedgerService:
             stmt.on_conflict_do_update(
                 index_elements=["group_id", "topic", "partition"],
                 set_={"next_offset": stmt.excluded.next_offset},
+                where=table.c.next_offset < stmt.excluded.next_offset,  # never backwards
             )
         )
 

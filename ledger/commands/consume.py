@@ -1,0 +1,59 @@
+"""``ledger consume``: run the Kafka consumer until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from consumers.loop import ConsumerConfig, ConsumerLoop
+from consumers.metrics import ConsumerMetrics
+from ledger.commands.common import db_option, resolve_db
+from ledger.config import Settings
+from ledger.logs import get_logger
+from ledger.service import LedgerService
+from ledger.store.base import open_store
+
+log = get_logger("ledger.consume")
+
+
+@click.command()
+@db_option
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (LEDGER_KAFKA_BOOTSTRAP)")
+@click.option("--group", default=None, help="consumer group (LEDGER_CONSUMER_GROUP)")
+@click.option("--topic", "topics", multiple=True,
+              help="topic to consume (repeatable; default: the orders and accounts topics)")
+@click.option("--metrics-port", type=int, default=None,
+              help="serve Prometheus metrics on 127.0.0.1:PORT (LEDGER_METRICS_PORT)")
+@click.option("--max-poll-records", type=int, default=None, help="records per batch")
+@click.pass_context
+def consume(
+    ctx: click.Context, db_url: str | None, bootstrap: str | None, group: str | None,
+    topics: tuple[str, ...], metrics_port: int | None, max_poll_records: int | None,
+) -> None:
+    """Apply events from Kafka to the ledger, one transaction per poll batch.
+
+    Stops cleanly on SIGTERM/SIGINT: the batch in hand is finished and committed first."""
+    settings: Settings = ctx.obj
+    store = open_store(resolve_db(ctx, db_url))
+    overrides = (("max_poll_records", max_poll_records),) if max_poll_records else ()
+    config = ConsumerConfig(
+        bootstrap_servers=bootstrap or settings.kafka_bootstrap,
+        group_id=group or settings.consumer_group,
+        topics=topics or (settings.topics.orders, settings.topics.accounts),
+        kafka_overrides=overrides,
+    )
+    metrics = ConsumerMetrics()
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    if port:
+        metrics.serve(port)
+        log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
+    loop = ConsumerLoop(config, LedgerService(store), metrics)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping after the batch in hand", signal=signal.Signals(signum).name)
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    loop.run()
