@@ -76,6 +76,11 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def insert(self, table: Table) -> Any:
+        """The backend's INSERT construct for ``table``, with ``on_conflict_do_nothing`` /
+        ``on_conflict_do_update`` (PostgreSQL and SQLite dialects share those names)."""
+        return self._impl.insert(table)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -156,7 +161,7 @@ class Store:
         row = conn.execute(query).first()
         if row is None:
             conn.execute(
-                self._impl.insert(heads)
+                self.insert(heads)
                 .values(chain=chain, chain_seq=0, hash=GENESIS)
                 .on_conflict_do_nothing(index_elements=["chain"])
             )

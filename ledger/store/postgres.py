@@ -8,6 +8,7 @@ chain has its own head row (locked by the writers of that chain only).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,14 +56,12 @@ def allocate(conn: Connection, name: str, n: int) -> list[int]:
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """COPY ``rows`` into ``table`` (text format) inside the connection's transaction.
 
-    Every column of ``table`` is sent; a key missing from a row is NULL.
+    Every column of ``table`` is sent; a key missing from a row is NULL. COPY is ~15x
+    faster here than a multi-row INSERT at 1k-10k rows (bench/bench_journal.py).
     """
     columns = [c.name for c in table.columns]
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_text(row.get(name)) for name in columns))
-        buffer.write("\n")
-    buffer.seek(0)
+    lines = ["\t".join([_copy_text(v) for v in map(row.get, columns)]) for row in rows]
+    buffer = io.StringIO("\n".join(lines) + "\n")
     column_list = ", ".join(f'"{name}"' for name in columns)
     cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
     try:
@@ -71,21 +70,26 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         cursor.close()
 
 
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    return _ESCAPES[match.group()]
+
+
 def _copy_text(value: object) -> str:
-    """One field in COPY text format: \\N is NULL; backslash and control chars escaped."""
+    """One field in COPY text format: \\N is NULL; backslash, tab, CR and LF escaped."""
     if value is None:
         return r"\N"
+    if type(value) is str:
+        return value if _SPECIAL.search(value) is None else _SPECIAL.sub(_escape, value)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
+        return str(int(value))  # an IntEnum too: its number, not its name
+    if isinstance(value, str):  # a str subclass (e.g. a StrEnum): its plain value
+        return _copy_text(str.__str__(value))
     raise TypeError(f"cannot COPY a {type(value).__name__}: {value!r}")
 
 
