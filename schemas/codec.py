@@ -118,6 +118,15 @@ class Codec:
         )
         if info is None:
             raise EncodeError(event_id, f"no schema for {event_type!r} version {version}")
+        # Strict: exactly the schema's fields. A producer never relies on reader defaults.
+        expected = info.field_names
+        if record.keys() != expected:
+            missing, extra = sorted(expected - record.keys()), sorted(record.keys() - expected)
+            raise EncodeError(
+                event_id,
+                f"fields do not match {event_type} v{info.version}: "
+                f"missing {missing}, unexpected {extra}",
+            )
         try:
             validate(record, info.parsed, raise_errors=True, strict=True)
         except Exception as exc:  # fastavro's ValidationError or a schema lookup error
@@ -165,9 +174,15 @@ class Codec:
         fo.seek(HEADER_SIZE)
         try:
             record = fastavro.schemaless_reader(fo, plan.writer.parsed, plan.reader_parsed)
-        except (EOFError, IndexError) as exc:  # fastavro's two ways to run off the end
+        except EOFError as exc:
             raise DecodeError("truncated", f"payload ends early: {exc}") from exc
-        except Exception as exc:  # bad varint, bad utf-8, bad union index, ...
+        except IndexError as exc:
+            # fastavro 1.13's compiled reader runs off the end of a varint with "string
+            # index out of range"; a bad union index is "list index out of range".
+            if "string index" in str(exc):
+                raise DecodeError("truncated", f"payload ends early: {exc}") from exc
+            raise DecodeError("malformed_payload", f"IndexError: {exc}") from exc
+        except Exception as exc:  # bad utf-8, overlong varint, ...
             raise DecodeError("malformed_payload", f"{type(exc).__name__}: {exc}") from exc
         if fo.tell() != len(data):
             raise DecodeError(

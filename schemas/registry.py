@@ -71,6 +71,7 @@ class SchemaInfo:
     header: bytes
     parsed: Any = field(repr=False)
     timestamp_fields: frozenset[str] = frozenset()
+    field_names: frozenset[str] = frozenset()
 
 
 def load_schema_file(path: Path | str) -> SchemaInfo:
@@ -113,17 +114,31 @@ def schema_info(
         header=b"\xc3\x01" + fp.to_bytes(8, "little"),
         parsed=parsed,
         timestamp_fields=timestamp_fields(schema),
+        field_names=frozenset(f["name"] for f in schema["fields"]),
+    )
+
+
+def production_schema_files() -> list[Path]:
+    """The ``*.avsc`` files shipped in the ``schemas`` package, by name."""
+    root = resources.files("schemas")
+    return sorted(
+        (Path(str(entry)) for entry in root.iterdir() if entry.name.endswith(".avsc")),
+        key=lambda p: p.name,
     )
 
 
 class Registry:
     """Writer schemas by fingerprint and the reader schema (latest version) of each type.
 
-    Construction checks that every writer schema of a type can be resolved to that type's
-    reader schema, so decoding never meets an unresolvable pair at run time.
+    ``reader_versions`` pins the reader of some types to an older version (a consumer that
+    knows a newer writer schema but still reads the old shape). Construction checks that
+    every writer schema of a type can be resolved to that type's reader schema, so decoding
+    never meets an unresolvable pair at run time.
     """
 
-    def __init__(self, infos: list[SchemaInfo]) -> None:
+    def __init__(
+        self, infos: list[SchemaInfo], reader_versions: dict[str, int] | None = None
+    ) -> None:
         self._by_header: dict[bytes, SchemaInfo] = {}
         self._by_version: dict[tuple[str, int], SchemaInfo] = {}
         self._readers: dict[str, SchemaInfo] = {}
@@ -141,6 +156,11 @@ class Registry:
             current = self._readers.get(info.event_type)
             if current is None or info.version > current.version:
                 self._readers[info.event_type] = info
+        for event_type, version in (reader_versions or {}).items():
+            pinned = self._by_version.get((event_type, version))
+            if pinned is None:
+                raise RegistryError(f"no schema {event_type} v{version} to read with")
+            self._readers[event_type] = pinned
         for info in infos:
             reader = self._readers[info.event_type]
             problem = check_resolvable(_strip_logical(info.schema), _strip_logical(reader.schema))
@@ -151,18 +171,20 @@ class Registry:
                 )
 
     @classmethod
-    def from_files(cls, paths: list[Path] | list[str]) -> Registry:
-        return cls([load_schema_file(p) for p in paths])
+    def from_files(
+        cls, paths: list[Path], reader_versions: dict[str, int] | None = None
+    ) -> Registry:
+        return cls([load_schema_file(p) for p in paths], reader_versions)
 
     @classmethod
-    def default(cls) -> Registry:
-        """The production schemas shipped in the ``schemas`` package."""
-        root = resources.files("schemas")
-        files = sorted(
-            (Path(str(entry)) for entry in root.iterdir() if entry.name.endswith(".avsc")),
-            key=lambda p: p.name,
-        )
-        return cls.from_files(files)
+    def default(
+        cls,
+        extra_files: tuple[Path | str, ...] = (),
+        reader_versions: dict[str, int] | None = None,
+    ) -> Registry:
+        """The production schemas shipped in the ``schemas`` package, plus ``extra_files``."""
+        files = [*production_schema_files(), *map(Path, extra_files)]
+        return cls.from_files(files, reader_versions)
 
     def by_header(self, header: bytes) -> SchemaInfo | None:
         """The writer schema whose single-object header (marker + fingerprint) is given."""
