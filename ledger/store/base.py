@@ -108,9 +108,12 @@ class Store:
         """Append ``entries`` in order to hash chain ``chain``; return their global seqs.
 
         Raises UnbalancedEntry (or TypeError for a mistyped field) before writing
-        anything. Locks the chain's head row until the caller's transaction ends, so
-        writers of one chain queue and writers of other chains proceed."""
+        anything; IntegrityError if an (event_id, ordinal) is already journaled (the
+        caller dedupes first, and must roll back on any error). Locks the chain's head row
+        until the caller's transaction ends, so writers of one chain queue and writers of
+        other chains proceed."""
         _check_chain(chain)
+        entries = list(entries)
         if type(recorded_at) is not int:
             raise TypeError(f"recorded_at must be an int, not {recorded_at!r}")
         for entry in entries:
