@@ -217,6 +217,8 @@ def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
     refunds: set[str] = set()
     payouts: set[str] = set()
     runs: set[str] = set()
+    refs: set[str] = set()  # what events of this batch may release
+    first_order_at: int | None = None
     for e in events:
         if isinstance(e, ClickRecorded):
             clicks.add(e.click_id)
@@ -224,6 +226,9 @@ def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
         elif isinstance(e, OrderPlaced):
             orders.add(e.order_id)
             buyers.add(e.buyer_id)
+            refs.add(f"order:{e.order_id}")
+            if first_order_at is None or e.occurred_at < first_order_at:
+                first_order_at = e.occurred_at
             if e.click_id:
                 clicks.add(e.click_id)
         elif isinstance(e, (OrderCompleted, RefundIssued)):
@@ -232,12 +237,18 @@ def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
                 refunds.add(e.refund_id)
         elif isinstance(e, SharerEnrolled):
             sharers.add(e.sharer_id)
+            refs.add(f"sharer:{e.sharer_id}")
         elif isinstance(e, (PayoutRequested, PayoutSettled, PayoutFailed)):
             payouts.add(e.payout_id)
+            if isinstance(e, PayoutRequested):
+                refs.add(f"payout:{e.payout_id}")
         elif isinstance(e, SettlementRun):
             runs.add(e.run_id)
+    # attribution reads clicks back to the longest window of any plan, no further
+    longest_window = max((p.window_ms for p in state.plans), default=0)
     state.prefetch(
         sharers=sharers, clicks=clicks, buyers=buyers, orders=orders, refunds=refunds,
-        payouts=payouts, runs=runs, processed={e.event_id for e in events},
+        payouts=payouts, runs=runs, processed={e.event_id for e in events}, parked_refs=refs,
+        clicks_since=(first_order_at or 0) - longest_window,
     )
     state.prefetch_levels()

@@ -126,7 +126,8 @@ def _commission(order: Order, plan: Plan) -> Split:
 def _levels_for(e: OrderPlaced, plan: Plan, state: WorkingState) -> tuple[tuple[str, ...], str | None]:
     """(level sharer ids, None) or ((), why the order earns nothing)."""
     named = state.click(e.click_id) if e.click_id is not None else None
-    click = attribute(named, state.clicks_of(e.buyer_id), e.buyer_id, e.occurred_at, plan.window_ms)
+    candidates = state.clicks_of(e.buyer_id, since=e.occurred_at - plan.window_ms)
+    click = attribute(named, candidates, e.buyer_id, e.occurred_at, plan.window_ms)
     if click is None:
         return (), "no_qualifying_click"
     if state.sharer(click.sharer_id) is None:

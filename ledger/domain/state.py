@@ -24,7 +24,9 @@ class StateLoader(Protocol):
     def plans(self) -> list[Plan]: ...
     def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]: ...
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]: ...
-    def clicks_of_buyers(self, buyer_ids: Iterable[str]) -> dict[str, list[Click]]: ...
+    def clicks_of_buyers(
+        self, buyer_ids: Iterable[str], since: int
+    ) -> dict[str, list[Click]]: ...
     def orders(self, ids: Iterable[str]) -> dict[str, Order]: ...
     def orders_due(self, as_of: int) -> list[Order]: ...
     def refunds(self, ids: Iterable[str]) -> set[str]: ...
@@ -48,7 +50,7 @@ class NothingLoader:
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]:
         return {}
 
-    def clicks_of_buyers(self, buyer_ids: Iterable[str]) -> dict[str, list[Click]]:
+    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
         return {}
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
@@ -96,6 +98,10 @@ class Changes:
     released: list[str] = field(default_factory=list)  # event ids no longer parked
 
 
+def _click_order(click: Click) -> tuple[int, int]:
+    return (click.occurred_at, click.arrival)
+
+
 class WorkingState:
     """Cache + unit of work. Absent keys are looked up once through the loader."""
 
@@ -104,7 +110,9 @@ class WorkingState:
         self.plans = PlanBook(self._loader.plans())
         self._sharers: dict[str, Sharer | None] = {}
         self._clicks: dict[str, Click | None] = {}
-        self._buyer_clicks: dict[str, list[Click]] = {}
+        # buyer -> (clicks at or after this time are loaded, those clicks by (time, arrival))
+        self._buyer_clicks: dict[str, tuple[int, list[Click]]] = {}
+        self._new_clicks: dict[str, list[Click]] = defaultdict(list)  # this batch's, by buyer
         self._orders: dict[str, Order | None] = {}
         self._refunds: dict[str, bool] = {}
         self._payouts: dict[str, Payout | None] = {}
@@ -128,11 +136,13 @@ class WorkingState:
         sharers: Iterable[str] = (),
         clicks: Iterable[str] = (),
         buyers: Iterable[str] = (),
+        clicks_since: int = 0,
         orders: Iterable[str] = (),
         refunds: Iterable[str] = (),
         payouts: Iterable[str] = (),
         runs: Iterable[str] = (),
         processed: Iterable[str] = (),
+        parked_refs: Iterable[str] = (),
     ) -> None:
         self._fill(self._sharers, sharers, self._loader.sharers)
         self._fill(self._clicks, clicks, self._loader.clicks)
@@ -141,19 +151,35 @@ class WorkingState:
         self._fill_set(self._refunds, refunds, self._loader.refunds)
         self._fill_set(self._runs, runs, self._loader.runs)
         self._fill_set(self._processed, processed, self._loader.processed)
-        missing = [b for b in set(buyers) if b not in self._buyer_clicks]
-        if missing:
-            found = self._loader.clicks_of_buyers(missing)
-            for buyer in missing:
-                self._buyer_clicks[buyer] = sorted(
-                    found.get(buyer, []), key=lambda c: (c.occurred_at, c.arrival)
-                )
+        self._load_buyer_clicks(buyers, clicks_since)
+        if parked_refs:
+            missing_refs = [r for r in set(parked_refs) if r not in self._parked]
+            found_parked: dict[str, list[ParkedEvent]] = defaultdict(list)
+            for parked in self._loader.parked_for(missing_refs):
+                found_parked[parked.waits_for].append(parked)
+            for ref in missing_refs:
+                self._parked[ref] = sorted(found_parked[ref], key=lambda p: p.arrival)
+
+    def _load_buyer_clicks(self, buyers: Iterable[str], since: int) -> None:
+        missing = [
+            b for b in set(buyers)
+            if b not in self._buyer_clicks or self._buyer_clicks[b][0] > since
+        ]
+        if not missing:
+            return
+        found = self._loader.clicks_of_buyers(missing, since)
+        for buyer in missing:
+            known = {c.click_id for c in found.get(buyer, [])}
+            merged = found.get(buyer, []) + [
+                c for c in self._new_clicks.get(buyer, []) if c.click_id not in known
+            ]
+            self._buyer_clicks[buyer] = (since, sorted(merged, key=_click_order))
 
     def prefetch_levels(self) -> None:
         """Load the sharers of every cached click and their uplines, 3 levels deep, in
         three bulk look-ups instead of one per order."""
         wanted = {c.sharer_id for c in self._clicks.values() if c is not None}
-        for clicks in self._buyer_clicks.values():
+        for _, clicks in self._buyer_clicks.values():
             wanted.update(c.sharer_id for c in clicks)
         for _ in range(3):
             self._fill(self._sharers, wanted, self._loader.sharers)
@@ -221,20 +247,21 @@ class WorkingState:
         self._fill(self._clicks, (click_id,), self._loader.clicks)
         return self._clicks[click_id]
 
-    def clicks_of(self, buyer_id: str) -> list[Click]:
-        """The buyer's clicks ordered by (time, arrival)."""
-        self.prefetch(buyers=(buyer_id,))
-        return self._buyer_clicks[buyer_id]
+    def clicks_of(self, buyer_id: str, since: int = 0) -> list[Click]:
+        """The buyer's clicks at or after ``since``, ordered by (time, arrival); the list
+        may also hold earlier ones."""
+        self._load_buyer_clicks((buyer_id,), since)
+        return self._buyer_clicks[buyer_id][1]
 
     def add_click(self, click: Click) -> None:
         self._clicks[click.click_id] = click
-        clicks = self.clicks_of(click.buyer_id)
-        clicks.append(click)
-        if len(clicks) > 1 and (clicks[-2].occurred_at, clicks[-2].arrival) > (
-            click.occurred_at,
-            click.arrival,
-        ):
-            clicks.sort(key=lambda c: (c.occurred_at, c.arrival))
+        self._new_clicks[click.buyer_id].append(click)
+        loaded = self._buyer_clicks.get(click.buyer_id)
+        if loaded is not None:
+            clicks = loaded[1]
+            clicks.append(click)
+            if len(clicks) > 1 and _click_order(clicks[-2]) > _click_order(click):
+                clicks.sort(key=_click_order)
         self._changes.clicks.append(click)
 
     # --- orders ---------------------------------------------------------------------------
@@ -368,5 +395,6 @@ class WorkingState:
         self._changes = Changes()
         self._new_order_ids.clear()
         self._new_payout_ids.clear()
+        self._new_clicks.clear()
         self._changed_order_ids.clear()
         self._changed_payout_ids.clear()

@@ -60,10 +60,13 @@ class SqlStateLoader:
                 found[r.click_id] = _click(r)
         return found
 
-    def clicks_of_buyers(self, buyer_ids: Iterable[str]) -> dict[str, list[Click]]:
+    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
         found: dict[str, list[Click]] = defaultdict(list)
         for chunk in _chunks(buyer_ids):
-            rows = self.conn.execute(select(t.clicks).where(t.clicks.c.buyer_id.in_(chunk)))
+            rows = self.conn.execute(
+                select(t.clicks).where(t.clicks.c.buyer_id.in_(chunk),
+                                       t.clicks.c.occurred_at >= since)
+            )
             for r in rows:
                 found[r.buyer_id].append(_click(r))
         return found
