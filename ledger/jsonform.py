@@ -206,18 +206,16 @@ class JsonForm:
             )
 
     def _schema_for(self, event_type: str, version: Any) -> SchemaInfo:
-        if version is None:
-            info = self.registry.reader(event_type)
-        elif isinstance(version, int) and not isinstance(version, bool):
-            info = self.registry.get(event_type, version)
-            if info is None:
-                raise InvalidEvent(
-                    "invalid_value", f"{event_type}: unknown schema_version {version}"
-                )
-        else:
-            raise InvalidEvent("invalid_field", f"{event_type}.schema_version: expected an integer")
-        if info is None:
+        latest = self.registry.reader(event_type)
+        if latest is None:
             raise InvalidEvent("unknown_event_type", f"unknown event type {event_type!r}")
+        if version is None:
+            return latest
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InvalidEvent("invalid_field", f"{event_type}.schema_version: expected an integer")
+        info = self.registry.get(event_type, version)
+        if info is None:
+            raise InvalidEvent("invalid_value", f"{event_type}: unknown schema_version {version}")
         return info
 
     def event_from_json(self, obj: Any) -> Event:
