@@ -529,6 +529,46 @@ def streams(
     return _move_before_reference(draw, world.out)
 
 
+
+
+# --- small helpers for the rule tests ----------------------------------------------------
+
+
+def chain(ev: Ev, depth: int, *, prefix: str = "S", at: int = T0) -> list[SharerEnrolled]:
+    """Enrollments of S1 → S2 → … → S<depth> (S1's upline is S2), the root first."""
+    names = [f"{prefix}{k}" for k in range(1, depth + 1)]
+    return [
+        ev.enroll(name, names[k + 1] if k + 1 < depth else None, at=at + depth - k)
+        for k, name in reversed(list(enumerate(names)))
+    ]
+
+
+def reasons(ledger) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """event_id -> rejection reason."""
+    return {event_id: reason for event_id, reason, _ in ledger.rejected}
+
+
+def sharer_buckets(ledger, sharer: str, currency: str = "CNY") -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """{pending, available, inflight, paid} of one sharer in one currency."""
+    return {
+        bucket: ledger.balance(f"sharer:{sharer}:{bucket}", currency)
+        for bucket in ("pending", "available", "inflight", "paid")
+    }
+
+
+def earned(ledger, currency: str = "CNY") -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """sharer id -> pending balance, for sharers whose pending is not zero."""
+    out = {}
+    for (account, cur), amount in ledger.balances().items():
+        if cur == currency and account.startswith("sharer:") and account.endswith(":pending"):
+            out[account.split(":")[1]] = amount
+    return out
+
+
+def postings_of(entry) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    return {p.account: p.amount for p in entry.postings}
+
+
 __all__ = [
     "BUYER_EVENTS",
     "DAY",
@@ -536,7 +576,12 @@ __all__ = [
     "Ev",
     "barrier_structure",
     "buyer_of",
+    "chain",
+    "earned",
     "flatten",
     "interleavings",
+    "postings_of",
+    "reasons",
+    "sharer_buckets",
     "streams",
 ]
