@@ -1,0 +1,36 @@
+# Shared settings and helpers for deploy/kafka/start.sh and stop.sh (sourced, not run).
+# Everything the broker writes lives under $KAFKA_CACHE (git-ignored).
+
+KAFKA_DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$KAFKA_DEPLOY_DIR/../.." && pwd)
+KAFKA_CACHE=${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}/kafka
+KAFKA_PORT=${KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_LIBS=$KAFKA_CACHE/libs
+KAFKA_DATA=$KAFKA_CACHE/data
+KAFKA_PIDFILE=$KAFKA_CACHE/kafka.pid
+KAFKA_LOG=$KAFKA_CACHE/broker.log
+KAFKA_PROPS=$KAFKA_CACHE/server.properties
+
+# Print the broker's pid if the pid file names a live kafka.Kafka process (a zombie or a
+# recycled pid has another command line and does not count).
+kafka_pid() {
+    local pid
+    [[ -f $KAFKA_PIDFILE ]] || return 1
+    pid=$(<"$KAFKA_PIDFILE")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
+    echo "$pid"
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Serialise start/stop of this broker (parallel test runs share it).
+kafka_lock() {
+    mkdir -p "$KAFKA_CACHE"
+    exec 9>"$KAFKA_CACHE/.lock"
+    flock -w 300 9 || { echo "error: timed out waiting for $KAFKA_CACHE/.lock" >&2; exit 1; }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stop the Kafka broker started by deploy/kafka/start.sh (found through its pid file).
+# SIGTERM (a clean shutdown), then SIGKILL if it is still alive after KAFKA_STOP_TIMEOUT
+# seconds (30). Not running: says so and exits 0.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Poll until the broker process is gone or $1 seconds pass.
+wait_gone() {
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        kafka_pid >/dev/null || return 0
+        sleep 0.2
+    done
+    ! kafka_pid >/dev/null
+}
+
+main() {
+    local pid
+    kafka_lock
+    if ! pid=$(kafka_pid); then
+        rm -f "$KAFKA_PIDFILE"
+        echo "Kafka is not running"
+        exit 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "${KAFKA_STOP_TIMEOUT:-30}"; then
+        echo "Kafka (pid $pid) did not stop after SIGTERM; sending SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone 10 || { echo "error: Kafka (pid $pid) is still alive" >&2; exit 1; }
+    fi
+    rm -f "$KAFKA_PIDFILE"
+    echo "Kafka stopped (pid $pid)"
+}
+
+main "$@"
