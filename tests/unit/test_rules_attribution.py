@@ -258,5 +258,6 @@ def test_a_click_from_an_earlier_batch_still_attributes() -> None:
 def test_a_named_click_from_an_earlier_batch_still_attributes() -> None:
     ev = Ev()
     ledger = run(*world(ev), ev.click("CA", "SA", "B1", ORDER_AT - DAY))
-    ledger.ingest([ev.click("CB", "SB", "B1", ORDER_AT - 1), ev.order("O1", "B1", ORDER_AT)])
-    assert earned(ledger) == {"SB": 460}
+    ledger.ingest([ev.click("CB", "SB", "B1", ORDER_AT - 1),
+                   ev.order("O1", "B1", ORDER_AT, click="CA")])
+    assert earned(ledger) == {"SA": 460}
