@@ -30,13 +30,16 @@ def decode_records(
         chain = chain_of(tp.topic, tp.partition)
         for record in records:
             source = f"{tp.topic}/{tp.partition}@{record.offset}"
+            position = (tp.topic, tp.partition, record.offset)
             value = record.value
             if value is None:
-                batch.append(Undecodable(source, "empty_record", "record has no value", ""))
+                batch.append(Undecodable(source, "empty_record", "record has no value", "",
+                                         position=position))
                 continue
             try:
-                batch.append(Received(codec.decode(value), source, chain))
+                batch.append(Received(codec.decode(value), source, chain, position))
             except DecodeError as bad:
-                batch.append(Undecodable(source, bad.reason, bad.message, bytes(value).hex()))
+                batch.append(Undecodable(source, bad.reason, bad.message, bytes(value).hex(),
+                                         position=position))
         offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
     return batch, offsets

@@ -26,7 +26,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from consumers.decode import decode_records
 from consumers.metrics import ConsumerMetrics
@@ -147,7 +147,7 @@ class ConsumerLoop:
         started = time.perf_counter()
         batch, offsets = decode_records(polled)
         report = self._with_db_retry(
-            lambda: self.service.ingest(batch, offsets=offsets, group=self.config.group_id)
+            lambda: self.service.ingest_isolating(batch, group=self.config.group_id)
         )
         self.batches += 1
         self._positions.update(offsets)
@@ -191,7 +191,7 @@ class ConsumerLoop:
         while True:
             try:
                 return action()
-            except (OperationalError, DBAPIError) as exc:
+            except OperationalError as exc:
                 attempt += 1
                 if self.stopping and attempt > 3:
                     raise

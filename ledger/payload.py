@@ -1,4 +1,5 @@
-"""The stored form of an event: canonical JSON (sorted keys, compact, times as int ms).
+"""The stored form of an event: canonical JSON (sorted keys, compact, ASCII with escapes
+so any string, even a lone surrogate, stores safely; times as int ms).
 
 Deterministic, so the same event always stores as the same text; exact, so loading it
 gives back an equal event. The human JSON form (ISO times) lives in ledger/jsonform.py.
@@ -14,7 +15,7 @@ from ledger.domain.events import Event, event_from_record, event_to_record
 def dump_event(event: Event) -> str:
     record = event_to_record(event)
     record["type"] = event.TYPE
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
 def load_event(text: str) -> Event:

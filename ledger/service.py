@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import OperationalError
 
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
@@ -32,14 +33,21 @@ from ledger.domain.events import (
 )
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.state import WorkingState
+from ledger.domain.validation import valid_event_id
+from ledger.logs import get_logger
 from ledger.payload import dump_event
 from ledger.store import tables as t
 from ledger.store.base import Store
 from ledger.store.state_sql import SqlStateLoader, write_changes
 
+log = get_logger("ledger.service")
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+Position = tuple[str, int, int]  # (topic, partition, offset) of a Kafka record
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class Received:
     event: Event
     source: str  # "topic/partition@offset" or "file.jsonl:line"
     chain: str  # the hash chain its entries join: one per writer partition
+    position: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,7 @@ class Undecodable:
     payload: str  # JSON text, or hex of the raw bytes
     event_id: str | None = None
     event_type: str | None = None
+    position: Position | None = None
 
 
 @dataclass
@@ -77,6 +87,25 @@ class BatchReport:
     reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
     undecodable_reasons: dict[str, int] = field(default_factory=dict)
     last_event_time: int | None = None
+
+    def merge(self, other: BatchReport) -> BatchReport:
+        """The totals of two reports (self is updated and returned)."""
+        for name in ("received", "applied", "rejected", "parked", "released", "duplicates",
+                     "undecodable", "entries"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for mine, theirs in ((self.reasons, other.reasons),
+                             (self.undecodable_reasons, other.undecodable_reasons)):
+            for reason, n in theirs.items():
+                mine[reason] = mine.get(reason, 0) + n
+        for event_type, outcomes in other.by_type.items():
+            for outcome, n in outcomes.items():
+                self.by_type.setdefault(event_type, {})
+                self.by_type[event_type][outcome] = self.by_type[event_type].get(outcome, 0) + n
+        if other.last_event_time is not None and (
+            self.last_event_time is None or other.last_event_time > self.last_event_time
+        ):
+            self.last_event_time = other.last_event_time
+        return self
 
     def count(self, event_type: str, outcome: str) -> None:
         per_type = self.by_type.setdefault(event_type, {})
@@ -104,6 +133,29 @@ class LedgerService:
         with self.store.begin() as conn:
             return self._ingest(conn, batch, offsets or {}, group)
 
+    def ingest_isolating(
+        self, batch: Sequence[Received | Undecodable], *, group: str | None = None
+    ) -> BatchReport:
+        """Like ``ingest``, with the offsets taken from the items' positions, and a batch
+        the database refuses for a reason other than its availability is split in halves
+        until the one record at fault is found: that record becomes a dead letter
+        (``unstorable``) and every other record is applied. One bad record never blocks
+        the ones behind it. Connection losses and deadlocks (OperationalError) are raised
+        for the caller to retry the whole batch."""
+        try:
+            return self.ingest(batch, offsets=_offsets_of(batch), group=group)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate whatever the database refused
+            if len(batch) == 1:
+                log.error("record refused by the database; kept as a dead letter",
+                          source=batch[0].source, error=str(exc)[:500])
+                return self.ingest([_unstorable(batch[0], exc)], offsets=_offsets_of(batch),
+                                   group=group)
+            middle = len(batch) // 2
+            first = self.ingest_isolating(batch[:middle], group=group)
+            return first.merge(self.ingest_isolating(batch[middle:], group=group))
+
     def _ingest(
         self, conn: Connection, batch: Sequence[Received | Undecodable], offsets: Offsets,
         group: str | None,
@@ -129,9 +181,10 @@ class LedgerService:
                 reasons = report.undecodable_reasons
                 reasons[item.reason] = reasons.get(item.reason, 0) + 1
                 dead_rows.append({
-                    "event_id": item.event_id, "event_type": item.event_type,
-                    "source": item.source, "reason": item.reason, "message": item.message,
-                    "payload": item.payload, "recorded_at": now,
+                    "event_id": _storable_id(item.event_id), "event_type": item.event_type,
+                    "source": item.source, "reason": item.reason,
+                    "message": _storable_text(item.message),
+                    "payload": _storable_text(item.payload), "recorded_at": now,
                 })
 
         self.store.bulk_insert(conn, t.events, events_rows)
@@ -162,7 +215,7 @@ class LedgerService:
         report.count(event.TYPE, kind)
         if result.released:
             report.released += 1
-        else:
+        elif valid_event_id(event.event_id):  # an unusable id cannot be deduplicated
             events_rows.append({
                 "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
                 "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
@@ -178,7 +231,8 @@ class LedgerService:
             report.rejected += 1
             report.reasons[outcome.reason] = report.reasons.get(outcome.reason, 0) + 1
             dead_rows.append({
-                "event_id": event.event_id, "event_type": event.TYPE, "source": inc.source,
+                "event_id": _storable_id(event.event_id), "event_type": event.TYPE,
+                "source": inc.source,
                 "reason": outcome.reason, "message": outcome.message,
                 "payload": dump_event(event), "recorded_at": now,
             })
@@ -206,6 +260,37 @@ class LedgerService:
         with self.store.read() as conn:
             rows = conn.execute(select(table).where(table.c.group_id == group))
             return {(r.topic, r.partition): r.next_offset for r in rows}
+
+
+def _offsets_of(batch: Sequence[Received | Undecodable]) -> Offsets:
+    offsets: Offsets = {}
+    for item in batch:
+        if item.position is not None:
+            topic, partition, offset = item.position
+            key = (topic, partition)
+            offsets[key] = max(offsets.get(key, 0), offset + 1)
+    return offsets
+
+
+def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
+    if isinstance(item, Undecodable):
+        return Undecodable(item.source, "unstorable", f"{item.reason}: {exc}"[:2000],
+                           item.payload, position=item.position)
+    event = item.event
+    return Undecodable(item.source, "unstorable", f"the database refused it: {exc}"[:2000],
+                       dump_event(event), event_id=_storable_id(event.event_id),
+                       event_type=event.TYPE, position=item.position)
+
+
+def _storable_text(text: str) -> str:
+    """PostgreSQL text holds no NUL and no lone surrogate: escape them, keep the rest."""
+    if "\x00" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text
+
+
+def _storable_id(event_id: str | None) -> str | None:
+    return event_id if event_id is not None and valid_event_id(event_id) else None
 
 
 def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:

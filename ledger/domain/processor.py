@@ -16,7 +16,7 @@ from ledger.domain.engine import Applied, Outcome, Parked, Rejected
 from ledger.domain.events import Event
 from ledger.domain.model import ParkedEvent
 from ledger.domain.state import WorkingState
-from ledger.domain.validation import problem
+from ledger.domain.validation import problem, valid_event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,9 @@ def process(batch: Iterable[Incoming], state: WorkingState) -> list[Result]:
     results: list[Result] = []
     for incoming in batch:
         event_id = incoming.event.event_id
+        if not valid_event_id(event_id):  # cannot be deduplicated, so never recorded as seen
+            results.append(Result(incoming, Rejected(*problem(incoming.event))))  # type: ignore[misc]
+            continue
         if state.is_processed(event_id):
             results.append(Result(incoming, Duplicate()))
             continue

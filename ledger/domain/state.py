@@ -112,7 +112,8 @@ class WorkingState:
         self._clicks: dict[str, Click | None] = {}
         # buyer -> (clicks at or after this time are loaded, those clicks by (time, arrival))
         self._buyer_clicks: dict[str, tuple[int, list[Click]]] = {}
-        self._new_clicks: dict[str, list[Click]] = defaultdict(list)  # this batch's, by buyer
+        # clicks added through this state, by buyer: merged into whatever the loader finds
+        self._new_clicks: dict[str, list[Click]] = defaultdict(list)
         self._orders: dict[str, Order | None] = {}
         self._refunds: dict[str, bool] = {}
         self._payouts: dict[str, Payout | None] = {}
@@ -395,6 +396,5 @@ class WorkingState:
         self._changes = Changes()
         self._new_order_ids.clear()
         self._new_payout_ids.clear()
-        self._new_clicks.clear()
         self._changed_order_ids.clear()
         self._changed_payout_ids.clear()

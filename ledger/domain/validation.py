@@ -43,9 +43,19 @@ def _int(value: object, name: str, low: int, high: int) -> None:
         raise _Invalid(f"{name} must be in [{low}, {high}], got {value}")
 
 
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # control chars, lone surrogates
+
+
+def valid_event_id(value: object) -> bool:
+    """A usable id: 1..200 characters, no control characters, valid Unicode."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID and not _UNSAFE.search(value)
+
+
 def _id(value: object, name: str) -> None:
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        raise _Invalid(f"{name} must be a non-empty string of at most {MAX_ID} characters")
+    if not valid_event_id(value):
+        raise _Invalid(
+            f"{name} must be a string of 1 to {MAX_ID} characters without control characters"
+        )
 
 
 def _optional_id(value: object, name: str) -> None:
