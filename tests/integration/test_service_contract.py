@@ -107,3 +107,20 @@ def test_waiting_enrollment_cascade_across_batches(db_url: str, batch_size: int)
     assert queries.parked_events(store) == []
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.sharers)).scalar_one() == 6
+
+
+def test_a_record_the_database_refuses_is_isolated_and_kept(db_url: str) -> None:
+    events = [r.incoming.event for r in worked_example().results]
+    store = open_store(db_url)
+    service = LedgerService(store)
+    batch = [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate(events)]
+    # the order's accrual cannot be written to an over-long chain name: the store refuses it
+    batch[-1] = Received(events[-1], "t/0@5", "x" * 300, ("t", 0, 5))
+    report = service.ingest_isolating(batch, group="g")
+    assert report.undecodable == 1
+    assert [(r["event_id"], r["reason"]) for r in queries.dead_letters(store)] == [
+        ("e-o1", "unstorable")
+    ]
+    assert service.stored_offsets("g") == {("t", 0): 6}
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.sharers)).scalar_one() == 3
