@@ -308,10 +308,13 @@ Invalid input raises `InvalidEvent(reason, message)`:
 | `malformed_json` | not JSON, not an object, a duplicate key, NaN or Infinity |
 | `unknown_event_type` | `type` is not a known event type (or not a string) |
 | `invalid_field` | a required field is missing, a field is unknown, or a value has the wrong JSON type (a float or boolean where an integer is required, a string amount, an object where a list is required) |
-| `invalid_value` | the right JSON type but not a usable value: an integer out of range of its Avro type (int: 32 bits, long: 64 bits), an unparseable time, a time without offset or finer than 1 ms, an unknown `schema_version` |
+| `invalid_value` | the right JSON type but not a usable value: an integer out of range of its Avro type (int: 32 bits, long: 64 bits), an unparseable time, a time without offset or finer than 1 ms or outside years 0001..9999, a string that is not valid Unicode (a lone surrogate), an unknown `schema_version` |
 
-Value rules of the business (amounts > 0, shares summing to ≤ 10000, known references)
-are the engine's: a well-formed event that breaks them is dead-lettered with a reason.
+The JSON form and the codec validate with the same checker (`schemas/validate.py`,
+compiled from the Avro schema), so an event accepted as JSON can always be encoded, and
+`EncodeError` carries the same messages. Value rules of the business (amounts > 0,
+shares summing to ≤ 10000, known references) are the engine's: a well-formed event that
+breaks them is dead-lettered with a reason.
 
 """
 
