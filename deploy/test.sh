@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Run the test suite against the real servers: `deploy/test.sh [pytest args]`.
+#
+# Bootstraps .venv, starts Kafka and PostgreSQL when they are not already running, exports
+# LEDGER_TEST_KAFKA_BOOTSTRAP and LEDGER_TEST_PG_URL, runs `python -m pytest "$@"` and exits
+# with pytest's code (5, no tests collected, counts as a failure like any non-zero code).
+#
+# Stopping, in an EXIT trap (also on failure or Ctrl-C): a server is stopped only if a
+# test.sh run started it; one that was already running (say, from deploy/kafka/start.sh)
+# is left alone. Test runs in parallel share the servers: each holds a lease
+# (<cache>/test-runs/<pid>) and the last run to finish stops what test runs started.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/kafka/common.sh"
+source "$HERE/postgres/common.sh"
+RUNS=$CACHE_DIR/test-runs
+
+bash "$HERE/bootstrap.sh"
+
+runs_lock() {
+    mkdir -p "$RUNS"
+    exec 7>"$CACHE_DIR/.test-runs.lock"
+    flock -w 600 7 || { echo "error: timed out waiting for $CACHE_DIR/.test-runs.lock" >&2; exit 1; }
+}
+runs_unlock() { exec 7>&-; }
+
+# Leases of runs whose process is gone (killed with SIGKILL, say) are dropped.
+prune_leases() {
+    local lease
+    for lease in "$RUNS"/run-*; do
+        [[ -e $lease ]] || continue
+        kill -0 "${lease##*/run-}" 2>/dev/null || rm -f "$lease"
+    done
+}
+
+server_pid() {
+    case $1 in
+        kafka) kafka_pid ;;
+        postgres) pg_resolve_root; pg_pid ;;
+    esac
+}
+
+# Start $1 unless running; remember the pid of a server this run started.
+start_server() {
+    local pid
+    if ! server_pid "$1" >/dev/null; then
+        bash "$HERE/$1/start.sh" 7>&-
+        pid=$(server_pid "$1") || { echo "error: $1 is not running after start" >&2; exit 1; }
+        echo "$pid" >"$RUNS/$1.started"
+    else
+        bash "$HERE/$1/start.sh" 7>&-   # prints "already running" and checks it answers
+    fi
+}
+
+# Stop $1 if a test run started it and it is still that same process.
+stop_server() {
+    local marker=$RUNS/$1.started pid
+    [[ -f $marker ]] || return 0
+    if pid=$(server_pid "$1") && [[ $pid == "$(<"$marker")" ]]; then
+        bash "$HERE/$1/stop.sh" 7>&- || true
+    fi
+    rm -f "$marker"
+}
+
+cleanup() {
+    local rc=$? lease
+    trap - EXIT INT TERM
+    runs_lock
+    rm -f "$RUNS/run-$$"
+    prune_leases
+    if ! compgen -G "$RUNS/run-*" >/dev/null; then
+        stop_server kafka
+        stop_server postgres
+    else
+        echo "Servers left running for other test runs: $(ls "$RUNS" | grep '^run-' | tr '\n' ' ')"
+    fi
+    runs_unlock
+    exit "$rc"
+}
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+runs_lock
+prune_leases
+touch "$RUNS/run-$$"
+start_server kafka
+start_server postgres
+runs_unlock
+
+export LEDGER_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+export LEDGER_TEST_PG_URL=$PG_URL
+
+cd "$REPO_DIR"
+set +e
+"$REPO_DIR/.venv/bin/python" -m pytest "$@"
+rc=$?
+set -e
+if ((rc == 5)); then
+    echo "error: pytest collected no tests (exit 5): counted as a failure" >&2
+fi
+exit "$rc"
