@@ -50,7 +50,8 @@ def produce(
     if topic_accounts:
         topics = replace(topics, accounts=topic_accounts)
     publisher = Publisher(bootstrap or settings.kafka_bootstrap, topics)
-    published = invalid = 0
+    published = 0
+    problems: list[str] = []
     last_topic: str | None = None
     try:
         with (
@@ -61,8 +62,8 @@ def produce(
         ):
             for number, item in iter_jsonl(_tracked(fh, bar)):
                 if isinstance(item, InvalidEvent):
-                    invalid += 1
-                    click.echo(f"{file}:{number}: {item.reason}: {item.message}", err=True)
+                    # Reported after the bar, which would otherwise overwrite the line.
+                    problems.append(f"{file}:{number}: {item.reason}: {item.message}")
                     continue
                 topic = topic_for(item.TYPE, topics)
                 if last_topic is not None and topic != last_topic:
@@ -73,13 +74,20 @@ def produce(
         publisher.flush(flush_timeout)
     except PublishError as exc:
         publisher.close(timeout=0)
+        _report(problems)
         click.echo(f"error: {exc}", err=True)
-        click.echo(f"published {publisher.acked}, invalid {invalid}, failed", err=True)
+        click.echo(f"published {publisher.acked}, invalid {len(problems)}, failed", err=True)
         ctx.exit(2)
     publisher.close()
-    click.echo(f"published {published}, invalid {invalid}")
-    if invalid and not skip_invalid:
+    _report(problems)
+    click.echo(f"published {published}, invalid {len(problems)}")
+    if problems and not skip_invalid:
         ctx.exit(1)
+
+
+def _report(problems: list[str]) -> None:
+    for line in problems:
+        click.echo(line, err=True)
 
 
 def _tracked(lines, bar):  # type: ignore[no-untyped-def]
