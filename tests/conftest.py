@@ -19,10 +19,9 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from kafka.admin import KafkaAdminClient
-from kafka.errors import UnknownTopicOrPartitionError
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
@@ -76,16 +75,17 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
-def _kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
+def _kafka_admin(kafka_bootstrap: str) -> Iterator[Any]:
+    # Imported here, once pytest's warning filters are in force (see pytest_configure).
+    from kafka.admin import KafkaAdminClient
+
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ledger-tests")
     yield admin
     admin.close()
 
 
 @pytest.fixture
-def new_topic(
-    _kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., str]]:
+def new_topic(_kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
     """Factory for uniquely named topics, ready (every partition led) when returned."""
     created: list[str] = []
     # Topic names allow [A-Za-z0-9._-]; the test's name helps when reading broker logs.
@@ -102,6 +102,8 @@ def new_topic(
         return name
 
     yield make
+    from kafka.errors import UnknownTopicOrPartitionError
+
     if created:
         try:
             _kafka_admin.delete_topics(created)
