@@ -67,6 +67,12 @@ def check_times(info: SchemaInfo, record: dict[str, Any]) -> str | None:
     return None
 
 
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise DecodeError("malformed_payload", f"expected bytes, got {type(data).__name__}")
+
+
 class Codec:
     """Encoder/decoder bound to one registry. Safe to share between threads."""
 
@@ -156,7 +162,7 @@ class Codec:
 
     def _read(self, data: bytes) -> tuple[_ReadPlan, dict[str, Any]]:
         if not isinstance(data, bytes):
-            data = bytes(data)
+            data = _as_bytes(data)
         plan = self._plan(data)
         fo = io.BytesIO(data)
         fo.seek(HEADER_SIZE)
@@ -196,7 +202,7 @@ class Codec:
     def writer_schema(self, data: bytes) -> SchemaInfo:
         """The writer schema named by the header, without decoding the payload."""
         if not isinstance(data, bytes):
-            data = bytes(data)
+            data = _as_bytes(data)
         return self._plan(data).writer
 
     def event_type_of(self, data: bytes) -> str:

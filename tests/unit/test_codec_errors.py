@@ -92,9 +92,13 @@ def test_times_outside_years_1_to_9999_are_invalid_values():
     assert reason_of(raw_encode("settlement_run", record)) == "invalid_value"
 
 
-def test_decode_accepts_bytearray_and_memoryview():
+def test_decode_accepts_bytearray_and_memoryview_and_refuses_other_types():
     good = encode_example()
     assert CODEC.decode(bytearray(good)) == CODEC.decode(memoryview(good)) == decode(good)
+    for value in (None, good.hex(), 12):
+        with pytest.raises(DecodeError) as info:
+            CODEC.decode(value)  # type: ignore[arg-type]
+        assert info.value.reason == "malformed_payload"
 
 
 def _only_event_or_decode_error(data: bytes) -> None:
