@@ -4,4 +4,6 @@
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$REPO_DIR/deploy/bootstrap.sh"
+# The demo's default database, .cache/demo/ledger.sqlite, is relative: keep it in the repo.
+cd "$REPO_DIR"
 exec "$REPO_DIR/.venv/bin/ledger" demo "$@"
