@@ -202,3 +202,15 @@ def test_encode_refuses_events_that_do_not_fit_the_schema(change):
 def test_encode_refuses_a_non_event():
     with pytest.raises(EncodeError):
         Codec(REGISTRY).encode(object())  # type: ignore[arg-type]
+
+
+def test_converter_falls_back_to_event_from_record_when_the_reader_lacks_a_field():
+    from ledger.domain.events import InvalidEvent
+
+    schema = dict(REGISTRY.reader("order_completed").schema)
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "buyer_id"]
+    convert = compile_converter("order_completed", schema)
+    record = {"event_id": "e", "occurred_at": 0, "producer": "p", "order_id": "o"}
+    with pytest.raises(InvalidEvent, match="buyer_id"):
+        convert(record)
+    assert convert({**record, "buyer_id": "b"}).buyer_id == "b"
