@@ -279,6 +279,21 @@ The record key is the event's ordering key (UTF-8); see docs/topics.md.
 
 [single-object encoding]: https://avro.apache.org/docs/1.12.0/specification/#single-object-encoding
 
+Known leniency: fastavro 1.13 reads a *negative* union index (an invalid varint value) as
+counting from the end of the union, so such corrupted bytes decode as null or the value
+branch instead of failing; every other corruption is reported.
+
+## Golden vectors
+
+`schemas/vectors/<type>.v<n>.json` is an example of each event in the JSON form and
+`<type>.v<n>.hex` its exact single-object encoding. They are frozen: the test suite checks
+that the codec reproduces every one byte for byte and decodes it back, and
+`schemas/vectors/java_check.py` (also run by the suite) checks that Apache Avro for Java
+1.12.2 computes the same fingerprints, decodes the bytes with `BinaryMessageDecoder` and
+a `SchemaStore.Cache` to the same records, and re-encodes them to the same bytes. A
+publisher written in another language proves compatibility by producing the same bytes
+from the same JSON example. The examples below are those vectors.
+
 ## Schema evolution
 
 A new version of an event type is a new file `<type>.v<n+1>.avsc`. Consumers read every
