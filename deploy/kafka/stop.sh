@@ -30,6 +30,9 @@ main() {
         wait_gone 10 || { echo "error: Kafka (pid $pid) is still alive" >&2; exit 1; }
     fi
     rm -f "$KAFKA_PIDFILE"
+    # Dead already; give init a moment to reap it so no <defunct> java lingers.
+    local deadline=$((SECONDS + 10))
+    while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
     echo "Kafka stopped (pid $pid)"
 }
 

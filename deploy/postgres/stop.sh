@@ -17,6 +17,10 @@ main() {
         echo "error: pg_ctl stop failed; see $PG_LOG" >&2
         exit 1
     fi
+    # pg_ctl returns once postmaster.pid is gone; wait for the process itself (and for
+    # init to reap it, so no <defunct> postgres lingers in the process table).
+    local deadline=$((SECONDS + 10))
+    while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
     echo "PostgreSQL stopped (pid $pid; was $PG_URL)"
 }
 
