@@ -188,7 +188,7 @@ class LedgerService:
                 })
 
         self.store.bulk_insert(conn, t.events, events_rows)
-        for chain, entries in chains.items():
+        for chain, entries in sorted(chains.items()):  # one lock order: no deadlocks
             self.store.append_entries(conn, chain, entries, now)
         if dead_rows:
             for row, dead_id in zip(
@@ -245,7 +245,7 @@ class LedgerService:
             {"group_id": group, "topic": topic, "partition": partition, "next_offset": offset}
             for (topic, partition), offset in sorted(offsets.items())
         ]
-        stmt = self.store._impl.insert(table).values(rows)
+        stmt = self.store.insert(table).values(rows)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["group_id", "topic", "partition"],

@@ -128,6 +128,15 @@ def generate(
             add(refund_at, RefundIssued(f"ev-ref-{order_id}", refund_at, PRODUCER,
                                         refund_id=f"ref-{order_id}", order_id=order_id,
                                         buyer_id=buyer, lines=refund_lines))
+            if not full and rng.random() < 0.5:  # the rest comes back later
+                rest_at = refund_at + rng.randrange(1, 5 * DAY_MS)
+                rest = tuple(RefundLine(line.line_id, line.amount - part.amount)
+                             for line, part in zip(lines, refund_lines, strict=True)
+                             if line.amount > part.amount)
+                if rest:
+                    add(rest_at, RefundIssued(f"ev-ref2-{order_id}", rest_at, PRODUCER,
+                                              refund_id=f"ref2-{order_id}", order_id=order_id,
+                                              buyer_id=buyer, lines=rest))
     timeline.sort(key=lambda item: (item[0], item[1]))
     work.activity.extend(event for _, _, event in timeline)
 

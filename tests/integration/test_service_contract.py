@@ -124,3 +124,21 @@ def test_a_record_the_database_refuses_is_isolated_and_kept(db_url: str) -> None
     assert service.stored_offsets("g") == {("t", 0): 6}
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.sharers)).scalar_one() == 3
+
+
+def test_refunds_accumulate_across_transactions(db_url: str) -> None:
+    events = [r.incoming.event for r in worked_example().results]
+    store = open_store(db_url)
+    ingest(store, events)
+    first = RefundIssued("e-r1", 1_767_225_600_100, "t", refund_id="R1", order_id="O1",
+                         buyer_id="B1", lines=(RefundLine("L1", 4400),))
+    rest = RefundIssued("e-r2", 1_767_225_600_200, "t", refund_id="R2", order_id="O1",
+                        buyer_id="B1", lines=(RefundLine("L1", 4400), RefundLine("L2", 1200)))
+    too_much = RefundIssued("e-r3", 1_767_225_600_300, "t", refund_id="R3", order_id="O1",
+                            buyer_id="B1", lines=(RefundLine("L2", 1),))
+    for event in (first, rest, too_much):
+        ingest(store, [event])
+    assert queries.account_balances(store) == {}
+    assert [(d["event_id"], d["reason"]) for d in queries.dead_letters(store)] == [
+        ("e-r3", "over_refund")
+    ]

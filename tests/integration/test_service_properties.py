@@ -1,0 +1,119 @@
+"""Property: on random event streams, the database-backed service gives exactly what the
+in-memory reference model gives (entries, balances, dead letters, parked events), whatever
+the batch boundaries, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from ledger import queries
+from ledger.domain.engine import Rejected
+from ledger.domain.memory import InMemoryLedger
+from ledger.service import LedgerService, Received
+from ledger.simulate import generate
+from ledger.store import tables as t
+from ledger.store.base import open_store, verify
+from tests.streams import streams
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url_factory(request, tmp_path_factory):
+    """Makes a fresh database per hypothesis example (function fixtures are shared by all
+    examples of one test); PostgreSQL databases are dropped at the end."""
+    created: list[str] = []
+    if request.param == "sqlite":
+        def make() -> str:
+            return f"sqlite:///{tmp_path_factory.mktemp('prop') / 'ledger.sqlite'}"
+        yield make
+        return
+    pg_url = request.getfixturevalue("pg_url")
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+    def make() -> str:
+        name = f"prop_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+
+def _entries(store) -> list[tuple]:
+    e, p = t.entries, t.postings
+    with store.read() as conn:
+        rows = conn.execute(
+            select(e.c.event_id, e.c.ordinal, e.c.kind, e.c.rule, e.c.order_id,
+                   p.c.account, p.c.currency, p.c.amount)
+            .join(p, p.c.entry_seq == e.c.seq).order_by(e.c.chain_seq, p.c.ordinal)
+        )
+        return [tuple(r) for r in rows]
+
+
+def _model_entries(model: InMemoryLedger) -> list[tuple]:
+    return [
+        (x.event_id, x.ordinal, x.kind, x.rule, x.order_id, p.account, p.currency, p.amount)
+        for x in model.entries for p in x.postings
+    ]
+
+
+@SETTINGS
+@given(events=streams(max_buyers=3, max_steps=35), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8))
+def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
+    store = open_store(db_url_factory())
+    service = LedgerService(store)
+    position, sizes = 0, itertools.cycle(cuts)  # many boundaries: state must survive them
+    while position < len(events):
+        size = next(sizes)
+        chunk = events[position : position + size]
+        service.ingest([Received(e, f"p:{position + i}", "c") for i, e in enumerate(chunk)])
+        position += size
+    model = InMemoryLedger()
+    model.ingest(events)
+    assert _entries(store) == _model_entries(model)
+    assert queries.account_balances(store) == model.balances()
+    expected_dead = sorted(
+        (r.incoming.event.event_id, r.outcome.reason)
+        for r in model.results if isinstance(r.outcome, Rejected)
+    )
+    assert sorted((d["event_id"], d["reason"]) for d in queries.dead_letters(store)) == expected_dead
+    assert sorted(p["event_id"] for p in queries.parked_events(store)) == sorted(model.parked())
+    assert verify(store).ok
+    store.dispose()
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), cuts=st.lists(st.integers(1, 40), min_size=1, max_size=6))
+def test_simulated_platform_equals_the_model(db_url_factory, seed, cuts) -> None:
+    events = generate(seed, sharers=12, buyers=15, orders=40, refund_share=0.4).all()
+    store = open_store(db_url_factory())
+    service = LedgerService(store)
+    position, sizes = 0, itertools.cycle(cuts)
+    while position < len(events):
+        size = next(sizes)
+        chunk = events[position : position + size]
+        service.ingest([Received(e, f"p:{position + i}", "c") for i, e in enumerate(chunk)])
+        position += size
+    model = InMemoryLedger()
+    model.ingest(events)
+    assert _entries(store) == _model_entries(model)
+    assert queries.account_balances(store) == model.balances()
+    store.dispose()
