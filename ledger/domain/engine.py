@@ -46,6 +46,7 @@ from ledger.domain.model import (
 from ledger.domain.money import Split, pool, split, zero_split
 from ledger.domain.plans import Plan
 from ledger.domain.state import WorkingState
+from ledger.domain.validation import valid_event_id
 
 RULE_ACCRUAL = "accrual/v1"
 RULE_REFUND = "refund/v1"
@@ -299,6 +300,27 @@ def _payout_requested(e: PayoutRequested, arrival: int, state: WorkingState) -> 
     entry = _payout_entry(e, RULE_PAYOUT_REQUEST, "payout_requested", e.sharer_id, e.currency,
                           e.amount, "available", "inflight")
     return Applied((entry,), creates=(f"payout:{e.payout_id}",))
+
+
+def remember_malformed(event: Event, state: WorkingState) -> tuple[str, ...]:
+    """A malformed payout request is still a request that was seen and rejected: remember
+    its id (when usable) so that its settled/failed is rejected, not left waiting."""
+    if not isinstance(event, PayoutRequested):
+        return ()
+    usable = (
+        valid_event_id(event.payout_id)
+        and valid_event_id(event.sharer_id)
+        and isinstance(event.currency, str)
+        and len(event.currency) <= 3
+        and type(event.amount) is int
+        and abs(event.amount) < 2**63
+    )
+    if not usable or state.payout(event.payout_id) is not None:
+        return ()
+    state.add_payout(
+        Payout(event.payout_id, event.sharer_id, event.currency, event.amount, PAYOUT_REJECTED)
+    )
+    return (f"payout:{event.payout_id}",)
 
 
 def _payout_problem(e: PayoutRequested, state: WorkingState) -> tuple[str, str] | None:

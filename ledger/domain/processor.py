@@ -71,7 +71,7 @@ def process(batch: Iterable[Incoming], state: WorkingState) -> list[Result]:
 def _decide(incoming: Incoming, state: WorkingState) -> Outcome:
     bad = problem(incoming.event)
     if bad is not None:
-        return Rejected(*bad)
+        return Rejected(*bad, creates=engine.remember_malformed(incoming.event, state))
     return engine.apply(incoming.event, incoming.arrival, state)
 
 
