@@ -13,7 +13,13 @@ DEADLINE_S=${KAFKA_START_TIMEOUT:-90}
 TOOL_LOG4J=(-Dlog4j2.configurationFile="$KAFKA_DEPLOY_DIR/tools-log4j2.properties")
 
 fail() {
+    local pid
     echo "error: $*" >&2
+    # A broker this run launched but that never became ready is not left behind.
+    if [[ -n ${LAUNCHED:-} ]] && pid=$(kafka_pid); then
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$KAFKA_PIDFILE"
+    fi
     if [[ -f $KAFKA_LOG ]]; then
         echo "--- last lines of $KAFKA_LOG ---" >&2
         tail -n 40 "$KAFKA_LOG" >&2
@@ -71,6 +77,7 @@ format_storage() {
 }
 
 launch() {
+    LAUNCHED=1
     [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
     rm -f "$KAFKA_PIDFILE"
     # setsid: the broker outlives this script and is not hit by the caller's Ctrl-C; the
@@ -89,7 +96,7 @@ launch() {
 # A real request, when the project venv exists: proves the broker serves metadata.
 broker_answers() {
     local py=$REPO_DIR/.venv/bin/python
-    [[ -x $py ]] || return 0
+    [[ -x $py ]] && "$py" -c 'import kafka' 2>/dev/null || return 0
     "$py" - "127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1 <<'PY'
 import sys
 from kafka import KafkaAdminClient
