@@ -26,17 +26,26 @@ log = get_logger("ledger.consume")
 @click.option("--metrics-port", type=int, default=None,
               help="serve Prometheus metrics on 127.0.0.1:PORT (LEDGER_METRICS_PORT)")
 @click.option("--max-poll-records", type=int, default=None, help="records per batch")
+@click.option("--instance-id", default=None,
+              help="static group membership (Kafka group.instance.id): a consumer restarted "
+                   "with the same id gets its partitions back at once instead of after the "
+                   "session timeout; give each consumer of a group its own id")
 @click.pass_context
 def consume(
     ctx: click.Context, db_url: str | None, bootstrap: str | None, group: str | None,
     topics: tuple[str, ...], metrics_port: int | None, max_poll_records: int | None,
+    instance_id: str | None,
 ) -> None:
     """Apply events from Kafka to the ledger, one transaction per poll batch.
 
     Stops cleanly on SIGTERM/SIGINT: the batch in hand is finished and committed first."""
     settings: Settings = ctx.obj
     store = open_store(resolve_db(ctx, db_url))
-    overrides = (("max_poll_records", max_poll_records),) if max_poll_records else ()
+    overrides: tuple[tuple[str, object], ...] = ()
+    if max_poll_records:
+        overrides += (("max_poll_records", max_poll_records),)
+    if instance_id:
+        overrides += (("group_instance_id", instance_id),)
     config = ConsumerConfig(
         bootstrap_servers=bootstrap or settings.kafka_bootstrap,
         group_id=group or settings.consumer_group,

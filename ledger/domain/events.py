@@ -241,17 +241,27 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
 def event_to_record(event: Event) -> dict[str, Any]:
     """The plain-dict form of an event (the JSON form minus ``type``), times in ms."""
     record: dict[str, Any] = {}
-    for f in fields(event):
-        value = getattr(event, f.name)
-        if isinstance(value, tuple):
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
+        if type(value) is tuple:
             value = [
-                {g.name: getattr(item, g.name) for g in fields(item)}
+                {n: getattr(item, n) for n in _field_names(type(item))}
                 if hasattr(item, "__dataclass_fields__")
                 else item
                 for item in value
             ]
-        record[f.name] = value
+        record[name] = value
     return record
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 __all__ = [

@@ -209,7 +209,8 @@ class WorkingState:
     # --- idempotency --------------------------------------------------------------------
 
     def is_processed(self, event_id: str) -> bool:
-        self._fill_set(self._processed, (event_id,), self._loader.processed)
+        if event_id not in self._processed:
+            self._fill_set(self._processed, (event_id,), self._loader.processed)
         return self._processed[event_id]
 
     def mark_processed(self, event_id: str) -> None:
@@ -224,7 +225,8 @@ class WorkingState:
     # --- sharers ----------------------------------------------------------------------------
 
     def sharer(self, sharer_id: str) -> Sharer | None:
-        self._fill(self._sharers, (sharer_id,), self._loader.sharers)
+        if sharer_id not in self._sharers:
+            self._fill(self._sharers, (sharer_id,), self._loader.sharers)
         return self._sharers[sharer_id]
 
     def add_sharer(self, sharer: Sharer) -> None:
@@ -245,7 +247,8 @@ class WorkingState:
     # --- clicks ---------------------------------------------------------------------------
 
     def click(self, click_id: str) -> Click | None:
-        self._fill(self._clicks, (click_id,), self._loader.clicks)
+        if click_id not in self._clicks:
+            self._fill(self._clicks, (click_id,), self._loader.clicks)
         return self._clicks[click_id]
 
     def clicks_of(self, buyer_id: str, since: int = 0) -> list[Click]:
@@ -268,7 +271,8 @@ class WorkingState:
     # --- orders ---------------------------------------------------------------------------
 
     def order(self, order_id: str) -> Order | None:
-        self._fill(self._orders, (order_id,), self._loader.orders)
+        if order_id not in self._orders:
+            self._fill(self._orders, (order_id,), self._loader.orders)
         return self._orders[order_id]
 
     def add_order(self, order: Order) -> None:
@@ -310,7 +314,8 @@ class WorkingState:
     # --- refunds, runs ----------------------------------------------------------------------
 
     def refund_seen(self, refund_id: str) -> bool:
-        self._fill_set(self._refunds, (refund_id,), self._loader.refunds)
+        if refund_id not in self._refunds:
+            self._fill_set(self._refunds, (refund_id,), self._loader.refunds)
         return self._refunds[refund_id]
 
     def add_refund(self, refund_id: str, order_id: str) -> None:
@@ -318,7 +323,8 @@ class WorkingState:
         self._changes.refunds.append((refund_id, order_id))
 
     def run_seen(self, run_id: str) -> bool:
-        self._fill_set(self._runs, (run_id,), self._loader.runs)
+        if run_id not in self._runs:
+            self._fill_set(self._runs, (run_id,), self._loader.runs)
         return self._runs[run_id]
 
     def add_run(self, run_id: str, as_of: int) -> None:
@@ -328,7 +334,8 @@ class WorkingState:
     # --- payouts, balances ------------------------------------------------------------------
 
     def payout(self, payout_id: str) -> Payout | None:
-        self._fill(self._payouts, (payout_id,), self._loader.payouts)
+        if payout_id not in self._payouts:
+            self._fill(self._payouts, (payout_id,), self._loader.payouts)
         return self._payouts[payout_id]
 
     def add_payout(self, payout: Payout) -> None:
