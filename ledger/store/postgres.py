@@ -60,7 +60,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     faster here than a multi-row INSERT at 1k-10k rows (bench/bench_journal.py).
     """
     columns = [c.name for c in table.columns]
-    lines = ["\t".join([_copy_text(v) for v in map(row.get, columns)]) for row in rows]
+    lines = [_copy_line(row, columns) for row in rows]
     buffer = io.StringIO("\n".join(lines) + "\n")
     column_list = ", ".join(f'"{name}"' for name in columns)
     cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
@@ -76,6 +76,25 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 def _escape(match: re.Match[str]) -> str:
     return _ESCAPES[match.group()]
+
+
+def _copy_line(row: dict[str, Any], columns: list[str]) -> str:
+    """One row in COPY text format. The common cases (None, a plain str without special
+    characters, an int) are handled inline: this runs for every row on the hot path."""
+    out = []
+    for value in map(row.get, columns):
+        kind = type(value)
+        if kind is str:
+            if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+                value = _SPECIAL.sub(_escape, value)
+            out.append(value)
+        elif kind is int:
+            out.append(str(value))
+        elif value is None:
+            out.append(r"\N")
+        else:
+            out.append(_copy_text(value))
+    return "\t".join(out)
 
 
 def _copy_text(value: object) -> str:
