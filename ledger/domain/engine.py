@@ -43,7 +43,7 @@ from ledger.domain.model import (
     Payout,
     Sharer,
 )
-from ledger.domain.money import Split, pool, split, zero_split
+from ledger.domain.money import Split, split_lines, zero_split
 from ledger.domain.plans import Plan
 from ledger.domain.state import WorkingState
 from ledger.domain.validation import valid_event_id
@@ -121,7 +121,7 @@ def _click(e: ClickRecorded, arrival: int, state: WorkingState) -> Outcome:
 def _commission(order: Order, plan: Plan) -> Split:
     remaining = [(line.remaining, line.rate_bps) for line in order.lines.values()]
     shares = plan.level_shares_bps[: len(order.levels)]
-    return split(pool(remaining), plan.platform_fee_bps, shares)
+    return split_lines(remaining, plan.platform_fee_bps, shares)
 
 
 def _levels_for(e: OrderPlaced, plan: Plan, state: WorkingState) -> tuple[tuple[str, ...], str | None]:

@@ -254,8 +254,11 @@ class WorkingState:
     def clicks_of(self, buyer_id: str, since: int = 0) -> list[Click]:
         """The buyer's clicks at or after ``since``, ordered by (time, arrival); the list
         may also hold earlier ones."""
-        self._load_buyer_clicks((buyer_id,), since)
-        return self._buyer_clicks[buyer_id][1]
+        loaded = self._buyer_clicks.get(buyer_id)
+        if loaded is None or loaded[0] > since:
+            self._load_buyer_clicks((buyer_id,), since)
+            loaded = self._buyer_clicks[buyer_id]
+        return loaded[1]
 
     def add_click(self, click: Click) -> None:
         self._clicks[click.click_id] = click
