@@ -1,0 +1,464 @@
+"""Helpers for tests and benchmarks that drive the real Kafka broker and a real database.
+
+Everything here synchronises by polling with a deadline (never a bare sleep):
+- ``create_topics`` returns only once the broker reports every partition with a leader;
+- ``wait_until_applied`` returns once the offsets the ledger stored in its database (in
+  the same transaction as the batch's effects) reach the topics' end offsets, i.e. every
+  record produced so far has been applied;
+- ``produce_phases`` keeps SPEC §4.5's barriers: it produces one phase of a workload
+  (setup, activity, finance), waits until it is applied, and only then produces the next.
+
+``ConsumerProcess`` runs ``ledger consume`` as a subprocess (for kill -9 tests) with its
+JSON logs in a file; ``ConsumerThread`` runs a ``ConsumerLoop`` in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from consumers.loop import ConsumerConfig, ConsumerLoop
+from consumers.metrics import ConsumerMetrics
+from ledger import queries
+from ledger.config import Topics
+from ledger.domain.events import Event
+from ledger.publisher import Publisher
+from ledger.service import LedgerService
+from ledger.simulate import Workload
+from ledger.store import tables as t
+from ledger.store.base import Store, verify
+
+REPO = Path(__file__).resolve().parents[1]
+LEDGER_BIN = REPO / ".venv" / "bin" / "ledger"
+POLL_S = 0.05  # how often the wait helpers look again
+
+Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset (next offset to write)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --- topics --------------------------------------------------------------------------------
+
+
+def create_topics(
+    bootstrap: str, *, orders_partitions: int = 4, accounts_partitions: int = 1,
+    prefix: str = "it", timeout: float = 30.0,
+) -> Topics:
+    """Fresh orders and accounts topics for one run; returns once both are usable."""
+    topics = Topics(orders=unique(f"{prefix}-orders"), accounts=unique(f"{prefix}-accounts"),
+                    dead_letters=unique(f"{prefix}-dlq"))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topics.orders, orders_partitions, 1),
+                             NewTopic(topics.accounts, accounts_partitions, 1)])
+    finally:
+        admin.close()
+    wait_for_partitions(bootstrap, {topics.orders: orders_partitions,
+                                    topics.accounts: accounts_partitions}, timeout)
+    return topics
+
+
+def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 30.0) -> None:
+    """Poll metadata until every topic in ``want`` has that many partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {name: len(consumer.partitions_for_topic(name) or ()) for name in want}
+            if seen == want:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics not ready after {timeout}s: want {want}, see {seen}")
+            time.sleep(POLL_S)
+    finally:
+        consumer.close()
+
+
+def names(topics: Topics) -> list[str]:
+    return [topics.orders, topics.accounts]
+
+
+def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> Ends:
+    """The end offset of every partition of ``topic_names`` (what has been produced)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [
+            TopicPartition(name, p)
+            for name in topic_names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        return {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+# --- producing -----------------------------------------------------------------------------
+
+
+def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> None:
+    """Publish ``events`` in order and wait until every one is acknowledged."""
+    with Publisher(bootstrap, topics) as publisher:
+        for event in events:
+            publisher.publish(event)
+
+
+def produce_raw(
+    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]],
+) -> list[str]:
+    """Send (topic, key, value) records in order, bytes untouched, with an idempotent
+    producer (per-partition order kept); returns each record's "topic/partition@offset"."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024,
+                             enable_idempotence=True, acks="all")
+    try:
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
+        producer.flush()
+        sources = []
+        for future in futures:
+            meta = future.get(timeout=30)
+            sources.append(f"{meta.topic}/{meta.partition}@{meta.offset}")
+        return sources
+    finally:
+        producer.close()
+
+
+def _stored_offsets(service: LedgerService, group: str) -> dict[tuple[str, int], int] | None:
+    """The group's stored offsets, or None while the database is unreachable (restarts)."""
+    try:
+        return service.stored_offsets(group)
+    except OperationalError:
+        return None
+
+
+def wait_until_applied(
+    store: Store, group: str, ends: Ends, timeout: float = 120.0,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Poll the offsets stored in the ledger database for ``group`` until each partition's
+    reaches ``ends``. ``alive`` is called on every poll and may raise to fail fast (e.g.
+    the consumer process died). Raises AssertionError at the deadline, with the progress."""
+    service = LedgerService(store)
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = _stored_offsets(service, group)
+        behind = (
+            {k: (stored.get(k, 0), v) for k, v in ends.items() if stored.get(k, 0) < v}
+            if stored is not None else {"database": "unreachable"}
+        )
+        if not behind:
+            return
+        if alive is not None:
+            alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"group {group} not caught up after {timeout}s: "
+                                 f"(stored, end) per partition {behind}")
+        time.sleep(POLL_S)
+
+
+def applied_count(store: Store, group: str) -> int:
+    """How many records the group has applied so far (sum of stored next offsets)."""
+    stored = _stored_offsets(LedgerService(store), group)
+    return 0 if stored is None else sum(stored.values())
+
+
+def produce_phases(
+    bootstrap: str, topics: Topics, workload: Workload, store: Store, group: str, *,
+    timeout: float = 180.0, alive: Callable[[], None] | None = None,
+    during: Callable[[str, Ends], None] | None = None,
+) -> Ends:
+    """Produce setup, activity and finance one after another, each only once the previous
+    one is fully applied (SPEC §4.5 barriers keep their position). ``during(phase, ends)``
+    runs right after a phase is produced, before waiting (kills, restarts...)."""
+    ends: Ends = {}
+    for phase, events in (("setup", workload.setup), ("activity", workload.activity),
+                          ("finance", workload.finance)):
+        publish(bootstrap, topics, events)
+        ends = end_offsets(bootstrap, names(topics))
+        if during is not None:
+            during(phase, ends)
+        wait_until_applied(store, group, ends, timeout, alive)
+    return ends
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(pg_url: str, prefix: str = "kt_") -> Iterator[str]:
+    """A new empty database on ``pg_url``'s cluster (for a test that needs two), dropped
+    afterwards with its sessions."""
+    name = unique(prefix).replace("-", "_")
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+# --- consumers -----------------------------------------------------------------------------
+
+
+class ConsumerThread:
+    """A ConsumerLoop in a daemon thread; ``stop()`` joins it and re-raises its error."""
+
+    def __init__(self, store: Store, bootstrap: str, group: str, topics: Sequence[str],
+                 service: LedgerService | None = None, **overrides: Any) -> None:
+        config = ConsumerConfig(bootstrap, group, tuple(topics), max_backoff_s=2.0,
+                                kafka_overrides=tuple(overrides.items()))
+        self.metrics = ConsumerMetrics()
+        self.service = service or LedgerService(store)
+        self.loop = ConsumerLoop(config, self.service, self.metrics)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"consumer-{group}")
+
+    def _run(self) -> None:
+        try:
+            self.loop.run()
+        except BaseException as exc:  # noqa: BLE001 - surfaced by alive()/stop()
+            self.error = exc
+
+    def start(self) -> Self:
+        self.thread.start()
+        return self
+
+    def alive(self) -> None:
+        if self.error is not None:
+            raise AssertionError(f"consumer thread failed: {self.error!r}") from self.error
+        if not self.thread.is_alive():
+            raise AssertionError("consumer thread exited")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.loop.stop()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError(f"consumer thread did not stop within {timeout}s")
+        if self.error is not None:
+            raise AssertionError(f"consumer thread failed: {self.error!r}") from self.error
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RecordingService(LedgerService):
+    """The real service, noting which partitions each batch it applied came from (to show
+    which consumer of a group owned what)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.partitions: dict[tuple[str, int], int] = {}  # partition -> records applied
+
+    def ingest(self, batch: Any, *, offsets: Any = None, group: str | None = None) -> Any:
+        report = super().ingest(batch, offsets=offsets, group=group)
+        for item in batch:
+            where = item.source.rsplit("@", 1)[0]
+            topic, partition = where.rsplit("/", 1)
+            key = (topic, int(partition))
+            self.partitions[key] = self.partitions.get(key, 0) + 1
+        return report
+
+
+def replay_phases(
+    bootstrap: str, store: Store, group: str, phase_ends: Sequence[Ends],
+    batch_size: int = 1000, timeout: float = 120.0,
+) -> None:
+    """The undisturbed reference run: read the topics with a plain, manually assigned
+    consumer and apply them phase by phase (every partition up to ``phase_ends[0]``, then
+    up to ``phase_ends[1]``...) through the same decode and service code as the consumer
+    loop, so the reference keeps the barriers whatever happened to the servers."""
+    from consumers.decode import decode_records
+
+    service = LedgerService(store)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             max_poll_records=batch_size)
+    try:
+        tps = [TopicPartition(topic, p) for topic, p in sorted(phase_ends[-1])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        for ends in phase_ends:
+            for tp in tps:
+                target = ends.get((tp.topic, tp.partition), 0)
+                while consumer.position(tp) < target:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"replay stuck at {tp} < {target}")
+                    consumer.pause(*[o for o in tps if o != tp])
+                    consumer.resume(tp)
+                    polled = consumer.poll(timeout_ms=500, max_records=batch_size)
+                    records = [r for r in polled.get(tp, []) if r.offset < target]
+                    if not records:
+                        continue
+                    consumer.seek(tp, records[-1].offset + 1)
+                    batch, offsets = decode_records({tp: records})
+                    service.ingest(batch, offsets=offsets, group=group)
+    finally:
+        consumer.close()
+
+
+@dataclass
+class ConsumerProcess:
+    """``ledger consume`` as a subprocess, logging JSON lines to ``log_path``."""
+
+    db_url: str
+    bootstrap: str
+    group: str
+    topics: Sequence[str]
+    log_path: Path
+    extra_args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> Self:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        args = [str(LEDGER_BIN), "consume", "--db", self.db_url, "--bootstrap", self.bootstrap,
+                "--group", self.group]
+        for topic in self.topics:
+            args += ["--topic", topic]
+        args += list(self.extra_args)
+        env = {**os.environ, "LEDGER_LOG_FORMAT": "json", "LEDGER_LOG_LEVEL": "info", **self.env}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         cwd=REPO, start_new_session=True)
+        self.starts += 1
+        return self
+
+    def alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise AssertionError(f"consumer process exited (code {code}); log tail:\n"
+                                 + self.log_tail())
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind happens in the consumer."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the consumer finishes its batch and exits 0."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+            raise AssertionError(f"consumer did not stop on SIGTERM within {timeout}s") from None
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log records written so far (non-JSON lines are skipped)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def kill_at_random_progress(
+    consumer: ConsumerProcess, store: Store, rng: random.Random, ends: Ends, *,
+    kills: int, timeout: float = 120.0,
+) -> int:
+    """SIGKILL ``consumer`` ``kills`` times while it applies up to ``ends``, each time once
+    the applied count has advanced by a random amount (seeded), then restart it. Returns
+    the number of kills done (fewer if the consumer caught up first)."""
+    target = sum(ends.values())
+    done = 0
+    deadline = time.monotonic() + timeout
+    for _ in range(kills):
+        now = applied_count(store, consumer.group)
+        remaining = target - now
+        if remaining <= 0:
+            break
+        # spread the kills over what is left, with some randomness in each step
+        step = max(1, int(remaining / (kills - done + 1) * rng.uniform(0.3, 1.3)))
+        while applied_count(store, consumer.group) < now + step:
+            consumer.alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no progress to kill at after {timeout}s")
+            time.sleep(0.01)
+        consumer.kill()
+        done += 1
+        consumer.start()
+    return done
+
+
+# --- comparing ledgers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    ok: bool
+    problem: str | None
+    head: str
+    chains: dict[str, tuple[int, str]]
+    balances: dict[tuple[str, str], int]
+    dead_letters: list[tuple[str | None, str]]  # (event_id, reason), sorted
+    parked: list[str]  # event ids still waiting, sorted
+    events: int  # rows in the event log
+    entries: int
+
+
+def snapshot(store: Store) -> LedgerSnapshot:
+    report = verify(store)
+    with store.read() as conn:
+        dead = conn.execute(select(t.dead_letters.c.event_id, t.dead_letters.c.reason)).all()
+        parked = conn.execute(select(t.parked.c.event_id)).scalars().all()
+        events = conn.execute(select(func.count()).select_from(t.events)).scalar_one()
+        entries = conn.execute(select(func.count()).select_from(t.entries)).scalar_one()
+    return LedgerSnapshot(
+        ok=report.ok, problem=report.problem, head=report.head, chains=dict(report.chains),
+        balances=queries.account_balances(store),
+        dead_letters=sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
+        parked=sorted(parked), events=int(events), entries=int(entries),
+    )
+
+
+def assert_same_ledger(got: LedgerSnapshot, want: LedgerSnapshot) -> None:
+    """Field by field, so a failure says which part differs."""
+    assert got.ok, got.problem
+    assert want.ok, want.problem
+    assert got.chains == want.chains
+    assert got.head == want.head
+    assert got.balances == want.balances
+    assert got.dead_letters == want.dead_letters
+    assert got.parked == want.parked
+    assert got.events == want.events
+    assert got.entries == want.entries
