@@ -12,10 +12,13 @@ import json
 from ledger.domain.events import Event, event_from_record, event_to_record
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once: hot path
+
+
 def dump_event(event: Event) -> str:
     record = event_to_record(event)
     record["type"] = event.TYPE
-    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(record)
 
 
 def load_event(text: str) -> Event:
