@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from consumers.clientlog import forward_kafka_client_logs
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger.commands.common import db_option, resolve_db
@@ -40,6 +41,7 @@ def consume(
 
     Stops cleanly on SIGTERM/SIGINT: the batch in hand is finished and committed first."""
     settings: Settings = ctx.obj
+    forward_kafka_client_logs()  # broker outages and reconnects show in our log
     store = open_store(resolve_db(ctx, db_url))
     overrides: tuple[tuple[str, object], ...] = ()
     if max_poll_records:

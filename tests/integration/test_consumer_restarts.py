@@ -1,0 +1,143 @@
+"""The consumer rides out a Kafka broker restart and a PostgreSQL restart mid-stream.
+
+This module restarts the SHARED test servers (deploy/kafka and deploy/postgres, the ones
+the ``kafka_bootstrap`` and ``pg_url`` fixtures point at), so it keeps every restart in
+one test, and its module fixture starts both servers again (idempotent start scripts)
+before the module ends, whatever happened. pytest runs tests serially; nothing else runs
+against the servers meanwhile.
+
+The consumer is a real ``ledger consume`` subprocess. Mid-activity the broker is stopped
+and started again (deploy/kafka/stop.sh + start.sh), then, while records are still to be
+applied, PostgreSQL is stopped and started (deploy/postgres/stop.sh + start.sh). The
+consumer must keep going on its own, say in its log that it is retrying the database with
+backoff, and end with exactly the ledger of an undisturbed run: the same records replayed
+phase by phase into another database through the same decode and service code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from ledger.config import Topics
+from ledger.domain.memory import InMemoryLedger
+from ledger.simulate import generate
+from ledger.store.base import open_store
+from tests.kafka_helpers import (
+    REPO,
+    ConsumerProcess,
+    applied_count,
+    assert_same_ledger,
+    end_offsets,
+    fresh_database,
+    publish,
+    replay_phases,
+    snapshot,
+    unique,
+    wait_until_applied,
+)
+
+DB_RETRY = "database unavailable or conflicting; retrying"
+
+
+def run_script(path: str, timeout: float = 180) -> str:
+    done = subprocess.run(["bash", str(REPO / path)], capture_output=True, text=True, check=False,
+                          timeout=timeout, cwd=REPO)
+    assert done.returncode == 0, f"{path} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def restartable(kafka_bootstrap: str, pg_url: str) -> Iterator[None]:
+    """Checks the deploy scripts drive the servers the fixtures point at; restores both."""
+    kafka_port = os.environ.get("KAFKA_PORT", "19092")
+    pg_port = os.environ.get("PG_PORT", "55432")
+    assert kafka_bootstrap.rsplit(":", 1)[1] == kafka_port, (
+        f"the broker under test ({kafka_bootstrap}) is not deploy/kafka's (port {kafka_port})")
+    assert str(make_url(pg_url).port) == pg_port, (
+        f"the database under test ({pg_url}) is not deploy/postgres's (port {pg_port})")
+    try:
+        yield
+    finally:
+        run_script("deploy/kafka/start.sh")
+        run_script("deploy/postgres/start.sh")
+
+
+def wait_for_count(consumer: ConsumerProcess, store, target: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := applied_count(store, consumer.group)) < target:
+        consumer.alive()
+        assert time.monotonic() < deadline, f"stuck at {count} of {target} applied"
+        time.sleep(0.02)
+    return count
+
+
+def test_consumer_survives_broker_and_database_restarts(
+    restartable, kafka_bootstrap, new_topic, fresh_pg_url, pg_url, tmp_path
+) -> None:
+    work = generate(seed=909, sharers=50, buyers=600, orders=3000)
+    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    names = [topics.orders, topics.accounts]
+    store = open_store(fresh_pg_url)
+    consumer = ConsumerProcess(fresh_pg_url, kafka_bootstrap, unique("restarts"), names,
+                               tmp_path / "consumer.log", ["--max-poll-records", "300"]).start()
+    phase_ends = []
+    try:
+        publish(kafka_bootstrap, topics, work.setup)
+        phase_ends.append(end_offsets(kafka_bootstrap, names))
+        wait_until_applied(store, consumer.group, phase_ends[-1], 120, consumer.alive)
+        start = sum(phase_ends[-1].values())
+
+        publish(kafka_bootstrap, topics, work.activity)
+        phase_ends.append(end_offsets(kafka_bootstrap, names))
+        total = sum(phase_ends[-1].values())
+        wait_for_count(consumer, store, start + len(work.activity) // 5)
+        run_script("deploy/kafka/stop.sh")
+        at_broker_stop = applied_count(store, consumer.group)
+        run_script("deploy/kafka/start.sh")
+        # the consumer is back on the broker: more is applied, then PostgreSQL goes away
+        wait_for_count(consumer, store, at_broker_stop + 300)
+        run_script("deploy/postgres/stop.sh")
+        run_script("deploy/postgres/start.sh")
+        at_db_restart = applied_count(store, consumer.group)
+        assert at_broker_stop < total and at_db_restart < total, "restarts were not mid-stream"
+        wait_until_applied(store, consumer.group, phase_ends[-1], 180, consumer.alive)
+
+        publish(kafka_bootstrap, topics, work.finance)
+        phase_ends.append(end_offsets(kafka_bootstrap, names))
+        wait_until_applied(store, consumer.group, phase_ends[-1], 120, consumer.alive)
+        consumer.alive()  # the same process throughout: it never died
+        assert consumer.starts == 1
+    finally:
+        assert consumer.terminate() == 0
+
+    logs = consumer.log_lines()
+    # the broker outage is in the log (the Kafka client's reconnect attempts), and batches
+    # were applied after it: the same process reconnected by itself
+    outage = [i for i, r in enumerate(logs) if r.get("event") == "kafka client"
+              and any(s in r.get("message", "") for s in ("ECONNREFUSED", "Connection lost"))]
+    assert outage, "no broker outage logged:\n" + consumer.log_tail()
+    assert any(r.get("event") == "batch applied" for r in logs[outage[-1]:])
+    retries = [r for r in logs if r.get("event") == DB_RETRY]
+    assert retries, "no database retry logged:\n" + consumer.log_tail()
+    assert all("retry_in_s" in r and "attempt" in r for r in retries)
+    if len(retries) > 1:  # backoff: the delays grow
+        assert retries[1]["retry_in_s"] > retries[0]["retry_in_s"]
+
+    with fresh_database(pg_url) as calm_url:
+        calm = open_store(calm_url)
+        replay_phases(kafka_bootstrap, calm, "undisturbed", phase_ends)
+        got, want = snapshot(store), snapshot(calm)
+        calm.dispose()
+    assert_same_ledger(got, want)
+    model = InMemoryLedger()
+    for events in (work.setup, work.activity, work.finance):
+        model.ingest(events)
+    assert got.balances == model.balances()
+    assert got.events == len(work.all())
+    store.dispose()
