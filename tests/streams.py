@@ -252,6 +252,8 @@ class _World:
     orders: dict[str, _Order] = field(default_factory=dict)
     payouts: dict[str, PayoutRequested] = field(default_factory=dict)
     enrollments: list[SharerEnrolled] = field(default_factory=list)  # not yet emitted
+    completions: list[int] = field(default_factory=list)  # completion times emitted
+    frozen: list[int] = field(default_factory=list)  # frozen days of the plans emitted
     n: int = 0
 
     def fresh(self, prefix: str) -> str:
@@ -272,12 +274,14 @@ def _plan_event(draw, world: _World, plan_id: str, effective_from: int, at: int)
                                    (3333, 3333, 3334), (4000, 3000, 2000)]))
     mins = [(c, draw(st.sampled_from([1, 100, 300]))) for c in world.currencies
             if c == world.currencies[0] or draw(st.booleans())]
+    frozen = draw(st.sampled_from([0, 1, 1, 7]))
+    world.frozen.append(frozen)
     return world.ev.plan(
         plan_id, effective_from, at=at,
         rate=draw(st.sampled_from([1000, 1000, 2500, 500, 10_000, 0])),
         fee=draw(st.sampled_from([800, 800, 0, 1000, 3333, 10_000])),
         shares=shares,
-        frozen=draw(st.sampled_from([0, 1, 1, 7])),
+        frozen=frozen,
         window=draw(st.sampled_from([30, 30, 3, 1, 0])),
         self_ok=draw(st.booleans()),
         mins=mins,
@@ -291,6 +295,11 @@ def _step_click(draw, w: _World) -> None:
     w.clicks.setdefault(buyer, []).append(click_id)
     at = w.clock - draw(st.sampled_from([0, 0, 1, DAY]))
     w.out.append(w.ev.click(click_id, sharer, buyer, at, product=draw(st.sampled_from("PQR"))))
+    if draw(st.integers(0, 3)) == 0:  # a second click at the same ms: the first received wins
+        other = draw(st.sampled_from(w.sharers))
+        tie_id = w.fresh(f"C-{buyer}-")
+        w.clicks[buyer].append(tie_id)
+        w.out.append(w.ev.click(tie_id, other, buyer, at))
 
 
 def _step_sale(draw, w: _World) -> None:
@@ -342,6 +351,7 @@ def _step_complete(draw, w: _World) -> None:
             return
         order_id, order = picked
     order.completed = True
+    w.completions.append(w.clock)
     w.out.append(w.ev.complete(order_id, order.buyer, w.clock))
 
 
@@ -376,6 +386,9 @@ def _step_refund(draw, w: _World) -> None:
 
 def _step_run(draw, w: _World) -> None:
     as_of = w.clock + draw(st.sampled_from([0, 0, -DAY, -7 * DAY, 8 * DAY]))
+    if w.completions and draw(st.booleans()):  # aim at a frozen period's last millisecond
+        as_of = (draw(st.sampled_from(w.completions)) + draw(st.sampled_from(w.frozen)) * DAY
+                 + draw(st.sampled_from([-1, 0, 0])))
     w.out.append(w.ev.run(w.fresh("RUN"), as_of, at=w.clock))
 
 
