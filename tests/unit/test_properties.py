@@ -258,6 +258,7 @@ class Oracle:
     def __init__(self) -> None:
         self.plans: list[PlanPublished] = []
         self.uplines: dict[str, str | None] = {}
+        self.waiting: dict[str, SharerEnrolled] = {}  # enrollments waiting for their upline
         self.clicks: dict[str, tuple[ClickRecorded, int]] = {}
         self.buyer_clicks: dict[str, list[tuple[ClickRecorded, int]]] = defaultdict(list)
         self.orders: dict[str, _Order] = {}
@@ -337,12 +338,28 @@ class Oracle:
             self.plans.append(e)
 
     def on_SharerEnrolled(self, e: SharerEnrolled, outcome, position: int) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(outcome, Applied):
-            assert e.sharer_id not in self.uplines
-            assert e.upline_id is None or e.upline_id in self.uplines
+        if self.waiting.get(e.sharer_id) == e:  # released: it is no longer waiting
+            del self.waiting[e.sharer_id]
+        known = e.sharer_id in self.uplines or e.sharer_id in self.waiting
+        cycle, current, seen = False, e.upline_id, set()
+        while current is not None and not cycle and current not in seen:
+            seen.add(current)
+            cycle = current == e.sharer_id
+            if current in self.uplines:
+                current = self.uplines[current]
+            else:
+                waiting = self.waiting.get(current)
+                current = waiting.upline_id if waiting is not None else None
+        if known:
+            assert isinstance(outcome, Rejected) and outcome.reason == "already_enrolled", outcome
+        elif cycle:
+            assert isinstance(outcome, Rejected) and outcome.reason == "enrollment_cycle", outcome
+        elif e.upline_id is not None and e.upline_id not in self.uplines:
+            assert isinstance(outcome, Parked), (e, outcome)
+            self.waiting[e.sharer_id] = e
+        else:
+            assert isinstance(outcome, Applied), (e, outcome)
             self.uplines[e.sharer_id] = e.upline_id
-        elif isinstance(outcome, Parked):
-            assert e.upline_id is not None and e.upline_id not in self.uplines
 
     def on_ClickRecorded(self, e: ClickRecorded, outcome, position: int) -> None:  # type: ignore[no-untyped-def]
         if not e.click_id:
