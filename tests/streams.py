@@ -253,6 +253,7 @@ class _World:
     payouts: dict[str, PayoutRequested] = field(default_factory=dict)
     enrollments: list[SharerEnrolled] = field(default_factory=list)  # not yet emitted
     completions: list[int] = field(default_factory=list)  # completion times emitted
+    minimums: dict[str, int] = field(default_factory=dict)  # highest payout minimum emitted
     frozen: list[int] = field(default_factory=list)  # frozen days of the plans emitted
     n: int = 0
 
@@ -263,7 +264,8 @@ class _World:
 
 _STEPS = [
     "click", "order", "sale", "sale", "sale", "sale", "complete", "complete", "complete",
-    "refund", "refund", "run", "run", "payout", "payout", "payout_end", "payout_end",
+    "refund", "refund", "run", "run", "payout", "payout_end", "payout_end",
+    "payout_cashout",
     "enroll", "enroll", "redeliver", "fault",
 ]
 _TICKS = [0, 1, 1_000, DAY // 4, DAY, 2 * DAY, 8 * DAY]
@@ -272,8 +274,10 @@ _TICKS = [0, 1, 1_000, DAY // 4, DAY, 2 * DAY, 8 * DAY]
 def _plan_event(draw, world: _World, plan_id: str, effective_from: int, at: int) -> PlanPublished:
     shares = draw(st.sampled_from([(5000, 3000, 2000), (6000, 2500, 1500), (10000, 0, 0),
                                    (3333, 3333, 3334), (4000, 3000, 2000)]))
-    mins = [(c, draw(st.sampled_from([1, 100, 300]))) for c in world.currencies
+    mins = [(c, draw(st.sampled_from([1, 1, 100, 300]))) for c in world.currencies
             if c == world.currencies[0] or draw(st.booleans())]
+    for currency, minimum in mins:
+        world.minimums[currency] = max(minimum, world.minimums.get(currency, 0))
     frozen = draw(st.sampled_from([0, 1, 1, 7]))
     world.frozen.append(frozen)
     return world.ev.plan(
@@ -309,6 +313,11 @@ def _step_sale(draw, w: _World) -> None:
         buyer = w.out[-1].buyer_id  # type: ignore[attr-defined]
         w.clock += draw(st.sampled_from([0, 1, 1_000, DAY]))
         _step_order(draw, w, buyer)
+        if draw(st.booleans()):  # the buyer confirms receipt soon after
+            order_id = w.out[-1].order_id  # type: ignore[attr-defined]
+            w.orders[order_id].completed = True
+            w.completions.append(w.clock)
+            w.out.append(w.ev.complete(order_id, buyer, w.clock))
 
 
 def _step_order(draw, w: _World, buyer: str | None = None) -> None:
@@ -393,21 +402,39 @@ def _step_run(draw, w: _World) -> None:
 
 
 def _step_payout(draw, w: _World) -> None:
-    sharer = draw(st.sampled_from(w.sharers))
+    earners = sorted({e.sharer_id for e in w.out if isinstance(e, ClickRecorded)} & set(w.sharers))
+    sharer = draw(st.sampled_from(earners if earners and draw(st.integers(0, 3)) else w.sharers))
     payout_id = w.fresh("PAY")
-    amount = draw(st.sampled_from([-1, 0, 1, 1, 1, 50, 100, 100, 300, 800]))
+    amount = draw(st.sampled_from([-1, 0, 1, 1, 1, 1, 50, 100, 300, 800]))
     currency = draw(st.sampled_from(w.currencies * 4 + ("EUR",)))
     event = w.ev.request(payout_id, sharer, amount, currency, at=w.clock)
     w.payouts[payout_id] = event
     w.out.append(event)
 
 
-def _step_payout_end(draw, w: _World) -> None:
-    if not w.payouts:
+def _step_cashout(draw, w: _World) -> None:
+    """A run settling every completed order, a small payout of an earner, maybe its end."""
+    w.out.append(w.ev.run(w.fresh("RUN"), w.clock + 8 * DAY, at=w.clock))
+    earners = sorted({e.sharer_id for e in w.out if isinstance(e, ClickRecorded)} & set(w.sharers))
+    if not earners:
         return
-    request = w.payouts[draw(st.sampled_from(sorted(w.payouts)))]
+    payout_id = w.fresh("PAY")
+    currency = draw(st.sampled_from(w.currencies))
+    amount = w.minimums.get(currency, 1) + draw(st.sampled_from([0, 1, 10]))
+    event = w.ev.request(payout_id, draw(st.sampled_from(earners)), amount, currency, at=w.clock)
+    w.payouts[payout_id] = event
+    w.out.append(event)
+    if draw(st.booleans()):
+        _step_payout_end(draw, w, event)
+
+
+def _step_payout_end(draw, w: _World, request: PayoutRequested | None = None) -> None:
+    if request is None:
+        if not w.payouts:
+            return
+        request = w.payouts[draw(st.sampled_from(sorted(w.payouts)))]
     make = w.ev.settled if draw(st.booleans()) else w.ev.failed
-    amount = draw(st.sampled_from([None, request.amount, request.amount + 1]))
+    amount = draw(st.sampled_from([None, None, request.amount, request.amount + 1]))
     w.out.append(make(request.payout_id, request.sharer_id, at=w.clock, amount=amount,
                       currency=draw(st.sampled_from([None, request.currency]))))
 
@@ -463,7 +490,7 @@ def _step_fault(draw, w: _World) -> None:
 _STEP_FUNCS = {
     "click": _step_click, "order": _step_order, "sale": _step_sale, "complete": _step_complete,
     "refund": _step_refund, "run": _step_run, "payout": _step_payout,
-    "payout_end": _step_payout_end, "enroll": _step_enroll, "redeliver": _step_redeliver,
+    "payout_end": _step_payout_end, "payout_cashout": _step_cashout, "enroll": _step_enroll, "redeliver": _step_redeliver,
     "fault": _step_fault,
 }
 
@@ -495,7 +522,7 @@ def streams(
     draw,
     max_buyers: int = 3,
     max_sharers: int = 6,
-    min_steps: int = 5,
+    min_steps: int = 10,
     max_steps: int = 40,
     currencies: tuple[str, ...] = ("CNY", "USD"),
     payouts: bool = True,
