@@ -11,7 +11,6 @@ import json
 
 from ledger.domain.events import Event, event_from_record, event_to_record
 
-
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once: hot path
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
@@ -130,8 +130,16 @@ class LedgerService:
         """Apply ``batch`` in arrival order, in one transaction, and record ``offsets``
         for consumer ``group`` in the same transaction. Raises only for infrastructure
         failures (the transaction is then rolled back whole, and the batch can be retried)."""
-        with self.store.begin() as conn:
-            return self._ingest(conn, batch, offsets or {}, group)
+        try:
+            with self.store.begin() as conn:
+                return self._ingest(conn, batch, offsets or {}, group, optimistic=True)
+        except IntegrityError:
+            # a duplicate the optimistic pass assumed away (a redelivery, a reused id):
+            # redo the batch checking every id first. Rare: only after a crash or a
+            # publisher's retry does an event come again.
+            log.info("redoing a batch with duplicate checks", size=len(batch))
+            with self.store.begin() as conn:
+                return self._ingest(conn, batch, offsets or {}, group, optimistic=False)
 
     def ingest_isolating(
         self, batch: Sequence[Received | Undecodable], *, group: str | None = None
@@ -158,7 +166,7 @@ class LedgerService:
 
     def _ingest(
         self, conn: Connection, batch: Sequence[Received | Undecodable], offsets: Offsets,
-        group: str | None,
+        group: str | None, *, optimistic: bool,
     ) -> BatchReport:
         now = self.clock()
         report = BatchReport(received=len(batch))
@@ -167,7 +175,7 @@ class LedgerService:
         incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
 
         state = WorkingState(SqlStateLoader(conn, lock_rows=self.store.backend == "postgresql"))
-        _prefetch(state, [i.event for i in incoming])
+        _prefetch(state, [i.event for i in incoming], optimistic=optimistic)
         results = process(incoming, state)
 
         events_rows: list[dict[str, Any]] = []
@@ -293,12 +301,20 @@ def _storable_id(event_id: str | None) -> str | None:
     return event_id if event_id is not None and valid_event_id(event_id) else None
 
 
-def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
-    """One bulk look-up per kind of reference the batch's events name."""
+def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) -> None:
+    """One bulk look-up per kind of reference the batch's events name.
+
+    ``optimistic``: ids that are only read to detect a duplicate (the event ids, the ids of
+    new clicks and orders) are assumed new without a query. A wrong assumption cannot go
+    unnoticed: the event, click or order row is then inserted a second time, the unique
+    key refuses it, and the batch is redone without assumptions (see ``ingest``)."""
     sharers: set[str] = set()
-    clicks: set[str] = set()
+    named_clicks: set[str] = set()
+    new_clicks: set[str] = set()
+    click_sharers: dict[str, set[str]] = {}  # buyer -> sharers of this batch's clicks
     buyers: set[str] = set()
     orders: set[str] = set()
+    new_orders: set[str] = set()
     refunds: set[str] = set()
     payouts: set[str] = set()
     runs: set[str] = set()
@@ -306,16 +322,16 @@ def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
     first_order_at: int | None = None
     for e in events:
         if isinstance(e, ClickRecorded):
-            clicks.add(e.click_id)
-            sharers.add(e.sharer_id)
+            new_clicks.add(e.click_id)
+            click_sharers.setdefault(e.buyer_id, set()).add(e.sharer_id)
         elif isinstance(e, OrderPlaced):
-            orders.add(e.order_id)
+            new_orders.add(e.order_id)
             buyers.add(e.buyer_id)
             refs.add(f"order:{e.order_id}")
             if first_order_at is None or e.occurred_at < first_order_at:
                 first_order_at = e.occurred_at
             if e.click_id:
-                clicks.add(e.click_id)
+                named_clicks.add(e.click_id)
         elif isinstance(e, (OrderCompleted, RefundIssued)):
             orders.add(e.order_id)
             if isinstance(e, RefundIssued):
@@ -329,11 +345,24 @@ def _prefetch(state: WorkingState, events: Sequence[Event]) -> None:
                 refs.add(f"payout:{e.payout_id}")
         elif isinstance(e, SettlementRun):
             runs.add(e.run_id)
+    for buyer in buyers:  # the sharers an order of this batch may be attributed to
+        sharers.update(click_sharers.get(buyer, ()))
+    event_ids = {e.event_id for e in events}
+    if optimistic:
+        state.assume_absent(
+            processed=event_ids,
+            clicks=new_clicks - named_clicks,
+            orders=new_orders - orders,
+        )
+        event_ids = set()
+        new_clicks = set()
+        new_orders = set()
     # attribution reads clicks back to the longest window of any plan, no further
     longest_window = max((p.window_ms for p in state.plans), default=0)
     state.prefetch(
-        sharers=sharers, clicks=clicks, buyers=buyers, orders=orders, refunds=refunds,
-        payouts=payouts, runs=runs, processed={e.event_id for e in events}, parked_refs=refs,
+        sharers=sharers, clicks=named_clicks | new_clicks, buyers=buyers,
+        orders=orders | new_orders, refunds=refunds, payouts=payouts, runs=runs,
+        processed=event_ids, parked_refs=refs,
         clicks_since=(first_order_at or 0) - longest_window,
     )
-    state.prefetch_levels()
+    state.prefetch_levels(sharers)

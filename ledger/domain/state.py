@@ -176,10 +176,24 @@ class WorkingState:
             ]
             self._buyer_clicks[buyer] = (since, sorted(merged, key=_click_order))
 
-    def prefetch_levels(self) -> None:
-        """Load the sharers of every cached click and their uplines, 3 levels deep, in
-        three bulk look-ups instead of one per order."""
+    def assume_absent(
+        self, *, processed: Iterable[str] = (), clicks: Iterable[str] = (),
+        orders: Iterable[str] = (),
+    ) -> None:
+        """Treat these ids as unknown without asking the loader (see the service's
+        optimistic pass: a wrong assumption is caught by the store's unique keys)."""
+        for event_id in processed:
+            self._processed.setdefault(event_id, False)
+        for click_id in clicks:
+            self._clicks.setdefault(click_id, None)
+        for order_id in orders:
+            self._orders.setdefault(order_id, None)
+
+    def prefetch_levels(self, also: Iterable[str] = ()) -> None:
+        """Load the sharers of the cached clicks (and ``also``) with their uplines, 3
+        levels deep, in three bulk look-ups instead of one per order."""
         wanted = {c.sharer_id for c in self._clicks.values() if c is not None}
+        wanted.update(also)
         for _, clicks in self._buyer_clicks.values():
             wanted.update(c.sharer_id for c in clicks)
         for _ in range(3):

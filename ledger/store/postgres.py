@@ -12,7 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg2
 from sqlalchemy import Connection, Engine, Table, create_engine, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 
@@ -63,9 +65,14 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     lines = [_copy_line(row, columns) for row in rows]
     buffer = io.StringIO("\n".join(lines) + "\n")
     column_list = ", ".join(f'"{name}"' for name in columns)
+    statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
     cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
     try:
-        cursor.copy_expert(f'COPY "{table.name}" ({column_list}) FROM STDIN', buffer)
+        cursor.copy_expert(statement, buffer)
+    except psycopg2.Error as exc:
+        # the raw cursor bypasses SQLAlchemy: wrap like it would, so callers see one
+        # exception family (IntegrityError for a duplicate, OperationalError for an outage)
+        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
     finally:
         cursor.close()
 
