@@ -57,6 +57,7 @@ def test_ingest_then_query_and_verify(db_url: str, tmp_path) -> None:
     ok = run("verify", "--db", db_url, "--json")
     assert ok.exit_code == 0 and json.loads(ok.output)["ok"] is True
     head = json.loads(ok.output)["head"]
+    assert run("verify", "--db", db_url, "--expect-head", head).exit_code == 0
     assert run("verify", "--db", db_url, "--expect-head", "0" * 64).exit_code == 1
 
     # a superuser (or anyone with file access) edits an amount behind the triggers' back
