@@ -25,6 +25,24 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        """Errors a user can fix get one clear line and exit 1, not a traceback."""
+        from sqlalchemy.exc import OperationalError
+
+        from ledger.config import ConfigError
+        from ledger.store.base import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, ConfigError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OperationalError as exc:
+            first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot use the database: {first} (is the URL right and the server up? "
+                "deploy/postgres/start.sh starts the project's own)"
+            ) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from consumers.clientlog import forward_kafka_client_logs
 from consumers.loop import ConsumerConfig, ConsumerLoop
@@ -13,7 +15,7 @@ from ledger.commands.common import db_option, resolve_db
 from ledger.config import Settings
 from ledger.logs import get_logger
 from ledger.service import LedgerService
-from ledger.store.base import open_store
+from ledger.store.base import Store, open_store
 
 log = get_logger("ledger.consume")
 
@@ -42,7 +44,12 @@ def consume(
     Stops cleanly on SIGTERM/SIGINT: the batch in hand is finished and committed first."""
     settings: Settings = ctx.obj
     forward_kafka_client_logs()  # broker outages and reconnects show in our log
-    store = open_store(resolve_db(ctx, db_url))
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
+    store = _open_when_reachable(resolve_db(ctx, db_url), stopping)
+    if store is None:
+        return
     overrides: tuple[tuple[str, object], ...] = ()
     if max_poll_records:
         overrides += (("max_poll_records", max_poll_records),)
@@ -60,6 +67,8 @@ def consume(
         metrics.serve(port)
         log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
     loop = ConsumerLoop(config, LedgerService(store), metrics)
+    if stopping:
+        return
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping after the batch in hand", signal=signal.Signals(signum).name)
@@ -68,3 +77,20 @@ def consume(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     loop.run()
+
+
+def _open_when_reachable(url: str, stopping: list[int]) -> Store | None:
+    """Open the store, waiting (with capped backoff) while the database is unreachable, so
+    a consumer started before its database simply waits. None if stopped meanwhile."""
+    delay = 0.5
+    while not stopping:
+        try:
+            return open_store(url)
+        except OperationalError as exc:
+            first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            log.warning("database unreachable; retrying", retry_in_s=delay, error=first)
+            deadline = time.monotonic() + delay
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
+            delay = min(delay * 2, 10.0)
+    return None
