@@ -25,6 +25,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import OperationalError
 
@@ -112,6 +113,20 @@ class ConsumerLoop:
         consumer.subscribe(list(self.config.topics), listener=_SeekToStoredOffsets(self))
         return consumer
 
+    def _open_when_reachable(self) -> KafkaConsumer | None:
+        """Connect, waiting with capped backoff while no broker answers (a consumer may
+        start before its cluster). None if stopped meanwhile."""
+        delay = 0.5
+        while not self.stopping:
+            try:
+                return self._open()
+            except KafkaError as exc:
+                log.warning("kafka unreachable; retrying", bootstrap=self.config.bootstrap_servers,
+                            retry_in_s=delay, error=str(exc)[:300])
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.config.max_backoff_s)
+        return None
+
     def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         """Position every newly assigned partition at the offset stored in the database."""
         assert self._consumer is not None
@@ -131,7 +146,9 @@ class ConsumerLoop:
                                 if TopicPartition(*k) in set(assigned)})
 
     def run(self) -> None:
-        self._consumer = self._open()
+        self._consumer = self._open_when_reachable()
+        if self._consumer is None:
+            return
         log.info("consumer started", group=self.config.group_id, topics=self.config.topics)
         try:
             while not self.stopping:
