@@ -74,12 +74,12 @@ def _model_entries(model: InMemoryLedger) -> list[tuple]:
     ]
 
 
-@SETTINGS
-@given(events=streams(max_buyers=3, max_steps=35), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8))
-def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
-    store = open_store(db_url_factory())
+def ingest_both(url: str, events, cuts) -> tuple:
+    """The events into a fresh database, in batches cut by ``cuts`` (cycled: many
+    boundaries, so state must survive them), and into the in-memory model."""
+    store = open_store(url)
     service = LedgerService(store)
-    position, sizes = 0, itertools.cycle(cuts)  # many boundaries: state must survive them
+    position, sizes = 0, itertools.cycle(cuts)
     while position < len(events):
         size = next(sizes)
         chunk = events[position : position + size]
@@ -87,6 +87,13 @@ def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
         position += size
     model = InMemoryLedger()
     model.ingest(events)
+    return store, model
+
+
+@SETTINGS
+@given(events=streams(max_buyers=3, max_steps=35), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8))
+def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
+    store, model = ingest_both(db_url_factory(), events, cuts)
     assert _entries(store) == _model_entries(model)
     assert queries.account_balances(store) == model.balances()
     expected_dead = sorted(
@@ -104,16 +111,7 @@ def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
 @given(seed=st.integers(0, 10**6), cuts=st.lists(st.integers(1, 40), min_size=1, max_size=6))
 def test_simulated_platform_equals_the_model(db_url_factory, seed, cuts) -> None:
     events = generate(seed, sharers=12, buyers=15, orders=40, refund_share=0.4).all()
-    store = open_store(db_url_factory())
-    service = LedgerService(store)
-    position, sizes = 0, itertools.cycle(cuts)
-    while position < len(events):
-        size = next(sizes)
-        chunk = events[position : position + size]
-        service.ingest([Received(e, f"p:{position + i}", "c") for i, e in enumerate(chunk)])
-        position += size
-    model = InMemoryLedger()
-    model.ingest(events)
+    store, model = ingest_both(db_url_factory(), events, cuts)
     assert _entries(store) == _model_entries(model)
     assert queries.account_balances(store) == model.balances()
     store.dispose()
