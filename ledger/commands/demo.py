@@ -74,7 +74,7 @@ def demo(db_path: Path, seed: int, orders: int) -> None:
     report = verify(store)
     click.echo(f"\nverify: {'OK' if report.ok else 'FAILED: ' + str(report.problem)}, "
                f"{report.entries_checked} entries, ledger head {report.head}")
-    click.echo(f"\nTry: ledger balances --db sqlite:///{db_path} --sharer u00001")
+    click.echo(f"\nTry: .venv/bin/ledger balances --db sqlite:///{db_path} --sharer u00001")
     if not report.ok:
         sys.exit(1)
 
