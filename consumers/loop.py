@@ -45,6 +45,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch_max_wait_ms": 200,
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
+    # never create a topic by subscribing to it: broker defaults would give the accounts
+    # topic several partitions and break the total order of its barrier events
+    "allow_auto_create_topics": False,
     "session_timeout_ms": 10_000,
     "heartbeat_interval_ms": 3_000,
     "max_poll_interval_ms": 300_000,
@@ -110,8 +113,26 @@ class ConsumerLoop:
             group_id=self.config.group_id,
             **options,
         )
+        self._wait_for_topics(consumer)
         consumer.subscribe(list(self.config.topics), listener=_SeekToStoredOffsets(self))
         return consumer
+
+    def _wait_for_topics(self, consumer: KafkaConsumer) -> None:
+        """Join the group only once every topic's partitions are known, with backoff.
+
+        Why: a group leader that assigns before the metadata arrives hands out no
+        partitions. It would rebalance when the metadata came, but with static membership
+        (``group_instance_id``) a member restarted in the meantime is handed that stale
+        empty assignment by the broker without a rebalance, and kafka-python, not having
+        computed it, never re-checks it: the partitions would stay unowned."""
+        delay = 0.1
+        while not self.stopping:
+            missing = [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
+            if not missing:
+                return
+            log.warning("waiting for topic metadata", topics=missing, retry_in_s=delay)
+            self._sleep(delay)
+            delay = min(delay * 2, self.config.max_backoff_s)
 
     def _open_when_reachable(self) -> KafkaConsumer | None:
         """Connect, waiting with capped backoff while no broker answers (a consumer may

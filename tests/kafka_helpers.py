@@ -59,13 +59,19 @@ def unique(prefix: str) -> str:
 # --- topics --------------------------------------------------------------------------------
 
 
+def new_topics(prefix: str = "it") -> Topics:
+    """Unique names for a run's topics (not created)."""
+    return Topics(orders=unique(f"{prefix}-orders"), accounts=unique(f"{prefix}-accounts"),
+                  dead_letters=unique(f"{prefix}-dlq"))
+
+
 def create_topics(
     bootstrap: str, *, orders_partitions: int = 4, accounts_partitions: int = 1,
-    prefix: str = "it", timeout: float = 30.0,
+    prefix: str = "it", timeout: float = 30.0, topics: Topics | None = None,
 ) -> Topics:
-    """Fresh orders and accounts topics for one run; returns once both are usable."""
-    topics = Topics(orders=unique(f"{prefix}-orders"), accounts=unique(f"{prefix}-accounts"),
-                    dead_letters=unique(f"{prefix}-dlq"))
+    """Create the orders and accounts topics (fresh names unless ``topics`` is given);
+    returns once both are usable."""
+    topics = topics or new_topics(prefix)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(topics.orders, orders_partitions, 1),
@@ -75,6 +81,25 @@ def create_topics(
     wait_for_partitions(bootstrap, {topics.orders: orders_partitions,
                                     topics.accounts: accounts_partitions}, timeout)
     return topics
+
+
+def delete_topics(bootstrap: str, topic_names: Iterable[str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        doomed = [name for name in topic_names if name in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+
+
+def topic_exists(bootstrap: str, name: str) -> bool:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return name in admin.list_topics()
+    finally:
+        admin.close()
 
 
 def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 30.0) -> None:
@@ -384,6 +409,19 @@ class ConsumerProcess:
             if isinstance(record, dict):
                 out.append(record)
         return out
+
+    def wait_for_log(self, predicate: Callable[[dict[str, Any]], bool],
+                     timeout: float = 60.0) -> dict[str, Any]:
+        """Poll the log until a record satisfies ``predicate``; returns that record."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in self.log_lines():
+                if predicate(record):
+                    return record
+            self.alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such log record after {timeout}s:\n" + self.log_tail())
+            time.sleep(POLL_S)
 
     def log_tail(self, n: int = 30) -> str:
         try:
