@@ -20,6 +20,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -52,20 +53,48 @@ def run_script(path: str, timeout: float = 180) -> str:
     return done.stdout
 
 
+PID_OF = {  # bash that prints a server's pid, through the deploy scripts' own helpers
+    "kafka": "source deploy/kafka/common.sh && kafka_pid",
+    "postgres": "source deploy/postgres/common.sh && pg_resolve_root && pg_pid",
+}
+
+
+def server_pid(server: str) -> str | None:
+    done = subprocess.run(["bash", "-c", PID_OF[server]], capture_output=True, text=True,
+                          check=False, cwd=REPO)
+    return done.stdout.strip() or None
+
+
+def adopt_restarted(server: str, old_pid: str | None) -> None:
+    """deploy/test.sh stops at the end only a server it started, recognised by the pid in
+    <cache>/test-runs/<server>.started; after our restart that is a new process, so hand
+    the marker on to it (else the restarted server would outlive the test run)."""
+    cache = Path(os.environ.get("LEDGER_CACHE_DIR", REPO / ".cache"))
+    marker = cache / "test-runs" / f"{server}.started"
+    new_pid = server_pid(server)
+    if old_pid and new_pid and marker.exists() and marker.read_text().strip() == old_pid:
+        marker.write_text(new_pid + "\n")
+
+
 @pytest.fixture(scope="module")
 def restartable(kafka_bootstrap: str, pg_url: str) -> Iterator[None]:
-    """Checks the deploy scripts drive the servers the fixtures point at; restores both."""
+    """Checks the deploy scripts drive the servers the fixtures point at; restores both
+    afterwards (and keeps deploy/test.sh's record of which servers it started true)."""
     kafka_port = os.environ.get("KAFKA_PORT", "19092")
     pg_port = os.environ.get("PG_PORT", "55432")
     assert kafka_bootstrap.rsplit(":", 1)[1] == kafka_port, (
         f"the broker under test ({kafka_bootstrap}) is not deploy/kafka's (port {kafka_port})")
     assert str(make_url(pg_url).port) == pg_port, (
         f"the database under test ({pg_url}) is not deploy/postgres's (port {pg_port})")
+    pids = {server: server_pid(server) for server in PID_OF}
+    assert all(pids.values()), f"servers not started by deploy/: {pids}"
     try:
         yield
     finally:
         run_script("deploy/kafka/start.sh")
         run_script("deploy/postgres/start.sh")
+        for server, pid in pids.items():
+            adopt_restarted(server, pid)
 
 
 def wait_for_count(consumer: ConsumerProcess, store, target: int, timeout: float = 120) -> int:
