@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,7 +45,14 @@ from ledger.simulate import generate
 from ledger.store.base import open_store
 from ledger.topics import record_key
 from schemas.codec import DecodeError, default_codec
-from tests.kafka_helpers import end_offsets, fresh_database, unique, wait_for_partitions
+from tests.kafka_helpers import (
+    ConsumerProcess,
+    end_offsets,
+    fresh_database,
+    unique,
+    wait_for_partitions,
+    wait_until_applied,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_KAFKA = "127.0.0.1:19092"
@@ -168,6 +176,31 @@ def e2e_consume(bootstrap: str, topic: str, pg_url: str, setup: list, count: int
             "seconds_in_batches": round(in_batches, 3), "events_per_s": round(count / seconds)}
 
 
+def e2e_processes(bootstrap: str, topic: str, pg_url: str, setup: list, count: int,
+                  consumers: int, log_dir: Path) -> dict:
+    """(c) optional: ``consumers`` ``ledger consume`` processes of one group (scale-out)."""
+    with fresh_database(pg_url, prefix="bench_e2e_") as url:
+        store = open_store(url)
+        service = LedgerService(store)
+        service.ingest([Received(e, f"setup:{i}", "bench/setup") for i, e in enumerate(setup)])
+        group = unique("bench-e2e-n")
+        ends = end_offsets(bootstrap, [topic])
+        started = time.perf_counter()
+        procs = [ConsumerProcess(url, bootstrap, group, [topic], log_dir / f"consumer-{n}.log",
+                                 env={"LEDGER_LOG_LEVEL": "warning"}).start()
+                 for n in range(consumers)]
+        try:
+            wait_until_applied(store, group, ends, 1800,
+                               alive=lambda: [p.alive() for p in procs] and None)
+            seconds = time.perf_counter() - started
+        finally:
+            for proc in procs:
+                proc.terminate()
+        store.dispose()
+    return {"consumers": consumers, "records": count, "seconds": round(seconds, 3),
+            "events_per_s": round(count / seconds)}
+
+
 def table(rows: list[tuple[str, str, str, str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
@@ -183,6 +216,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile", action="store_true", help="profile (b) with pyinstrument")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also run this many `ledger consume` processes of one group")
     args = parser.parse_args()
     configure_logging("console", "warning")
 
@@ -198,11 +233,16 @@ def main() -> None:
     profile_to = RESULTS / f"e2e-{stamp}-profile" if args.profile else None
     e2e = e2e_consume(args.bootstrap, topic, args.pg_url, work.setup, count, profile_to)
     ratio = e2e["events_per_s"] / raw["records_per_s"]
+    scaled = None
+    if args.processes:
+        scaled = e2e_processes(args.bootstrap, topic, args.pg_url, work.setup, count,
+                               args.processes, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
     result = {
         "benchmark": "bench_e2e", "time": stamp, "machine": platform.node(),
         "cpus": os.cpu_count(), "topic": topic, "partitions": args.partitions,
         "events": count, "fixture": fixture, "raw": raw, "e2e": e2e,
         "ratio": round(ratio, 4), "target_ratio": 0.5, "profiled": args.profile,
+        "processes": scaled,
         "consumer_defaults": {k: v for k, v in CONSUMER_DEFAULTS.items()},
     }
     out = RESULTS / f"e2e-{stamp}.json"
@@ -213,6 +253,9 @@ def main() -> None:
          str(raw["records_per_s"])),
         ("e2e ConsumerLoop→PG", str(count), str(e2e["seconds"]), str(e2e["events_per_s"])),
         ("ratio e2e/raw", "", "", f"{ratio:.1%} (target ≥ 50%)"),
+        *([(f"e2e {scaled['consumers']} processes", str(count), str(scaled["seconds"]),
+            f"{scaled['events_per_s']} ({scaled['events_per_s'] / raw['records_per_s']:.1%})")]
+          if scaled else []),
     ]))
     print(f"results: {out}" + (f"; profile: {profile_to}.txt/.html" if profile_to else ""))
 

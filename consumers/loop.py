@@ -113,7 +113,11 @@ class ConsumerLoop:
             group_id=self.config.group_id,
             **options,
         )
-        self._wait_for_topics(consumer)
+        try:
+            self._wait_for_topics(consumer)
+        except BaseException:
+            consumer.close(autocommit=False)  # a retry of _open builds a new one
+            raise
         consumer.subscribe(list(self.config.topics), listener=_SeekToStoredOffsets(self))
         return consumer
 
