@@ -29,7 +29,10 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one 
 
 
 def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
-    ordered = sorted(set(keys))
+    """Sorted keys in slices. A key with a control character cannot be in the database
+    (every stored id passed validation), and a driver may refuse it (NUL): it is skipped
+    here, so an unvalidated event looked up before the rules reject it costs nothing."""
+    ordered = sorted(k for k in set(keys) if type(k) is not str or k.isprintable())
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
 

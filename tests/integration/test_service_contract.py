@@ -142,3 +142,20 @@ def test_refunds_accumulate_across_transactions(db_url: str) -> None:
     assert [(d["event_id"], d["reason"]) for d in queries.dead_letters(store)] == [
         ("e-r3", "over_refund")
     ]
+
+
+def test_an_id_with_a_nul_is_rejected_as_invalid_not_unstorable(db_url: str) -> None:
+    events = [r.incoming.event for r in worked_example().results]
+    order = events[-1]
+    assert isinstance(order, OrderPlaced)
+    bad = OrderPlaced("e-bad", order.occurred_at, "t", order_id="O\x00", buyer_id="b\x00ad",
+                      merchant_id="M1", currency="CNY", lines=order.lines)
+    store = open_store(db_url)
+    service = LedgerService(store)
+    report = service.ingest_isolating(
+        [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate([*events, bad])]
+    )
+    assert report.undecodable == 0 and report.rejected == 1
+    assert [(d["event_id"], d["reason"]) for d in queries.dead_letters(store)] == [
+        ("e-bad", "invalid_value")
+    ]
