@@ -46,6 +46,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
 
@@ -264,7 +265,7 @@ class ChainChecker:
 
 
 def entry_from_row(
-    row: Mapping[str, object], postings: Iterable[Mapping[str, object]]
+    row: Mapping[Any, Any], postings: Iterable[Mapping[Any, Any]]
 ) -> JournalEntry:
     """Rebuild a JournalEntry from an ``entries`` row and its ``postings`` rows in order."""
     return JournalEntry(

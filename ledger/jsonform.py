@@ -151,8 +151,9 @@ def iter_jsonl(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Event | Inva
     """(1-based line number, event or the InvalidEvent explaining the line); blank lines
     are skipped. Never raises for bad content."""
     for number, line in enumerate(lines, 1):
-        if number == 1:
-            line = line.removeprefix(b"\xef\xbb\xbf" if isinstance(line, bytes) else "\ufeff")
+        if number == 1:  # a byte-order mark is not part of the first event
+            line = (line.removeprefix(b"\xef\xbb\xbf") if isinstance(line, bytes)
+                    else line.removeprefix("\ufeff"))
         if not line.strip():
             continue
         try:

@@ -35,7 +35,9 @@ def main(n: int = 50_000) -> None:
     codec = Codec()
     order = next(e for e in EXAMPLES if e.TYPE == "order_placed")
     data = codec.encode(order)
-    parsed = codec.registry.reader("order_placed").parsed
+    reader = codec.registry.reader("order_placed")
+    assert reader is not None
+    parsed = reader.parsed
     mixed = [codec.encode(e) for e in EXAMPLES]
     state = {"i": 0}
 

@@ -162,7 +162,7 @@ def compile_record_check(
         if not known.issuperset(value):
             unknown = sorted(str(k) for k in value if k not in known)
             raise Problem("invalid_field", f"{path}: unknown field(s) {', '.join(unknown)}")
-        out = {}
+        out: dict[str, Any] = {}
         for name, check_field, optional in checks:
             item = value.get(name)
             if item is None:

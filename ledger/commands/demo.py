@@ -71,11 +71,11 @@ def demo(db_path: Path, seed: int, orders: int) -> None:
     click.echo("\nDead letters:")
     for row in queries.dead_letters(store):
         click.echo(f"  #{row['id']} {row['reason']}: {row['message']} ({row['source']})")
-    report = verify(store)
-    click.echo(f"\nverify: {'OK' if report.ok else 'FAILED: ' + str(report.problem)}, "
-               f"{report.entries_checked} entries, ledger head {report.head}")
+    checked = verify(store)
+    click.echo(f"\nverify: {'OK' if checked.ok else 'FAILED: ' + str(checked.problem)}, "
+               f"{checked.entries_checked} entries, ledger head {checked.head}")
     click.echo(f"\nTry: .venv/bin/ledger balances --db sqlite:///{db_path} --sharer u00001")
-    if not report.ok:
+    if not checked.ok:
         sys.exit(1)
 
 

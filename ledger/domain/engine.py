@@ -142,6 +142,8 @@ def _order(e: OrderPlaced, arrival: int, state: WorkingState) -> Outcome:
     if state.order(e.order_id) is not None:
         return Rejected("duplicate_order_id", f"order {e.order_id!r} was already placed")
     plan = state.plans.in_force(e.occurred_at)
+    levels: tuple[str, ...]
+    why: str | None
     if plan is None:
         levels, why = (), "no_plan_in_force"
     else:
@@ -394,7 +396,7 @@ def _payout_entry(
     )
 
 
-_HANDLERS: dict[type, Callable[[Event, int, WorkingState], Outcome]] = {  # type: ignore[dict-item]
+_HANDLERS: dict[type, Callable[..., Outcome]] = {
     SharerEnrolled: _enrolled,
     PlanPublished: _plan,
     ClickRecorded: _click,

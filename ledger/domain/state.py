@@ -316,9 +316,9 @@ class WorkingState:
                 cached = order
             if cached is not None:
                 due[order.order_id] = cached
-        for order in self._orders.values():
-            if order is not None:
-                due.setdefault(order.order_id, order)
+        for maybe in self._orders.values():
+            if maybe is not None:
+                due.setdefault(maybe.order_id, maybe)
         return sorted(
             (
                 o

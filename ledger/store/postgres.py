@@ -66,7 +66,9 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     buffer = io.StringIO("\n".join(lines) + "\n")
     column_list = ", ".join(f'"{name}"' for name in columns)
     statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
-    cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # a Connection inside a transaction always holds one
+    cursor = raw.cursor()  # same transaction as `conn`
     try:
         cursor.copy_expert(statement, buffer)
     except psycopg2.Error as exc:
@@ -88,14 +90,13 @@ def _escape(match: re.Match[str]) -> str:
 def _copy_line(row: dict[str, Any], columns: list[str]) -> str:
     """One row in COPY text format. The common cases (None, a plain str without special
     characters, an int) are handled inline: this runs for every row on the hot path."""
-    out = []
+    out: list[str] = []
     for value in map(row.get, columns):
-        kind = type(value)
-        if kind is str:
+        if type(value) is str:
             if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
                 value = _SPECIAL.sub(_escape, value)
             out.append(value)
-        elif kind is int:
+        elif type(value) is int:
             out.append(str(value))
         elif value is None:
             out.append(r"\N")
