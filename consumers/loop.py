@@ -27,12 +27,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy.exc import OperationalError
 
 from consumers.decode import decode_records
 from consumers.metrics import ConsumerMetrics
 from ledger.logs import get_logger
-from ledger.service import BatchReport, LedgerService
+from ledger.service import UNAVAILABLE, BatchReport, LedgerService
 
 log = get_logger("ledger.consumer")
 
@@ -233,7 +232,7 @@ class ConsumerLoop:
         while True:
             try:
                 return action()
-            except OperationalError as exc:
+            except UNAVAILABLE as exc:
                 attempt += 1
                 if self.stopping and attempt > 3:
                     raise

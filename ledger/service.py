@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
@@ -41,6 +41,10 @@ from ledger.store.base import Store
 from ledger.store.state_sql import SqlStateLoader, write_changes
 
 log = get_logger("ledger.service")
+
+# The database is down, restarting, or chose this transaction as a deadlock victim: retry
+# the whole batch later. Any other database error is the batch's own fault.
+UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def wall_clock_ms() -> int:
@@ -148,11 +152,11 @@ class LedgerService:
         the database refuses for a reason other than its availability is split in halves
         until the one record at fault is found: that record becomes a dead letter
         (``unstorable``) and every other record is applied. One bad record never blocks
-        the ones behind it. Connection losses and deadlocks (OperationalError) are raised
+        the ones behind it. Connection losses and deadlocks (``UNAVAILABLE``) are raised
         for the caller to retry the whole batch."""
         try:
             return self.ingest(batch, offsets=_offsets_of(batch), group=group)
-        except OperationalError:
+        except UNAVAILABLE:
             raise
         except Exception as exc:  # noqa: BLE001 - isolate whatever the database refused
             if len(batch) == 1:
