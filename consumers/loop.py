@@ -87,8 +87,10 @@ class ConsumerLoop:
         service: LedgerService,
         metrics: ConsumerMetrics | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        dead_letter_sink: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.config = config
+        self._dead_letter_sink = dead_letter_sink
         self.service = service
         self.metrics = metrics or ConsumerMetrics()
         self._stop = threading.Event()
@@ -193,6 +195,8 @@ class ConsumerLoop:
         self.batches += 1
         self._positions.update(offsets)
         self._commit_to_kafka(offsets)
+        if self._dead_letter_sink is not None and report.dead_letters:
+            self._dead_letter_sink(report.dead_letters)  # after the commit: a mirror only
         elapsed = time.perf_counter() - started
         self.metrics.observe_batch(report, elapsed)
         log.info(

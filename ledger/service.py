@@ -91,6 +91,7 @@ class BatchReport:
     reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
     undecodable_reasons: dict[str, int] = field(default_factory=dict)
     last_event_time: int | None = None
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # rows as committed
 
     def merge(self, other: BatchReport) -> BatchReport:
         """The totals of two reports (self is updated and returned)."""
@@ -101,6 +102,7 @@ class BatchReport:
                              (self.undecodable_reasons, other.undecodable_reasons)):
             for reason, n in theirs.items():
                 mine[reason] = mine.get(reason, 0) + n
+        self.dead_letters = self.dead_letters + other.dead_letters
         for event_type, outcomes in other.by_type.items():
             for outcome, n in outcomes.items():
                 self.by_type.setdefault(event_type, {})
@@ -208,6 +210,7 @@ class LedgerService:
             ):
                 row["id"] = dead_id
             self.store.bulk_insert(conn, t.dead_letters, dead_rows)
+            report.dead_letters = dead_rows
         write_changes(conn, self.store.bulk_insert, state.changes(), now)
         if offsets:
             self._save_offsets(conn, group or "", offsets)

@@ -9,6 +9,7 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from consumers.clientlog import forward_kafka_client_logs
+from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger.commands.common import db_option, resolve_db
@@ -33,11 +34,14 @@ log = get_logger("ledger.consume")
               help="static group membership (Kafka group.instance.id): a consumer restarted "
                    "with the same id gets its partitions back at once instead of after the "
                    "session timeout; give each consumer of a group its own id")
+@click.option("--mirror-dead-letters", is_flag=True,
+              help="also publish every dead letter to the dead-letter topic "
+                   "(LEDGER_TOPIC_DEAD_LETTERS, default ledger.dead-letters)")
 @click.pass_context
 def consume(
     ctx: click.Context, db_url: str | None, bootstrap: str | None, group: str | None,
     topics: tuple[str, ...], metrics_port: int | None, max_poll_records: int | None,
-    instance_id: str | None,
+    instance_id: str | None, mirror_dead_letters: bool,
 ) -> None:
     """Apply events from Kafka to the ledger, one transaction per poll batch.
 
@@ -66,7 +70,9 @@ def consume(
     if port:
         metrics.serve(port)
         log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
-    loop = ConsumerLoop(config, LedgerService(store), metrics)
+    mirror = (DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters)
+              if mirror_dead_letters else None)
+    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror)
     if stopping:
         return
 
@@ -76,7 +82,11 @@ def consume(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    loop.run()
+    try:
+        loop.run()
+    finally:
+        if mirror is not None:
+            mirror.close()
 
 
 def _open_when_reachable(url: str, stopping: list[int]) -> Store | None:
