@@ -98,6 +98,7 @@ class ConsumerLoop:
         self._consumer: KafkaConsumer | None = None
         self.batches = 0
         self._positions: dict[tuple[str, int], int] = {}
+        self._poll_failures = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -178,13 +179,30 @@ class ConsumerLoop:
         log.info("consumer started", group=self.config.group_id, topics=self.config.topics)
         try:
             while not self.stopping:
-                polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms)
+                polled = self._poll()
                 if polled:
                     self._handle(polled)
                 self._update_lag()
         finally:
             self._consumer.close(autocommit=False)
             log.info("consumer stopped", batches=self.batches)
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """One poll. A broker that vanished mid-poll (a restart) can surface as a
+        KafkaError out of the client: nothing was applied, so wait and poll again; the
+        client reconnects, and positions come from the database on reassignment."""
+        assert self._consumer is not None
+        try:
+            polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms)
+        except KafkaError as exc:
+            self._poll_failures += 1
+            delay = min(0.2 * 2 ** min(self._poll_failures, 6), self.config.max_backoff_s)
+            log.warning("kafka poll failed; retrying", attempt=self._poll_failures,
+                        retry_in_s=round(delay, 2), error=str(exc)[:300])
+            self._stop.wait(delay)
+            return {}
+        self._poll_failures = 0
+        return polled
 
     def _handle(self, polled: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()

@@ -14,6 +14,7 @@ from ledger.logs import configure_logging
 # optional stack (say, Kafka) never breaks unrelated commands.
 COMMANDS = {
     "produce": "ledger.commands.produce:produce",
+    "create-topics": "ledger.commands.topics:create_topics",
     "ingest": "ledger.commands.ingest:ingest",
     "verify": "ledger.commands.inspect:verify",
     "balances": "ledger.commands.inspect:balances",

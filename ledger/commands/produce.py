@@ -49,6 +49,7 @@ def produce(
         topics = replace(topics, orders=topic_orders)
     if topic_accounts:
         topics = replace(topics, accounts=topic_accounts)
+    _require_topics(bootstrap or settings.kafka_bootstrap, (topics.orders, topics.accounts))
     publisher = Publisher(bootstrap or settings.kafka_bootstrap, topics)
     published = 0
     problems: list[str] = []
@@ -83,6 +84,27 @@ def produce(
     click.echo(f"published {published}, invalid {len(problems)}")
     if problems and not skip_invalid:
         ctx.exit(1)
+
+
+def _require_topics(bootstrap: str, names: tuple[str, ...]) -> None:
+    """Refuse to publish to a missing topic: a broker that auto-creates it would give it
+    its default partition count, not the layout the ordering rules need."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    except KafkaError as exc:
+        raise click.ClickException(f"cannot connect to Kafka at {bootstrap}: {exc}") from exc
+    try:
+        known = set(admin.list_topics())
+    finally:
+        admin.close()
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise click.ClickException(
+            f"topic(s) {', '.join(missing)} do not exist: run `ledger create-topics` first"
+        )
 
 
 def _report(problems: list[str]) -> None:
