@@ -45,7 +45,8 @@ def process(batch: Iterable[Incoming], state: WorkingState) -> list[Result]:
     for incoming in batch:
         event_id = incoming.event.event_id
         if not valid_event_id(event_id):  # cannot be deduplicated, so never recorded as seen
-            results.append(Result(incoming, Rejected(*problem(incoming.event))))  # type: ignore[misc]
+            bad = problem(incoming.event) or ("invalid_value", "event_id is not usable")
+            results.append(Result(incoming, Rejected(*bad)))
             continue
         if state.is_processed(event_id):
             results.append(Result(incoming, Duplicate()))

@@ -254,9 +254,9 @@ class WorkingState:
             found = self._loader.waiting_enrollments((sharer_id,))
             self._waiting[sharer_id] = found.get(sharer_id, False)
         value = self._waiting[sharer_id]
-        if value is False:
+        if value is False or value is True:  # False: none waiting (True is never stored)
             return False, None
-        return True, value  # type: ignore[return-value]
+        return True, value
 
     # --- clicks ---------------------------------------------------------------------------
 
