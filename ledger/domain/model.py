@@ -18,7 +18,7 @@ class Sharer:
     enrolled_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built by the thousand per batch, never changed
 class Click:
     click_id: str
     buyer_id: str

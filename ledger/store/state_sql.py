@@ -68,11 +68,11 @@ class SqlStateLoader:
         found: dict[str, list[Click]] = defaultdict(list)
         for chunk in _chunks(buyer_ids):
             rows = self.conn.execute(
-                select(t.clicks).where(t.clicks.c.buyer_id.in_(chunk),
-                                       t.clicks.c.occurred_at >= since)
+                select(*_CLICK_COLUMNS).where(t.clicks.c.buyer_id.in_(chunk),
+                                              t.clicks.c.occurred_at >= since)
             )
-            for r in rows:
-                found[r.buyer_id].append(_click(r))
+            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:  # hot: no Row attrs
+                found[buyer_id].append(Click(click_id, buyer_id, sharer_id, occurred_at, arrival))
         return found
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
@@ -147,6 +147,10 @@ class SqlStateLoader:
 
 
 # --- row <-> model ------------------------------------------------------------------------
+
+
+_CLICK_COLUMNS = (t.clicks.c.click_id, t.clicks.c.buyer_id, t.clicks.c.sharer_id,
+                  t.clicks.c.occurred_at, t.clicks.c.arrival)
 
 
 def _click(r: Any) -> Click:
