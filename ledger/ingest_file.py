@@ -29,7 +29,7 @@ def ingest_file(
 
     def flush() -> None:
         report = service.ingest(batch)
-        _add(total, report)
+        total.merge(report)
         log.debug("batch ingested", size=len(batch), applied=report.applied,
                   rejected=report.rejected, parked=report.parked)
         if progress:
@@ -54,12 +54,3 @@ def ingest_file(
         flush()
     return total
 
-
-def _add(total: BatchReport, report: BatchReport) -> None:
-    for name in ("received", "applied", "rejected", "parked", "released", "duplicates",
-                 "undecodable", "entries"):
-        setattr(total, name, getattr(total, name) + getattr(report, name))
-    for mine, theirs in ((total.reasons, report.reasons),
-                         (total.undecodable_reasons, report.undecodable_reasons)):
-        for reason, n in theirs.items():
-            mine[reason] = mine.get(reason, 0) + n

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from ledger.store import tables as t
 from ledger.store.base import Store
@@ -36,15 +36,11 @@ def sharer_balances(
     """Per (sharer, currency): pending, available, in-flight, paid, from postings whose
     event time is at or before ``as_of`` (all postings when None)."""
     p = t.postings
-    query = select(p.c.account, p.c.currency, func.sum(p.c.amount)).group_by(
-        p.c.account, p.c.currency
-    )
+    query = _sums(as_of)
     if sharer_id is not None:
         query = query.where(p.c.account.in_([f"sharer:{sharer_id}:{b}" for b in BUCKETS]))
     else:
         query = query.where(p.c.account.like("sharer:%"))
-    if as_of is not None:
-        query = query.where(p.c.occurred_at <= as_of)
     totals: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     with store.read() as conn:
         for account, currency, amount in conn.execute(query):
@@ -59,14 +55,17 @@ def sharer_balances(
 
 def account_balances(store: Store, as_of: int | None = None) -> dict[tuple[str, str], int]:
     """Every (account, currency) with a non-zero balance."""
+    with store.read() as conn:
+        return {(a, c): int(s) for a, c, s in conn.execute(_sums(as_of)) if int(s) != 0}
+
+
+def _sums(as_of: int | None) -> Select:  # type: ignore[type-arg]
+    """(account, currency, Σ amount) of the postings with event time ≤ ``as_of``."""
     p = t.postings
     query = select(p.c.account, p.c.currency, func.sum(p.c.amount)).group_by(
         p.c.account, p.c.currency
     )
-    if as_of is not None:
-        query = query.where(p.c.occurred_at <= as_of)
-    with store.read() as conn:
-        return {(a, c): int(s) for a, c, s in conn.execute(query) if int(s) != 0}
+    return query if as_of is None else query.where(p.c.occurred_at <= as_of)
 
 
 def dead_letters(store: Store, limit: int = 1000) -> list[dict[str, object]]:

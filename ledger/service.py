@@ -228,13 +228,14 @@ class LedgerService:
             return
         kind = {Applied: "applied", Rejected: "rejected", Parked: "parked"}[type(outcome)]
         report.count(event.TYPE, kind)
+        payload = dump_event(event)
         if result.released:
             report.released += 1
         elif valid_event_id(event.event_id):  # an unusable id cannot be deduplicated
             events_rows.append({
                 "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
                 "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
-                "outcome": kind, "payload": dump_event(event),
+                "outcome": kind, "payload": payload,
             })
         if isinstance(outcome, Applied):
             report.applied += 1
@@ -249,7 +250,7 @@ class LedgerService:
                 "event_id": _storable_id(event.event_id), "event_type": event.TYPE,
                 "source": inc.source,
                 "reason": outcome.reason, "message": outcome.message,
-                "payload": dump_event(event), "recorded_at": now,
+                "payload": payload, "recorded_at": now,
             })
         else:
             report.parked += 1

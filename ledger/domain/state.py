@@ -120,7 +120,7 @@ class WorkingState:
         self._runs: dict[str, bool] = {}
         self._available: dict[tuple[str, str], int] = {}
         self._processed: dict[str, bool] = {}
-        self._waiting: dict[str, str | None | bool] = {}  # sharer -> upline; False = none
+        self._waiting: dict[str, str | None] = {}  # sharer -> upline it waits for; None: none
         self._parked: dict[str, list[ParkedEvent]] = {}  # ref -> waiting events (loaded)
         self._delta: dict[tuple[str, str], int] = defaultdict(int)  # available moves, unloaded
         self._changes = Changes()
@@ -153,13 +153,18 @@ class WorkingState:
         self._fill_set(self._runs, runs, self._loader.runs)
         self._fill_set(self._processed, processed, self._loader.processed)
         self._load_buyer_clicks(buyers, clicks_since)
-        if parked_refs:
-            missing_refs = [r for r in set(parked_refs) if r not in self._parked]
-            found_parked: dict[str, list[ParkedEvent]] = defaultdict(list)
-            for parked in self._loader.parked_for(missing_refs):
-                found_parked[parked.waits_for].append(parked)
-            for ref in missing_refs:
-                self._parked[ref] = sorted(found_parked[ref], key=lambda p: p.arrival)
+        self._load_parked(parked_refs)
+
+    def _load_parked(self, refs: Iterable[str]) -> None:
+        """The committed events waiting for each of ``refs``, loaded once, by arrival."""
+        missing = [r for r in set(refs) if r not in self._parked]
+        if not missing:
+            return
+        found: dict[str, list[ParkedEvent]] = defaultdict(list)
+        for parked in self._loader.parked_for(missing):
+            found[parked.waits_for].append(parked)
+        for ref in missing:
+            self._parked[ref] = sorted(found[ref], key=lambda p: p.arrival)
 
     def _load_buyer_clicks(self, buyers: Iterable[str], since: int) -> None:
         missing = [
@@ -245,18 +250,16 @@ class WorkingState:
 
     def add_sharer(self, sharer: Sharer) -> None:
         self._sharers[sharer.sharer_id] = sharer
-        self._waiting[sharer.sharer_id] = False
+        self._waiting[sharer.sharer_id] = None
         self._changes.sharers.append(sharer)
 
     def waiting_upline(self, sharer_id: str) -> tuple[bool, str | None]:
         """(is an enrollment of this sharer waiting, its upline)."""
         if sharer_id not in self._waiting:
             found = self._loader.waiting_enrollments((sharer_id,))
-            self._waiting[sharer_id] = found.get(sharer_id, False)
-        value = self._waiting[sharer_id]
-        if value is False or value is True:  # False: none waiting (True is never stored)
-            return False, None
-        return True, value
+            self._waiting[sharer_id] = found.get(sharer_id)
+        upline = self._waiting[sharer_id]  # a waiting enrollment always waits for an upline
+        return upline is not None, upline
 
     # --- clicks ---------------------------------------------------------------------------
 
@@ -308,22 +311,14 @@ class WorkingState:
 
         Cached versions win over committed ones: they carry this batch's changes.
         """
-        due: dict[str, Order] = {}
         for order in self._loader.orders_due(as_of):
-            cached = self._orders.get(order.order_id)
-            if order.order_id not in self._orders:
-                self._orders[order.order_id] = order
-                cached = order
-            if cached is not None:
-                due[order.order_id] = cached
-        for maybe in self._orders.values():
-            if maybe is not None:
-                due.setdefault(maybe.order_id, maybe)
+            self._orders.setdefault(order.order_id, order)
         return sorted(
             (
                 o
-                for o in due.values()
-                if o.earns and not o.settled and o.settle_due is not None and o.settle_due <= as_of
+                for o in self._orders.values()
+                if o is not None and o.earns and not o.settled
+                and o.settle_due is not None and o.settle_due <= as_of
             ),
             key=lambda o: o.order_id,
         )
@@ -393,8 +388,7 @@ class WorkingState:
 
     def waiting_for(self, ref: str) -> list[ParkedEvent]:
         """Events waiting for ``ref``: committed ones (loaded once) and this batch's."""
-        if ref not in self._parked:
-            self._parked[ref] = sorted(self._loader.parked_for((ref,)), key=lambda p: p.arrival)
+        self._load_parked((ref,))
         return self._parked[ref]
 
     def release(self, ref: str) -> list[ParkedEvent]:
@@ -409,7 +403,7 @@ class WorkingState:
                 self._changes.released.append(parked.event.event_id)
             event = parked.event
             if isinstance(event, SharerEnrolled):
-                self._waiting[event.sharer_id] = False
+                self._waiting[event.sharer_id] = None
         return waiting
 
     def changes(self) -> Changes:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 
+from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.money import Split
 from ledger.domain.plans import Plan
@@ -24,8 +25,8 @@ from ledger.domain.state import Changes
 from ledger.payload import dump_event, load_event
 from ledger.store import tables as t
 
-CHUNK = 5_000
-_dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call  # keys per IN (...) list: far below every backend's parameter limit
+CHUNK = 5_000  # keys per IN (...) list: far below every backend's parameter limit
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
 
 
 def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
@@ -60,8 +61,9 @@ class SqlStateLoader:
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]:
         found: dict[str, Click] = {}
         for chunk in _chunks(ids):
-            for r in self.conn.execute(select(t.clicks).where(t.clicks.c.click_id.in_(chunk))):
-                found[r.click_id] = _click(r)
+            rows = self.conn.execute(select(*_CLICK_COLUMNS).where(t.clicks.c.click_id.in_(chunk)))
+            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:
+                found[click_id] = Click(click_id, buyer_id, sharer_id, occurred_at, arrival)
         return found
 
     def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
@@ -71,7 +73,7 @@ class SqlStateLoader:
                 select(*_CLICK_COLUMNS).where(t.clicks.c.buyer_id.in_(chunk),
                                               t.clicks.c.occurred_at >= since)
             )
-            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:  # hot: no Row attrs
+            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:
                 found[buyer_id].append(Click(click_id, buyer_id, sharer_id, occurred_at, arrival))
         return found
 
@@ -149,12 +151,9 @@ class SqlStateLoader:
 # --- row <-> model ------------------------------------------------------------------------
 
 
+# selected by position and unpacked straight into Click: clicks are the most loaded rows
 _CLICK_COLUMNS = (t.clicks.c.click_id, t.clicks.c.buyer_id, t.clicks.c.sharer_id,
                   t.clicks.c.occurred_at, t.clicks.c.arrival)
-
-
-def _click(r: Any) -> Click:
-    return Click(r.click_id, r.buyer_id, r.sharer_id, r.occurred_at, r.arrival)
 
 
 def _order(r: Any) -> Order:
@@ -282,8 +281,7 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
             {
                 "event_id": p.event.event_id,
                 "waits_for": p.waits_for,
-                "subject": getattr(p.event, "sharer_id", None)
-                if p.event.TYPE == "sharer_enrolled" else None,
+                "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
                 "arrival": p.arrival,
                 "type": p.event.TYPE,
                 "source": p.source,
