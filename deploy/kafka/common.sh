@@ -2,6 +2,7 @@
 # Everything the broker writes lives under $KAFKA_CACHE (git-ignored).
 
 KAFKA_DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$KAFKA_DEPLOY_DIR/../lib.sh"
 REPO_DIR=$(cd "$KAFKA_DEPLOY_DIR/../.." && pwd)
 KAFKA_CACHE=${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}/kafka
 KAFKA_PORT=${KAFKA_PORT:-19092}
@@ -15,17 +16,7 @@ KAFKA_PROPS=$KAFKA_CACHE/server.properties
 # Print the broker's pid if the pid file names a live kafka.Kafka process (a zombie or a
 # recycled pid has another command line and does not count).
 kafka_pid() {
-    local pid
-    [[ -f $KAFKA_PIDFILE ]] || return 1
-    pid=$(<"$KAFKA_PIDFILE")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
-    echo "$pid"
-}
-
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() {
-    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+    live_pid "$KAFKA_PIDFILE" 'kafka\.Kafka'
 }
 
 # Serialise start/stop of this broker (parallel test runs share it).

@@ -3,6 +3,7 @@
 # port and socket dir, run as an unprivileged OS user (initdb and postgres refuse root).
 
 PG_DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$PG_DEPLOY_DIR/../lib.sh"
 REPO_DIR=$(cd "$PG_DEPLOY_DIR/../.." && pwd)
 CACHE_DIR=${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}
 PG_PORT=${PG_PORT:-55432}
@@ -48,16 +49,7 @@ pg_resolve_root() {
 
 # Print the postmaster's pid when this cluster is running.
 pg_pid() {
-    local pid
-    [[ -f $PG_DATA/postmaster.pid ]] || return 1
-    pid=$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null)
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'postgres' || return 1
-    echo "$pid"
-}
-
-port_open() {
-    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+    live_pid "$PG_DATA/postmaster.pid" 'postgres'
 }
 
 # Serialise start/stop of this cluster (parallel test runs share it).

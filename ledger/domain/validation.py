@@ -13,12 +13,14 @@ from ledger.domain.events import (
     ClickRecorded,
     Event,
     OrderCompleted,
+    OrderLine,
     OrderPlaced,
     PayoutFailed,
     PayoutRequested,
     PayoutSettled,
     PlanPublished,
     RefundIssued,
+    RefundLine,
     SettlementRun,
     SharerEnrolled,
 )
@@ -112,19 +114,25 @@ def _order(e: OrderPlaced) -> None:
         _id(getattr(e, name), name)
     _currency(e.currency)
     _optional_id(e.click_id, "click_id")
-    if not e.lines:
-        raise _Invalid("an order needs at least one line")
-    seen: set[str] = set()
+    _line_ids(e.lines, "an order")
     for line in e.lines:
-        _id(line.line_id, "lines.line_id")
-        if line.line_id in seen:
-            raise _Invalid(f"line {line.line_id!r} appears twice")
-        seen.add(line.line_id)
         _id(line.product_id, f"lines[{line.line_id}].product_id")
         _int(line.quantity, f"lines[{line.line_id}].quantity", 0, 10**9)
         _int(line.amount, f"lines[{line.line_id}].amount", 0, MAX_AMOUNT)
         if line.merchant_rate_bps is not None:
             _int(line.merchant_rate_bps, f"lines[{line.line_id}].merchant_rate_bps", 0, 10_000)
+
+
+def _line_ids(lines: tuple[OrderLine, ...] | tuple[RefundLine, ...], what: str) -> None:
+    """At least one line, each with a usable id, no id twice."""
+    if not lines:
+        raise _Invalid(f"{what} needs at least one line")
+    seen: set[str] = set()
+    for line in lines:
+        _id(line.line_id, "lines.line_id")
+        if line.line_id in seen:
+            raise _Invalid(f"line {line.line_id!r} appears twice")
+        seen.add(line.line_id)
 
 
 def _completed(e: OrderCompleted) -> None:
@@ -135,14 +143,8 @@ def _completed(e: OrderCompleted) -> None:
 def _refund(e: RefundIssued) -> None:
     for name in ("refund_id", "order_id", "buyer_id"):
         _id(getattr(e, name), name)
-    if not e.lines:
-        raise _Invalid("a refund needs at least one line")
-    seen: set[str] = set()
+    _line_ids(e.lines, "a refund")
     for line in e.lines:
-        _id(line.line_id, "lines.line_id")
-        if line.line_id in seen:
-            raise _Invalid(f"line {line.line_id!r} appears twice")
-        seen.add(line.line_id)
         if type(line.amount) is not int:
             raise _Invalid(f"lines[{line.line_id}].amount must be an integer")
 
