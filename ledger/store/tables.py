@@ -197,5 +197,8 @@ consumer_offsets = Table(
     Column("topic", String(200), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+    # the highest accounts-topic offset whose barrier marker this partition has passed
+    # (docs/ordering.md); -1 before the first marker
+    Column("marker", BigInteger, nullable=False, server_default="-1"),
 )
 
