@@ -1,20 +1,19 @@
-"""Turn a poll's records into the service's batch: decoded events or dead letters.
+"""Turn a partition's polled records into items for the merger: events, dead letters
+(records that never became events) or barrier markers.
 
 Never raises for bad bytes: anything the codec refuses becomes an ``Undecodable`` with
-its topic, partition, offset and reason, and the offsets still move past it.
-
-Order: Kafka orders records only within a partition, and a poll hands them over grouped
-by partition. The batch interleaves the partitions by record timestamp (a stable merge:
-each partition keeps its own order, ties keep the poll's order), so that a plan or an
-enrollment published before an order is applied before it when both arrive in one poll.
+its topic, partition, offset and reason, and the offsets still move past it. The order
+in which partitions are applied is not decided here (consumers/ordering.py).
 """
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
+from consumers.ordering import Item
+from ledger.offsets import Marker
 from ledger.service import Received, Undecodable
+from ledger.topics import marker_offset
 from schemas.codec import DecodeError, default_codec
 
 
@@ -23,42 +22,25 @@ def chain_of(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-def decode_records(
-    polled: dict[Any, list[Any]],
-) -> tuple[list[Received | Undecodable], dict[tuple[str, int], int]]:
-    """(batch merged by record timestamp, next offset per (topic, partition))."""
-    offsets: dict[tuple[str, int], int] = {}
-    runs: list[list[tuple[int, Received | Undecodable]]] = []
-    for tp, records in polled.items():
-        if not records:
-            continue
-        runs.append(_decode_partition(tp, records))
-        offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-    if len(runs) == 1:
-        return [item for _, item in runs[0]], offsets
-    merged = heapq.merge(*runs, key=lambda timed: timed[0])
-    return [item for _, item in merged], offsets
-
-
-def _decode_partition(tp: Any, records: list[Any]) -> list[tuple[int, Received | Undecodable]]:
-    """(timestamp, decoded item) per record, in offset order. A timestamp that goes back
-    within the partition is raised to the one before it: the merge needs each run sorted,
-    and a partition's own order always wins."""
+def decode_partition(topic: str, partition: int, records: list[Any]) -> list[Item]:
+    """The records of one partition, in offset order, as items."""
     codec = default_codec()
-    chain = chain_of(tp.topic, tp.partition)
-    out: list[tuple[int, Received | Undecodable]] = []
-    at = 0
-    for record in records:
-        if type(record.timestamp) is int and record.timestamp > at:
-            at = record.timestamp
-        out.append((at, _decode_one(codec, tp, chain, record)))
-    return out
+    chain = chain_of(topic, partition)
+    return [_decode_one(codec, topic, partition, chain, record) for record in records]
 
 
-def _decode_one(codec: Any, tp: Any, chain: str, record: Any) -> Received | Undecodable:
-    source = f"{tp.topic}/{tp.partition}@{record.offset}"
-    position = (tp.topic, tp.partition, record.offset)
+def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any) -> Item:
+    source = f"{topic}/{partition}@{record.offset}"
+    position = (topic, partition, record.offset)
     value = record.value
+    if record.headers:
+        try:
+            barrier = marker_offset(record.headers)
+        except ValueError as bad:
+            return Undecodable(source, "bad_barrier_marker", str(bad), (value or b"").hex(),
+                               position=position)
+        if barrier is not None:
+            return Marker(barrier, source, position)
     if value is None:
         return Undecodable(source, "empty_record", "record has no value", "", position=position)
     try:

@@ -1,81 +1,43 @@
-"""The Kafka consumer loop: poll a batch, decode it, hand it to the ledger service.
+"""The Kafka consumer loop: poll, put records in arrival order, apply them in batches.
 
-Commit order, and why it gives exactly-once effect:
-1. ``service.ingest`` writes the batch's entries, event log, dead letters, parked events,
-   reference state **and the next offsets per partition** in one database transaction.
-2. Only then are the same offsets committed to Kafka, for lag tools. If that commit is
-   lost, nothing is: on (re)assignment the consumer seeks to the offsets stored in the
-   database, never Kafka's.
-3. A crash before step 1 commits replays the batch; a crash after it replays nothing
-   (or, if the database acknowledged late, replays events whose ids are known: no-ops).
+Each turn: poll the owned partitions (consumers/client.py), decode the records into the
+merger (consumers/ordering.py), take the longest prefix of the arrival order this process
+may apply now and apply it in one transaction (ledger/service.py), which also moves each
+partition's checkpoint by compare-and-set (ledger/offsets.py). See docs/ordering.md for
+the order and docs/ingestion.md for the commit order.
 
-Rebalances happen inside ``poll`` (kafka-python's eager protocol), between batches, so a
-batch in hand always belongs to partitions this consumer owns; stored offsets only move
-forward even if that ever failed.
+- Exactly once: the checkpoints live in the database, in the batch's transaction; Kafka's
+  committed offsets are only for lag tools. On assignment a partition starts from its
+  stored checkpoint.
+- Fenced: a batch whose start is not the stored checkpoint (another process applied the
+  partition meanwhile) commits nothing; the loop drops what it had buffered and starts
+  again from the database.
+- Waiting: an orders partition held at a marker, or a barrier waiting for partitions owned
+  by other processes, looks at their committed progress in the database, with a short
+  growing interval.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
-from consumers.decode import decode_records
+from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig, PartitionClient, names
+from consumers.decode import decode_partition
 from consumers.metrics import ConsumerMetrics
+from consumers.ordering import Batch, Item, Merger
+from consumers.retry import Backoff, retry
 from ledger.logs import get_logger
-from ledger.service import UNAVAILABLE, BatchReport, LedgerService
+from ledger.offsets import Fenced, Marker, Stored
+from ledger.offsets import TopicPartition as TP
+from ledger.service import UNAVAILABLE, BatchReport, LedgerService, Undecodable
 
 log = get_logger("ledger.consumer")
 
-# Tuned per ../shared/FACTS.md: bigger polls and fetches take kafka-python from ~80k to
-# ~116k records/s; one DB transaction per poll batch keeps the write side batched too.
-CONSUMER_DEFAULTS: dict[str, Any] = {
-    "max_poll_records": 5_000,
-    "max_partition_fetch_bytes": 8 * 1024 * 1024,
-    "fetch_max_bytes": 64 * 1024 * 1024,
-    "fetch_max_wait_ms": 200,
-    "enable_auto_commit": False,
-    "auto_offset_reset": "earliest",
-    # never create a topic by subscribing to it: broker defaults would give the accounts
-    # topic several partitions and break the total order of its barrier events
-    "allow_auto_create_topics": False,
-    "session_timeout_ms": 10_000,
-    "heartbeat_interval_ms": 3_000,
-    "max_poll_interval_ms": 300_000,
-}
-
-
-@dataclass(frozen=True)
-class ConsumerConfig:
-    bootstrap_servers: str
-    group_id: str
-    topics: tuple[str, ...]
-    poll_timeout_ms: int = 500
-    max_backoff_s: float = 10.0
-    kafka_overrides: tuple[tuple[str, Any], ...] = ()
-
-
-class _SeekToStoredOffsets(ConsumerRebalanceListener):
-    def __init__(self, loop: ConsumerLoop) -> None:
-        self.loop = loop
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("partitions revoked", partitions=_names(revoked))
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.loop.seek_to_stored(list(assigned))
-
-
-def _names(partitions: Any) -> list[str]:
-    return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
+WAIT_FIRST_S = 0.001  # how soon a waiting process first looks at the others' progress
+WAIT_MAX_S = 0.01
 
 
 class ConsumerLoop:
@@ -86,19 +48,27 @@ class ConsumerLoop:
         config: ConsumerConfig,
         service: LedgerService,
         metrics: ConsumerMetrics | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         dead_letter_sink: Callable[[list[dict[str, Any]]], None] | None = None,
+        seal: Callable[[int, list[int]], None] | None = None,
     ) -> None:
         self.config = config
-        self._dead_letter_sink = dead_letter_sink
         self.service = service
         self.metrics = metrics or ConsumerMetrics()
         self._stop = threading.Event()
-        self._sleep = sleep
-        self._consumer: KafkaConsumer | None = None
+        self._sleep = sleep or self._stop.wait
+        self._dead_letter_sink = dead_letter_sink
+        self._seal = seal  # writes repair markers (Publisher.seal)
+        self.client = PartitionClient(config, on_assigned=self._assigned,
+                                      on_revoked=self._revoked, stopping=self._stop.is_set,
+                                      wait=self._sleep)
+        self.merger: Merger | None = None
         self.batches = 0
-        self._positions: dict[tuple[str, int], int] = {}
-        self._poll_failures = 0
+        self.fenced = 0
+        self._others: dict[TP, Stored] = {}  # progress of partitions owned elsewhere
+        self._wait_s = WAIT_FIRST_S
+        self._accounts_end = 0  # highest accounts end offset seen (markers must be below)
+        self._blocked_since: tuple[int, float] | None = None  # (barrier, monotonic time)
 
     def stop(self) -> None:
         self._stop.set()
@@ -107,112 +77,128 @@ class ConsumerLoop:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _open(self) -> KafkaConsumer:
-        options = dict(CONSUMER_DEFAULTS)
-        options.update(dict(self.config.kafka_overrides))
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.config.bootstrap_servers,
-            group_id=self.config.group_id,
-            **options,
-        )
-        try:
-            self._wait_for_topics(consumer)
-        except BaseException:
-            consumer.close(autocommit=False)  # a retry of _open builds a new one
-            raise
-        consumer.subscribe(list(self.config.topics), listener=_SeekToStoredOffsets(self))
-        return consumer
+    def owned(self) -> list[TP]:
+        """The partitions this consumer owns now."""
+        return self.merger.owned() if self.merger is not None else []
 
-    def _wait_for_topics(self, consumer: KafkaConsumer) -> None:
-        """Join the group only once every topic's partitions are known, with backoff.
+    # -- assignment ------------------------------------------------------------------------
 
-        Why: a group leader that assigns before the metadata arrives hands out no
-        partitions. It would rebalance when the metadata came, but with static membership
-        (``group_instance_id``) a member restarted in the meantime is handed that stale
-        empty assignment by the broker without a rebalance, and kafka-python, not having
-        computed it, never re-checks it: the partitions would stay unowned."""
-        delay = 0.1
-        while not self.stopping:
-            missing = [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
-            if not missing:
-                return
-            log.warning("waiting for topic metadata", topics=missing, retry_in_s=delay)
-            self._sleep(delay)
-            delay = min(delay * 2, self.config.max_backoff_s)
-
-    def _open_when_reachable(self) -> KafkaConsumer | None:
-        """Connect, waiting with capped backoff while no broker answers (a consumer may
-        start before its cluster). None if stopped meanwhile."""
-        delay = 0.5
-        while not self.stopping:
-            try:
-                return self._open()
-            except KafkaError as exc:
-                log.warning("kafka unreachable; retrying", bootstrap=self.config.bootstrap_servers,
-                            retry_in_s=delay, error=str(exc)[:300])
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.config.max_backoff_s)
-        return None
-
-    def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
-        """Position every newly assigned partition at the offset stored in the database."""
-        assert self._consumer is not None
-        stored = self._with_db_retry(lambda: self.service.stored_offsets(self.config.group_id))
-        fresh = []
+    def _assigned(self, assigned: list[TP]) -> None:
+        """Start every newly assigned partition from its checkpoint in the database."""
+        stored = self._db(lambda: self.service.claim(self.config.group_id, assigned),
+                          "database unavailable while claiming partitions")
+        assert self.merger is not None
         for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                fresh.append(tp)
-            else:
-                self._consumer.seek(tp, offset)
-                self._positions[(tp.topic, tp.partition)] = offset
-        if fresh:
-            self._consumer.seek_to_beginning(*fresh)
-        log.info("partitions assigned", partitions=_names(assigned),
-                 from_database={f"{k[0]}/{k[1]}": v for k, v in stored.items()
-                                if TopicPartition(*k) in set(assigned)})
+            self.merger.own(tp, stored[tp])
+            self.client.seek(tp, stored[tp].next_offset)
+        self._others = stored
+        log.info("partitions assigned", partitions=names(assigned),
+                 from_database={f"{tp[0]}/{tp[1]}": stored[tp].next_offset for tp in assigned})
+
+    def _revoked(self, revoked: list[TP]) -> None:
+        assert self.merger is not None
+        for tp in revoked:
+            self.merger.disown(tp)
+        log.info("partitions revoked", partitions=names(revoked))
+
+    def _resync(self, why: str) -> None:
+        """Forget what is buffered and start every owned partition again from the
+        database (after being fenced)."""
+        assert self.merger is not None
+        owned = self.merger.owned()
+        stored = self._db(lambda: self.service.claim(self.config.group_id, owned),
+                          "database unavailable while resyncing")
+        for tp in owned:
+            self.merger.own(tp, stored[tp])
+            self.client.seek(tp, stored[tp].next_offset)
+        self._others = stored
+        log.warning("fenced: another consumer applied a partition first; resynced from the "
+                    "database", reason=why, partitions=names(owned))
+
+    # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> None:
-        self._consumer = self._open_when_reachable()
-        if self._consumer is None:
+        if not self.client.open():
             return
-        log.info("consumer started", group=self.config.group_id, topics=self.config.topics)
+        orders = self.client.partition_count(self.config.orders_topic)
+        self.merger = Merger(self.config.orders_topic, self.config.accounts_topic, orders)
+        log.info("consumer started", group=self.config.group_id, topics=self.config.topics,
+                 orders_partitions=orders)
         try:
             while not self.stopping:
-                polled = self._poll()
-                if polled:
-                    self._handle(polled)
+                waiting = self._turn()
                 self._update_lag()
+                if waiting:
+                    self._wait_s = min(self._wait_s * 2, WAIT_MAX_S)
+                else:
+                    self._wait_s = WAIT_FIRST_S
         finally:
-            self._consumer.close(autocommit=False)
-            log.info("consumer stopped", batches=self.batches)
+            self.client.close()
+            log.info("consumer stopped", batches=self.batches, fenced=self.fenced)
 
-    def _poll(self) -> dict[TopicPartition, list[Any]]:
-        """One poll. A broker that vanished mid-poll (a restart) can surface as a
-        KafkaError out of the client: nothing was applied, so wait and poll again; the
-        client reconnects, and positions come from the database on reassignment."""
-        assert self._consumer is not None
-        try:
-            polled = self._consumer.poll(timeout_ms=self.config.poll_timeout_ms)
-        except KafkaError as exc:
-            self._poll_failures += 1
-            delay = min(0.2 * 2 ** min(self._poll_failures, 6), self.config.max_backoff_s)
-            log.warning("kafka poll failed; retrying", attempt=self._poll_failures,
-                        retry_in_s=round(delay, 2), error=str(exc)[:300])
-            self._stop.wait(delay)
-            return {}
-        self._poll_failures = 0
-        return polled
+    def _turn(self) -> bool:
+        """One poll and whatever can be applied after it; True if the process is waiting
+        for other processes' progress."""
+        assert self.merger is not None
+        waiting = self.merger.waiting_for(self._others) is not None
+        timeout = int(self._wait_s * 1000) if waiting else self.config.poll_timeout_ms
+        for tp, records in self.client.poll(timeout).items():
+            self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
+        if waiting and not self._owns_everything():
+            self._others = self._db(lambda: self.service.progress(self.config.group_id),
+                                    "database unavailable while reading progress")
+        applied = False
+        while not self.stopping:
+            batch = self.merger.next_batch(self._others, self.config.max_batch)
+            if not batch.items:
+                break
+            self._apply(batch)
+            applied = True
+        self.client.flow(self.merger.buffered, high=4 * self.config.max_batch)
+        reason = self.merger.waiting_for(self._others)
+        if reason == "markers":
+            self._repair_markers()
+        return reason is not None and not applied
 
-    def _handle(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def _owns_everything(self) -> bool:
+        assert self.merger is not None
+        return len(self.merger.owned()) == len(self.merger.orders) + 1
+
+    def _checked(self, items: list[Item]) -> list[Item]:
+        """A marker for a barrier the accounts topic does not have yet cannot be from a
+        publisher that waited for the barrier's acknowledgement: a dead letter, not a
+        partition held forever."""
+        for n, item in enumerate(items):
+            if isinstance(item, Marker) and item.barrier >= self._accounts_end:
+                self._refresh_accounts_end()
+                if item.barrier >= self._accounts_end:
+                    items[n] = Undecodable(
+                        item.source, "marker_ahead_of_accounts",
+                        f"marker for accounts offset {item.barrier}, but the accounts topic "
+                        f"ends at {self._accounts_end}", "", position=item.position)
+        return items
+
+    def _refresh_accounts_end(self) -> None:
+        accounts = (self.config.accounts_topic, 0)
+        self._accounts_end = max(self._accounts_end,
+                                 self.client.end_offsets([accounts]).get(accounts, 0))
+
+    def _apply(self, batch: Batch) -> None:
+        assert self.merger is not None
         started = time.perf_counter()
-        batch, offsets = decode_records(polled)
-        report = self._with_db_retry(
-            lambda: self.service.ingest_isolating(batch, group=self.config.group_id)
-        )
+        starts = {tp: s for tp in self.merger.owned() if (s := self.merger.stored(tp))}
+        try:
+            report: BatchReport = self._db(
+                lambda: self.service.ingest_isolating(batch.items, starts=starts,
+                                                      group=self.config.group_id),
+                "database unavailable or conflicting", count=True)
+        except Fenced as fenced:
+            self.fenced += 1
+            self._resync(str(fenced))
+            return
+        self.merger.committed(batch)
         self.batches += 1
-        self._positions.update(offsets)
-        self._commit_to_kafka(offsets)
+        self.client.commit({(a.topic, a.partition): a.end for a in batch.advances})
         if self._dead_letter_sink is not None and report.dead_letters:
             self._dead_letter_sink(report.dead_letters)  # after the commit: a mirror only
         elapsed = time.perf_counter() - started
@@ -226,44 +212,49 @@ class ConsumerLoop:
         if report.reasons:
             log.info("rejections", reasons=report.reasons)
 
-    def _commit_to_kafka(self, offsets: dict[tuple[str, int], int]) -> None:
-        assert self._consumer is not None
-        try:
-            self._consumer.commit({
-                TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                for (topic, partition), offset in offsets.items()
-            })
-        except Exception as exc:  # noqa: BLE001 - the database holds the truth
-            log.warning("kafka offset commit failed; the database has the offsets",
-                        error=str(exc))
+    def _repair_markers(self) -> None:
+        """A barrier has waited ``marker_grace_s`` for partitions that are read to their
+        end and still have no marker for it: its publisher died between the barrier and
+        its markers. Write them (the cut falls at the end of those partitions)."""
+        assert self.merger is not None
+        barrier = self.merger.next_barrier()
+        if barrier is None or self._seal is None:
+            return
+        now = time.monotonic()
+        if self._blocked_since is None or self._blocked_since[0] != barrier:
+            self._blocked_since = (barrier, now)
+            return
+        if now - self._blocked_since[1] < self.config.marker_grace_s:
+            return
+        progress = {**self._others, **{tp: s for tp in self.merger.owned()
+                                        if (s := self.merger.stored(tp))}}
+        lagging = self.merger.lagging_partitions(barrier, progress)
+        ends = self.client.end_offsets(lagging)
+        idle = [tp[1] for tp in lagging
+                if progress.get(tp, Stored(0)).next_offset >= ends.get(tp, 0)]
+        if idle:
+            self._refresh_accounts_end()
+            log.warning("barrier without markers; writing them", barrier=barrier,
+                        partitions=idle, covers_up_to=self._accounts_end - 1)
+            self._seal(self._accounts_end - 1, idle)
+        self._blocked_since = (barrier, now)
 
     def _update_lag(self) -> None:
-        """Lag per owned partition: the high watermark minus the next offset to apply."""
-        assert self._consumer is not None
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            position = self._positions.get((tp.topic, tp.partition))
-            if high is not None and position is not None:
-                self.metrics.set_lag(tp.topic, tp.partition, max(0, high - position))
+        """Lag per owned partition: the high watermark minus the stored checkpoint."""
+        assert self.merger is not None
+        for tp in self.merger.owned():
+            high = self.client.highwater(tp)
+            stored = self.merger.stored(tp)
+            if high is not None and stored is not None:
+                self.metrics.set_lag(tp[0], tp[1], max(0, high - stored.next_offset))
 
-    def _with_db_retry(self, action: Callable[[], Any]) -> Any:
-        """Retry a database action on connection loss, deadlock or a racing writer, with
-        capped exponential backoff. The transaction rolled back, so retrying is safe."""
-        delay = 0.2
-        attempt = 0
-        while True:
-            try:
-                return action()
-            except UNAVAILABLE as exc:
-                attempt += 1
-                if self.stopping and attempt > 3:
-                    raise
-                log.warning("database unavailable or conflicting; retrying",
-                            attempt=attempt, retry_in_s=round(delay, 2),
-                            error=str(exc).splitlines()[0][:300])
-                self.metrics.db_retries.inc()
-                self._sleep(delay + random.uniform(0, delay / 4))
-                delay = min(delay * 2, self.config.max_backoff_s)
+    def _db(self, action: Callable[[], Any], what: str, count: bool = False) -> Any:
+        """A database action, retried while the database is down, restarting, or chose
+        this transaction as a deadlock victim (it rolled back, so retrying is safe)."""
+        return retry(action, on=UNAVAILABLE, what=what, wait=self._sleep,
+                     stopping=self._stop.is_set,
+                     backoff=Backoff(cap=self.config.max_backoff_s),
+                     on_retry=self.metrics.db_retries.inc if count else None)
 
 
 __all__ = ["CONSUMER_DEFAULTS", "BatchReport", "ConsumerConfig", "ConsumerLoop"]

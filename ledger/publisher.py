@@ -5,6 +5,11 @@ most 5 requests in flight), so records of one key reach their partition exactly 
 in ``publish`` order. ``publish`` is asynchronous; ``flush`` waits for every record sent so
 far and raises ``PublishError`` if any failed. The producer is created on first publish:
 the constructor does no I/O.
+
+Barriers (docs/ordering.md): after barrier events (the accounts topic), before the next
+buyer event and at ``flush``, the publisher waits for the last barrier's offset and sends
+a marker carrying it to every orders partition. The same producer sends the buyer events
+after it, so each buyer event lands before or after each barrier exactly as published.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Self
 from ledger.config import Topics
 from ledger.domain.events import Event
 from ledger.logs import get_logger
-from ledger.topics import record_key, topic_for
+from ledger.topics import marker_headers, record_key, topic_for
 from schemas.codec import Codec, EncodeError, default_codec
 
 log = get_logger(__name__)
@@ -66,6 +71,8 @@ class Publisher:
         self._failures: list[tuple[str, BaseException]] = []
         self.sent = 0
         self.acked = 0
+        self.markers = 0
+        self._barrier: Any = None  # the send future of the last barrier not yet marked
 
     def _ensure_producer(self, event_id: str | None) -> Any:
         if self._producer is None:
@@ -112,6 +119,8 @@ class Publisher:
         except (EncodeError, ValueError) as exc:
             raise PublishError(getattr(event, "event_id", None), str(exc)) from exc
         producer = self._ensure_producer(event.event_id)
+        if topic == self.topics.orders and self._barrier is not None:
+            self._mark_barrier(timeout=None)
         try:
             future = producer.send(topic, value=value, key=record_key(event))
         except Exception as exc:  # KafkaTimeoutError (metadata), buffer full, closed producer
@@ -119,9 +128,43 @@ class Publisher:
         self.sent += 1
         future.add_callback(self._on_success)
         future.add_errback(lambda exc, eid=event.event_id: self._on_failure(eid, exc))
+        if topic == self.topics.accounts:
+            self._barrier = (event.event_id, future)
+
+    def _mark_barrier(self, timeout: float | None) -> None:
+        """Wait for the last barrier's offset, then mark every orders partition with it."""
+        event_id, future = self._barrier
+        try:
+            self._producer.flush(timeout=timeout)  # send now: do not wait out linger_ms
+            offset = future.get(timeout=timeout).offset
+        except Exception as exc:  # the barrier itself failed: nothing may follow it
+            raise PublishError(event_id, f"barrier not delivered: {exc}") from exc
+        self._barrier = None
+        self.seal(offset)
+
+    def seal(self, barrier_offset: int, partitions: list[int] | None = None) -> None:
+        """Send a marker for ``barrier_offset`` (every accounts record up to it) to the
+        given orders partitions (default: all). Also the repair for a publisher that died
+        between a barrier and its markers: markers are idempotent, the first one >= a
+        barrier in a partition is its cut there."""
+        producer = self._ensure_producer(None)
+        targets = sorted(producer.partitions_for(self.topics.orders)) \
+            if partitions is None else partitions
+        for partition in targets:
+            try:
+                future = producer.send(self.topics.orders, value=b"", partition=partition,
+                                       headers=marker_headers(barrier_offset))
+            except Exception as exc:
+                raise PublishError(None, f"marker to {self.topics.orders}/{partition} "
+                                         f"failed: {exc}") from exc
+            future.add_errback(lambda exc, p=partition: self._on_failure(f"marker/{p}", exc))
+            self.markers += 1
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every record sent so far is acknowledged; raises ``PublishError``."""
+        """Block until every record sent so far (and the markers of the last barriers) is
+        acknowledged; raises ``PublishError``."""
+        if self._barrier is not None:
+            self._mark_barrier(timeout)
         if self._producer is not None:
             try:
                 self._producer.flush(timeout=timeout)

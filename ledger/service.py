@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from ledger.domain.engine import Applied, Parked, Rejected
@@ -35,7 +35,9 @@ from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.state import WorkingState
 from ledger.domain.validation import valid_event_id
 from ledger.logs import get_logger
+from ledger.offsets import Advance, Fenced, Marker, Stored, TopicPartition, advances_for, after
 from ledger.payload import dump_event
+from ledger.store import offsets as stored_offsets
 from ledger.store import tables as t
 from ledger.store.base import Store
 from ledger.store.state_sql import SqlStateLoader, write_changes
@@ -118,9 +120,6 @@ class BatchReport:
         per_type[outcome] = per_type.get(outcome, 0) + 1
 
 
-Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
-
-
 class LedgerService:
     def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.store = store
@@ -130,50 +129,72 @@ class LedgerService:
         self,
         batch: Sequence[Received | Undecodable],
         *,
-        offsets: Offsets | None = None,
+        advances: Sequence[Advance] = (),
         group: str | None = None,
     ) -> BatchReport:
-        """Apply ``batch`` in arrival order, in one transaction, and record ``offsets``
-        for consumer ``group`` in the same transaction. Raises only for infrastructure
-        failures (the transaction is then rolled back whole, and the batch can be retried)."""
+        """Apply ``batch`` in arrival order, in one transaction, moving the checkpoints of
+        consumer ``group`` by ``advances`` in the same transaction (compare-and-set:
+        ``Fenced`` if another process moved one first). Raises only for infrastructure
+        failures and fencing (the transaction is then rolled back whole)."""
         try:
             with self.store.begin() as conn:
-                return self._ingest(conn, batch, offsets or {}, group, optimistic=True)
+                return self._ingest(conn, batch, advances, group, optimistic=True)
         except IntegrityError:
             # a duplicate the optimistic pass assumed away (a redelivery, a reused id):
             # redo the batch checking every id first. Rare: only after a crash or a
             # publisher's retry does an event come again.
             log.info("redoing a batch with duplicate checks", size=len(batch))
             with self.store.begin() as conn:
-                return self._ingest(conn, batch, offsets or {}, group, optimistic=False)
+                return self._ingest(conn, batch, advances, group, optimistic=False)
 
     def ingest_isolating(
-        self, batch: Sequence[Received | Undecodable], *, group: str | None = None
+        self, items: Sequence[Received | Undecodable | Marker], *,
+        starts: dict[TopicPartition, Stored], group: str,
     ) -> BatchReport:
-        """Like ``ingest``, with the offsets taken from the items' positions, and a batch
-        the database refuses for a reason other than its availability is split in halves
-        until the one record at fault is found: that record becomes a dead letter
-        (``unstorable``) and every other record is applied. One bad record never blocks
-        the ones behind it. Connection losses and deadlocks (``UNAVAILABLE``) are raised
-        for the caller to retry the whole batch."""
+        """Apply Kafka ``items`` (markers included) from the checkpoints ``starts``, like
+        ``ingest``; a batch the database refuses for a reason other than its availability
+        is split in halves until the one record at fault is found: that record becomes a
+        dead letter (``unstorable``) and every other record is applied. One bad record
+        never blocks the ones behind it. Connection losses and deadlocks (``UNAVAILABLE``)
+        and ``Fenced`` are raised for the caller."""
+        advances = advances_for(items, starts)
+        events = [item for item in items if not isinstance(item, Marker)]
         try:
-            return self.ingest(batch, offsets=_offsets_of(batch), group=group)
-        except UNAVAILABLE:
+            return self.ingest(events, advances=advances, group=group)
+        except (*UNAVAILABLE, Fenced):
             raise
-        except Exception as exc:  # noqa: BLE001 - isolate whatever the database refused
-            if len(batch) == 1:
+        except Exception as exc:  # isolate whatever the database refused
+            if len(items) == 1:
+                if not events:  # a marker alone only moves the checkpoint
+                    raise
                 log.error("record refused by the database; kept as a dead letter",
-                          source=batch[0].source, error=str(exc)[:500])
-                return self.ingest([_unstorable(batch[0], exc)], offsets=_offsets_of(batch),
+                          source=items[0].source, error=str(exc)[:500])
+                return self.ingest([_unstorable(events[0], exc)], advances=advances,
                                    group=group)
-            middle = len(batch) // 2
-            first = self.ingest_isolating(batch[:middle], group=group)
-            return first.merge(self.ingest_isolating(batch[middle:], group=group))
+            middle = len(items) // 2
+            first = self.ingest_isolating(items[:middle], starts=starts, group=group)
+            rest = after(starts, advances_for(items[:middle], starts))
+            return first.merge(self.ingest_isolating(items[middle:], starts=rest, group=group))
+
+    def claim(self, group: str, partitions: Sequence[TopicPartition]
+              ) -> dict[TopicPartition, Stored]:
+        """Make sure ``group`` has a checkpoint row for each partition; returns every
+        checkpoint of the group."""
+        with self.store.begin() as conn:
+            stored_offsets.claim(conn, self.store.insert, group, partitions)
+            return stored_offsets.load(conn, group)
+
+    def progress(self, group: str) -> dict[TopicPartition, Stored]:
+        """Every checkpoint of ``group``, as committed."""
+        with self.store.read() as conn:
+            return stored_offsets.load(conn, group)
 
     def _ingest(
-        self, conn: Connection, batch: Sequence[Received | Undecodable], offsets: Offsets,
-        group: str | None, *, optimistic: bool,
+        self, conn: Connection, batch: Sequence[Received | Undecodable],
+        advances: Sequence[Advance], group: str | None, *, optimistic: bool,
     ) -> BatchReport:
+        # first: a fenced batch stops here, and the row locks order rival writers
+        stored_offsets.advance(conn, group or "", advances)
         now = self.clock()
         report = BatchReport(received=len(batch))
         received = [item for item in batch if isinstance(item, Received)]
@@ -212,8 +233,6 @@ class LedgerService:
             self.store.bulk_insert(conn, t.dead_letters, dead_rows)
             report.dead_letters = dead_rows
         write_changes(conn, self.store.bulk_insert, state.changes(), now)
-        if offsets:
-            self._save_offsets(conn, group or "", offsets)
         return report
 
     @staticmethod
@@ -255,37 +274,9 @@ class LedgerService:
         else:
             report.parked += 1
 
-    def _save_offsets(self, conn: Connection, group: str, offsets: Offsets) -> None:
-        table = t.consumer_offsets
-        rows = [
-            {"group_id": group, "topic": topic, "partition": partition, "next_offset": offset}
-            for (topic, partition), offset in sorted(offsets.items())
-        ]
-        stmt = self.store.insert(table).values(rows)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["group_id", "topic", "partition"],
-                set_={"next_offset": stmt.excluded.next_offset},
-                where=table.c.next_offset < stmt.excluded.next_offset,  # never backwards
-            )
-        )
-
-    def stored_offsets(self, group: str) -> Offsets:
+    def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
         """The next offset to read per (topic, partition), as last committed here."""
-        table = t.consumer_offsets
-        with self.store.read() as conn:
-            rows = conn.execute(select(table).where(table.c.group_id == group))
-            return {(r.topic, r.partition): r.next_offset for r in rows}
-
-
-def _offsets_of(batch: Sequence[Received | Undecodable]) -> Offsets:
-    offsets: Offsets = {}
-    for item in batch:
-        if item.position is not None:
-            topic, partition, offset = item.position
-            key = (topic, partition)
-            offsets[key] = max(offsets.get(key, 0), offset + 1)
-    return offsets
+        return {tp: s.next_offset for tp, s in self.progress(group).items()}
 
 
 def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:

@@ -51,3 +51,27 @@ def is_barrier(event_type: str) -> bool:
 def record_key(event: Event) -> bytes:
     """The Kafka record key of an event: its ordering key, UTF-8."""
     return event.ordering_key().encode("utf-8")
+
+
+# Barrier markers (docs/ordering.md): a record with this header and an empty value, sent
+# to every orders partition once a barrier is acknowledged, carrying the barrier's offset
+# in the accounts topic as ASCII decimal.
+MARKER_HEADER = "ledger.barrier"
+
+
+def marker_headers(barrier_offset: int) -> list[tuple[str, bytes]]:
+    return [(MARKER_HEADER, str(barrier_offset).encode("ascii"))]
+
+
+def marker_offset(headers: object) -> int | None:
+    """The barrier offset a record's headers carry, None if it is no marker; raises
+    ValueError for a marker header whose value is not a non-negative decimal."""
+    if not headers:
+        return None
+    for name, value in headers:  # type: ignore[attr-defined]
+        if name == MARKER_HEADER:
+            text = bytes(value or b"").decode("ascii", "replace")
+            if not text.isdigit() or len(text) > 18:
+                raise ValueError(f"marker header {MARKER_HEADER}={text[:40]!r} is not an offset")
+            return int(text)
+    return None

@@ -139,11 +139,13 @@ def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> Ends:
 # --- producing -----------------------------------------------------------------------------
 
 
-def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> None:
-    """Publish ``events`` in order and wait until every one is acknowledged."""
+def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> int:
+    """Publish ``events`` in order and wait until every one is acknowledged; returns how
+    many barrier markers were written with them."""
     with Publisher(bootstrap, topics) as publisher:
         for event in events:
             publisher.publish(event)
+    return publisher.markers
 
 
 def produce_raw(
@@ -163,6 +165,14 @@ def produce_raw(
         return sources
     finally:
         producer.close()
+
+
+def seal(bootstrap: str, topics: Topics) -> None:
+    """Mark every orders partition with the accounts topic's last offset, as a publisher
+    does after barriers: for tests that write accounts records raw."""
+    end = end_offsets(bootstrap, [topics.accounts])[(topics.accounts, 0)]
+    with Publisher(bootstrap, topics) as publisher:
+        publisher.seal(end - 1)
 
 
 def _stored_offsets(service: LedgerService, group: str) -> dict[tuple[str, int], int] | None:
@@ -252,7 +262,8 @@ class ConsumerThread:
 
     def __init__(self, store: Store, bootstrap: str, group: str, topics: Sequence[str],
                  service: LedgerService | None = None, **overrides: Any) -> None:
-        config = ConsumerConfig(bootstrap, group, tuple(topics), max_backoff_s=2.0,
+        orders, accounts = topics
+        config = ConsumerConfig(bootstrap, group, orders, accounts, max_backoff_s=2.0,
                                 kafka_overrides=tuple(overrides.items()))
         self.metrics = ConsumerMetrics()
         self.service = service or LedgerService(store)
@@ -299,8 +310,8 @@ class RecordingService(LedgerService):
         super().__init__(store)
         self.partitions: dict[tuple[str, int], int] = {}  # partition -> records applied
 
-    def ingest(self, batch: Any, *, offsets: Any = None, group: str | None = None) -> Any:
-        report = super().ingest(batch, offsets=offsets, group=group)
+    def ingest(self, batch: Any, *, advances: Any = (), group: str | None = None) -> Any:
+        report = super().ingest(batch, advances=advances, group=group)
         for item in batch:
             where = item.source.rsplit("@", 1)[0]
             topic, partition = where.rsplit("/", 1)
@@ -309,41 +320,15 @@ class RecordingService(LedgerService):
         return report
 
 
-def replay_phases(
-    bootstrap: str, store: Store, group: str, phase_ends: Sequence[Ends],
-    batch_size: int = 1000, timeout: float = 120.0,
+def replay_from_start(
+    bootstrap: str, store: Store, group: str, topics: Sequence[str], ends: Ends,
+    timeout: float = 180.0,
 ) -> None:
-    """The undisturbed reference run: read the topics with a plain, manually assigned
-    consumer and apply them phase by phase (every partition up to ``phase_ends[0]``, then
-    up to ``phase_ends[1]``...) through the same decode and service code as the consumer
-    loop, so the reference keeps the barriers whatever happened to the servers."""
-    from consumers.decode import decode_records
-
-    service = LedgerService(store)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             max_poll_records=batch_size)
-    try:
-        tps = [TopicPartition(topic, p) for topic, p in sorted(phase_ends[-1])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        for ends in phase_ends:
-            for tp in tps:
-                target = ends.get((tp.topic, tp.partition), 0)
-                while consumer.position(tp) < target:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"replay stuck at {tp} < {target}")
-                    consumer.pause(*[o for o in tps if o != tp])
-                    consumer.resume(tp)
-                    polled = consumer.poll(timeout_ms=500, max_records=batch_size)
-                    records = [r for r in polled.get(tp, []) if r.offset < target]
-                    if not records:
-                        continue
-                    consumer.seek(tp, records[-1].offset + 1)
-                    batch, offsets = decode_records({tp: records})
-                    service.ingest(batch, offsets=offsets, group=group)
-    finally:
-        consumer.close()
+    """The undisturbed reference run: a fresh consumer group reads the topics from offset 0
+    into ``store`` until it has applied up to ``ends``. The arrival order is a function of
+    the topics' contents (docs/ordering.md), so this equals any run over the same records."""
+    with ConsumerThread(store, bootstrap, group, topics) as consumer:
+        wait_until_applied(store, group, ends, timeout, consumer.alive)
 
 
 @dataclass
@@ -364,8 +349,8 @@ class ConsumerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         args = [str(LEDGER_BIN), "consume", "--db", self.db_url, "--bootstrap", self.bootstrap,
                 "--group", self.group]
-        for topic in self.topics:
-            args += ["--topic", topic]
+        orders, accounts = self.topics
+        args += ["--topic-orders", orders, "--topic-accounts", accounts]
         args += list(self.extra_args)
         env = {**os.environ, "LEDGER_LOG_FORMAT": "json", "LEDGER_LOG_LEVEL": "info", **self.env}
         with open(self.log_path, "ab") as log:

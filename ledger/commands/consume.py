@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import replace
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -15,6 +16,7 @@ from consumers.metrics import ConsumerMetrics
 from ledger.commands.common import db_option, resolve_db
 from ledger.config import Settings
 from ledger.logs import get_logger
+from ledger.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.store.base import Store, open_store
 
@@ -25,8 +27,11 @@ log = get_logger("ledger.consume")
 @db_option
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers (LEDGER_KAFKA_BOOTSTRAP)")
 @click.option("--group", default=None, help="consumer group (LEDGER_CONSUMER_GROUP)")
-@click.option("--topic", "topics", multiple=True,
-              help="topic to consume (repeatable; default: the orders and accounts topics)")
+@click.option("--topic-orders", default=None, help="orders topic (LEDGER_TOPIC_ORDERS)")
+@click.option("--topic-accounts", default=None, help="accounts topic (LEDGER_TOPIC_ACCOUNTS)")
+@click.option("--marker-grace", type=float, default=60.0, show_default=True,
+              help="seconds a barrier waits for a missing marker in a partition read to its "
+                   "end before this consumer writes it (a publisher died in between)")
 @click.option("--metrics-port", type=int, default=None,
               help="serve Prometheus metrics on 127.0.0.1:PORT (LEDGER_METRICS_PORT)")
 @click.option("--max-poll-records", type=int, default=None, help="records per batch")
@@ -40,7 +45,8 @@ log = get_logger("ledger.consume")
 @click.pass_context
 def consume(
     ctx: click.Context, db_url: str | None, bootstrap: str | None, group: str | None,
-    topics: tuple[str, ...], metrics_port: int | None, max_poll_records: int | None,
+    topic_orders: str | None, topic_accounts: str | None, marker_grace: float,
+    metrics_port: int | None, max_poll_records: int | None,
     instance_id: str | None, mirror_dead_letters: bool,
 ) -> None:
     """Apply events from Kafka to the ledger, one transaction per poll batch.
@@ -59,10 +65,15 @@ def consume(
         overrides += (("max_poll_records", max_poll_records),)
     if instance_id:
         overrides += (("group_instance_id", instance_id),)
+    topics = replace(settings.topics, orders=topic_orders or settings.topics.orders,
+                     accounts=topic_accounts or settings.topics.accounts)
     config = ConsumerConfig(
         bootstrap_servers=bootstrap or settings.kafka_bootstrap,
         group_id=group or settings.consumer_group,
-        topics=topics or (settings.topics.orders, settings.topics.accounts),
+        orders_topic=topics.orders,
+        accounts_topic=topics.accounts,
+        max_batch=max_poll_records or ConsumerConfig.max_batch,
+        marker_grace_s=marker_grace,
         kafka_overrides=overrides,
     )
     metrics = ConsumerMetrics()
@@ -72,7 +83,14 @@ def consume(
         log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
     mirror = (DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters)
               if mirror_dead_letters else None)
-    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror)
+    repair = Publisher(config.bootstrap_servers, topics)  # connects only if ever needed
+
+    def seal(barrier: int, partitions: list[int]) -> None:
+        repair.seal(barrier, partitions)
+        repair.flush()
+
+    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror,
+                        seal=seal)
     if stopping:
         return
 
@@ -85,6 +103,7 @@ def consume(
     try:
         loop.run()
     finally:
+        repair.close()
         if mirror is not None:
             mirror.close()
 

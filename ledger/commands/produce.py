@@ -1,9 +1,9 @@
 """``ledger produce FILE.jsonl``: publish the events of a JSON-lines file to Kafka.
 
 Invalid lines are reported on stderr (line number, reason, message) and skipped; the valid
-ones are published in file order. Whenever the target topic changes (a barrier event on
-``accounts`` after buyer events on ``orders``, or back) the producer is flushed first, so
-every record of the file is in the log before any later record of the other topic is sent.
+ones are published in file order. After barrier events, before the next buyer event, the
+publisher marks every orders partition with the last barrier's offset (docs/ordering.md),
+so consuming the topics applies the file's events in file order.
 Exit status: 0 on success, 1 if some line was invalid (0 with ``--skip-invalid``),
 2 if publishing failed.
 """
@@ -20,7 +20,6 @@ from ledger.config import Settings
 from ledger.domain.events import InvalidEvent
 from ledger.jsonform import iter_jsonl
 from ledger.publisher import Publisher, PublishError
-from ledger.topics import topic_for
 
 
 @click.command("produce")
@@ -53,7 +52,6 @@ def produce(
     publisher = Publisher(bootstrap or settings.kafka_bootstrap, topics)
     published = 0
     problems: list[str] = []
-    last_topic: str | None = None
     try:
         with (
             open(file, "rb") as fh,
@@ -66,10 +64,6 @@ def produce(
                     # Reported after the bar, which would otherwise overwrite the line.
                     problems.append(f"{file}:{number}: {item.reason}: {item.message}")
                     continue
-                topic = topic_for(item.TYPE, topics)
-                if last_topic is not None and topic != last_topic:
-                    publisher.flush(flush_timeout)
-                last_topic = topic
                 publisher.publish(item)
                 published += 1
         publisher.flush(flush_timeout)

@@ -16,7 +16,7 @@ from ledger.domain.events import ClickRecorded, PayoutRequested
 from ledger.service import LedgerService
 from ledger.store.base import open_store
 from schemas.codec import default_codec
-from tests.kafka_helpers import end_offsets, produce_raw, unique, wait_until_applied
+from tests.kafka_helpers import end_offsets, produce_raw, seal, unique, wait_until_applied
 
 
 def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_pg_url) -> None:
@@ -32,11 +32,12 @@ def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_p
     records += [(topics.orders, b"junk", b"\xc3\x02not avro"), (topics.orders, b"x", None)]
     records.append((topics.accounts, b"s", codec.encode(no_plan)))
     produce_raw(kafka_bootstrap, records)
+    seal(kafka_bootstrap, topics)
 
     store = open_store(fresh_pg_url)
     group = unique("dlq")
     mirror = DeadLetterTopic(kafka_bootstrap, topics.dead_letters)
-    loop = ConsumerLoop(ConsumerConfig(kafka_bootstrap, group, (topics.orders, topics.accounts)),
+    loop = ConsumerLoop(ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts),
                         LedgerService(store), dead_letter_sink=mirror)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()

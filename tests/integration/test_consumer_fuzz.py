@@ -29,6 +29,7 @@ from tests.kafka_helpers import (
     ConsumerThread,
     end_offsets,
     produce_raw,
+    seal,
     snapshot,
     unique,
     wait_until_applied,
@@ -157,6 +158,7 @@ def test_ten_thousand_bad_records_are_dead_letters_and_the_good_all_apply(
                               ("finance", work.finance)):
             records, kinds = mixed(events, topics, bad, BAD_PER_PHASE[phase])
             sources = produce_raw(kafka_bootstrap, records)
+            seal(kafka_bootstrap, topics)
             good = iter(events)
             for source, kind in zip(sources, kinds, strict=True):
                 if kind is None:

@@ -31,7 +31,7 @@ def wait_for_split(consumers: list[ConsumerThread], partitions: int, timeout: fl
     """Poll until the group is stable with every consumer owning some partitions."""
     deadline = time.monotonic() + timeout
     while True:
-        owned = [c.loop._consumer.assignment() if c.loop._consumer else set() for c in consumers]
+        owned = [c.loop.owned() for c in consumers]
         if all(owned) and sum(len(o) for o in owned) == partitions:
             return
         for consumer in consumers:

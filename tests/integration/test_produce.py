@@ -22,7 +22,7 @@ from ledger.config import Topics
 from ledger.domain.events import Event
 from ledger.jsonform import canonical_json
 from ledger.publisher import Publisher
-from ledger.topics import topic_for
+from ledger.topics import marker_offset, topic_for
 from schemas.codec import decode
 from schemas.docgen import EXAMPLES
 
@@ -60,7 +60,8 @@ def workload(seed: int, buyers: int = 12) -> list[Event]:
 
 
 def consume_all(bootstrap: str, topics: list[str], expected: int, timeout: float = 30.0):
-    """Every record of ``topics`` from the beginning, once ``expected`` have arrived."""
+    """Every event record of ``topics`` from the beginning, once ``expected`` have arrived,
+    and the barrier markers among them: (records, markers)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         partitions = [
@@ -68,16 +69,18 @@ def consume_all(bootstrap: str, topics: list[str], expected: int, timeout: float
         ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        records = []
+        records, markers = [], []
         deadline = time.monotonic() + timeout
         while len(records) < expected:
             assert time.monotonic() < deadline, f"got {len(records)} of {expected} records"
             for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
+                for record in batch:
+                    is_marker = marker_offset(record.headers) is not None
+                    (markers if is_marker else records).append(record)
         # Nothing beyond what was expected.
         ends = consumer.end_offsets(partitions)
-        assert sum(ends.values()) == expected
-        return records
+        assert sum(ends.values()) == expected + len(markers)
+        return records, markers
     finally:
         consumer.close()
 
@@ -110,9 +113,33 @@ def check_layout(records, events: list[Event], topics: Topics, orders_partitions
     for rows in per_partition.values():
         file_order = [pos for _, pos in sorted(rows)]
         assert file_order == sorted(file_order)  # offset order is file order
-    # Records are sent in file order (flushing at each topic switch): CreateTime follows.
+    # Records are sent in file order: CreateTime follows.
     stamps = [r.timestamp for r, e in sorted(decoded, key=lambda d: position[d[1].event_id])]
     assert stamps == sorted(stamps)
+
+
+def check_markers(records, markers, events: list[Event], topics: Topics) -> None:
+    """Each buyer record sits behind markers covering exactly the barriers published
+    before it (docs/ordering.md): the cut of every barrier is where the file puts it."""
+    position = {e.event_id: i for i, e in enumerate(events)}
+    barriers_before = []
+    seen = 0
+    for event in events:
+        barriers_before.append(seen)
+        seen += topic_for(event.TYPE, topics) == topics.accounts
+    by_partition: dict[int, list] = defaultdict(list)
+    for record in records + markers:
+        if record.topic == topics.orders:
+            by_partition[record.partition].append(record)
+    assert markers, "barriers were published, so markers must be there"
+    for rows in by_partition.values():
+        covered = -1
+        for record in sorted(rows, key=lambda r: r.offset):
+            barrier = marker_offset(record.headers)
+            if barrier is not None:
+                covered = max(covered, barrier)
+                continue
+            assert covered + 1 == barriers_before[position[decode(record.value).event_id]]
 
 
 def test_ledger_produce_publishes_a_file_in_order(kafka_bootstrap, new_topic, tmp_path):
@@ -136,8 +163,10 @@ def test_ledger_produce_publishes_a_file_in_order(kafka_bootstrap, new_topic, tm
     assert f"{path}:7: malformed_json:" in result.stderr
     assert f"{path}:11: malformed_json:" in result.stderr
 
-    records = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
+                                   len(events))
     check_layout(records, events, topics, orders_partitions=4)
+    check_markers(records, markers, events, topics)
     assert len({r.partition for r in records if r.topic == topics.orders}) > 1  # spread out
 
 
@@ -153,8 +182,10 @@ def test_skip_invalid_exits_zero(kafka_bootstrap, new_topic, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"published {len(events)}, invalid 1" in result.stdout
-    records = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
+                                   len(events))
     check_layout(records, events, topics, orders_partitions=2)
+    check_markers(records, markers, events, topics)
 
 
 def test_publisher_round_trip_many_events(kafka_bootstrap, new_topic):
@@ -164,9 +195,9 @@ def test_publisher_round_trip_many_events(kafka_bootstrap, new_topic):
         for event in events:
             publisher.publish(event)
     assert publisher.sent == publisher.acked == len(events)
-    records = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
-    # Without flushes at topic switches the cross-topic send order is not observable, but
-    # per-partition order and placement are.
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
+                                   len(events))
+    check_markers(records, markers, events, topics)
     position = {e.event_id: i for i, e in enumerate(events)}
     by_partition = defaultdict(list)
     for record in records:

@@ -116,7 +116,7 @@ def test_a_record_the_database_refuses_is_isolated_and_kept(db_url: str) -> None
     batch = [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate(events)]
     # the order's accrual cannot be written to an over-long chain name: the store refuses it
     batch[-1] = Received(events[-1], "t/0@5", "x" * 300, ("t", 0, 5))
-    report = service.ingest_isolating(batch, group="g")
+    report = service.ingest_isolating(batch, starts=service.claim("g", [("t", 0)]), group="g")
     assert report.undecodable == 1
     assert [(r["event_id"], r["reason"]) for r in queries.dead_letters(store)] == [
         ("e-o1", "unstorable")
@@ -153,7 +153,8 @@ def test_an_id_with_a_nul_is_rejected_as_invalid_not_unstorable(db_url: str) -> 
     store = open_store(db_url)
     service = LedgerService(store)
     report = service.ingest_isolating(
-        [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate([*events, bad])]
+        [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate([*events, bad])],
+        starts=service.claim("g", [("t", 0)]), group="g",
     )
     assert report.undecodable == 0 and report.rejected == 1
     assert [(d["event_id"], d["reason"]) for d in queries.dead_letters(store)] == [
