@@ -157,6 +157,20 @@ class PartitionClient:
         self._poll_backoff.reset()
         return {(tp.topic, tp.partition): records for tp, records in polled.items()}
 
+    def rebalancing(self) -> bool:
+        """True when the next poll (re)joins the group or a join is under way.
+
+        Why: kafka-python 3.0.12 drops the result of a join that a poll's timeout
+        interrupted when the join was caused by a metadata change (as right after
+        start-up): the new assignment is never handed over. Such a poll must be long.
+        Reads the client's coordinator state (pinned version; False if it changes)."""
+        coordinator = getattr(self.kafka, "_coordinator", None)
+        try:
+            return bool(coordinator is not None
+                        and (coordinator.rejoining or coordinator.need_rejoin()))
+        except Exception:  # noqa: BLE001 - a newer client: fall back to plain polls
+            return False
+
     def seek(self, tp: TP, offset: int) -> None:
         self.kafka.seek(TopicPartition(*tp), offset)
 

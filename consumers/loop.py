@@ -38,6 +38,7 @@ log = get_logger("ledger.consumer")
 
 WAIT_FIRST_S = 0.001  # how soon a waiting process first looks at the others' progress
 WAIT_MAX_S = 0.01
+JOIN_POLL_MS = 10_000  # a poll that (re)joins the group: never cut short (client.py)
 
 
 class ConsumerLoop:
@@ -141,9 +142,15 @@ class ConsumerLoop:
         for other processes' progress."""
         assert self.merger is not None
         waiting = self.merger.waiting_for(self._others) is not None
-        timeout = int(self._wait_s * 1000) if waiting else self.config.poll_timeout_ms
+        if self.client.rebalancing():
+            timeout = JOIN_POLL_MS
+        elif waiting:
+            timeout = int(self._wait_s * 1000)
+        else:
+            timeout = self.config.poll_timeout_ms
         for tp, records in self.client.poll(timeout).items():
             self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
+        self._reconcile()
         if waiting and not self._owns_everything():
             self._others = self._db(lambda: self.service.progress(self.config.group_id),
                                     "database unavailable while reading progress")
@@ -159,6 +166,20 @@ class ConsumerLoop:
         if reason == "markers":
             self._repair_markers()
         return reason is not None and not applied
+
+    def _reconcile(self) -> None:
+        """Own exactly what the client is assigned, also if a rebalance listener call
+        ever went missing (client.rebalancing): a partition the client fetches but the
+        merger does not own would never be applied."""
+        assert self.merger is not None
+        assigned, owned = set(self.client.assignment()), set(self.merger.owned())
+        if assigned != owned:
+            log.warning("assignment changed without a rebalance callback; reconciling",
+                        gained=names(assigned - owned), lost=names(owned - assigned))
+            if owned - assigned:
+                self._revoked(sorted(owned - assigned))
+            if assigned - owned:
+                self._assigned(sorted(assigned - owned))
 
     def _owns_everything(self) -> bool:
         assert self.merger is not None
