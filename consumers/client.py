@@ -41,6 +41,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+JOIN_TIMEOUT_MS = 30_000  # a group join is never cut shorter than this (_settle_group)
+
+
 @dataclass(frozen=True)
 class ConsumerConfig:
     bootstrap_servers: str
@@ -84,7 +87,6 @@ class PartitionClient:
         self._wait = wait
         self._consumer: KafkaConsumer | None = None
         self._poll_backoff = Backoff(cap=config.max_backoff_s)
-        self.paused: set[TP] = set()
 
     @property
     def kafka(self) -> KafkaConsumer:
@@ -147,6 +149,8 @@ class PartitionClient:
         KafkaError out of the client: nothing was applied, so wait and poll again; the
         client reconnects, and positions come from the database on reassignment."""
         try:
+            if timeout_ms < JOIN_TIMEOUT_MS:
+                self._settle_group()
             polled = self.kafka.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             delay = self._poll_backoff.next_delay()
@@ -158,18 +162,25 @@ class PartitionClient:
         return {(tp.topic, tp.partition): records for tp, records in polled.items()}
 
     def rebalancing(self) -> bool:
-        """True when the next poll (re)joins the group or a join is under way.
-
-        Why: kafka-python 3.0.12 drops the result of a join that a poll's timeout
-        interrupted when the join was caused by a metadata change (as right after
-        start-up): the new assignment is never handed over. Such a poll must be long.
-        Reads the client's coordinator state (pinned version; False if it changes)."""
+        """True while the group must be (re)joined or a join is under way."""
         coordinator = getattr(self.kafka, "_coordinator", None)
         try:
             return bool(coordinator is not None
                         and (coordinator.rejoining or coordinator.need_rejoin()))
-        except Exception:  # noqa: BLE001 - a newer client: fall back to plain polls
+        except Exception:  # noqa: BLE001 - a newer client: assume a settled group
             return False
+
+    def _settle_group(self) -> None:
+        """Finish any pending group join with a long timeout before a short poll.
+
+        Why: kafka-python 3.0.12 drops the result of a join that a poll's timeout cut
+        short when the join was caused by a metadata change (as right after start-up):
+        the new assignment is never handed over. Short polls are what a consumer
+        waiting for other processes needs, so joins are driven here, uncut. Uses the
+        client's coordinator (pinned version; skipped if it ever changes)."""
+        coordinator = getattr(self.kafka, "_coordinator", None)
+        if coordinator is not None and hasattr(coordinator, "poll"):
+            coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS)
 
     def seek(self, tp: TP, offset: int) -> None:
         self.kafka.seek(TopicPartition(*tp), offset)
@@ -177,19 +188,10 @@ class PartitionClient:
     def assignment(self) -> list[TP]:
         return sorted((tp.topic, tp.partition) for tp in self.kafka.assignment())
 
-    def flow(self, fill: Callable[[TP], int], high: int) -> None:
-        """Pause partitions with ``high`` or more records waiting in the loop; resume them
-        once below, so a partition held at a marker does not fill memory."""
-        owned = set(self.assignment())
-        self.paused &= owned
-        for tp in owned:
-            full = fill(tp) >= high
-            if full and tp not in self.paused:
-                self.kafka.pause(TopicPartition(*tp))
-                self.paused.add(tp)
-            elif not full and tp in self.paused:
-                self.kafka.resume(TopicPartition(*tp))
-                self.paused.discard(tp)
+    def positions(self) -> dict[str, Any]:
+        """Where the client fetches each assigned partition from."""
+        return {f"{tp.topic}/{tp.partition}": self.kafka.position(tp, timeout_ms=100)
+                for tp in self.kafka.assignment()}
 
     def end_offsets(self, tps: list[TP]) -> dict[TP, int]:
         ends = self.kafka.end_offsets([TopicPartition(*tp) for tp in tps])

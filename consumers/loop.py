@@ -19,6 +19,7 @@ the order and docs/ingestion.md for the commit order.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,8 @@ log = get_logger("ledger.consumer")
 
 WAIT_FIRST_S = 0.001  # how soon a waiting process first looks at the others' progress
 WAIT_MAX_S = 0.01
-JOIN_POLL_MS = 10_000  # a poll that (re)joins the group: never cut short (client.py)
+BUFFER_RECORDS = 20_000  # per partition, fetched but not yet applicable
+WAIT_LOG_S = 5.0  # how often a waiting consumer says what it waits for
 
 
 class ConsumerLoop:
@@ -60,9 +62,13 @@ class ConsumerLoop:
         self._sleep = sleep or self._stop.wait
         self._dead_letter_sink = dead_letter_sink
         self._seal = seal  # writes repair markers (Publisher.seal)
-        self.client = PartitionClient(config, on_assigned=self._assigned,
-                                      on_revoked=self._revoked, stopping=self._stop.is_set,
-                                      wait=self._sleep)
+        # kafka-python calls the rebalance listener on its network thread: the loop's
+        # thread takes the changes from this queue, so only it touches the merger
+        self._rebalances: queue.SimpleQueue[tuple[str, list[TP]]] = queue.SimpleQueue()
+        self.client = PartitionClient(
+            config, on_assigned=lambda tps: self._rebalances.put(("assigned", tps)),
+            on_revoked=lambda tps: self._rebalances.put(("revoked", tps)),
+            stopping=self._stop.is_set, wait=self._sleep)
         self.merger: Merger | None = None
         self.batches = 0
         self.fenced = 0
@@ -70,6 +76,8 @@ class ConsumerLoop:
         self._wait_s = WAIT_FIRST_S
         self._accounts_end = 0  # highest accounts end offset seen (markers must be below)
         self._blocked_since: tuple[int, float] | None = None  # (barrier, monotonic time)
+        self._waiting_since: float | None = None
+        self._wait_logged = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -142,14 +150,12 @@ class ConsumerLoop:
         for other processes' progress."""
         assert self.merger is not None
         waiting = self.merger.waiting_for(self._others) is not None
-        if self.client.rebalancing():
-            timeout = JOIN_POLL_MS
-        elif waiting:
-            timeout = int(self._wait_s * 1000)
-        else:
-            timeout = self.config.poll_timeout_ms
-        for tp, records in self.client.poll(timeout).items():
-            self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
+        timeout = int(self._wait_s * 1000) if waiting else self.config.poll_timeout_ms
+        polled = self.client.poll(timeout)
+        fresh = self._take_rebalances()
+        for tp, records in polled.items():
+            if tp not in fresh:  # fetched before the seek to its checkpoint: fetched again
+                self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
         self._reconcile()
         if waiting and not self._owns_everything():
             self._others = self._db(lambda: self.service.progress(self.config.group_id),
@@ -161,17 +167,61 @@ class ConsumerLoop:
                 break
             self._apply(batch)
             applied = True
-        self.client.flow(self.merger.buffered, high=4 * self.config.max_batch)
+        self._bound_buffers()
         reason = self.merger.waiting_for(self._others)
         if reason == "markers":
             self._repair_markers()
+        if reason is not None and not applied:
+            self._report_wait(reason)
+        else:
+            self._waiting_since = None
         return reason is not None and not applied
+
+    def _report_wait(self, reason: str) -> None:
+        """Log, every few seconds, what a process that cannot go on is waiting for."""
+        assert self.merger is not None
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = self._wait_logged = now
+            return
+        if now - self._wait_logged < WAIT_LOG_S:
+            return
+        self._wait_logged = now
+        barrier = self.merger.next_barrier()
+        view = {**self._others, **{tp: s for tp in self.merger.owned()
+                                    if (s := self.merger.stored(tp))}}
+        log.info("waiting for other consumers", reason=reason,
+                 seconds=round(now - self._waiting_since, 1), next_barrier=barrier,
+                 lagging=names(self.merger.lagging_partitions(barrier, view))
+                 if barrier is not None else [],
+                 checkpoints={f"{tp[0]}/{tp[1]}": [s.next_offset, s.marker]
+                              for tp, s in sorted(view.items())},
+                 buffered={f"{tp[0]}/{tp[1]}": self.merger.buffered(tp)
+                           for tp in self.merger.owned()},
+                 fetching=self.client.positions())
+
+    def _take_rebalances(self) -> set[TP]:
+        """Apply the assignments and revocations the client reported, in order; returns
+        the partitions (re)assigned."""
+        assigned: set[TP] = set()
+        while True:
+            try:
+                kind, partitions = self._rebalances.get_nowait()
+            except queue.Empty:
+                return assigned
+            if kind == "assigned":
+                self._assigned(partitions)
+                assigned.update(partitions)
+            else:
+                self._revoked(partitions)
 
     def _reconcile(self) -> None:
         """Own exactly what the client is assigned, also if a rebalance listener call
-        ever went missing (client.rebalancing): a partition the client fetches but the
-        merger does not own would never be applied."""
+        ever went missing (see client._settle_group): a partition the client fetches but
+        the merger does not own would never be applied."""
         assert self.merger is not None
+        if self.client.rebalancing() or not self._rebalances.empty():
+            return  # the listener reports the join's outcome
         assigned, owned = set(self.client.assignment()), set(self.merger.owned())
         if assigned != owned:
             log.warning("assignment changed without a rebalance callback; reconciling",
@@ -180,6 +230,17 @@ class ConsumerLoop:
                 self._revoked(sorted(owned - assigned))
             if assigned - owned:
                 self._assigned(sorted(assigned - owned))
+
+    def _bound_buffers(self) -> None:
+        """A partition held at a marker keeps being fetched; past a bound, what it
+        fetched beyond is forgotten and fetched again later, so memory stays bounded.
+        (Seeking back, not pausing: kafka-python 3.0.12 can stop fetching a partition
+        paused and sought while a fetch of it was in flight.)"""
+        assert self.merger is not None
+        for tp in self.merger.owned():
+            again = self.merger.trim(tp, keep=BUFFER_RECORDS)
+            if again is not None:
+                self.client.seek(tp, again)
 
     def _owns_everything(self) -> bool:
         assert self.merger is not None

@@ -81,6 +81,15 @@ class Merger:
             items = [item for item in items if _offset(item) >= expected]
         buffer.extend(items)
 
+    def trim(self, tp: TopicPartition, keep: int) -> int | None:
+        """Forget all but the first ``keep`` buffered records of ``tp``; returns the
+        offset of the first one forgotten (to fetch again from), None if none was."""
+        buffer = self._buffers.get(tp)
+        if buffer is None or len(buffer) <= keep:
+            return None
+        dropped = [buffer.pop() for _ in range(len(buffer) - keep)]
+        return _offset(dropped[-1])
+
     def buffered(self, tp: TopicPartition) -> int:
         return len(self._buffers.get(tp, ()))
 
