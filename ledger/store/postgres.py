@@ -120,6 +120,11 @@ def _copy_text(value: object) -> str:
     raise TypeError(f"cannot COPY a {type(value).__name__}: {value!r}")
 
 
+def balance_shard(chain: str) -> str:
+    """One balance row per account and writing chain: no hot row shared by writers."""
+    return chain
+
+
 # --- DDL, used by the migrations -------------------------------------------------------
 
 REFUSE_FUNCTION = """

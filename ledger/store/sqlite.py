@@ -78,6 +78,11 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     conn.execute(table.insert(), [{name: row.get(name) for name in columns} for row in rows])
 
 
+def balance_shard(chain: str) -> str:
+    """One balance row per account: SQLite has one writer at a time (tables.py)."""
+    return ""
+
+
 # --- DDL, used by the migrations -------------------------------------------------------
 
 
