@@ -31,6 +31,15 @@ insert = sqlite_insert
 
 
 def make_engine(url: URL) -> Engine:
+    """Raises ValueError for an in-memory database: it would vanish with the process."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory" or (
+        database.startswith("file:") and "mode=memory" in database
+    ):
+        raise ValueError(
+            "an in-memory SQLite database keeps nothing once the command ends: "
+            "name a file, e.g. sqlite:///ledger.sqlite"
+        )
     # check_same_thread off: pooled connections move between threads (never concurrently).
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
