@@ -40,9 +40,16 @@ class ConfigError(ValueError):
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few lines: never read /dev/zero whole
+
+
 def _read_file(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"LEDGER_CONFIG file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        text = data.decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"LEDGER_CONFIG names {path}, which does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:

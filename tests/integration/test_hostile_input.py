@@ -415,3 +415,29 @@ def test_an_over_long_line_is_a_dead_letter_and_the_next_line_applies(
     (dead,) = dead_letters(db_url)
     assert dead["reason"] == "line_too_long" and dead["source"] == "in.jsonl:2"
     assert len(dead["payload"]) <= 1000
+
+
+# --- beyond the list ---------------------------------------------------------------------------
+
+
+def test_dead_letters_never_send_terminal_escapes(db_url: str, tmp_path: Path) -> None:
+    """A field name of the attacker's choosing ends up in the dead letter's message."""
+    evil = json.dumps({**event_to_json(Ev().enroll("S1")), "\x1b]0;owned\x07\u202e": 1})
+    path = write_lines(tmp_path / "in.jsonl", [], [evil])
+    cli("ingest", str(path), "--db", db_url)
+    shown = cli("dead-letters", "--db", db_url)
+    assert shown.exit_code == 0 and "invalid_field" in shown.output
+    assert "\x1b" not in shown.output and "\u202e" not in shown.output
+    assert "\\x1b]0;owned\\x07\\u202e" in shown.output
+
+
+def test_a_config_file_that_never_ends_is_refused() -> None:
+    line = one_line_error(cli("verify", env={"LEDGER_CONFIG": "/dev/zero"}), 1)
+    assert "larger than" in line
+
+
+def test_the_demo_does_not_delete_a_ledger_named_by_mistake(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    ledger.write_bytes(b"precious")
+    assert "--overwrite" in one_line_error(cli("demo", "--db", str(ledger)), 1)
+    assert ledger.read_bytes() == b"precious"
