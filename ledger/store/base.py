@@ -6,7 +6,8 @@ inside one transaction that the caller owns: the service writes journal entries,
 reference state and Kafka offsets together, so they commit or vanish together.
 
 The backend-specific parts live in ``postgres.py`` and ``sqlite.py`` (same function names:
-``make_engine``, ``allocate``, ``bulk_insert``, ``insert``, ``lock_for_migration``).
+``make_engine``, ``allocate``, ``bulk_insert``, ``insert``, ``lock_for_migration``,
+``balance_shard``, ``add_to_balances``).
 """
 
 from __future__ import annotations
@@ -163,19 +164,12 @@ class Store:
             sums[(row["account"], row["currency"])] += row["amount"]
         shard = self._impl.balance_shard(chain)
         rows = [
-            {"account": account, "currency": currency, "shard": shard, "balance": amount}
+            (account, currency, shard, amount)
             for (account, currency), amount in sorted(sums.items())
             if amount
         ]
-        if not rows:
-            return
-        table = tables.account_balances
-        stmt = self.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["account", "currency", "shard"],
-            set_={"balance": table.c.balance + stmt.excluded.balance},
-        )
-        conn.execute(stmt, rows)
+        if rows:
+            self._impl.add_to_balances(conn, rows)
 
     def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str]:
         """Lock the chain's head row (creating it at GENESIS on first use) and read it.

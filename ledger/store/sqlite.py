@@ -92,6 +92,16 @@ def balance_shard(chain: str) -> str:
     return ""
 
 
+def add_to_balances(conn: Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    """Add (account, currency, shard, amount) rows to ``account_balances``."""
+    conn.exec_driver_sql(
+        "INSERT INTO account_balances (account, currency, shard, balance) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (account, currency, shard) "
+        "DO UPDATE SET balance = account_balances.balance + excluded.balance",
+        list(rows),
+    )
+
+
 # --- DDL, used by the migrations -------------------------------------------------------
 
 
