@@ -353,6 +353,24 @@ def test_a_kafka_record_redelivered_is_one_dead_letter(db_url: str) -> None:
         store.dispose()
 
 
+# --- item 11: a settlement run ahead of its time ----------------------------------------------
+
+
+def test_a_run_with_as_of_in_the_future_releases_nothing(db_url: str, tmp_path: Path) -> None:
+    ev = Ev()
+    done, due = AT + DAY, AT + 8 * DAY  # completed, then frozen 7 days
+    events = [*setup(ev), ev.order("O1", "B1", AT), ev.complete("O1", "B1", done),
+              ev.run("RUN1", due, at=due - 1, event_id="e-early")]
+    path = write_lines(tmp_path / "in.jsonl", events)
+    assert "5 applied, 1 rejected" in cli("ingest", str(path), "--db", db_url).output
+    (dead,) = dead_letters(db_url)
+    assert (dead["event_id"], dead["reason"]) == ("e-early", "as_of_in_future")
+    assert (balances(db_url)["S1"]["pending"], balances(db_url)["S1"]["available"]) == (460, 0)
+    on_time = write_lines(tmp_path / "later.jsonl", [ev.run("RUN1", due, at=due)])
+    assert "1 applied" in cli("ingest", str(on_time), "--db", db_url).output
+    assert balances(db_url)["S1"]["available"] == 460
+
+
 # --- item 12: lenient parsing ------------------------------------------------------------------
 
 
