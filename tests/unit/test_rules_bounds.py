@@ -11,6 +11,7 @@ import pytest
 
 from ledger.domain.entries import JournalEntry, Posting
 from ledger.domain.memory import InMemoryLedger
+from ledger.domain.model import Sharer
 from ledger.domain.state import BALANCE_BOUND, NothingLoader, WorkingState
 from ledger.domain.validation import MAX_AMOUNT, MAX_LINES, problem
 from tests.streams import DAY, T0, Ev, reasons, sharer_buckets
@@ -226,3 +227,33 @@ def test_a_run_whose_as_of_is_later_than_its_own_time_is_rejected() -> None:
                                             "paid": 0}
     ledger.ingest([ev.run("RUN1", READY, at=READY)])  # the id was not taken: on time, it runs
     assert sharer_buckets(ledger, "S1")["available"] == 460
+
+
+# --- beyond the list: the cost of one event stays bounded ----------------------------------------
+
+
+class DeepChain(NothingLoader):
+    """Committed sharers S0 ← S1 ← … ← S9999 (each the upline of the next); counts look-ups."""
+
+    def __init__(self) -> None:
+        self.looked_up = 0
+
+    def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]:
+        found = {}
+        for sharer_id in ids:
+            self.looked_up += 1
+            n = int(sharer_id[1:]) if sharer_id[1:].isdigit() else -1
+            if sharer_id.startswith("S") and 0 <= n < 10_000:
+                found[sharer_id] = Sharer(sharer_id, f"S{n - 1}" if n else None, 0)
+        return found
+
+
+def test_enrolling_under_the_bottom_of_a_deep_chain_does_not_walk_it() -> None:
+    """The cycle check walked every upline up to the root, one database look-up each: a
+    publisher enrolling a 10,000-deep chain made every later enrollment cost 10,000."""
+    loader = DeepChain()
+    ledger = InMemoryLedger()
+    ledger.state = WorkingState(loader)
+    ledger.ingest([Ev().enroll("NEW", "S9999")])
+    assert ledger.rejected == [] and ledger.state.sharer("NEW") is not None
+    assert loader.looked_up < 10
