@@ -274,6 +274,8 @@ class LedgerService:
         ):
             row["id"] = dead_id
             row["dedup_key"] = _dead_letter_key(row["source"], row["payload"])
+            if len(row["message"]) > MAX_MESSAGE:  # it may quote a hostile value at length
+                row["message"] = row["message"][: MAX_MESSAGE - 1] + "…"
         columns = [c.name for c in t.dead_letters.columns]
         stmt = (
             self.store.insert(t.dead_letters)
@@ -310,6 +312,7 @@ class LedgerService:
             return {(r.topic, r.partition): r.next_offset for r in rows}
 
 
+MAX_MESSAGE = 2000  # characters of a dead letter's message; the payload is kept whole
 _UNDECODABLE = "_undecodable"  # marks a dead-letter row counted as undecodable, not rejected
 
 

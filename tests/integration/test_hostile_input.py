@@ -459,3 +459,12 @@ def test_the_demo_does_not_delete_a_ledger_named_by_mistake(tmp_path: Path) -> N
     ledger.write_bytes(b"precious")
     assert "--overwrite" in one_line_error(cli("demo", "--db", str(ledger)), 1)
     assert ledger.read_bytes() == b"precious"
+
+
+def test_a_dead_letter_message_quoting_a_huge_value_is_cut(db_url: str, tmp_path: Path) -> None:
+    obj = {**event_to_json(Ev().order("O1", "B1", AT)), "currency": "X" * 100_000}
+    path = write_lines(tmp_path / "in.jsonl", [], [json.dumps(obj)])
+    cli("ingest", str(path), "--db", db_url)
+    (dead,) = dead_letters(db_url)
+    assert dead["reason"] == "invalid_value" and len(dead["message"]) == 2000
+    assert json.loads(dead["payload"])["currency"] == "X" * 100_000  # the record is whole
