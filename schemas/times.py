@@ -35,6 +35,7 @@ def iso_to_ms(text: str) -> int:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"time {text!r} has no UTC offset")
-    if dt.microsecond % 1000:
+    ms, rest = divmod(dt - _EPOCH, _MS)
+    if rest:  # also a UTC offset with (micro)seconds, as in "+05:00:00.000001"
         raise ValueError(f"time {text!r} is more precise than a millisecond")
-    return (dt - _EPOCH) // _MS
+    return ms

@@ -84,3 +84,9 @@ def test_a_50_mb_producer_is_a_dead_letter_not_a_stored_name() -> None:
     ledger.ingest([SharerEnrolled("e-big", 0, "p" * 50_000_000, sharer_id="S1")])
     assert reasons(ledger) == {"e-big": "invalid_value"}
     assert ledger.state.sharer("S1") is None
+
+
+def test_a_utc_offset_finer_than_a_millisecond_is_not_floored_silently() -> None:
+    assert reason_of(line(occurred_at="2026-03-01T08:00:00.000+05:00:00.000001")) == "invalid_value"
+    assert parse_line(line(occurred_at="2026-03-01T08:00:00.000+05:00:01")).occurred_at == (
+        parse_line(line(occurred_at="2026-03-01T03:00:00.000Z")).occurred_at - 1000)
