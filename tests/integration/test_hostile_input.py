@@ -468,3 +468,28 @@ def test_a_dead_letter_message_quoting_a_huge_value_is_cut(db_url: str, tmp_path
     (dead,) = dead_letters(db_url)
     assert dead["reason"] == "invalid_value" and len(dead["message"]) == 2000
     assert json.loads(dead["payload"])["currency"] == "X" * 100_000  # the record is whole
+
+
+def test_revision_0003_fills_the_balances_of_a_ledger_written_before_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    from ledger.store.base import alembic_config, run_migrations
+
+    ev = Ev()
+    events = [*setup(ev), *(ev.order(f"O{n}", "B1", AT) for n in range(5)),
+              ev.refund("R1", "O1", "B1", [("L1", 4000)], AT + 1)]
+    path = write_lines(tmp_path / "in.jsonl", events)
+    assert "9 applied" in cli("ingest", str(path), "--db", db_url).output
+    store = open_store(db_url)
+    try:
+        config = alembic_config()
+        with store.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        run_migrations(store)
+        assert _kept_balances(store) == queries.account_balances(store)
+        assert _kept_balances(store)[("sharer:S1:pending", "CNY")] == 5 * 460 - 184
+    finally:
+        store.dispose()
