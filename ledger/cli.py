@@ -25,24 +25,42 @@ COMMANDS = {
 }
 
 
+class OneLineError(click.ClickException):
+    """An error shown as one ``Error: …`` line on stderr (no usage block, no traceback)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
+
+
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
-        """Errors a user can fix get one clear line and exit 1, not a traceback."""
-        from sqlalchemy.exc import OperationalError
+        """Errors a user can fix get one clear line and a non-zero exit, not a traceback:
+        bad arguments (exit 2), bad settings, a database that cannot be used, a file that
+        cannot be read (exit 1)."""
+        from alembic.util.exc import CommandError
+        from sqlalchemy.exc import DBAPIError
 
         from ledger.config import ConfigError
         from ledger.store.base import StoreError
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            command = f"ledger {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "ledger"
+            raise OneLineError(f"{exc.format_message()} (see `{command} --help`)",
+                               exc.exit_code) from exc
         except (StoreError, ConfigError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OperationalError as exc:
-            first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-            raise click.ClickException(
-                f"cannot use the database: {first} (is the URL right and the server up? "
-                "deploy/postgres/start.sh starts the project's own)"
+            raise OneLineError(str(exc)) from exc
+        except DBAPIError as exc:
+            raise OneLineError(database_message(exc)) from exc
+        except CommandError as exc:  # Alembic: e.g. a revision this version does not know
+            raise OneLineError(
+                f"cannot migrate the database: {_first_line(exc)} "
+                "(was it written by a newer version of the ledger?)"
             ) from exc
+        except OSError as exc:
+            raise OneLineError(_first_line(exc)) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -59,6 +77,23 @@ class LazyGroup(click.Group):
                 return None  # not built yet
             raise
         return getattr(module, attr)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def database_message(exc: BaseException) -> str:
+    """One line for a database error, with a hint that fits the backend."""
+    orig = getattr(exc, "orig", None)
+    first = _first_line(orig if orig is not None else exc)
+    if type(orig).__module__.startswith("sqlite3"):
+        hint = "is the file a ledger SQLite database, readable and writable?"
+    else:
+        hint = ("is the URL right and the server up? "
+                "deploy/postgres/start.sh starts the project's own")
+    return f"cannot use the database: {first} ({hint})"
 
 
 @click.group(cls=LazyGroup)

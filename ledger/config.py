@@ -37,9 +37,25 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few lines: never read /dev/zero whole
+
+
 def _read_file(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"LEDGER_CONFIG file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        text = data.decode("utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"LEDGER_CONFIG names {path}, which does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read LEDGER_CONFIG file {path}: {exc}") from exc
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -61,13 +77,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     def get(name: str, default: str) -> str:
         return values.get(name, default)
 
-    try:
-        metrics_port = int(get("METRICS_PORT", "0"))
-    except ValueError as exc:
-        raise ConfigError(f"LEDGER_METRICS_PORT must be an integer: {exc}") from exc
+    port = get("METRICS_PORT", "0").strip()
+    if not (port.isascii() and port.isdigit() and 0 <= int(port) <= 65535):
+        raise ConfigError(f"LEDGER_METRICS_PORT must be a port number 0..65535, not {port!r}")
+    metrics_port = int(port)
     log_format = get("LOG_FORMAT", "auto")
     if log_format not in ("auto", "json", "console"):
         raise ConfigError(f"LEDGER_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+    log_level = get("LOG_LEVEL", "info").lower()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LEDGER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                          f"not {log_level!r}")
     defaults = Topics()
     return Settings(
         db_url=get("DB_URL", DEFAULT_DB_URL),
@@ -80,5 +100,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ),
         metrics_port=metrics_port,
         log_format=log_format,
-        log_level=get("LOG_LEVEL", "info").lower(),
+        log_level=log_level,
     )

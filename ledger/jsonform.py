@@ -7,7 +7,7 @@ accepted on input. Input is validated against the Avro schema of the type, so wh
 this module accepts the codec can encode, and whatever the codec decodes has a JSON form.
 
 Errors are ``InvalidEvent`` with ``reason``:
-  malformed_json      not JSON, not an object, duplicate keys, NaN/Infinity
+  malformed_json      not UTF-8, not JSON, not an object, duplicate keys, NaN/Infinity
   unknown_event_type  ``type`` names no known event type
   invalid_field       a missing required field, an unknown field, or a value of the wrong
                       JSON type (a float or bool where an integer is required, a string
@@ -135,7 +135,14 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_json(text: str | bytes) -> Any:
-    """``json.loads`` that refuses duplicate keys and NaN/Infinity; raises InvalidEvent."""
+    """``json.loads`` that refuses duplicate keys and NaN/Infinity, and bytes that are not
+    UTF-8 (``json.loads`` would guess UTF-16 or UTF-32 from the bytes and half-read them);
+    raises InvalidEvent."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent("malformed_json", f"not UTF-8 text: {exc}") from None
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too

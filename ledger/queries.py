@@ -36,17 +36,17 @@ def sharer_balances(
     """Per (sharer, currency): pending, available, in-flight, paid, from postings whose
     event time is at or before ``as_of`` (all postings when None)."""
     p = t.postings
-    query = _sums(as_of)
+    query = _sums(store, as_of)
     if sharer_id is not None:
         query = query.where(p.c.account.in_([f"sharer:{sharer_id}:{b}" for b in BUCKETS]))
     else:
         query = query.where(p.c.account.like("sharer:%"))
     totals: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     with store.read() as conn:
-        for account, currency, amount in conn.execute(query):
+        for account, currency, *parts in conn.execute(query):
             bucket = account.rsplit(":", 1)[1]  # ids may hold ':', the bucket never does
             sharer = account[len("sharer:") : -len(bucket) - 1]
-            totals[(sharer, currency)][bucket] = int(amount)
+            totals[(sharer, currency)][bucket] = _total(parts)
     return [
         SharerBalance(sharer, currency, **{b: v for b, v in buckets.items() if b in BUCKETS})
         for (sharer, currency), buckets in sorted(totals.items())
@@ -56,16 +56,34 @@ def sharer_balances(
 def account_balances(store: Store, as_of: int | None = None) -> dict[tuple[str, str], int]:
     """Every (account, currency) with a non-zero balance."""
     with store.read() as conn:
-        return {(a, c): int(s) for a, c, s in conn.execute(_sums(as_of)) if int(s) != 0}
+        totals = {(a, c): _total(parts) for a, c, *parts in conn.execute(_sums(store, as_of))}
+    return {key: total for key, total in totals.items() if total != 0}
 
 
-def _sums(as_of: int | None) -> Select:  # type: ignore[type-arg]
-    """(account, currency, Σ amount) of the postings with event time ≤ ``as_of``."""
+def _sums(store: Store, as_of: int | None) -> Select:  # type: ignore[type-arg]
+    """(account, currency, Σ amount as parts for ``_total``) of the postings with event
+    time ≤ ``as_of``.
+
+    PostgreSQL's SUM of a BIGINT is an exact NUMERIC. SQLite's SUM fails ("integer
+    overflow") as soon as a running total leaves int64, which an account whose balance
+    stays in bounds still does when enough money flows in and out of it (the sum runs in
+    index order, not event order). So SQLite sums the high and the low 32 bits of every
+    amount apart (neither sum can overflow) and ``_total`` joins them."""
     p = t.postings
-    query = select(p.c.account, p.c.currency, func.sum(p.c.amount)).group_by(
-        p.c.account, p.c.currency
-    )
+    if store.backend == "sqlite":
+        parts = [func.sum(p.c.amount.op(">>")(32)), func.sum(p.c.amount.op("&")(0xFFFFFFFF))]
+    else:
+        parts = [func.sum(p.c.amount)]
+    query = select(p.c.account, p.c.currency, *parts).group_by(p.c.account, p.c.currency)
     return query if as_of is None else query.where(p.c.occurred_at <= as_of)
+
+
+def _total(parts: list[object]) -> int:
+    """Σ from ``_sums``'s parts: (Σ) or (Σ high 32 bits, Σ low 32 bits)."""
+    if len(parts) == 1:
+        return int(parts[0])  # type: ignore[call-overload]
+    high, low = parts
+    return (int(high) << 32) + int(low)  # type: ignore[call-overload]
 
 
 def dead_letters(store: Store, limit: int = 1000) -> list[dict[str, object]]:

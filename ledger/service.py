@@ -9,6 +9,7 @@ any event seen again is a no-op by its event id.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from ledger.domain.engine import Applied, Parked, Rejected
-from ledger.domain.entries import JournalEntry
+from ledger.domain.entries import JournalEntry, sharer_account
 from ledger.domain.events import (
     ClickRecorded,
     Event,
@@ -149,14 +150,15 @@ class LedgerService:
 
     def ingest_isolating(
         self, items: Sequence[Received | Undecodable | Marker], *,
-        starts: dict[TopicPartition, Stored], group: str,
+        starts: dict[TopicPartition, Stored] | None = None, group: str | None = None,
     ) -> BatchReport:
-        """Apply Kafka ``items`` (markers included) from the checkpoints ``starts``, like
-        ``ingest``; a batch the database refuses for a reason other than its availability
+        """Apply ``items`` (from Kafka: markers included, checkpoints moved from
+        ``starts``) like ``ingest``; a batch the database refuses for a reason other than its availability
         is split in halves until the one record at fault is found: that record becomes a
         dead letter (``unstorable``) and every other record is applied. One bad record
         never blocks the ones behind it. Connection losses and deadlocks (``UNAVAILABLE``)
         and ``Fenced`` are raised for the caller."""
+        starts = starts or {}
         advances = advances_for(items, starts)
         events = [item for item in items if not isinstance(item, Marker)]
         try:
@@ -201,9 +203,20 @@ class LedgerService:
         arrivals = iter(self.store.allocate(conn, "arrival", len(received)))
         incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
 
-        state = WorkingState(SqlStateLoader(conn, lock_rows=self.store.backend == "postgresql"))
-        _prefetch(state, [i.event for i in incoming], optimistic=optimistic)
-        results = process(incoming, state)
+        loader = SqlStateLoader(conn, lock_rows=self.store.backend == "postgresql")
+        exact: set[tuple[str, str]] = set()
+        while True:
+            state = WorkingState(loader, optimistic_balances=True)
+            state.prefetch(balances=exact)
+            _prefetch(state, [i.event for i in incoming], optimistic=optimistic)
+            results = process(incoming, state)
+            breached = state.breaches()
+            if not breached:
+                break
+            # rare: a balance near SPEC's ±2^62 bound. Run again checking those balances
+            # event by event, so the event at fault is rejected and the rest applied.
+            log.info("redoing a batch with balances checked", balances=len(breached))
+            exact |= breached
 
         events_rows: list[dict[str, Any]] = []
         dead_rows: list[dict[str, Any]] = []
@@ -220,18 +233,14 @@ class LedgerService:
                     "source": item.source, "reason": item.reason,
                     "message": _storable_text(item.message),
                     "payload": _storable_text(item.payload), "recorded_at": now,
+                    _UNDECODABLE: True,
                 })
 
         self.store.bulk_insert(conn, t.events, events_rows)
         for chain, entries in sorted(chains.items()):  # one lock order: no deadlocks
             self.store.append_entries(conn, chain, entries, now)
         if dead_rows:
-            for row, dead_id in zip(
-                dead_rows, self.store.allocate(conn, "dead_letters", len(dead_rows)), strict=True
-            ):
-                row["id"] = dead_id
-            self.store.bulk_insert(conn, t.dead_letters, dead_rows)
-            report.dead_letters = dead_rows
+            report.dead_letters = self._store_dead_letters(conn, dead_rows, report)
         write_changes(conn, self.store.bulk_insert, state.changes(), now)
         return report
 
@@ -274,9 +283,64 @@ class LedgerService:
         else:
             report.parked += 1
 
+    def _store_dead_letters(
+        self, conn: Connection, rows: list[dict[str, Any]], report: BatchReport
+    ) -> list[dict[str, Any]]:
+        """Insert ``rows``, skipping any whose record is already a dead letter (same
+        source, same payload: a file or a topic ingested again). A skipped row counts as a
+        duplicate instead of a rejection; returns the rows stored."""
+        for row, dead_id in zip(
+            rows, self.store.allocate(conn, "dead_letters", len(rows)), strict=True
+        ):
+            row["id"] = dead_id
+            row["dedup_key"] = _dead_letter_key(row["source"], row["payload"])
+            if len(row["message"]) > MAX_MESSAGE:  # it may quote a hostile value at length
+                row["message"] = row["message"][: MAX_MESSAGE - 1] + "…"
+        columns = [c.name for c in t.dead_letters.columns]
+        stmt = (
+            self.store.insert(t.dead_letters)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(t.dead_letters.c.id)
+        )
+        stored = set(conn.execute(stmt, [{c: row.get(c) for c in columns} for row in rows])
+                     .scalars())
+        for row in rows:
+            if row["id"] not in stored:
+                _count_as_duplicate(row, report)
+        return [{c: row.get(c) for c in columns} for row in rows if row["id"] in stored]
+
     def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
         """The next offset to read per (topic, partition), as last committed here."""
         return {tp: s.next_offset for tp, s in self.progress(group).items()}
+
+
+MAX_MESSAGE = 2000  # characters of a dead letter's message; the payload is kept whole
+_UNDECODABLE = "_undecodable"  # marks a dead-letter row counted as undecodable, not rejected
+
+
+def _dead_letter_key(source: str, payload: str) -> str:
+    """The idempotency key of a dead letter: where the record came from (file:line,
+    topic/partition@offset) and what it held. The same record again has the same key."""
+    return hashlib.sha256(f"{source}\n{payload}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _count_as_duplicate(row: dict[str, Any], report: BatchReport) -> None:
+    """Move a dead-letter row's count from rejected/undecodable to duplicates."""
+    reason = row["reason"]
+    if row.get(_UNDECODABLE):
+        report.undecodable -= 1
+        counts = report.undecodable_reasons
+    else:
+        report.rejected -= 1
+        counts = report.reasons
+        per_type = report.by_type[row["event_type"]]
+        per_type["rejected"] -= 1
+        if not per_type["rejected"]:
+            del per_type["rejected"]
+    counts[reason] -= 1
+    if not counts[reason]:
+        del counts[reason]
+    report.duplicates += 1
 
 
 def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
@@ -318,6 +382,7 @@ def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool)
     payouts: set[str] = set()
     runs: set[str] = set()
     refs: set[str] = set()  # what events of this batch may release
+    balances: set[tuple[str, str]] = set()  # balances a decision reads (payout requests)
     first_order_at: int | None = None
     for e in events:
         if isinstance(e, ClickRecorded):
@@ -342,6 +407,7 @@ def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool)
             payouts.add(e.payout_id)
             if isinstance(e, PayoutRequested):
                 refs.add(f"payout:{e.payout_id}")
+                balances.add((sharer_account(e.sharer_id, "available"), e.currency))
         elif isinstance(e, SettlementRun):
             runs.add(e.run_id)
     for buyer in buyers:  # the sharers an order of this batch may be attributed to
@@ -361,7 +427,7 @@ def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool)
     state.prefetch(
         sharers=sharers, clicks=named_clicks | new_clicks, buyers=buyers,
         orders=orders | new_orders, refunds=refunds, payouts=payouts, runs=runs,
-        processed=event_ids, parked_refs=refs,
+        processed=event_ids, parked_refs=refs, balances=balances,
         clicks_since=(first_order_at or 0) - longest_window,
     )
     state.prefetch_levels(sharers)

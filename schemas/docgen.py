@@ -247,11 +247,20 @@ shared by the Avro schemas (`schemas/*.avsc`), the JSON form and the engine
 - Every event has `event_id` (globally unique; the idempotency key: the same id delivered
   twice has effect once, whatever its content), `occurred_at` (event time) and `producer`
   (the publishing service's name).
+- **Ids and text**: every id, the `producer` and a payout failure's `reason` are 1 to 200
+  characters without control characters (no NUL, no newline, no lone surrogate); anything
+  else is dead-lettered `invalid_value`.
 - **Times** are milliseconds since the Unix epoch, UTC (Avro `long` with logical type
-  `timestamp-millis`). A day is always 86,400,000 ms. Supported range: years 0001..9999.
+  `timestamp-millis`). A day is always 86,400,000 ms. Supported range: years 0001..9999,
+  the same in the JSON form, the codec and the rules: times before 1970 (negative
+  milliseconds) are valid.
 - **Money** is an integer number of minor units (fen, cents) plus an ISO 4217 currency code.
   Floats never carry money, rates or counts: the schemas have no float types and the JSON
   form rejects any float where an integer is required.
+- **Bounds** (SPEC §3): a line amount, an order's total, a refund's total and a payout
+  amount are at most 10^15 minor units, and an order or a refund has at most 10,000 lines
+  (`invalid_value`); an event that would take any account's balance beyond ±2^62 is
+  rejected (`balance_out_of_range`). Every stored figure so fits a signed 64-bit integer.
 - **Rates and shares** are integer basis points (1 bps = 0.01 %).
 - A field typed "X or null" is optional: it may be null or (in JSON) absent; its Avro
   type is the union `["null", X]` with default null. Every other field is required.
@@ -311,19 +320,24 @@ Every event also has a JSON form (`ledger/jsonform.py`), used by `ledger produce
 `"type"` (the event type, e.g. `"order_placed"`) and `"schema_version"` (optional on input;
 the latest known version when absent). Times are ISO-8601 UTC strings with milliseconds,
 `"2026-03-01T08:00:00.000Z"`; on input any ISO-8601 time with an explicit offset
-(`+08:00`) or integer milliseconds are accepted, but not times without an offset or more
-precise than a millisecond. Optional fields may be omitted or null. Unknown fields,
-duplicate keys and NaN/Infinity are refused. `canonical_json(event)` is the deterministic
+(`+08:00`) or integer milliseconds are accepted, but not times without an offset, more
+precise than a millisecond, or holding anything but printable ASCII (a NUL, as in
+`"…Z\\u0000junk"`). Optional fields may be omitted or null. Unknown fields, duplicate
+keys and NaN/Infinity are refused. JSON text is UTF-8: bytes that are not UTF-8 are
+refused, never guessed to be UTF-16 or UTF-32 (`ledger ingest` refuses a file that starts
+with a UTF-16 or UTF-32 byte-order mark before reading any event; a UTF-8 byte-order mark
+on the first line is allowed, and a line longer than 4 MiB is dead-lettered
+`line_too_long`). `canonical_json(event)` is the deterministic
 text (sorted keys, no whitespace, UTF-8 not escaped).
 
 Invalid input raises `InvalidEvent(reason, message)`:
 
 | reason | meaning |
 |---|---|
-| `malformed_json` | not JSON, not an object, a duplicate key, NaN or Infinity |
+| `malformed_json` | not UTF-8, not JSON, not an object, a duplicate key, NaN or Infinity |
 | `unknown_event_type` | `type` is not a known event type (or not a string) |
 | `invalid_field` | a required field is missing, a field is unknown, or a value has the wrong JSON type (a float or boolean where an integer is required, a string amount, an object where a list is required) |
-| `invalid_value` | the right JSON type but not a usable value: an integer out of range of its Avro type (int: 32 bits, long: 64 bits), an unparseable time, a time without offset or finer than 1 ms or outside years 0001..9999, a string that is not valid Unicode (a lone surrogate), an unknown `schema_version` |
+| `invalid_value` | the right JSON type but not a usable value: an integer out of range of its Avro type (int: 32 bits, long: 64 bits), an unparseable time, a time without offset or finer than 1 ms or outside years 0001..9999 or with characters other than printable ASCII, a string that is not valid Unicode (a lone surrogate), an unknown `schema_version` |
 
 The JSON form and the codec validate with the same checker (`schemas/validate.py`,
 compiled from the Avro schema), so an event accepted as JSON can always be encoded, and

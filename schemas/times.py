@@ -26,10 +26,16 @@ def ms_to_iso(ms: int) -> str:
 
 
 def iso_to_ms(text: str) -> int:
-    """Parse an ISO-8601 time with an explicit offset to integer ms; raises ValueError."""
+    """Parse an ISO-8601 time with an explicit offset to integer ms; raises ValueError.
+
+    ASCII only, no control characters: ``datetime.fromisoformat`` stops at a NUL (it
+    would read ``"…Z\x00junk"`` as a time) and reads non-ASCII digits."""
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError(f"time {text!r} holds characters other than printable ASCII")
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"time {text!r} has no UTC offset")
-    if dt.microsecond % 1000:
+    ms, rest = divmod(dt - _EPOCH, _MS)
+    if rest:  # also a UTC offset with (micro)seconds, as in "+05:00:00.000001"
         raise ValueError(f"time {text!r} is more precise than a millisecond")
-    return (dt - _EPOCH) // _MS
+    return ms

@@ -398,7 +398,9 @@ def _step_run(draw, w: _World) -> None:
     if w.completions and draw(st.booleans()):  # aim at a frozen period's last millisecond
         as_of = (draw(st.sampled_from(w.completions)) + draw(st.sampled_from(w.frozen)) * DAY
                  + draw(st.sampled_from([-1, 0, 0])))
-    w.out.append(w.ev.run(w.fresh("RUN"), as_of, at=w.clock))
+    # mostly a run at or after its as-of; now and then one ahead of its time (as_of_in_future)
+    at = w.clock if draw(st.integers(0, 4)) == 0 else max(w.clock, as_of)
+    w.out.append(w.ev.run(w.fresh("RUN"), as_of, at=at))
 
 
 def _step_payout(draw, w: _World) -> None:
@@ -414,7 +416,7 @@ def _step_payout(draw, w: _World) -> None:
 
 def _step_cashout(draw, w: _World) -> None:
     """A run settling every completed order, a small payout of an earner, maybe its end."""
-    w.out.append(w.ev.run(w.fresh("RUN"), w.clock + 8 * DAY, at=w.clock))
+    w.out.append(w.ev.run(w.fresh("RUN"), w.clock + 8 * DAY, at=w.clock + 8 * DAY))
     earners = sorted({e.sharer_id for e in w.out if isinstance(e, ClickRecorded)} & set(w.sharers))
     if not earners:
         return

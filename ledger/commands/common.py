@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from ledger.config import Settings
+from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
 
 
 def db_option(func):  # type: ignore[no-untyped-def]
@@ -19,36 +21,96 @@ def db_option(func):  # type: ignore[no-untyped-def]
 
 
 def resolve_db(ctx: click.Context, db_url: str | None) -> str:
+    """The --db value, else the configured URL; an empty --db is an error, not a default."""
+    if db_url is not None and not db_url.strip():
+        raise click.BadParameter("an empty URL names no database", param_hint="--db")
     settings: Settings = ctx.obj
     return db_url or settings.db_url
 
 
+_MS = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_time(value: str) -> int:
-    """ISO-8601 (UTC if no zone) or integer ms since the epoch → ms."""
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"not an ISO-8601 time or ms since epoch: {value!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    """ISO-8601 (UTC if no zone) or integer ms since the epoch → ms, within the years
+    0001..9999 that events may carry. Raises click.BadParameter."""
+    if _MS.fullmatch(value):
+        ms = int(value)
+    else:
+        try:
+            if not (value.isascii() and value.isprintable()):
+                raise ValueError("only printable ASCII")
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
+        except (ValueError, OverflowError) as exc:
+            raise click.BadParameter(
+                f"not an ISO-8601 time or ms since epoch: {value!r}"
+            ) from exc
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise click.BadParameter(f"{value!r} is outside the years 0001..9999")
+    return ms
+
+
+class TimeParam(click.ParamType):
+    """A --as-of style option: ``parse_time`` as a click type (an empty value is an error)."""
+
+    name = "TIME"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_time(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+TIME = TimeParam()
+LIMIT = click.IntRange(1, 2**31 - 1)  # rows to show: a SQL LIMIT must fit the database
+
+
+def printable_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option callback for ids and chain names: what the ledger stores is 1..200
+    printable characters, so anything else (a control character, bytes of a non-UTF-8
+    argument) is refused here rather than by the database."""
+    if value is not None and not (0 < len(value) <= 200 and value.isprintable()):
+        raise click.BadParameter(f"must be 1 to 200 printable characters, not {value!r}")
+    return value
+
+
+def hex_digest(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option callback for a hash: 64 hex digits, returned in lower case as ``verify``
+    prints them."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise click.BadParameter(f"expected 64 hex digits, not {value!r}")
+    return value.lower()
 
 
 def format_time(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return "-" if ms is None else ms_to_iso(ms)
 
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\u202e``):
+    what the ledger shows may come from a hostile record, and a terminal obeys escape
+    sequences and bidirectional overrides."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def table(rows: list[list[str]], headers: list[str]) -> str:
+    rows = [[printable(str(x)) for x in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]

@@ -30,9 +30,16 @@ DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 @click.option("--db", "db_path", type=click.Path(path_type=Path), default=DEFAULT_DB,
               show_default=True, help="SQLite file to (re)create")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--orders", default=300, show_default=True)
-def demo(db_path: Path, seed: int, orders: int) -> None:
+@click.option("--orders", type=click.IntRange(1, 1_000_000), default=300, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace an existing file given with --db")
+def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     """Run a simulated affiliate platform through the ledger and show the results."""
+    if db_path.exists() and db_path != DEFAULT_DB and not overwrite:
+        # the demo deletes and recreates its database: never a ledger named by mistake
+        raise click.ClickException(
+            f"{db_path} exists and the demo would delete it: name a new file, "
+            "or pass --overwrite"
+        )
     db_path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)

@@ -7,14 +7,25 @@ import sys
 import click
 
 from ledger import queries
-from ledger.commands.common import db_option, echo_json, format_time, parse_time, resolve_db, table
+from ledger.commands.common import (
+    LIMIT,
+    TIME,
+    db_option,
+    echo_json,
+    format_time,
+    hex_digest,
+    printable_id,
+    resolve_db,
+    table,
+)
 from ledger.store.base import open_store
 from ledger.store.base import verify as verify_store
 
 
 @click.command()
 @db_option
-@click.option("--expect-head", default=None, help="fail unless the ledger head equals this")
+@click.option("--expect-head", default=None, callback=hex_digest,
+              help="fail unless the ledger head equals this")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
 def verify(ctx: click.Context, db_url: str | None, expect_head: str | None, as_json: bool) -> None:
@@ -39,19 +50,19 @@ def verify(ctx: click.Context, db_url: str | None, expect_head: str | None, as_j
 
 @click.command()
 @db_option
-@click.option("--sharer", "sharer_id", default=None, help="only this sharer")
-@click.option("--as-of", "as_of", default=None, help="event time (ISO-8601 or ms): balances then")
+@click.option("--sharer", "sharer_id", default=None, callback=printable_id,
+              help="only this sharer")
+@click.option("--as-of", "as_of", type=TIME, default=None,
+              help="event time (ISO-8601 or ms): balances then")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def balances(
-    ctx: click.Context, db_url: str | None, sharer_id: str | None, as_of: str | None,
+    ctx: click.Context, db_url: str | None, sharer_id: str | None, as_of: int | None,
     as_json: bool,
 ) -> None:
     """Per sharer and currency: pending, available, in-flight, paid (from the journal)."""
     store = open_store(resolve_db(ctx, db_url))
-    rows = queries.sharer_balances(
-        store, sharer_id=sharer_id, as_of=parse_time(as_of) if as_of else None
-    )
+    rows = queries.sharer_balances(store, sharer_id=sharer_id, as_of=as_of)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
@@ -67,7 +78,7 @@ def balances(
 
 @click.command("dead-letters")
 @db_option
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", type=LIMIT, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
@@ -88,7 +99,7 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
 
 @click.command()
 @db_option
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", type=LIMIT, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:

@@ -7,7 +7,7 @@ is applied, or for a rejected payout request, whose id is remembered as rejected
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ledger.domain import referrals
@@ -46,7 +46,7 @@ from ledger.domain.model import (
 from ledger.domain.money import Split, split_lines, zero_split
 from ledger.domain.plans import Plan
 from ledger.domain.state import WorkingState
-from ledger.domain.validation import valid_event_id
+from ledger.domain.validation import MAX_AMOUNT, valid_event_id
 
 RULE_ACCRUAL = "accrual/v1"
 RULE_REFUND = "refund/v1"
@@ -118,8 +118,13 @@ def _click(e: ClickRecorded, arrival: int, state: WorkingState) -> Outcome:
     return Applied()
 
 
-def _commission(order: Order, plan: Plan) -> Split:
-    remaining = [(line.remaining, line.rate_bps) for line in order.lines.values()]
+def _commission(order: Order, plan: Plan, refunding: dict[str, int] | None = None) -> Split:
+    """The order's commission on its remaining amounts, less ``refunding`` per line id."""
+    less = refunding or {}
+    remaining = [
+        (line.remaining - less.get(line.line_id, 0), line.rate_bps)
+        for line in order.lines.values()
+    ]
     shares = plan.level_shares_bps[: len(order.levels)]
     return split_lines(remaining, plan.platform_fee_bps, shares)
 
@@ -173,8 +178,25 @@ def _order(e: OrderPlaced, arrival: int, state: WorkingState) -> Outcome:
     if plan is not None and levels:
         order.posted = _commission(order, plan)
         entries = _money_entry(e, RULE_ACCRUAL, "accrual", order, order.posted, "pending")
+        beyond = _beyond_bound(entries, state)
+        if beyond is not None:
+            return beyond
     state.add_order(order)
+    state.post(entries)
     return Applied(entries, creates=(f"order:{e.order_id}",), note=why)
+
+
+def _beyond_bound(entries: Iterable[JournalEntry], state: WorkingState) -> Rejected | None:
+    """SPEC §3 "Bounds": a rejection if applying ``entries`` would take an account beyond
+    ±2^62 (checked before anything changes, so a rejected event leaves no trace)."""
+    beyond = state.beyond_bound(entries)
+    if beyond is None:
+        return None
+    account, currency, balance = beyond
+    return Rejected(
+        "balance_out_of_range",
+        f"{account} would reach {balance} {currency}, beyond ±2^62 minor units",
+    )
 
 
 def _money_entry(
@@ -240,21 +262,26 @@ def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
                 "over_refund",
                 f"line {line.line_id!r}: refund {line.amount} exceeds remaining {known.remaining}",
             )
+    plan = state.plans.get(order.plan_id) if order.plan_id else None
+    entries: tuple[JournalEntry, ...] = ()
+    now = order.posted
+    if plan is not None and order.levels:
+        now = _commission(order, plan, {line.line_id: line.amount for line in e.lines})
+        # once settled, a reversal comes out of available: a clawback, may go negative
+        bucket = "available" if order.settled else "pending"
+        entries = _money_entry(e, RULE_REFUND, "reversal", order, now.minus(order.posted), bucket)
+        beyond = _beyond_bound(entries, state)
+        if beyond is not None:
+            return beyond
     for line in e.lines:
         order.lines[line.line_id].refunded += line.amount
+    order.posted = now
     state.add_refund(e.refund_id, e.order_id)
     state.order_changed(order)
-    plan = state.plans.get(order.plan_id) if order.plan_id else None
+    state.post(entries)
     if plan is None or not order.levels:
         return Applied(note="order_earns_nothing")
-    now = _commission(order, plan)
-    delta = now.minus(order.posted)
-    order.posted = now
-    bucket = "available" if order.settled else "pending"
-    if order.settled:  # a clawback: may drive available negative
-        for sharer, amount in zip(order.levels, delta.levels, strict=True):
-            state.move_available(sharer, order.currency, amount)
-    return Applied(_money_entry(e, RULE_REFUND, "reversal", order, delta, bucket))
+    return Applied(entries)
 
 
 # --- finance commands: settlement runs and payouts -----------------------------------
@@ -263,17 +290,19 @@ def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
 def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
     if state.run_seen(e.run_id):
         return Rejected("duplicate_run_id", f"settlement run {e.run_id!r} already ran")
-    state.add_run(e.run_id, e.as_of)
+    if e.as_of > e.occurred_at:  # SPEC §3: only time that has passed releases commission
+        return Rejected(
+            "as_of_in_future",
+            f"as_of {e.as_of} is later than the run's own occurred_at {e.occurred_at}",
+        )
+    due = state.orders_due(e.as_of)
     entries: list[JournalEntry] = []
-    for order in state.orders_due(e.as_of):
+    for order in due:
         postings: list[Posting] = []
         for sharer, amount in zip(order.levels, order.posted.levels, strict=True):
             if amount:
                 postings.append(Posting(sharer_account(sharer, "pending"), order.currency, -amount))
                 postings.append(Posting(sharer_account(sharer, "available"), order.currency, amount))
-                state.move_available(sharer, order.currency, amount)
-        order.settled_by = e.run_id
-        state.order_changed(order)
         if postings:
             entries.append(
                 JournalEntry(
@@ -287,6 +316,14 @@ def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
                     order_id=order.order_id,
                 )
             )
+    beyond = _beyond_bound(entries, state)
+    if beyond is not None:
+        return beyond
+    state.add_run(e.run_id, e.as_of)
+    for order in due:
+        order.settled_by = e.run_id
+        state.order_changed(order)
+    state.post(entries)
     return Applied(tuple(entries))
 
 
@@ -294,13 +331,16 @@ def _payout_requested(e: PayoutRequested, arrival: int, state: WorkingState) -> 
     if state.payout(e.payout_id) is not None:
         return Rejected("duplicate_payout_id", f"payout {e.payout_id!r} was already requested")
     bad = _payout_problem(e, state)
+    entry = _payout_entry(e, RULE_PAYOUT_REQUEST, "payout_requested", e.sharer_id, e.currency,
+                          e.amount, "available", "inflight")
+    if bad is None:
+        beyond = _beyond_bound((entry,), state)
+        bad = (beyond.reason, beyond.message) if beyond is not None else None
     if bad is not None:
         state.add_payout(Payout(e.payout_id, e.sharer_id, e.currency, e.amount, PAYOUT_REJECTED))
         return Rejected(*bad, creates=(f"payout:{e.payout_id}",))
     state.add_payout(Payout(e.payout_id, e.sharer_id, e.currency, e.amount, PAYOUT_INFLIGHT))
-    state.move_available(e.sharer_id, e.currency, -e.amount)
-    entry = _payout_entry(e, RULE_PAYOUT_REQUEST, "payout_requested", e.sharer_id, e.currency,
-                          e.amount, "available", "inflight")
+    state.post((entry,))
     return Applied((entry,), creates=(f"payout:{e.payout_id}",))
 
 
@@ -315,7 +355,7 @@ def remember_malformed(event: Event, state: WorkingState) -> tuple[str, ...]:
         and isinstance(event.currency, str)
         and len(event.currency) <= 3
         and type(event.amount) is int
-        and abs(event.amount) < 2**63
+        and abs(event.amount) <= MAX_AMOUNT
     )
     if not usable or state.payout(event.payout_id) is not None:
         return ()
@@ -362,10 +402,6 @@ def _payout_ended(e: PayoutSettled | PayoutFailed, arrival: int, state: WorkingS
                 f"payout {e.payout_id!r}: {name} {given!r} differs from the request's {expected!r}",
             )
     settled = isinstance(e, PayoutSettled)
-    payout.state = PAYOUT_PAID if settled else PAYOUT_FAILED
-    state.payout_changed(payout)
-    if not settled:
-        state.move_available(payout.sharer_id, payout.currency, payout.amount)
     entry = _payout_entry(
         e,
         RULE_PAYOUT_SETTLED if settled else RULE_PAYOUT_FAILED,
@@ -376,6 +412,12 @@ def _payout_ended(e: PayoutSettled | PayoutFailed, arrival: int, state: WorkingS
         "inflight",
         "paid" if settled else "available",
     )
+    beyond = _beyond_bound((entry,), state)
+    if beyond is not None:
+        return beyond
+    payout.state = PAYOUT_PAID if settled else PAYOUT_FAILED
+    state.payout_changed(payout)
+    state.post((entry,))
     return Applied((entry,))
 
 

@@ -32,10 +32,10 @@ def enrollment_problem(sharer_id: str, upline_id: str | None, state: WorkingStat
                 f"enrolling {sharer_id!r} under {upline_id!r} would close a referral cycle",
             )
         seen.add(current)
-        applied = state.sharer(current)
-        if applied is not None:
-            current = applied.upline_id
-            continue
+        if state.sharer(current) is not None:
+            # an applied enrollment's uplines are all applied (one waits until its upline
+            # is), and sharer_id is not: no need to walk a chain that may be very long
+            return None
         is_waiting, waiting_upline = state.waiting_upline(current)
         current = waiting_upline if is_waiting else None
     return None

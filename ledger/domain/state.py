@@ -13,9 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ledger.domain.entries import JournalEntry, sharer_account
 from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.plans import Plan, PlanBook
+
+Key = tuple[str, str]  # (account, currency)
+
+# SPEC §3 "Bounds": no account's balance may go beyond ±2^62, so every balance, and the
+# sum of any two, fits a signed 64-bit integer.
+BALANCE_BOUND = 2**62
 
 
 class StateLoader(Protocol):
@@ -32,7 +39,7 @@ class StateLoader(Protocol):
     def refunds(self, ids: Iterable[str]) -> set[str]: ...
     def payouts(self, ids: Iterable[str]) -> dict[str, Payout]: ...
     def runs(self, ids: Iterable[str]) -> set[str]: ...
-    def available(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]: ...
+    def balances(self, keys: Iterable[Key]) -> dict[Key, int]: ...
     def processed(self, event_ids: Iterable[str]) -> set[str]: ...
     def parked_for(self, refs: Iterable[str]) -> list[ParkedEvent]: ...
     def waiting_enrollments(self, sharer_ids: Iterable[str]) -> dict[str, str | None]: ...
@@ -68,7 +75,7 @@ class NothingLoader:
     def runs(self, ids: Iterable[str]) -> set[str]:
         return set()
 
-    def available(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def balances(self, keys: Iterable[Key]) -> dict[Key, int]:
         return {}
 
     def processed(self, event_ids: Iterable[str]) -> set[str]:
@@ -98,14 +105,32 @@ class Changes:
     released: list[str] = field(default_factory=list)  # event ids no longer parked
 
 
+def _sums(entries: Iterable[JournalEntry]) -> dict[Key, int]:
+    """Net amount per (account, currency) over the postings of ``entries``."""
+    sums: dict[Key, int] = defaultdict(int)
+    for entry in entries:
+        for posting in entry.postings:
+            sums[(posting.account, posting.currency)] += posting.amount
+    return sums
+
+
 def _click_order(click: Click) -> tuple[int, int]:
     return (click.occurred_at, click.arrival)
 
 
 class WorkingState:
-    """Cache + unit of work. Absent keys are looked up once through the loader."""
+    """Cache + unit of work. Absent keys are looked up once through the loader.
 
-    def __init__(self, loader: StateLoader | None = None) -> None:
+    Account balances: with ``optimistic_balances`` False every balance an event posts to
+    is loaded (once) and the bound is checked exactly, event by event. With True (the
+    service's first pass) a balance not loaded yet is assumed far from the bound: the
+    lowest and highest this batch takes it are recorded instead, and ``breaches()``
+    checks them against the committed balances in one look-up afterwards; the service
+    then redoes the batch with the breached balances loaded, so the event at fault is
+    rejected exactly as the exact mode would."""
+
+    def __init__(self, loader: StateLoader | None = None, *,
+                 optimistic_balances: bool = False) -> None:
         self._loader: StateLoader = loader or NothingLoader()
         self.plans = PlanBook(self._loader.plans())
         self._sharers: dict[str, Sharer | None] = {}
@@ -118,11 +143,13 @@ class WorkingState:
         self._refunds: dict[str, bool] = {}
         self._payouts: dict[str, Payout | None] = {}
         self._runs: dict[str, bool] = {}
-        self._available: dict[tuple[str, str], int] = {}
+        self._optimistic = optimistic_balances
+        self._base: dict[Key, int] = {}  # committed balances, loaded
+        self._posted: dict[Key, int] = defaultdict(int)  # what this batch posted
+        self._extremes: dict[Key, tuple[int, int]] = {}  # unloaded: (lowest, highest) posted
         self._processed: dict[str, bool] = {}
         self._waiting: dict[str, str | None] = {}  # sharer -> upline it waits for; None: none
         self._parked: dict[str, list[ParkedEvent]] = {}  # ref -> waiting events (loaded)
-        self._delta: dict[tuple[str, str], int] = defaultdict(int)  # available moves, unloaded
         self._changes = Changes()
         self._new_order_ids: set[str] = set()
         self._new_payout_ids: set[str] = set()
@@ -144,6 +171,7 @@ class WorkingState:
         runs: Iterable[str] = (),
         processed: Iterable[str] = (),
         parked_refs: Iterable[str] = (),
+        balances: Iterable[Key] = (),
     ) -> None:
         self._fill(self._sharers, sharers, self._loader.sharers)
         self._fill(self._clicks, clicks, self._loader.clicks)
@@ -154,6 +182,7 @@ class WorkingState:
         self._fill_set(self._processed, processed, self._loader.processed)
         self._load_buyer_clicks(buyers, clicks_since)
         self._load_parked(parked_refs)
+        self._fill_balances(balances)
 
     def _load_parked(self, refs: Iterable[str]) -> None:
         """The committed events waiting for each of ``refs``, loaded once, by arrival."""
@@ -363,19 +392,52 @@ class WorkingState:
         self._changes.changed_payouts.append(payout)
 
     def available(self, sharer_id: str, currency: str) -> int:
-        key = (sharer_id, currency)
-        if key not in self._available:
-            base = self._loader.available((key,)).get(key, 0)
-            self._available[key] = base + self._delta.pop(key, 0)
-        return self._available[key]
+        return self.balance(sharer_account(sharer_id, "available"), currency)
 
-    def move_available(self, sharer_id: str, currency: str, amount: int) -> None:
-        """Record a change of a sharer's available balance made by this batch."""
-        key = (sharer_id, currency)
-        if key in self._available:
-            self._available[key] += amount
-        else:
-            self._delta[key] += amount
+    # --- account balances (SPEC §3 "Bounds") -------------------------------------------------
+
+    def _fill_balances(self, keys: Iterable[Key]) -> None:
+        missing = sorted(k for k in set(keys) if k not in self._base)
+        if missing:
+            found = self._loader.balances(missing)
+            for key in missing:
+                self._base[key] = found.get(key, 0)
+
+    def balance(self, account: str, currency: str) -> int:
+        """The balance as this batch leaves it so far (committed + posted here)."""
+        key = (account, currency)
+        self._fill_balances((key,))
+        return self._base[key] + self._posted[key]
+
+    def beyond_bound(self, entries: Iterable[JournalEntry]) -> tuple[str, str, int] | None:
+        """The first (account, currency, balance) that posting ``entries`` would take
+        beyond ±BALANCE_BOUND, or None. Unloaded balances are skipped when optimistic."""
+        for (account, currency), amount in sorted(_sums(entries).items()):
+            key = (account, currency)
+            if self._optimistic and key not in self._base:
+                continue
+            after = self.balance(account, currency) + amount
+            if not -BALANCE_BOUND <= after <= BALANCE_BOUND:
+                return account, currency, after
+        return None
+
+    def post(self, entries: Iterable[JournalEntry]) -> None:
+        """Record that ``entries`` were applied (their postings move the balances)."""
+        for key, amount in _sums(entries).items():
+            posted = self._posted[key] + amount
+            self._posted[key] = posted
+            if self._optimistic and key not in self._base:
+                low, high = self._extremes.get(key, (0, 0))
+                self._extremes[key] = (min(low, posted), max(high, posted))
+
+    def breaches(self) -> set[Key]:
+        """The balances assumed far from the bound that this batch took beyond it (one
+        bulk look-up of the committed balances). Empty: every event was checked right."""
+        self._fill_balances(self._extremes)
+        return {
+            key for key, (low, high) in self._extremes.items()
+            if self._base[key] + high > BALANCE_BOUND or self._base[key] + low < -BALANCE_BOUND
+        }
 
     # --- parking ----------------------------------------------------------------------------
 

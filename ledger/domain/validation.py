@@ -27,8 +27,16 @@ from ledger.domain.events import (
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_ID = 200
-MAX_AMOUNT = 10**15  # minor units; far above any real order, far below int64 overflow
+MAX_TEXT = 200  # producer names, payout failure reasons: bounded like ids
+# SPEC §3 "Bounds": a line amount, an order's or a refund's total and a payout amount are
+# at most 10^15 minor units (far above any real order, 2^13 times below int64 overflow).
+MAX_AMOUNT = 10**15
+MAX_LINES = 10_000  # lines of one order or refund: bounds the work and the stored JSON
 MAX_DAYS = 3650
+# Event times: years 0001..9999 in ms since the epoch, the range the schemas document
+# (Avro timestamp-millis may be negative); schemas/times.py holds the same bounds.
+MIN_TIME_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 Problem = tuple[str, str]
 
@@ -63,6 +71,17 @@ def _optional_id(value: object, name: str) -> None:
         _id(value, name)
 
 
+def _text(value: object, name: str) -> None:
+    if not (type(value) is str and 0 < len(value) <= MAX_TEXT and value.isprintable()):
+        raise _Invalid(
+            f"{name} must be a string of 1 to {MAX_TEXT} characters without control characters"
+        )
+
+
+def _time(value: object, name: str) -> None:
+    _int(value, name, MIN_TIME_MS, MAX_TIME_MS)
+
+
 def _currency(value: object, name: str = "currency") -> None:
     if not isinstance(value, str) or not CURRENCY.match(value):
         raise _Invalid(f"{name} must be an ISO 4217 code like CNY, got {value!r}")
@@ -70,9 +89,8 @@ def _currency(value: object, name: str = "currency") -> None:
 
 def _common(event: Event) -> None:
     _id(event.event_id, "event_id")
-    _int(event.occurred_at, "occurred_at", 0, 2**53)
-    if not isinstance(event.producer, str):
-        raise _Invalid("producer must be a string")
+    _time(event.occurred_at, "occurred_at")
+    _text(event.producer, "producer")
 
 
 def _enrolled(e: SharerEnrolled) -> None:
@@ -82,7 +100,7 @@ def _enrolled(e: SharerEnrolled) -> None:
 
 def _plan(e: PlanPublished) -> None:
     _id(e.plan_id, "plan_id")
-    _int(e.effective_from, "effective_from", 0, 2**53)
+    _time(e.effective_from, "effective_from")
     _int(e.default_rate_bps, "default_rate_bps", 0, 10_000)
     _int(e.platform_fee_bps, "platform_fee_bps", 0, 10_000)
     if len(e.level_shares_bps) != 3:
@@ -121,12 +139,20 @@ def _order(e: OrderPlaced) -> None:
         _int(line.amount, f"lines[{line.line_id}].amount", 0, MAX_AMOUNT)
         if line.merchant_rate_bps is not None:
             _int(line.merchant_rate_bps, f"lines[{line.line_id}].merchant_rate_bps", 0, 10_000)
+    _total(sum(line.amount for line in e.lines), "the order's total")
+
+
+def _total(total: int, what: str) -> None:
+    if total > MAX_AMOUNT:
+        raise _Invalid(f"{what} is {total}, more than {MAX_AMOUNT} minor units")
 
 
 def _line_ids(lines: tuple[OrderLine, ...] | tuple[RefundLine, ...], what: str) -> None:
     """At least one line, each with a usable id, no id twice."""
     if not lines:
         raise _Invalid(f"{what} needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise _Invalid(f"{what} has {len(lines)} lines, more than {MAX_LINES}")
     seen: set[str] = set()
     for line in lines:
         _id(line.line_id, "lines.line_id")
@@ -144,22 +170,21 @@ def _refund(e: RefundIssued) -> None:
     for name in ("refund_id", "order_id", "buyer_id"):
         _id(getattr(e, name), name)
     _line_ids(e.lines, "a refund")
-    for line in e.lines:
-        if type(line.amount) is not int:
-            raise _Invalid(f"lines[{line.line_id}].amount must be an integer")
+    for line in e.lines:  # amounts ≤ 0 are the rules' business (invalid_refund_amount)
+        _int(line.amount, f"lines[{line.line_id}].amount", -MAX_AMOUNT, MAX_AMOUNT)
+    _total(sum(line.amount for line in e.lines), "the refund's total")
 
 
 def _run(e: SettlementRun) -> None:
     _id(e.run_id, "run_id")
-    _int(e.as_of, "as_of", 0, 2**53)
+    _time(e.as_of, "as_of")
 
 
 def _payout_requested(e: PayoutRequested) -> None:
     _id(e.payout_id, "payout_id")
     _id(e.sharer_id, "sharer_id")
     _currency(e.currency)
-    if type(e.amount) is not int:
-        raise _Invalid("amount must be an integer")
+    _int(e.amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)  # ≤ 0: the rules' invalid_amount
 
 
 def _payout_ended(e: PayoutSettled | PayoutFailed) -> None:
@@ -167,8 +192,10 @@ def _payout_ended(e: PayoutSettled | PayoutFailed) -> None:
     _id(e.sharer_id, "sharer_id")
     if e.currency is not None:
         _currency(e.currency)
-    if e.amount is not None and type(e.amount) is not int:
-        raise _Invalid("amount must be an integer")
+    if e.amount is not None:
+        _int(e.amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)
+    if isinstance(e, PayoutFailed) and e.reason is not None:
+        _text(e.reason, "reason")
 
 
 _CHECKS: dict[type, Callable] = {  # type: ignore[type-arg]

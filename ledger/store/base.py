@@ -6,11 +6,13 @@ inside one transaction that the caller owns: the service writes journal entries,
 reference state and Kafka offsets together, so they commit or vanish together.
 
 The backend-specific parts live in ``postgres.py`` and ``sqlite.py`` (same function names:
-``make_engine``, ``allocate``, ``bulk_insert``, ``insert``, ``lock_for_migration``).
+``make_engine``, ``allocate``, ``bulk_insert``, ``insert``, ``lock_for_migration``,
+``balance_shard``, ``add_to_balances``).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,6 +145,7 @@ class Store:
             prev = digest
         self.bulk_insert(conn, tables.entries, entry_rows)
         self.bulk_insert(conn, tables.postings, posting_rows)
+        self._add_to_balances(conn, chain, posting_rows)
         heads = tables.chain_heads
         conn.execute(
             update(heads)
@@ -150,6 +153,23 @@ class Store:
             .values(chain_seq=head_seq + len(entries), hash=prev)
         )
         return seqs
+
+    def _add_to_balances(
+        self, conn: Connection, chain: str, posting_rows: list[dict[str, Any]]
+    ) -> None:
+        """Add the postings to ``account_balances`` (see tables.py), in the same
+        transaction. The shard's rows are only written under this chain's head lock."""
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        for row in posting_rows:
+            sums[(row["account"], row["currency"])] += row["amount"]
+        shard = self._impl.balance_shard(chain)
+        rows = [
+            (account, currency, shard, amount)
+            for (account, currency), amount in sorted(sums.items())
+            if amount
+        ]
+        if rows:
+            self._impl.add_to_balances(conn, rows)
 
     def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str]:
         """Lock the chain's head row (creating it at GENESIS on first use) and read it.

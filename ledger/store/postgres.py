@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg2
+import psycopg2.extras
 from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -118,6 +119,32 @@ def _copy_text(value: object) -> str:
     if isinstance(value, str):  # a str subclass (e.g. a StrEnum): its plain value
         return _copy_text(str.__str__(value))
     raise TypeError(f"cannot COPY a {type(value).__name__}: {value!r}")
+
+
+def balance_shard(chain: str) -> str:
+    """One balance row per account and writing chain: no hot row shared by writers."""
+    return chain
+
+
+ADD_TO_BALANCES = (
+    "INSERT INTO account_balances (account, currency, shard, balance) VALUES %s "
+    "ON CONFLICT (account, currency, shard) "
+    "DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance"
+)
+
+
+def add_to_balances(conn: Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    """Add (account, currency, shard, amount) rows to ``account_balances``: multi-row
+    VALUES pages (one round trip per 1,000 rows, no statement to compile)."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # a Connection inside a transaction always holds one
+    cursor = raw.cursor()
+    try:
+        psycopg2.extras.execute_values(cursor, ADD_TO_BALANCES, rows, page_size=1000)
+    except psycopg2.Error as exc:  # wrapped as SQLAlchemy would (see bulk_insert)
+        raise sa_exc.DBAPIError.instance(ADD_TO_BALANCES, None, exc, psycopg2.Error) from exc
+    finally:
+        cursor.close()
 
 
 # --- DDL, used by the migrations -------------------------------------------------------

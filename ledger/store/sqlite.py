@@ -31,6 +31,15 @@ insert = sqlite_insert
 
 
 def make_engine(url: URL) -> Engine:
+    """Raises ValueError for an in-memory database: it would vanish with the process."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory" or (
+        database.startswith("file:") and "mode=memory" in database
+    ):
+        raise ValueError(
+            "an in-memory SQLite database keeps nothing once the command ends: "
+            "name a file, e.g. sqlite:///ledger.sqlite"
+        )
     # check_same_thread off: pooled connections move between threads (never concurrently).
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
@@ -76,6 +85,21 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     """executemany of one INSERT; a column missing from a row is NULL."""
     columns = [c.name for c in table.columns]
     conn.execute(table.insert(), [{name: row.get(name) for name in columns} for row in rows])
+
+
+def balance_shard(chain: str) -> str:
+    """One balance row per account: SQLite has one writer at a time (tables.py)."""
+    return ""
+
+
+def add_to_balances(conn: Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    """Add (account, currency, shard, amount) rows to ``account_balances``."""
+    conn.exec_driver_sql(
+        "INSERT INTO account_balances (account, currency, shard, balance) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (account, currency, shard) "
+        "DO UPDATE SET balance = account_balances.balance + excluded.balance",
+        list(rows),
+    )
 
 
 # --- DDL, used by the migrations -------------------------------------------------------

@@ -117,16 +117,21 @@ class SqlStateLoader:
                 found[r.payout_id] = Payout(r.payout_id, r.sharer_id, r.currency, r.amount, r.state)
         return found
 
-    def available(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Σ over shards of ``account_balances`` (kept with the postings), not a sum of
+        the postings: an account's history may be long."""
+        wanted = set(keys)
+        table = t.account_balances
         found: dict[tuple[str, str], int] = {}
-        for sharer_id, currency in sorted(set(keys)):
-            total = self.conn.execute(
-                select(func.coalesce(func.sum(t.postings.c.amount), 0)).where(
-                    t.postings.c.account == f"sharer:{sharer_id}:available",
-                    t.postings.c.currency == currency,
-                )
-            ).scalar_one()
-            found[(sharer_id, currency)] = int(total)
+        for chunk in _chunks({account for account, _ in wanted}):
+            rows = self.conn.execute(
+                select(table.c.account, table.c.currency, func.sum(table.c.balance))
+                .where(table.c.account.in_(chunk))
+                .group_by(table.c.account, table.c.currency)
+            )
+            for account, currency, total in rows:
+                if (account, currency) in wanted:
+                    found[(account, currency)] = int(total)
         return found
 
     def parked_for(self, refs: Iterable[str]) -> list[ParkedEvent]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -87,8 +88,12 @@ dead_letters = Table(
     Column("message", Text, nullable=False),
     Column("payload", Text, nullable=False),  # JSON form, or hex of undecodable bytes
     Column("recorded_at", BigInteger, nullable=False),
+    # sha256 of source and payload: the same record ingested again is a duplicate, not a
+    # second dead letter (NULL only in rows written before revision 0003)
+    Column("dedup_key", String(64)),
 )
 Index("ix_dead_letters_reason", dead_letters.c.reason)
+Index("uq_dead_letters_dedup_key", dead_letters.c.dedup_key, unique=True)
 
 JOURNAL_TABLES = ("entries", "postings", "events", "dead_letters")
 
@@ -163,6 +168,20 @@ settlement_runs = Table(
     metadata,
     Column("run_id", String(200), primary_key=True),
     Column("as_of", BigInteger, nullable=False),
+)
+
+# Σ postings per account and currency, kept with the postings (Store.append_entries) so the
+# engine can check SPEC §3's ±2^62 bound without summing an account's history. PostgreSQL:
+# one row per writing chain (shard = chain), so writers of different chains never wait on
+# one hot row; the balance is the sum over shards, NUMERIC because a shard is one chain's
+# share and may outgrow int64. SQLite, one writer at a time: shard "" holds the balance.
+account_balances = Table(
+    "account_balances",
+    metadata,
+    Column("account", String(300), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("shard", String(200), primary_key=True),
+    Column("balance", BigInteger().with_variant(Numeric(40, 0), "postgresql"), nullable=False),
 )
 
 # --- bookkeeping ------------------------------------------------------------------------

@@ -416,6 +416,9 @@ class Oracle:
         assert self.posted(outcome.entries) == self.money(order, fee1 - fee0, delta, bucket), e
 
     def on_SettlementRun(self, e: SettlementRun, outcome, position: int) -> None:  # type: ignore[no-untyped-def]
+        if e.as_of > e.occurred_at:
+            assert isinstance(outcome, Rejected) and outcome.reason == "as_of_in_future", e
+            return
         assert isinstance(outcome, Applied)
         expected: dict[tuple[str, str], int] = defaultdict(int)
         for order in self.orders.values():
