@@ -201,9 +201,7 @@ class LedgerService:
                     "payload": _storable_text(item.payload), "recorded_at": now,
                 })
 
-        self.store.bulk_insert(conn, t.events, events_rows)
-        for chain, entries in sorted(chains.items()):  # one lock order: no deadlocks
-            self.store.append_entries(conn, chain, entries, now)
+        self.store.append_batch(conn, events_rows, chains, now)  # locks chains in one order
         if dead_rows:
             for row, dead_id in zip(
                 dead_rows, self.store.allocate(conn, "dead_letters", len(dead_rows)), strict=True
@@ -235,7 +233,7 @@ class LedgerService:
             events_rows.append({
                 "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
                 "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
-                "outcome": kind, "payload": payload,
+                "outcome": kind, "payload": payload, "chain": inc.chain,
             })
         if isinstance(outcome, Applied):
             report.applied += 1

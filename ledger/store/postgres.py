@@ -147,6 +147,31 @@ $$
 """
 
 
+HEADS_FUNCTION_0004 = """
+CREATE OR REPLACE FUNCTION ledger_heads_forward_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.chain = OLD.chain AND NEW.chain_seq >= OLD.chain_seq
+            AND NEW.events_seq >= OLD.events_seq THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'chain_heads only move forward: % refused', TG_OP
+        USING ERRCODE = '23001';
+END
+$$
+"""
+
+
+def append_only_ddl(table: str) -> list[str]:
+    """The triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
+    return [
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()",
+    ]
+
+
 def upgrade_ddl() -> list[str]:
     """Sequences, the refusing trigger function and its triggers on every journal table."""
     statements = [f"CREATE SEQUENCE IF NOT EXISTS {name}" for name in SEQUENCES.values()]

@@ -119,5 +119,33 @@ def trigger_ddl(table: str, op: str) -> str:
     )
 
 
+def no_replace_trigger_ddl(table: str, keys: tuple[tuple[str, ...], ...]) -> str:
+    """The trigger refusing an INSERT whose key already exists in ``table``.
+
+    ``INSERT OR REPLACE`` (and ``REPLACE INTO``) resolves a key conflict by deleting the
+    old row, and SQLite fires no DELETE trigger for that (unless recursive_triggers is on,
+    a per-connection setting an attacker would not set). A BEFORE INSERT trigger runs
+    before the conflict is resolved, so raising there refuses the replacement. A plain
+    duplicate INSERT fails here too, still as an IntegrityError."""
+    taken = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} WHERE "
+        + " AND ".join(f"{column} = NEW.{column}" for column in key) + ")"
+        for key in keys
+    )
+    return (
+        f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN {taken} BEGIN "
+        f"SELECT RAISE(ABORT, 'table {table} is append-only: INSERT over an existing row "
+        "refused'); END"
+    )
+
+
+HEADS_FORWARD_ONLY_0004 = (
+    "CREATE TRIGGER chain_heads_forward_only BEFORE UPDATE ON chain_heads "
+    "WHEN NEW.chain <> OLD.chain OR NEW.chain_seq < OLD.chain_seq "
+    "OR NEW.events_seq < OLD.events_seq BEGIN "
+    "SELECT RAISE(ABORT, 'chain_heads only move forward: UPDATE refused'); END"
+)
+
+
 def downgrade_ddl() -> list[str]:
     return [f"DROP TABLE IF EXISTS {COUNTERS_TABLE}"]
