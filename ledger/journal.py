@@ -187,12 +187,18 @@ class EntryRow:
 class LinkedRow(Protocol):
     """A hash-chained row (an entry, an event-log row) as the checker reads it."""
 
-    seq: Any
-    chain: Any
-    chain_seq: Any
-    prev_hash: Any
-    hash: Any
-    malformed: str | None
+    @property
+    def seq(self) -> Any: ...
+    @property
+    def chain(self) -> Any: ...
+    @property
+    def chain_seq(self) -> Any: ...
+    @property
+    def prev_hash(self) -> Any: ...
+    @property
+    def hash(self) -> Any: ...
+    @property
+    def malformed(self) -> str | None: ...
 
     def recompute(self) -> str: ...
     def content_problem(self, where: str) -> str | None: ...
@@ -232,14 +238,15 @@ class ChainChecker:
     def feed(self, row: LinkedRow) -> None:
         self.entries_checked += 1
         if row.malformed is not None or type(row.chain) is not str:
-            problem = row.malformed or f"chain name {row.chain!r} is not text"
-            self._note(row.seq, _text(row.chain), f"malformed row at seq {row.seq!r}: {problem}")
+            why = row.malformed or f"chain name {row.chain!r} is not text"
+            self._note(row.seq, _text(row.chain), f"malformed row at seq {row.seq!r}: {why}")
             return
         state = self.chains.setdefault(row.chain, _ChainState())
         problem = self._row_problem(row, state)
         if problem is not None:
             self._note(row.seq, row.chain, problem)
-        if row.chain_seq > state.chain_seq:
+        well_typed = type(row.chain_seq) is int and type(row.seq) is int and _is_link(row.hash)
+        if well_typed and row.chain_seq > state.chain_seq:
             state.chain_seq, state.hash, state.seq = row.chain_seq, row.hash, row.seq
 
     def note_orphan_posting(self, entry_seq: object) -> None:

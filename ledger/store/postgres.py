@@ -164,12 +164,11 @@ $$
 
 def append_only_ddl(table: str) -> list[str]:
     """The triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
-    return [
-        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()",
-        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()",
-    ]
+    row = (f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+           "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()")
+    statement = (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                 "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()")
+    return [row, statement]
 
 
 def upgrade_ddl() -> list[str]:

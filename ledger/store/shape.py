@@ -31,7 +31,7 @@ def value_problem(table: Table, name: str, value: Any) -> str | None:
     return None
 
 
-def row_problem(table: Table, row: Mapping[str, Any]) -> str | None:
+def row_problem(table: Table, row: Mapping[Any, Any]) -> str | None:
     """The first column of ``row`` (a mapping by column name) whose value is impossible."""
     for column in table.columns:
         if column.name in row:
