@@ -19,8 +19,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, select, update
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from ledger.domain.entries import JournalEntry
 from ledger.eventlog import link_events
@@ -228,10 +230,14 @@ def _entry_row(
 # --- opening and migrating --------------------------------------------------------------
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
+def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
-    several processes at once). Raises StoreError for an unsupported URL."""
+    several processes at once). Raises StoreError for an unsupported URL.
+
+    ``read_only`` (the read commands): never migrates, never creates a file, and every
+    transaction is read-only; the database must already hold a ledger at the latest
+    revision, else StoreError says what is missing."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
@@ -240,13 +246,46 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if backend not in _BACKENDS:
         raise StoreError(f"unsupported database {backend!r}: use postgresql or sqlite")
     try:
-        engine = _BACKENDS[backend].make_engine(parsed)
+        engine = _BACKENDS[backend].make_engine(parsed, read_only=read_only)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
     store = Store(engine, backend, url)
-    if migrate:
+    if read_only:
+        try:
+            check_schema(store)
+        except BaseException:
+            store.dispose()
+            raise
+    elif migrate:
         run_migrations(store)
     return store
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def check_schema(store: Store) -> None:
+    """StoreError unless the database holds a ledger schema at the latest revision."""
+    where = make_url(store.url).render_as_string(hide_password=True)
+    try:
+        with store.read() as conn:
+            version = conn.execute(select(text("version_num")).select_from(
+                text("alembic_version"))).scalars().all()
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        if "alembic_version" in first:
+            raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
+        raise StoreError(f"cannot read a ledger from {where}: {first}") from exc
+    head = head_revision()
+    if version != [head]:
+        found = ", ".join(map(str, version)) or "none"
+        raise StoreError(
+            f"the ledger in {where} is at schema revision {found}, this program reads {head}: "
+            "run `ledger migrate` first"
+        )
 
 
 def alembic_config() -> Config:

@@ -36,10 +36,14 @@ MIGRATION_LOCK_KEY = 0x1ED6E4  # arbitrary constant, unique to this application
 insert = pg_insert
 
 
-def make_engine(url: URL) -> Engine:
-    """psycopg2 only: COPY goes through its ``copy_expert``."""
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """psycopg2 only: COPY goes through its ``copy_expert``. ``read_only``: every
+    transaction of the session is READ ONLY, so no statement can write."""
     if url.get_driver_name() != "psycopg2":
         raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
+    if read_only:
+        options = "-c default_transaction_read_only=on"
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
     return create_engine(url, pool_pre_ping=True)
 
 

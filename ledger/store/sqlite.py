@@ -10,7 +10,9 @@ deferred ``BEGIN``, which in WAL mode reads a consistent snapshot without blocki
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,7 +32,12 @@ COUNTERS_TABLE = "ledger_counters"
 insert = sqlite_insert
 
 
-def make_engine(url: URL) -> Engine:
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """``read_only``: the file must exist and is opened with SQLite's ``mode=ro``, so
+    nothing can create or change it (SQLite may still add its -wal/-shm reader files
+    beside a WAL-mode database that has none)."""
+    if read_only:
+        url = read_only_url(url)
     # check_same_thread off: pooled connections move between threads (never concurrently).
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
@@ -42,7 +49,8 @@ def make_engine(url: URL) -> Engine:
         # before SELECTs or DDL); SQLAlchemy's "begin" event below issues BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # switching to WAL writes the file header
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
@@ -53,6 +61,17 @@ def make_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only_url(url: URL) -> URL:
+    """``sqlite:///path`` as a read-only URI connection; ValueError if there is no file."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise ValueError(f"not a ledger file: {url.render_as_string()!r} (give sqlite:///PATH)")
+    if not Path(path).is_file():
+        raise ValueError(f"no ledger at {path}: the file does not exist")
+    uri = "file:" + quote(str(Path(path).resolve()))
+    return url.set(database=uri, query={"mode": "ro", "uri": "true"})
 
 
 def lock_for_migration(conn: Connection) -> None:
