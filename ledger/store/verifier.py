@@ -54,7 +54,9 @@ def verify_snapshot(
             mismatch = replay(conn)
             if mismatch is not None:
                 replayed = 1
-                found = (mismatch[0], None, None, mismatch[2])
+                table, key, problem = mismatch
+                seq = key if table in ("entries", "events") and type(key) is int else None
+                found = (table, seq, None, problem)
     event_chains = log.heads()
     return dataclasses.replace(
         report,
