@@ -168,6 +168,7 @@ class EntryRow:
     entry: JournalEntry | None
     posting_times: tuple[int, ...] = ()  # occurred_at of each stored posting
     malformed: str | None = None
+    posting_ordinals: tuple[int, ...] | None = None  # as stored; None: not read
 
     def recompute(self) -> str:
         assert self.entry is not None
@@ -181,6 +182,9 @@ class EntryRow:
             return f"postings of seq {self.seq} do not balance ({where})"
         if any(t != self.entry.occurred_at for t in self.posting_times):
             return f"posting occurred_at differs from its entry at {where}: posting altered"
+        ordinals = self.posting_ordinals
+        if ordinals is not None and ordinals != tuple(range(len(ordinals))):
+            return f"postings of {where} are numbered {list(ordinals)}, not 0, 1, …: renumbered"
         return None
 
 

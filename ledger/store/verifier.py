@@ -118,7 +118,7 @@ def _ordered(conn: Connection, table: Table, batch_size: int) -> Iterator[list[A
 def _stream_entries(conn: Connection, batch_size: int) -> Iterator[EntryRow]:
     p = tables.postings
     for rows in _ordered(conn, tables.entries, batch_size):
-        seqs = [r["seq"] for r in rows if r["seq"] is not None]
+        seqs = [r["seq"] for r in rows if type(r["seq"]) is int]  # others are malformed
         by_entry: dict[Any, list[Any]] = {}
         if seqs:
             query = select(p).where(p.c.entry_seq.in_(seqs)).order_by(p.c.entry_seq, p.c.ordinal)
@@ -140,6 +140,7 @@ def _entry_row(row: Any, postings: list[Any]) -> EntryRow:
         seq=row["seq"], chain=row["chain"], chain_seq=row["chain_seq"],
         prev_hash=row["prev_hash"], hash=row["hash"], entry=entry_from_row(row, postings),
         posting_times=tuple(posting["occurred_at"] for posting in postings),
+        posting_ordinals=tuple(posting["ordinal"] for posting in postings),
     )
 
 
