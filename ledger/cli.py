@@ -22,6 +22,8 @@ COMMANDS = {
     "parked": "ledger.commands.inspect:parked",
     "consume": "ledger.commands.consume:consume",
     "demo": "ledger.commands.demo:demo",
+    "keygen": "ledger.commands.checkpoint:keygen",
+    "checkpoint": "ledger.commands.checkpoint:checkpoint",
 }
 
 
