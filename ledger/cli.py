@@ -23,6 +23,7 @@ COMMANDS = {
     "consume": "ledger.commands.consume:consume",
     "demo": "ledger.commands.demo:demo",
     "keygen": "ledger.commands.checkpoint:keygen",
+    "migrate": "ledger.commands.migrate:migrate",
     "checkpoint": "ledger.commands.checkpoint:checkpoint",
 }
 

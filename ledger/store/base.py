@@ -19,6 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Table, select, text, update
 from sqlalchemy.engine import make_url
@@ -256,9 +257,30 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
         except BaseException:
             store.dispose()
             raise
-    elif migrate:
-        run_migrations(store)
+    elif migrate and current_revision(store) != head_revision():
+        try:
+            run_migrations(store)
+        except ProgrammingError as exc:  # e.g. a least-privilege role: permission denied
+            store.dispose()
+            raise StoreError(
+                f"the database is not at schema revision {head_revision()} and this role "
+                f"cannot migrate it ({_first_line(exc)}): run `ledger migrate --db OWNER_URL`"
+            ) from exc
     return store
+
+
+def current_revision(store: Store) -> str | None:
+    """The database's Alembic revision, None when it has no ledger schema yet."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        revision = context.get_current_revision()
+        conn.rollback()
+    return revision
+
+
+def _first_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
 def head_revision() -> str:
@@ -275,7 +297,7 @@ def check_schema(store: Store) -> None:
             version = conn.execute(select(text("version_num")).select_from(
                 text("alembic_version"))).scalars().all()
     except (OperationalError, ProgrammingError, DatabaseError) as exc:
-        first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        first = _first_line(exc)
         if "alembic_version" in first:
             raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
         raise StoreError(f"cannot read a ledger from {where}: {first}") from exc
