@@ -46,7 +46,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
 
@@ -144,19 +144,68 @@ class VerifyReport:
     chain_of_bad: str | None = None
     problem: str | None = None
     problems_found: int = 0
+    # where the first problem is: "entries" (first_bad_seq is an entries seq), "events"
+    # (an events seq: the event log), "chain_heads", or a reference-state table
+    table: str | None = None
+    events_checked: int = 0
+    event_chains: dict[str, tuple[int, str]] = field(default_factory=dict)
+    events_head: str = ""
 
 
 @dataclass(frozen=True)
 class EntryRow:
-    """One stored entry with its postings, as verify reads it back."""
+    """One stored entry with its postings, as verify reads it back.
 
-    seq: int
-    chain: str
-    chain_seq: int
-    prev_hash: str
-    hash: str
-    entry: JournalEntry
+    ``malformed`` names a stored value of the wrong type (or NULL where none belongs),
+    found before the entry could be rebuilt: such a row is reported as it is, never hashed.
+    """
+
+    seq: Any
+    chain: Any
+    chain_seq: Any
+    prev_hash: Any
+    hash: Any
+    entry: JournalEntry | None
     posting_times: tuple[int, ...] = ()  # occurred_at of each stored posting
+    malformed: str | None = None
+    posting_ordinals: tuple[int, ...] | None = None  # as stored; None: not read
+
+    def recompute(self) -> str:
+        assert self.entry is not None
+        return link_hash(self.prev_hash, self.chain, self.chain_seq, self.entry)
+
+    def content_problem(self, where: str) -> str | None:
+        assert self.entry is not None
+        try:
+            self.entry.check_balanced()
+        except UnbalancedEntry:
+            return f"postings of seq {self.seq} do not balance ({where})"
+        if any(t != self.entry.occurred_at for t in self.posting_times):
+            return f"posting occurred_at differs from its entry at {where}: posting altered"
+        ordinals = self.posting_ordinals
+        if ordinals is not None and ordinals != tuple(range(len(ordinals))):
+            return f"postings of {where} are numbered {list(ordinals)}, not 0, 1, …: renumbered"
+        return None
+
+
+class LinkedRow(Protocol):
+    """A hash-chained row (an entry, an event-log row) as the checker reads it."""
+
+    @property
+    def seq(self) -> Any: ...
+    @property
+    def chain(self) -> Any: ...
+    @property
+    def chain_seq(self) -> Any: ...
+    @property
+    def prev_hash(self) -> Any: ...
+    @property
+    def hash(self) -> Any: ...
+    @property
+    def malformed(self) -> str | None: ...
+
+    def recompute(self) -> str: ...
+    def content_problem(self, where: str) -> str | None: ...
 
 
 @dataclass
@@ -166,38 +215,66 @@ class _ChainState:
     seq: int = -1
 
 
+def _is_link(value: object) -> bool:
+    return type(value) is str and len(value) == 64 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 @dataclass
 class ChainChecker:
     """Feeds on stored rows in (chain, chain_seq) order and remembers the first problem.
 
-    ``stored_heads`` is the chain_heads table (chain -> (chain_seq, hash)). Problems are
+    ``stored_heads`` is the chain head table (chain -> (chain_seq, hash)). Problems are
     ranked by global seq; head-table problems (which have no row) rank after row problems.
+    ``label`` prefixes every message (e.g. "event log: ") when the rows are not entries.
+    Never raises for any stored value: a value of the wrong type is a reported problem.
     """
 
     stored_heads: Mapping[str, tuple[int, str]]
+    label: str = ""
     chains: dict[str, _ChainState] = field(default_factory=dict)
     entries_checked: int = 0
     problems_found: int = 0
     _best: tuple[float, int | None, str, str] | None = None
 
-    def feed(self, row: EntryRow) -> None:
+    def feed(self, row: LinkedRow) -> None:
         self.entries_checked += 1
+        if row.malformed is not None or type(row.chain) is not str:
+            why = row.malformed or f"chain name {row.chain!r} is not text"
+            self._note(row.seq, _text(row.chain), f"malformed row at seq {row.seq!r}: {why}")
+            return
         state = self.chains.setdefault(row.chain, _ChainState())
         problem = self._row_problem(row, state)
         if problem is not None:
             self._note(row.seq, row.chain, problem)
-        if row.chain_seq > state.chain_seq:
+        well_typed = type(row.chain_seq) is int and type(row.seq) is int and _is_link(row.hash)
+        if well_typed and row.chain_seq > state.chain_seq:
             state.chain_seq, state.hash, state.seq = row.chain_seq, row.hash, row.seq
 
-    def note_orphan_posting(self, entry_seq: int) -> None:
+    def note_orphan_posting(self, entry_seq: object) -> None:
         self._note(
-            entry_seq, None, f"postings of seq {entry_seq} have no entry: an entry was "
+            entry_seq, None, f"postings of seq {entry_seq!r} have no entry: an entry was "
             "removed or postings were forged"
         )
 
+    def note(self, seq: object, chain: str | None, problem: str) -> None:
+        """Record a problem found outside the chain walk (ranked like the others)."""
+        self._note(seq, chain, problem)
+
+    @property
+    def first_problem(self) -> tuple[int | None, str | None, str] | None:
+        """(seq, chain, problem) of the best-ranked problem so far, or None."""
+        best = self._best
+        return None if best is None else (best[1], best[2] or None, best[3])
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        return {c: (s.chain_seq, s.hash) for c, s in self.chains.items()}
+
     def report(self, expect_head: str | None = None) -> VerifyReport:
-        self._check_heads()
-        heads = {c: (s.chain_seq, s.hash) for c, s in self.chains.items()}
+        self.check_heads()
+        heads = self.heads()
         head = ledger_head(heads)
         if expect_head is not None and head != expect_head and self._best is None:
             self._note(None, None, f"ledger head {head} differs from the expected {expect_head}")
@@ -213,14 +290,20 @@ class ChainChecker:
             problems_found=self.problems_found,
         )
 
-    def _row_problem(self, row: EntryRow, state: _ChainState) -> str | None:
-        where = f"seq {row.seq} (chain {row.chain} #{row.chain_seq})"
+    def _row_problem(self, row: LinkedRow, state: _ChainState) -> str | None:
+        where = f"{self.label}seq {row.seq} (chain {row.chain} #{row.chain_seq})"
+        for name in ("seq", "chain_seq"):
+            if type(getattr(row, name)) is not int:
+                return f"malformed row at {where}: {name} is {getattr(row, name)!r}"
+        for name in ("prev_hash", "hash"):
+            if not _is_link(getattr(row, name)):
+                return f"malformed row at {where}: {name} is {getattr(row, name)!r}"
         if row.chain_seq <= state.chain_seq:
             return f"duplicate/extra row at {where}: chain position already taken"
         if row.chain_seq != state.chain_seq + 1:
             return (
-                f"gap in chain {row.chain} after #{state.chain_seq}: a row was removed "
-                f"(next row is {where})"
+                f"{self.label}gap in chain {row.chain} after #{state.chain_seq}: a row was "
+                f"removed (next row is {where})"
             )
         if row.seq <= state.seq:
             return (
@@ -230,38 +313,45 @@ class ChainChecker:
         stored_head = self.stored_heads.get(row.chain)
         if stored_head is None or row.chain_seq > stored_head[0]:
             return f"extra row at {where}: beyond the chain head table"
-        if link_hash(row.prev_hash, row.chain, row.chain_seq, row.entry) != row.hash:
+        try:
+            recomputed = row.recompute()
+        except (TypeError, ValueError) as exc:
+            return f"malformed row at {where}: {exc}"
+        if recomputed != row.hash:
             return f"hash mismatch at {where}: row altered"
         if row.prev_hash != state.hash:
             return (
                 f"broken link at {where}: prev_hash is not the hash of #{state.chain_seq}; "
                 "a row before it was altered or replaced"
             )
-        try:
-            row.entry.check_balanced()
-        except UnbalancedEntry:
-            return f"postings of seq {row.seq} do not balance ({where})"
-        if any(t != row.entry.occurred_at for t in row.posting_times):
-            return f"posting occurred_at differs from its entry at {where}: posting altered"
-        return None
+        return row.content_problem(where)
 
-    def _check_heads(self) -> None:
+    def check_heads(self) -> None:
         for chain, (head_seq, head_hash) in sorted(self.stored_heads.items()):
             state = self.chains.get(chain, _ChainState())
             if (state.chain_seq, state.hash) != (head_seq, head_hash):
                 self._note(
                     None,
                     chain,
-                    f"chain head table says {chain} #{head_seq}/{head_hash} but the journal "
-                    f"ends at #{state.chain_seq}/{state.hash}",
+                    f"{self.label}chain head table says {chain} #{head_seq}/{head_hash} but "
+                    f"the {'log' if self.label else 'journal'} ends at "
+                    f"#{state.chain_seq}/{state.hash}",
                 )
         # A chain with rows but no head row is reported row by row ("extra row").
 
-    def _note(self, seq: int | None, chain: str | None, problem: str) -> None:
+    def _note(self, seq: object, chain: str | None, problem: str) -> None:
         self.problems_found += 1
-        rank = (float("inf") if seq is None else float(seq), seq, chain or "", problem)
-        if self._best is None or rank[0] < self._best[0]:
-            self._best = rank
+        int_seq = seq if type(seq) is int else None
+        # a row whose seq is not even an int ranks after every well-numbered row
+        rank = float(int_seq) if int_seq is not None else float("inf")
+        if seq is not None and int_seq is None:
+            rank = 2.0**64
+        if self._best is None or rank < self._best[0]:
+            self._best = (rank, int_seq, chain or "", problem)
+
+
+def _text(value: object) -> str | None:
+    return value if type(value) is str else None
 
 
 def entry_from_row(

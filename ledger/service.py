@@ -236,9 +236,7 @@ class LedgerService:
                     _UNDECODABLE: True,
                 })
 
-        self.store.bulk_insert(conn, t.events, events_rows)
-        for chain, entries in sorted(chains.items()):  # one lock order: no deadlocks
-            self.store.append_entries(conn, chain, entries, now)
+        self.store.append_batch(conn, events_rows, chains, now)  # locks chains in one order
         if dead_rows:
             report.dead_letters = self._store_dead_letters(conn, dead_rows, report)
         write_changes(conn, self.store.bulk_insert, state.changes(), now)
@@ -263,7 +261,7 @@ class LedgerService:
             events_rows.append({
                 "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
                 "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
-                "outcome": kind, "payload": payload,
+                "outcome": kind, "payload": payload, "chain": inc.chain,
             })
         if isinstance(outcome, Applied):
             report.applied += 1

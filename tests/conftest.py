@@ -11,6 +11,9 @@ fixtures fail with a message saying how to run the suite.
 - ``fresh_pg_url`` (function): URL of a new, empty database on that cluster, dropped after.
 - ``db_url`` (function, parametrized ``sqlite`` / ``postgres``): a fresh database of each
   backend; a test that takes it is the backend contract suite and runs on both.
+- ``pg_roles`` (function): a new, empty database owned by ``ledger_owner``, with the URLs
+  of its three roles: ``owner`` (runs migrations), ``service`` (least privilege, what the
+  service connects as) and ``admin`` (the superuser ``ledger``, for tampering).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -30,7 +34,7 @@ PG_ENV = "LEDGER_TEST_PG_URL"
 TOPIC_READY_TIMEOUT_MS = 30_000
 
 KAFKA_FIXTURES = {"kafka_bootstrap", "new_topic"}
-PG_FIXTURES = {"pg_url", "fresh_pg_url"}
+PG_FIXTURES = {"pg_url", "fresh_pg_url", "pg_roles"}
 
 
 def _required_env(name: str, start_script: str) -> str:
@@ -135,6 +139,32 @@ def fresh_pg_url(pg_url: str, _pg_admin: Engine) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _pg_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass(frozen=True)
+class PgRoles:
+    admin: str
+    owner: str
+    service: str
+
+
+@pytest.fixture
+def pg_roles(pg_url: str, _pg_admin: Engine) -> Iterator[PgRoles]:
+    """A new database owned by ledger_owner (roles made by deploy/postgres/start.sh)."""
+    name = _unique("test_roles_")
+    with _pg_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER ledger_owner'))
+    base = make_url(pg_url).set(database=name)
+
+    def as_role(role: str) -> str:
+        return base.set(username=role, password=role).render_as_string(hide_password=False)
+
+    try:
+        yield PgRoles(admin=base.render_as_string(hide_password=False),
+                      owner=as_role("ledger_owner"), service=as_role("ledger_service"))
     finally:
         with _pg_admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

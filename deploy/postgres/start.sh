@@ -4,7 +4,8 @@
 # Installs Debian's `postgresql` package when no server binaries exist under
 # /usr/lib/postgresql, creates the OS user `ledgerpg`, runs initdb once, starts the
 # cluster, ensures role `ledger` (password `ledger`, SUPERUSER: tests disable triggers to
-# simulate tampering) and database `ledger`, and returns only when a real query answers.
+# simulate tampering), the least-privilege roles `ledger_owner` and `ledger_service`, and
+# database `ledger`, and returns only when a real query answers.
 # Idempotent: already running → says so, exits 0. Prints the SQLAlchemy URL.
 # Env: PG_PORT (55432), PG_START_TIMEOUT (60 s), LEDGER_PG_OS_USER (ledgerpg),
 # LEDGER_CACHE_DIR (<repo>/.cache).
@@ -100,10 +101,35 @@ BEGIN
 END
 $$;
 SQL
+    ensure_least_privilege_roles
     if [[ -z $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'ledger'") ]]; then
         psql_admin -c "CREATE DATABASE ledger OWNER ledger" >/dev/null \
             || fail "could not create database ledger"
     fi
+}
+
+# Least privilege (docs/operations.md, "Database roles"): ledger_owner owns the schema
+# and runs the migrations (`ledger migrate --db OWNER_URL --grant ledger_service`);
+# ledger_service is what the service connects as: neither owner nor superuser, it gets
+# only the grants `ledger migrate --grant` gives. Passwords equal the names (a private
+# cluster listening on 127.0.0.1 only).
+ensure_least_privilege_roles() {
+    psql_admin >/dev/null <<'SQL' || fail "could not create roles ledger_owner/ledger_service"
+DO $$
+DECLARE
+    name text;
+BEGIN
+    FOREACH name IN ARRAY ARRAY['ledger_owner', 'ledger_service'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = name) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', name, name);
+        END IF;
+        EXECUTE format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                       'NOREPLICATION NOBYPASSRLS PASSWORD %L', name, name);
+    END LOOP;
+    ALTER ROLE ledger_service NOINHERIT;
+END
+$$;
+SQL
 }
 
 # Poll until the server accepts a password login over TCP and answers a query.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -18,6 +19,7 @@ from ledger.commands.common import (
     resolve_db,
     table,
 )
+from ledger.journal import VerifyReport
 from ledger.store.base import open_store
 from ledger.store.base import verify as verify_store
 
@@ -26,26 +28,53 @@ from ledger.store.base import verify as verify_store
 @db_option
 @click.option("--expect-head", default=None, callback=hex_digest,
               help="fail unless the ledger head equals this")
+@click.option("--no-replay", is_flag=True,
+              help="check the hash chains only, not the replay of the event log")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
-def verify(ctx: click.Context, db_url: str | None, expect_head: str | None, as_json: bool) -> None:
-    """Recompute every hash chain; exit 1 and name the first bad row if anything was altered."""
-    store = open_store(resolve_db(ctx, db_url))
-    report = verify_store(store, expect_head=expect_head)
+def verify(
+    ctx: click.Context, db_url: str | None, expect_head: str | None, no_replay: bool,
+    as_json: bool,
+) -> None:
+    """Recompute every hash chain and replay the event log; exit 1 and name the first bad
+    row if anything was altered. Never writes to the database."""
+    store = open_store(resolve_db(ctx, db_url), read_only=True)
+    try:
+        report = verify_store(store, expect_head=expect_head, replay=not no_replay)
+    finally:
+        store.dispose()
     if as_json:
-        echo_json({
-            "ok": report.ok, "entries_checked": report.entries_checked, "head": report.head,
-            "chains": {c: {"chain_seq": s, "hash": h} for c, (s, h) in report.chains.items()},
-            "first_bad_seq": report.first_bad_seq, "chain": report.chain_of_bad,
-            "problem": report.problem,
-        })
+        click.echo(report_json(report))
     elif report.ok:
-        click.echo(f"OK: {report.entries_checked} entries in {len(report.chains)} chain(s) verified")
+        click.echo(f"OK: {report.entries_checked} entries in {len(report.chains)} chain(s) and "
+                   f"{report.events_checked} logged events verified")
         click.echo(f"ledger head {report.head}")
     else:
-        click.echo(f"TAMPERED: {report.problem}", err=True)
-        click.echo(f"first bad seq: {report.first_bad_seq} (chain {report.chain_of_bad})", err=True)
+        click.echo(safe_text(f"TAMPERED: {report.problem}"), err=True)
+        click.echo(safe_text(f"first bad seq: {report.first_bad_seq} in {report.table} "
+                             f"(chain {report.chain_of_bad})"), err=True)
     sys.exit(0 if report.ok else 1)
+
+
+def report_json(report: VerifyReport) -> str:
+    """The report as JSON that always parses, whatever text the database held."""
+    def links(chains: dict[str, tuple[int, str]]) -> dict[str, dict[str, object]]:
+        return {safe_text(c): {"chain_seq": s, "hash": safe_text(h)} for c, (s, h) in chains.items()}
+
+    body = {
+        "ok": report.ok, "entries_checked": report.entries_checked, "head": report.head,
+        "chains": links(report.chains), "events_checked": report.events_checked,
+        "events_head": report.events_head, "event_chains": links(report.event_chains),
+        "first_bad_seq": report.first_bad_seq, "table": report.table,
+        "chain": None if report.chain_of_bad is None else safe_text(report.chain_of_bad),
+        "problem": None if report.problem is None else safe_text(report.problem),
+    }
+    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+
+
+def safe_text(value: object) -> str:
+    """Printable on any terminal: lone surrogates (text that was not UTF-8) escaped."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @click.command()
@@ -61,7 +90,7 @@ def balances(
     as_json: bool,
 ) -> None:
     """Per sharer and currency: pending, available, in-flight, paid (from the journal)."""
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), read_only=True)
     rows = queries.sharer_balances(store, sharer_id=sharer_id, as_of=as_of)
     if as_json:
         echo_json([r.as_dict() for r in rows])
@@ -83,7 +112,7 @@ def balances(
 @click.pass_context
 def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
     """Events that could not be applied, with their reason codes."""
-    rows = queries.dead_letters(open_store(resolve_db(ctx, db_url)), limit)
+    rows = queries.dead_letters(open_store(resolve_db(ctx, db_url), read_only=True), limit)
     if as_json:
         echo_json(rows)
         return
@@ -104,7 +133,7 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
 @click.pass_context
 def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
     """Events waiting for a reference (an order, an upline, a payout request)."""
-    rows = queries.parked_events(open_store(resolve_db(ctx, db_url)), limit)
+    rows = queries.parked_events(open_store(resolve_db(ctx, db_url), read_only=True), limit)
     if as_json:
         echo_json(rows)
         return

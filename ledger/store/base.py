@@ -21,20 +21,17 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, exists, select, tuple_, update
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from ledger.domain.entries import JournalEntry
-from ledger.journal import (
-    GENESIS,
-    ChainChecker,
-    EntryRow,
-    VerifyReport,
-    entry_from_row,
-    link_hash,
-    validate_entry,
-)
+from ledger.eventlog import link_events
+from ledger.journal import GENESIS, VerifyReport, link_hash, validate_entry
 from ledger.store import postgres, sqlite, tables
+from ledger.store.verifier import verify_snapshot
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 COUNTERS = ("entries", "events", "dead_letters", "arrival")
@@ -123,7 +120,7 @@ class Store:
             entry.check_balanced()
         if not entries:
             return []
-        head_seq, prev = self._lock_head(conn, chain)
+        head_seq, prev, _, _ = self._lock_head(conn, chain)
         seqs = self.allocate(conn, "entries", len(entries))
         entry_rows: list[dict[str, Any]] = []
         posting_rows: list[dict[str, Any]] = []
@@ -171,25 +168,57 @@ class Store:
         if rows:
             self._impl.add_to_balances(conn, rows)
 
-    def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str]:
-        """Lock the chain's head row (creating it at GENESIS on first use) and read it.
+    def append_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert event-log rows, each linked into the hash chain named by its "chain" key
+        (ledger/eventlog.py), in order. Locks those chains' head rows like append_entries."""
+        by_chain: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_chain.setdefault(row["chain"], []).append(row)
+        heads = tables.chain_heads
+        for chain, linked in sorted(by_chain.items()):
+            _check_chain(chain)
+            _, _, events_seq, events_hash = self._lock_head(conn, chain)
+            new_seq, new_hash = link_events(chain, (events_seq, events_hash), linked)
+            conn.execute(
+                update(heads).where(heads.c.chain == chain)
+                .values(events_seq=new_seq, events_hash=new_hash)
+            )
+        self.bulk_insert(conn, tables.events, rows)
+
+    def append_batch(
+        self, conn: Connection, events: Sequence[dict[str, Any]],
+        entries: dict[str, list[JournalEntry]], recorded_at: int,
+    ) -> None:
+        """A batch's event-log rows and journal entries. Every chain involved is locked
+        first, in name order, so two batches never wait on each other in a cycle."""
+        for chain in sorted({row["chain"] for row in events} | set(entries)):
+            _check_chain(chain)
+            self._lock_head(conn, chain)
+        self.append_events(conn, events)
+        for chain, chain_entries in sorted(entries.items()):
+            self.append_entries(conn, chain, chain_entries, recorded_at)
+
+    def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str, int, str]:
+        """Lock the chain's head row (creating it at GENESIS on first use) and read it:
+        (entries chain_seq, hash, event-log chain_seq, hash).
 
         INSERT … ON CONFLICT DO NOTHING then SELECT … FOR UPDATE is safe when two writers
         create the same chain at once: the second insert waits for the first, then does
         nothing, and its SELECT sees (and waits for) the committed row."""
         heads = tables.chain_heads
-        query = (
-            select(heads.c.chain_seq, heads.c.hash).where(heads.c.chain == chain).with_for_update()
-        )
+        query = select(
+            heads.c.chain_seq, heads.c.hash, heads.c.events_seq, heads.c.events_hash
+        ).where(heads.c.chain == chain).with_for_update()
         row = conn.execute(query).first()
         if row is None:
             conn.execute(
                 self.insert(heads)
-                .values(chain=chain, chain_seq=0, hash=GENESIS)
+                .values(chain=chain, chain_seq=0, hash=GENESIS, events_seq=0,
+                        events_hash=GENESIS)
                 .on_conflict_do_nothing(index_elements=["chain"])
             )
             row = conn.execute(query).one()
-        return int(row.chain_seq), str(row.hash)
+        return int(row.chain_seq), str(row.hash), int(row.events_seq), str(row.events_hash)
 
 
 def _check_chain(chain: object) -> None:
@@ -222,10 +251,14 @@ def _entry_row(
 # --- opening and migrating --------------------------------------------------------------
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
+def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
-    several processes at once). Raises StoreError for an unsupported URL."""
+    several processes at once). Raises StoreError for an unsupported URL.
+
+    ``read_only`` (the read commands): never migrates, never creates a file, and every
+    transaction is read-only; the database must already hold a ledger at the latest
+    revision, else StoreError says what is missing."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
@@ -234,13 +267,67 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if backend not in _BACKENDS:
         raise StoreError(f"unsupported database {backend!r}: use postgresql or sqlite")
     try:
-        engine = _BACKENDS[backend].make_engine(parsed)
+        engine = _BACKENDS[backend].make_engine(parsed, read_only=read_only)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
     store = Store(engine, backend, url)
-    if migrate:
-        run_migrations(store)
+    if read_only:
+        try:
+            check_schema(store)
+        except BaseException:
+            store.dispose()
+            raise
+    elif migrate and current_revision(store) != head_revision():
+        try:
+            run_migrations(store)
+        except ProgrammingError as exc:  # e.g. a least-privilege role: permission denied
+            store.dispose()
+            raise StoreError(
+                f"the database is not at schema revision {head_revision()} and this role "
+                f"cannot migrate it ({_first_line(exc)}): run `ledger migrate --db OWNER_URL`"
+            ) from exc
     return store
+
+
+def current_revision(store: Store) -> str | None:
+    """The database's Alembic revision, None when it has no ledger schema yet."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        revision = context.get_current_revision()
+        conn.rollback()
+    return revision
+
+
+def _first_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def check_schema(store: Store) -> None:
+    """StoreError unless the database holds a ledger schema at the latest revision."""
+    where = make_url(store.url).render_as_string(hide_password=True)
+    try:
+        with store.read() as conn:
+            version = conn.execute(select(text("version_num")).select_from(
+                text("alembic_version"))).scalars().all()
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        first = _first_line(exc)
+        if "alembic_version" in first:
+            raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
+        raise StoreError(f"cannot read a ledger from {where}: {first}") from exc
+    head = head_revision()
+    if version != [head]:
+        found = ", ".join(map(str, version)) or "none"
+        raise StoreError(
+            f"the ledger in {where} is at schema revision {found}, this program reads {head}: "
+            "run `ledger migrate` first"
+        )
 
 
 def alembic_config() -> Config:
@@ -268,70 +355,26 @@ def run_migrations(store: Store, revision: str = "head") -> None:
 
 
 def verify(
-    store: Store, *, batch_size: int = 10_000, expect_head: str | None = None
+    store: Store, *, batch_size: int = 10_000, expect_head: str | None = None,
+    replay: bool = True,
 ) -> VerifyReport:
     """Recompute every chain from the stored rows and report the first bad row.
 
-    Reads one consistent snapshot, streaming entries ordered by (chain, chain_seq) with
-    their postings, ``batch_size`` entries at a time. Checks chain_seq continuity from 1,
-    seq order within a chain, each link's hash and prev_hash, balance per currency,
-    postings' occurred_at, orphan postings and agreement with ``chain_heads``; compares the
-    ledger head with ``expect_head`` when given (see ledger.journal for what cannot be
-    detected without it)."""
+    Reads one consistent snapshot, streaming rows ordered by (chain, chain_seq),
+    ``batch_size`` at a time. Journal: chain_seq continuity from 1, seq order within a
+    chain, each link's hash and prev_hash, balance per currency, postings' occurred_at,
+    orphan postings and agreement with ``chain_heads``. Event log: the same chain checks
+    (ledger/eventlog.py). Then, unless ``replay`` is False, the event log is replayed
+    through the rules and what it implies is compared with the journal and the reference
+    state (ledger/store/replay.py). Compares the ledger head with ``expect_head`` when
+    given. Never raises for a stored value of any type: that is a reported problem."""
     if type(batch_size) is not int or batch_size < 1:
         raise StoreError(f"batch_size must be a positive int, not {batch_size!r}")
+    check = None
+    if replay:
+        from ledger.store.replay import check_replay
+
+        check = check_replay
     with store.read() as conn:
-        heads = tables.chain_heads
-        stored = {r.chain: (int(r.chain_seq), r.hash) for r in conn.execute(select(heads))}
-        checker = ChainChecker(stored_heads=stored)
-        for row in _stream_rows(conn, batch_size):
-            checker.feed(row)
-        orphan = _first_orphan_posting(conn)
-        if orphan is not None:
-            checker.note_orphan_posting(orphan)
-    return checker.report(expect_head)
-
-
-def _stream_rows(conn: Connection, batch_size: int) -> Iterator[EntryRow]:
-    e, p = tables.entries, tables.postings
-    # seq breaks ties so that even duplicate (chain, chain_seq) rows (possible only if a
-    # superuser dropped the unique constraint) are all read, none skipped at a boundary.
-    key = tuple_(e.c.chain, e.c.chain_seq, e.c.seq)
-    after: tuple[str, int, int] | None = None
-    while True:
-        query = select(e).order_by(e.c.chain, e.c.chain_seq, e.c.seq).limit(batch_size)
-        if after is not None:
-            query = query.where(key > tuple_(*after))
-        rows = conn.execute(query).mappings().all()
-        if not rows:
-            return
-        last = (rows[-1]["chain"], rows[-1]["chain_seq"], rows[-1]["seq"])
-        posting_query = (
-            select(p.c.entry_seq, p.c.account, p.c.currency, p.c.amount, p.c.occurred_at)
-            .join(e, e.c.seq == p.c.entry_seq)
-            .where(key <= tuple_(*last))
-            .order_by(p.c.entry_seq, p.c.ordinal)
-        )
-        if after is not None:
-            posting_query = posting_query.where(key > tuple_(*after))
-        by_entry: dict[int, list[Any]] = {}
-        for posting in conn.execute(posting_query).mappings():
-            by_entry.setdefault(posting["entry_seq"], []).append(posting)
-        for row in rows:
-            postings = by_entry.get(row["seq"], [])
-            yield EntryRow(
-                seq=row["seq"],
-                chain=row["chain"],
-                chain_seq=row["chain_seq"],
-                prev_hash=row["prev_hash"],
-                hash=row["hash"],
-                entry=entry_from_row(row, postings),
-                posting_times=tuple(posting["occurred_at"] for posting in postings),
-            )
-        after = last
-
-
-def _first_orphan_posting(conn: Connection) -> int | None:
-    e, p = tables.entries, tables.postings
-    query = select(p.c.entry_seq).where(~exists().where(e.c.seq == p.c.entry_seq))
-    return conn.execute(query.order_by(p.c.entry_seq).limit(1)).scalar()
+        return verify_snapshot(conn, batch_size=batch_size, expect_head=expect_head,
+                               replay=check)

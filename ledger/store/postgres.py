@@ -37,10 +37,14 @@ MIGRATION_LOCK_KEY = 0x1ED6E4  # arbitrary constant, unique to this application
 insert = pg_insert
 
 
-def make_engine(url: URL) -> Engine:
-    """psycopg2 only: COPY goes through its ``copy_expert``."""
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """psycopg2 only: COPY goes through its ``copy_expert``. ``read_only``: every
+    transaction of the session is READ ONLY, so no statement can write."""
     if url.get_driver_name() != "psycopg2":
         raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
+    if read_only:
+        options = "-c default_transaction_read_only=on"
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -172,6 +176,30 @@ BEGIN
 END
 $$
 """
+
+
+HEADS_FUNCTION_0004 = """
+CREATE OR REPLACE FUNCTION ledger_heads_forward_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.chain = OLD.chain AND NEW.chain_seq >= OLD.chain_seq
+            AND NEW.events_seq >= OLD.events_seq THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'chain_heads only move forward: % refused', TG_OP
+        USING ERRCODE = '23001';
+END
+$$
+"""
+
+
+def append_only_ddl(table: str) -> list[str]:
+    """The triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
+    row = (f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+           "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()")
+    statement = (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                 "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()")
+    return [row, statement]
 
 
 def upgrade_ddl() -> list[str]:

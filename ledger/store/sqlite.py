@@ -10,7 +10,9 @@ deferred ``BEGIN``, which in WAL mode reads a consistent snapshot without blocki
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,8 +32,11 @@ COUNTERS_TABLE = "ledger_counters"
 insert = sqlite_insert
 
 
-def make_engine(url: URL) -> Engine:
-    """Raises ValueError for an in-memory database: it would vanish with the process."""
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """Raises ValueError for an in-memory database: it would vanish with the process.
+    ``read_only``: the file must exist and is opened with SQLite's ``mode=ro``, so
+    nothing can create or change it (SQLite may still add its -wal/-shm reader files
+    beside a WAL-mode database that has none)."""
     database = url.database or ""
     if database in ("", ":memory:") or url.query.get("mode") == "memory" or (
         database.startswith("file:") and "mode=memory" in database
@@ -40,6 +45,8 @@ def make_engine(url: URL) -> Engine:
             "an in-memory SQLite database keeps nothing once the command ends: "
             "name a file, e.g. sqlite:///ledger.sqlite"
         )
+    if read_only:
+        url = read_only_url(url)
     # check_same_thread off: pooled connections move between threads (never concurrently).
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
@@ -51,7 +58,8 @@ def make_engine(url: URL) -> Engine:
         # before SELECTs or DDL); SQLAlchemy's "begin" event below issues BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # switching to WAL writes the file header
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
@@ -62,6 +70,17 @@ def make_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only_url(url: URL) -> URL:
+    """``sqlite:///path`` as a read-only URI connection; ValueError if there is no file."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise ValueError(f"not a ledger file: {url.render_as_string()!r} (give sqlite:///PATH)")
+    if not Path(path).is_file():
+        raise ValueError(f"no ledger at {path}: the file does not exist")
+    uri = "file:" + quote(str(Path(path).resolve()))
+    return url.set(database=uri, query={"mode": "ro", "uri": "true"})
 
 
 def lock_for_migration(conn: Connection) -> None:
@@ -141,6 +160,34 @@ def trigger_ddl(table: str, op: str) -> str:
         f"CREATE TRIGGER {trigger_name(table, op)} BEFORE {op} ON {table} BEGIN "
         f"SELECT RAISE(ABORT, 'journal table {table} is append-only: {op} refused'); END"
     )
+
+
+def no_replace_trigger_ddl(table: str, keys: tuple[tuple[str, ...], ...]) -> str:
+    """The trigger refusing an INSERT whose key already exists in ``table``.
+
+    ``INSERT OR REPLACE`` (and ``REPLACE INTO``) resolves a key conflict by deleting the
+    old row, and SQLite fires no DELETE trigger for that (unless recursive_triggers is on,
+    a per-connection setting an attacker would not set). A BEFORE INSERT trigger runs
+    before the conflict is resolved, so raising there refuses the replacement. A plain
+    duplicate INSERT fails here too, still as an IntegrityError."""
+    taken = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} WHERE "
+        + " AND ".join(f"{column} = NEW.{column}" for column in key) + ")"
+        for key in keys
+    )
+    return (
+        f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN {taken} BEGIN "
+        f"SELECT RAISE(ABORT, 'table {table} is append-only: INSERT over an existing row "
+        "refused'); END"
+    )
+
+
+HEADS_FORWARD_ONLY_0004 = (
+    "CREATE TRIGGER chain_heads_forward_only BEFORE UPDATE ON chain_heads "
+    "WHEN NEW.chain <> OLD.chain OR NEW.chain_seq < OLD.chain_seq "
+    "OR NEW.events_seq < OLD.events_seq BEGIN "
+    "SELECT RAISE(ABORT, 'chain_heads only move forward: UPDATE refused'); END"
+)
 
 
 def downgrade_ddl() -> list[str]:

@@ -300,3 +300,10 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
 def _payout_row(p: Payout) -> dict[str, Any]:
     return {"payout_id": p.payout_id, "sharer_id": p.sharer_id, "currency": p.currency,
             "amount": p.amount, "state": p.state}
+
+
+# public names for verify's replay check (ledger/store/replay.py), which compares stored
+# rows with the state a replay implies, in exactly the form the writer above stores
+order_from_row = _order
+order_to_row = _order_row
+plan_from_json = _plan_from_json

@@ -75,7 +75,13 @@ events = Table(
     Column("source", String(300), nullable=False),
     Column("outcome", String(20), nullable=False),  # applied | rejected | parked (on arrival)
     Column("payload", Text, nullable=False),  # canonical JSON form
+    # the event log is hash chained like the journal (ledger/eventlog.py), per writer chain
+    Column("chain", String(200), nullable=False),
+    Column("chain_seq", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
+Index("uq_events_chain_seq", events.c.chain, events.c.chain_seq, unique=True)
 
 dead_letters = Table(
     "dead_letters",
@@ -97,7 +103,18 @@ Index("uq_dead_letters_dedup_key", dead_letters.c.dedup_key, unique=True)
 
 JOURNAL_TABLES = ("entries", "postings", "events", "dead_letters")
 
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("signature", String(200), primary_key=True),  # hex Ed25519 signature of body
+    Column("created_at", BigInteger, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the signed canonical JSON (ledger/checkpoint.py)
+)
+
 # --- reference state: mutable --------------------------------------------------------
+# (plans, sharers, clicks, refunds and settlement runs are written once and never changed:
+# append-only like the journal since revision 0004, see WRITE_ONCE_TABLES)
 
 plans = Table(
     "plans",
@@ -184,6 +201,10 @@ account_balances = Table(
     Column("balance", BigInteger().with_variant(Numeric(40, 0), "postgresql"), nullable=False),
 )
 
+WRITE_ONCE_TABLES = ("plans", "sharers", "clicks", "refunds", "settlement_runs")
+# every table the database refuses to UPDATE, DELETE or TRUNCATE
+APPEND_ONLY_TABLES = (*JOURNAL_TABLES, "checkpoints", *WRITE_ONCE_TABLES)
+
 # --- bookkeeping ------------------------------------------------------------------------
 
 parked = Table(
@@ -207,6 +228,9 @@ chain_heads = Table(
     Column("chain", String(200), primary_key=True),
     Column("chain_seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # the last link of the chain's event log (events.chain_seq / events.hash)
+    Column("events_seq", BigInteger, nullable=False, server_default="0"),
+    Column("events_hash", String(64), nullable=False, server_default="0" * 64),
 )
 
 consumer_offsets = Table(

@@ -1,0 +1,129 @@
+"""``ledger keygen`` and ``ledger checkpoint sign|verify``: Ed25519 signed checkpoints of
+the chain heads (ledger/checkpoint.py), verifiable offline with the public key."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_signature,
+    load_private_key,
+    load_public_key,
+    parse,
+)
+from ledger.checkpoint import (
+    keygen as new_key_pair,
+)
+from ledger.commands.common import db_option, resolve_db
+from ledger.service import wall_clock_ms
+from ledger.store.base import open_store, verify
+from ledger.store.checkpoints import extension_problems, load_checkpoints, sign_checkpoint
+
+
+@click.command()
+@click.option("--private", "private_path", required=True, type=click.Path(path_type=Path),
+              help="where to write the private key (PEM, created with mode 0600)")
+@click.option("--public", "public_path", required=True, type=click.Path(path_type=Path),
+              help="where to write the public key (PEM): give it to the auditors")
+def keygen(private_path: Path, public_path: Path) -> None:
+    """Create an Ed25519 key pair for signing checkpoints. Never overwrites a file."""
+    private_pem, public_pem = new_key_pair()
+    for path in (private_path, public_path):
+        if path.exists():
+            raise click.ClickException(f"{path} exists: not overwritten")
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    public_path.write_bytes(public_pem)
+    click.echo(f"private key {private_path} (keep it secret), public key {public_path}")
+
+
+@click.group()
+def checkpoint() -> None:
+    """Signed checkpoints of the chain heads."""
+
+
+@checkpoint.command("sign")
+@db_option
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="the private key (PEM) from `ledger keygen`")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the checkpoint to this file (default: print it)")
+@click.pass_context
+def sign(ctx: click.Context, db_url: str | None, key_path: Path, out: Path | None) -> None:
+    """Verify the ledger, then sign its heads and store the checkpoint in the database.
+
+    Refuses to sign a ledger that does not verify: a signature would bless tampering."""
+    key = _read(load_private_key, key_path)
+    store = open_store(resolve_db(ctx, db_url))
+    try:
+        report = verify(store)
+        if not report.ok:
+            raise click.ClickException(f"not signed: the ledger does not verify: {report.problem}")
+        signed = sign_checkpoint(store, key, wall_clock_ms())
+    finally:
+        store.dispose()
+    if out is None:
+        click.echo(signed.to_json())
+    else:
+        out.write_text(signed.to_json() + "\n")
+        click.echo(f"checkpoint of {len(signed.chains())} chain(s) written to {out}")
+
+
+@checkpoint.command("verify")
+@db_option
+@click.option("--pub", "pub_path", required=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="the signer's public key (PEM)")
+@click.argument("checkpoint_file", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def verify_checkpoint(ctx: click.Context, db_url: str | None, pub_path: Path,
+                      checkpoint_file: Path | None, as_json: bool) -> None:
+    """Prove that the ledger extends CHECKPOINT_FILE (default: every checkpoint stored in
+    the database): the signature verifies with the public key, the ledger verifies from
+    genesis, and every signed link is still the row at its position. Exit 1 if not."""
+    key = _read(load_public_key, pub_path)
+    store = open_store(resolve_db(ctx, db_url), read_only=True)
+    try:
+        if checkpoint_file is not None:
+            checkpoints = [_read(parse, checkpoint_file, text=True)]
+        else:
+            checkpoints = load_checkpoints(store)
+            if not checkpoints:
+                raise click.ClickException("no checkpoint stored in the database")
+        results = [(c, _problems(store, c, key)) for c in checkpoints]
+    finally:
+        store.dispose()
+    bad = [(c, p) for c, p in results if p]
+    if as_json:
+        click.echo(json.dumps([{"created_at": c.created_at, "key_id": c.key_id,
+                                "ledger_head": c.body["ledger_head"], "ok": not p,
+                                "problems": p} for c, p in results], indent=2))
+    for c, problems in bad if not as_json else ():
+        click.echo(f"TAMPERED: checkpoint of {c.created_at}: {problems[0]}", err=True)
+    if not bad and not as_json:
+        click.echo(f"OK: the ledger extends {len(results)} signed checkpoint(s)")
+    sys.exit(1 if bad else 0)
+
+
+def _problems(store, checkpoint: Checkpoint, key) -> list[str]:  # type: ignore[no-untyped-def]
+    try:
+        check_signature(checkpoint, key)
+    except CheckpointError as exc:
+        return [str(exc)]
+    return extension_problems(store, checkpoint)
+
+
+def _read(load, path: Path, *, text: bool = False):  # type: ignore[no-untyped-def]
+    try:
+        return load(path.read_text() if text else path.read_bytes())
+    except (CheckpointError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc

@@ -1,0 +1,100 @@
+"""Signed checkpoints in the database: reading the heads to sign, storing checkpoints,
+and proving that the stored ledger extends a checkpoint (ledger/checkpoint.py).
+
+``CheckpointSigner`` is the hook for a long-running writer (the consumer): call
+``maybe_sign()`` after each committed batch and it signs at most once per interval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Table, select
+
+from ledger.checkpoint import Checkpoint, missing_links, parse, sign
+from ledger.store import tables
+from ledger.store.base import Store, verify
+
+
+def stored_heads(store: Store) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
+    """(journal heads, event-log heads) from ``chain_heads``, in one snapshot."""
+    with store.read() as conn:
+        rows = conn.execute(select(tables.chain_heads)).all()
+    return ({r.chain: (r.chain_seq, r.hash) for r in rows},
+            {r.chain: (r.events_seq, r.events_hash) for r in rows})
+
+
+def sign_checkpoint(store: Store, key: Ed25519PrivateKey, now_ms: int, *,
+                    save: bool = True) -> Checkpoint:
+    """Sign the current heads and (``save``) store the checkpoint in the database."""
+    chains, event_chains = stored_heads(store)
+    checkpoint = sign(key, chains, event_chains, now_ms)
+    if save:
+        save_checkpoint(store, checkpoint)
+    return checkpoint
+
+
+def save_checkpoint(store: Store, checkpoint: Checkpoint) -> None:
+    from ledger.checkpoint import canonical
+
+    with store.begin() as conn:
+        conn.execute(tables.checkpoints.insert().values(
+            signature=checkpoint.signature, created_at=checkpoint.created_at,
+            key_id=checkpoint.key_id, body=canonical(checkpoint.body).decode("ascii")))
+
+
+def load_checkpoints(store: Store) -> list[Checkpoint]:
+    """Every checkpoint stored in the database, oldest first (CheckpointError if one is
+    not well-formed)."""
+    c = tables.checkpoints
+    with store.read() as conn:
+        rows = conn.execute(select(c.c.body, c.c.signature).order_by(c.c.created_at)).all()
+    return [parse(json.dumps({"checkpoint": json.loads(body), "signature": signature}))
+            for body, signature in rows]
+
+
+def extension_problems(store: Store, checkpoint: Checkpoint) -> list[str]:
+    """Why the stored ledger does not extend ``checkpoint`` (empty: it does). The ledger
+    must verify (chains from genesis, and the replay), and each signed link must still be
+    the row at its position. Assumes the signature was checked."""
+    report = verify(store)
+    problems = [] if report.ok else [f"the ledger does not verify: {report.problem}"]
+    with store.read() as conn:
+        problems += missing_links(checkpoint.chains(),
+                                  _links(conn, tables.entries, checkpoint.chains()), "journal")
+        problems += missing_links(checkpoint.event_chains(),
+                                  _links(conn, tables.events, checkpoint.event_chains()),
+                                  "event log")
+    return problems
+
+
+def _links(conn: Connection, table: Table, signed: dict[str, tuple[int, str]]
+           ) -> dict[tuple[str, int], str | None]:
+    found: dict[tuple[str, int], str | None] = {}
+    for chain, (seq, _digest) in signed.items():
+        found[(chain, seq)] = conn.execute(
+            select(table.c.hash).where(table.c.chain == chain, table.c.chain_seq == seq)
+        ).scalar()
+    return found
+
+
+@dataclass
+class CheckpointSigner:
+    """Signs a checkpoint when ``every_ms`` has passed since the last one (the consumer's
+    hook: a setting such as ``LEDGER_CHECKPOINT_EVERY_S`` and a key file give its args)."""
+
+    store: Store
+    key: Ed25519PrivateKey
+    every_ms: int
+    clock: Callable[[], int]
+    last_ms: int | None = None
+
+    def maybe_sign(self) -> Checkpoint | None:
+        now = self.clock()
+        if self.last_ms is not None and now - self.last_ms < self.every_ms:
+            return None
+        self.last_ms = now
+        return sign_checkpoint(self.store, self.key, now)

@@ -1,0 +1,157 @@
+"""``verify``: recompute every hash chain (journal and event log) from the stored rows, then
+replay the event log and compare what it implies with the journal and reference state.
+
+Reads one snapshot. Never writes, and never raises for a stored value, whatever its type:
+an impossible value is reported as tampering at its row (ledger/store/shape.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Table, exists, select
+
+from ledger.eventlog import EventRow, events_head
+from ledger.journal import ChainChecker, EntryRow, VerifyReport, entry_from_row
+from ledger.store import tables
+from ledger.store.shape import lenient_text, row_problem
+
+Heads = dict[str, tuple[int, str]]
+
+
+def verify_snapshot(
+    conn: Connection, *, batch_size: int, expect_head: str | None,
+    replay: Callable[[Connection], tuple[str, Any, str] | None] | None,
+) -> VerifyReport:
+    """Verify what ``conn`` (inside a read snapshot) sees; see ``base.verify``."""
+    with _lenient(conn):
+        entry_heads, event_heads, head_problems = _stored_heads(conn)
+        journal = ChainChecker(entry_heads)
+        for chain, problem in head_problems:
+            journal.note(None, chain, problem)
+        for row in _stream_entries(conn, batch_size):
+            journal.feed(row)
+        orphan = _first_orphan_posting(conn)
+        if orphan is not None:
+            journal.note_orphan_posting(orphan)
+        report = journal.report(expect_head)
+        log = ChainChecker(event_heads, label="event log: ")
+        for event in _stream_events(conn, batch_size):
+            log.feed(event)
+        log.check_heads()
+        found: tuple[str, int | None, str | None, str] | None = None
+        replayed = 0
+        if report.problem is not None:
+            where = "chain_heads" if report.first_bad_seq is None and report.chain_of_bad else "entries"
+            found = (where, report.first_bad_seq, report.chain_of_bad, report.problem)
+        elif log.first_problem is not None:
+            seq, chain, problem = log.first_problem
+            found = ("events" if seq is not None or not chain else "chain_heads", seq, chain, problem)
+        elif replay is not None:
+            mismatch = replay(conn)
+            if mismatch is not None:
+                replayed = 1
+                table, key, problem = mismatch
+                seq = key if table in ("entries", "events") and type(key) is int else None
+                found = (table, seq, None, problem)
+    event_chains = log.heads()
+    return dataclasses.replace(
+        report,
+        ok=found is None,
+        first_bad_seq=None if found is None else found[1],
+        chain_of_bad=None if found is None else found[2],
+        problem=None if found is None else found[3],
+        problems_found=report.problems_found + log.problems_found + replayed,
+        table=None if found is None else found[0],
+        events_checked=log.entries_checked,
+        event_chains=event_chains,
+        events_head=events_head(event_chains),
+    )
+
+
+@contextmanager
+def _lenient(conn: Connection) -> Iterator[None]:
+    """On SQLite, read text that is not UTF-8 instead of failing the query."""
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name != "sqlite" or raw is None:
+        yield
+        return
+    previous = raw.text_factory  # type: ignore[attr-defined]
+    raw.text_factory = lenient_text  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        raw.text_factory = previous  # type: ignore[attr-defined]
+
+
+def _stored_heads(conn: Connection) -> tuple[Heads, Heads, list[tuple[str | None, str]]]:
+    """(entry heads, event-log heads, problems): a malformed head row is a problem and is
+    left out, so the rows of its chain are then reported as beyond the head table."""
+    entry_heads: Heads = {}
+    event_heads: Heads = {}
+    problems: list[tuple[str | None, str]] = []
+    for row in conn.execute(select(tables.chain_heads)).mappings():
+        problem = row_problem(tables.chain_heads, row)
+        chain = row["chain"] if type(row["chain"]) is str else None
+        if problem is not None:
+            problems.append((chain, f"chain head row {row['chain']!r} malformed: {problem}"))
+            continue
+        entry_heads[row["chain"]] = (row["chain_seq"], row["hash"])
+        event_heads[row["chain"]] = (row["events_seq"], row["events_hash"])
+    return entry_heads, event_heads, problems
+
+
+def _ordered(conn: Connection, table: Table, batch_size: int) -> Iterator[list[Any]]:
+    """Every row of ``table`` ordered by (chain, chain_seq, seq), ``batch_size`` at a time.
+
+    One streamed query, no keyset paging: paging compares key values, and a NULL or an
+    odd type in a key (possible on SQLite) would silently skip rows."""
+    query = select(table).order_by(table.c.chain, table.c.chain_seq, table.c.seq)
+    result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
+    for partition in result.mappings().partitions(batch_size):
+        yield list(partition)
+
+
+def _stream_entries(conn: Connection, batch_size: int) -> Iterator[EntryRow]:
+    p = tables.postings
+    for rows in _ordered(conn, tables.entries, batch_size):
+        seqs = [r["seq"] for r in rows if type(r["seq"]) is int]  # others are malformed
+        by_entry: dict[Any, list[Any]] = {}
+        if seqs:
+            query = select(p).where(p.c.entry_seq.in_(seqs)).order_by(p.c.entry_seq, p.c.ordinal)
+            for posting in conn.execute(query).mappings():
+                by_entry.setdefault(posting["entry_seq"], []).append(posting)
+        for row in rows:
+            yield _entry_row(row, by_entry.get(row["seq"], []))
+
+
+def _entry_row(row: Any, postings: list[Any]) -> EntryRow:
+    problem = row_problem(tables.entries, row)
+    for posting in postings:
+        if problem is None:
+            problem = row_problem(tables.postings, posting)
+    if problem is not None:
+        return EntryRow(row["seq"], row["chain"], row["chain_seq"], row["prev_hash"],
+                        row["hash"], None, malformed=problem)
+    return EntryRow(
+        seq=row["seq"], chain=row["chain"], chain_seq=row["chain_seq"],
+        prev_hash=row["prev_hash"], hash=row["hash"], entry=entry_from_row(row, postings),
+        posting_times=tuple(posting["occurred_at"] for posting in postings),
+        posting_ordinals=tuple(posting["ordinal"] for posting in postings),
+    )
+
+
+def _stream_events(conn: Connection, batch_size: int) -> Iterator[EventRow]:
+    for rows in _ordered(conn, tables.events, batch_size):
+        for row in rows:
+            yield EventRow(row["seq"], row["chain"], row["chain_seq"], row["prev_hash"],
+                           row["hash"], row, row_problem(tables.events, row))
+
+
+def _first_orphan_posting(conn: Connection) -> Any:
+    e, p = tables.entries, tables.postings
+    query = select(p.c.entry_seq).where(~exists().where(e.c.seq == p.c.entry_seq))
+    return conn.execute(query.order_by(p.c.entry_seq).limit(1)).scalar()

@@ -1,0 +1,62 @@
+"""A small real ledger to tamper with, and the ways an attacker lifts the append-only
+triggers (a PostgreSQL superuser: ``session_replication_role = replica``; anyone who can
+write a SQLite file: drop the triggers and put them back)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection
+
+from ledger.domain.events import RefundIssued, RefundLine
+from ledger.service import LedgerService, Received, Undecodable
+from ledger.simulate import generate
+from ledger.store.base import Store
+
+SEED = 3
+
+
+def build_ledger(store: Store, *, orders: int = 40) -> list[Received | Undecodable]:
+    """Plans, enrollments, clicks, orders, completions, refunds, a settlement run and
+    payouts (ledger/simulate.py), plus a refund that waits for its order, an event that is
+    rejected and a line that never decoded; ingested in batches of 50 into chain "t"."""
+    work = generate(SEED, orders=orders, sharers=12, buyers=30)
+    events = work.all()
+    batch: list[Received | Undecodable] = [
+        Received(e, f"file:{n}", "t") for n, e in enumerate(events, 1)
+    ]
+    waiting = RefundIssued("ev-waits", events[-1].occurred_at, "t", refund_id="R-late",
+                           order_id="O-not-yet", buyer_id="b-x", lines=(RefundLine("L1", 5),))
+    rejected = RefundIssued("ev-bad", events[-1].occurred_at, "t", refund_id="R-bad",
+                            order_id=_some_order(events), buyer_id="b-x",
+                            lines=(RefundLine("no-such-line", 5),))
+    batch += [Received(waiting, "file:w", "t"), Received(rejected, "file:r", "t"),
+              Undecodable("file:u", "malformed_json", "not JSON", "{")]
+    service = LedgerService(store, clock=lambda: 1_800_000_000_000)
+    for start in range(0, len(batch), 50):
+        service.ingest(batch[start : start + 50])
+    return batch
+
+
+def _some_order(events: list) -> str:  # type: ignore[type-arg]
+    return next(e.order_id for e in events if e.TYPE == "order_placed")
+
+
+@contextmanager
+def triggers_lifted(store: Store) -> Iterator[Connection]:
+    """A transaction in which no append-only trigger fires."""
+    with store.begin() as conn:
+        if store.backend == "postgresql":
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            yield conn
+            return
+        triggers = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        ).all()
+        assert triggers, "the migrations should have created triggers"
+        for name, _sql in triggers:
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        yield conn
+        for _name, sql in triggers:
+            conn.exec_driver_sql(sql)
