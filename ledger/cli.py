@@ -91,12 +91,10 @@ def database_message(exc: BaseException) -> str:
     """One line for a database error, with a hint that fits the backend."""
     orig = getattr(exc, "orig", None)
     first = _first_line(orig if orig is not None else exc)
-    if type(orig).__module__.startswith("sqlite3"):
-        hint = "is the file a ledger SQLite database, readable and writable?"
-    else:
-        hint = ("is the URL right and the server up? "
-                "deploy/postgres/start.sh starts the project's own")
-    return f"cannot use the database: {first} ({hint})"
+    from ledger.store.base import database_hint
+
+    backend = "sqlite" if type(orig).__module__.startswith("sqlite3") else "postgresql"
+    return f"cannot use the database: {first} ({database_hint(backend)})"
 
 
 @click.group(cls=LazyGroup)

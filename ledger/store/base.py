@@ -303,6 +303,13 @@ def _first_line(exc: Exception) -> str:
     return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
+def database_hint(backend: str) -> str:
+    """What to check when a database cannot be used, for its backend."""
+    if backend == "sqlite":
+        return "is the file a ledger SQLite database, readable and writable?"
+    return "is the URL right and the server up? deploy/postgres/start.sh starts the project's own"
+
+
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None  # the package ships its migrations
@@ -320,8 +327,16 @@ def check_schema(store: Store) -> None:
         first = _first_line(exc)
         if "alembic_version" in first:
             raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
-        raise StoreError(f"cannot read a ledger from {where}: {first}") from exc
+        raise StoreError(f"cannot read a ledger from {where}: {first} "
+                         f"({database_hint(store.backend)})") from exc
     head = head_revision()
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    unknown = [v for v in version if v not in known]
+    if unknown:
+        raise StoreError(
+            f"the ledger in {where} is at schema revision {', '.join(map(str, unknown))}, "
+            f"unknown to this program (it reads {head}): was it written by a newer version?"
+        )
     if version != [head]:
         found = ", ".join(map(str, version)) or "none"
         raise StoreError(

@@ -43,7 +43,7 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     ):
         raise ValueError(
             "an in-memory SQLite database keeps nothing once the command ends: "
-            "name a file, e.g. sqlite:///ledger.sqlite"
+            "name a file, sqlite:///PATH (e.g. sqlite:///ledger.sqlite)"
         )
     if read_only:
         url = read_only_url(url)

@@ -342,9 +342,13 @@ def test_a_kafka_record_redelivered_is_one_dead_letter(db_url: str) -> None:
         return Undecodable(f"ledger.orders/0@{offset}", "bad_marker", "expected c301", "00ff",
                            position=("ledger.orders", 0, offset))
 
+    topic = [("ledger.orders", 0)]
     try:
-        first = service.ingest_isolating([record(5), record(6)], group="g")
-        again = service.ingest_isolating([record(5)], group="g")
+        first = service.ingest_isolating([record(5), record(6)], group="g",
+                                         starts=service.claim("g", topic))
+        # the topic replayed by another group (an offset is applied once per group)
+        again = service.ingest_isolating([record(5)], group="g2",
+                                         starts=service.claim("g2", topic))
         assert (first.undecodable, again.undecodable, again.duplicates) == (2, 0, 1)
         assert again.dead_letters == [] and again.undecodable_reasons == {}
         assert [d["source"] for d in queries.dead_letters(store)] == [
