@@ -22,6 +22,13 @@ COMMANDS = {
     "parked": "ledger.commands.inspect:parked",
     "consume": "ledger.commands.consume:consume",
     "demo": "ledger.commands.demo:demo",
+    "project": "ledger.commands.views:project",
+    "rebuild": "ledger.commands.views:rebuild",
+    "check": "ledger.commands.views:check",
+    "serve": "ledger.commands.serve:serve",
+    "api-token": "ledger.commands.serve:api_token",
+    "export": "ledger.commands.export:export",
+    "replay": "ledger.commands.export:replay",
 }
 
 
