@@ -131,8 +131,9 @@ def lag(conn: Conn, request: Request) -> dict[str, Any]:
         head - runner.checkpoints(conn, name).get(chain, 0) for chain, head in heads.items())}
         for name in ("balances", "payouts", "totals")]
     d, q = t.dead_letters, t.parked
-    reasons: dict[str, int] = dict(
-        conn.execute(select(d.c.reason, func.count()).group_by(d.c.reason)).tuples().all())
+    reasons: dict[str, int] = {
+        reason: int(n) for reason, n in
+        conn.execute(select(d.c.reason, func.count()).group_by(d.c.reason))}
     refs: dict[str, int] = {}
     for waits_for, n in conn.execute(select(q.c.waits_for, func.count()).group_by(q.c.waits_for)):
         kind = waits_for.split(":", 1)[0]
