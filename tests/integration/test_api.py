@@ -4,11 +4,6 @@ OpenAPI."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,9 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
-from tests.api_helpers import TOKEN_CONFIG, auth, small_ledger, token_book
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.api_helpers import auth, serving, small_ledger, token_book
 
 # (method, path, body, roles allowed)
 ENDPOINTS = [
@@ -184,37 +177,13 @@ def test_openapi_is_served(client) -> None:
             "/api/v1/events"} <= set(spec["paths"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(ledger_path, tmp_path):
     """A real ``ledger serve`` on loopback over a copy of the ledger; yields its base URL."""
     copy = tmp_path / "served.sqlite"
     copy.write_bytes(ledger_path.read_bytes())
-    port = _free_port()
-    env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ledger"), "serve", "--db", f"sqlite:///{copy}",
-         "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:  # poll until it answers, to a deadline
-        try:
-            httpx.get(f"{base}/openapi.json", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(f"ledger serve did not start: {process.stdout.read()}")
-            time.sleep(0.1)
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
+    with serving(copy) as base:
+        yield base
 
 
 def test_a_real_server_on_loopback(served) -> None:
