@@ -4,6 +4,7 @@ dashboard command it prints works on the demo database with the token it prints.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -25,9 +26,10 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
     config = re.search(r"LEDGER_CONFIG=(\S+) \.venv/bin/ledger serve --db sqlite:///(\S+)", out)
     assert config is not None and config.group(2) == str(db)
     token = out[out.index("sign in with the finance token"):].splitlines()[1].strip()
-    line = next(x for x in open(config.group(1)).read().splitlines() if x.startswith("LEDGER_"))
+    written = Path(config.group(1)).read_text()
+    line = next(x for x in written.splitlines() if x.startswith("LEDGER_"))
     tokens = TokenBook.parse(line.split("=", 1)[1])
-    assert tokens.role_of(token) == "finance" and token not in open(config.group(1)).read()
+    assert tokens.role_of(token) == "finance" and token not in written
 
     app = create_app(open_store(f"sqlite:///{db}"), tokens)
     with TestClient(app) as client:
