@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select, tuple_
 from ledger.store import tables as t
 from ledger.store import view_tables as v
 from projectors.recompute import BUCKETS, DAY_MS, split_sharer_account
+from projectors.runner import checkpoints
 
 BALANCE_FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
 
@@ -47,17 +48,19 @@ def balances(
 
 def _rewind(conn: Connection, rows: list[dict[str, Any]], as_of: int) -> list[dict[str, Any]]:
     """Subtract what the view holds from entries after ``as_of`` (only entries within the
-    balances checkpoints, so the result is exact for what the view has seen)."""
-    e, p, cp = t.entries, t.postings, v.view_checkpoints
+    balances checkpoints, so the result is exact for what the view has seen). The postings
+    after ``as_of`` come by the (account, currency, occurred_at) index: few for recent times."""
+    e, p = t.entries, t.postings
     accounts = [f"sharer:{r['sharer_id']}:{bucket}" for r in rows for bucket in BUCKETS]
-    later = conn.execute(
-        select(p.c.account, p.c.currency, e.c.kind, func.sum(p.c.amount))
-        .join(e, e.c.seq == p.c.entry_seq)
-        .join(cp, and_(cp.c.projector == "balances", cp.c.chain == e.c.chain,
-                       e.c.chain_seq <= cp.c.chain_seq))
-        .where(p.c.account.in_(accounts), p.c.occurred_at > as_of)
-        .group_by(p.c.account, p.c.currency, e.c.kind)
-    )
+    held = checkpoints(conn, "balances")
+    later = [
+        (account, currency, kind, amount)
+        for account, currency, kind, amount, chain, chain_seq in conn.execute(
+            select(p.c.account, p.c.currency, e.c.kind, p.c.amount, e.c.chain, e.c.chain_seq)
+            .join(e, e.c.seq == p.c.entry_seq)
+            .where(p.c.account.in_(accounts), p.c.occurred_at > as_of))
+        if chain_seq <= held.get(chain, 0)
+    ]
     index = {(r["sharer_id"], r["currency"]): r for r in rows}
     for account, currency, kind, amount in later:
         parsed = split_sharer_account(account)

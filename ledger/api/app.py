@@ -1,7 +1,7 @@
 """The FastAPI application: routers, state, and the views' background catch-up.
 
 ``create_app(store, tokens, sink)`` builds an app over an open store; ``ledger serve``
-is its composition root. A daemon thread catches the views up every ``interval`` seconds
+is its composition root (it also mounts the dashboard, ledger.web). A daemon thread catches the views up every ``interval`` seconds
 while the app runs (lifespan), so reads trail the journal by about that much.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,7 +62,7 @@ class Projecting:
 
 def create_app(
     store: Store, tokens: TokenBook, sink: Sink | None = None, *, interval: float = 1.0,
-    end_offsets: EndOffsets = no_kafka, dashboard: bool = True,
+    end_offsets: EndOffsets = no_kafka,
 ) -> FastAPI:
     projecting = Projecting(store, interval)
 
@@ -85,15 +86,22 @@ def create_app(
     app.state.sink = sink if sink is not None else EmbeddedSink(store)
     app.state.end_offsets = end_offsets
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def authenticate_first(request: Request, call_next: Any) -> Any:
+        """401 before anything else (a body is not even parsed for an unknown caller);
+        each route then checks the role (403)."""
+        if request.url.path.startswith("/api/"):
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or tokens.role_of(token.strip()) is None:
+                detail = "missing bearer token" if not token else "unknown token"
+                return JSONResponse({"detail": detail}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
     for router in (routes_read.router, routes_commands.finance, routes_commands.publisher,
                    routes_audit.router):
         app.include_router(router)
-    if dashboard:
-        from ledger.web.pages import router as pages
-        from ledger.web.pages import static
-
-        app.include_router(pages)
-        app.mount("/static", static, name="static")
     return app
 
 

@@ -55,6 +55,7 @@ def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafk
 
     from ledger.api.app import create_app, no_kafka
     from ledger.api.sink import EmbeddedSink, KafkaSink, Sink
+    from ledger.web.pages import mount
 
     settings: Settings = ctx.obj
     try:
@@ -73,7 +74,7 @@ def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafk
         end_offsets = kafka_end_offsets(settings.kafka_bootstrap)
     else:
         sink, end_offsets = EmbeddedSink(store), no_kafka
-    app = create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets)
+    app = mount(create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets))
     click.echo(f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)",
                err=True)
     try:

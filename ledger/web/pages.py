@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 
 from ledger.api import paging
-from ledger.commands.common import format_time
 from ledger.store import tables as t
 from projectors import read
+from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
 COOKIE = "ledger_token"
@@ -33,7 +33,14 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 static = StaticFiles(directory=HERE / "static")
 templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(["html"]))
-templates.filters["ms"] = format_time
+templates.filters["ms"] = lambda ms: "—" if ms is None else ms_to_iso(ms)
+
+
+def mount(app: FastAPI) -> FastAPI:
+    """Add the dashboard (pages and static assets) to an app from ``ledger.api.app``."""
+    app.include_router(router)
+    app.mount("/static", static, name="static")
+    return app
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:

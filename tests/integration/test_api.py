@@ -73,8 +73,7 @@ def client(ledger_path, tmp_path):
     copy.write_bytes(ledger_path.read_bytes())  # each test changes its own copy
     from ledger.store.base import open_store
 
-    with TestClient(create_app(open_store(f"sqlite:///{copy}"), token_book(),
-                               dashboard=False)) as test_client:
+    with TestClient(create_app(open_store(f"sqlite:///{copy}"), token_book())) as test_client:
         yield test_client
 
 

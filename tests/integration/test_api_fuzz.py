@@ -33,7 +33,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="ledger-fuzz-"))
 atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
-    create_app(small_ledger(_DIR / "ledger.sqlite", orders=60), token_book(), dashboard=False),
+    create_app(small_ledger(_DIR / "ledger.sqlite", orders=60), token_book()),
 )
 
 

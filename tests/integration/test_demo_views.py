@@ -13,6 +13,7 @@ from ledger.api.app import create_app
 from ledger.api.auth import TokenBook
 from ledger.cli import main
 from ledger.store.base import open_store
+from ledger.web.pages import mount
 
 
 def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
@@ -31,7 +32,7 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
     tokens = TokenBook.parse(line.split("=", 1)[1])
     assert tokens.role_of(token) == "finance" and token not in written
 
-    app = create_app(open_store(f"sqlite:///{db}"), tokens)
+    app = mount(create_app(open_store(f"sqlite:///{db}"), tokens))
     with TestClient(app) as client:
         signed_in = client.post("/dashboard/login", data={"token": token})
         assert signed_in.status_code == 200 and 'id="balances"' in signed_in.text
