@@ -25,6 +25,13 @@ COMMANDS = {
     "keygen": "ledger.commands.checkpoint:keygen",
     "migrate": "ledger.commands.migrate:migrate",
     "checkpoint": "ledger.commands.checkpoint:checkpoint",
+    "project": "ledger.commands.views:project",
+    "rebuild": "ledger.commands.views:rebuild",
+    "check": "ledger.commands.views:check",
+    "serve": "ledger.commands.serve:serve",
+    "api-token": "ledger.commands.serve:api_token",
+    "export": "ledger.commands.export:export",
+    "replay": "ledger.commands.export:replay",
 }
 
 

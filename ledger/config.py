@@ -31,6 +31,8 @@ class Settings:
     metrics_port: int = 0  # 0: no metrics endpoint
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
+    # API tokens, stored hashed: "role:sha256hex,role:sha256hex" (ledger api-token makes one)
+    api_tokens: str = ""
 
 
 class ConfigError(ValueError):
@@ -101,4 +103,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metrics_port=metrics_port,
         log_format=log_format,
         log_level=log_level,
+        api_tokens=get("API_TOKENS", ""),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from ledger import queries
 from ledger.commands.common import table
+from ledger.commands.demo_views import show_views
 from ledger.domain.events import OrderPlaced
 from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received, Undecodable
@@ -74,7 +75,9 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
          for b in top],
         ["sharer", "currency", "pending", "available", "inflight", "paid"],
     ))
-    _show_order(store, _three_level_order(store, events))
+    order = _three_level_order(store, events)
+    _show_order(store, order)
+    show_views(store, order.order_id, db_path)
     click.echo("\nDead letters:")
     for row in queries.dead_letters(store):
         click.echo(f"  #{row['id']} {row['reason']}: {row['message']} ({row['source']})")

@@ -21,6 +21,11 @@ EXTRA: dict[str, tuple[str, ...]] = {
     "chain_heads": ("UPDATE",),  # the head moves forward (and is locked FOR UPDATE)
     "consumer_offsets": ("UPDATE",),  # checkpoints move forward (compare-and-set)
     "account_balances": ("UPDATE",),  # running sums kept with the postings (SPEC §3 bounds)
+    # views (projectors/): folded in place, emptied by `ledger rebuild`; derived data that
+    # `ledger check` recomputes from the journal
+    **{name: ("UPDATE", "DELETE") for name in (
+        "view_projectors", "view_checkpoints", "view_balances", "view_order_levels",
+        "view_fee_totals")},
 }
 READ_ONLY = ("alembic_version",)
 

@@ -245,3 +245,6 @@ consumer_offsets = Table(
     Column("marker", BigInteger, nullable=False, server_default="-1"),
 )
 
+
+# The projectors' view tables live in their own module, on this same metadata.
+from ledger.store import view_tables as _view_tables  # noqa: F401

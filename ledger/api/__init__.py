@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): finance, auditor and publisher endpoints, roles by token."""

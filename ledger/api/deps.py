@@ -1,0 +1,66 @@
+"""Request dependencies: the store, the caller's role, the event sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
+
+from ledger.api.auth import TokenBook
+from ledger.api.models import Error
+from ledger.store.base import Store
+
+bearer = HTTPBearer(auto_error=False, description="an API token (ledger api-token ROLE)")
+
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def read_conn(request: Request) -> Iterator[Connection]:
+    """One read-only snapshot for the whole request."""
+    with store_of(request).read() as conn:
+        yield conn
+
+
+def role_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token", headers=UNAUTHORIZED)
+    tokens: TokenBook = request.app.state.tokens
+    role = tokens.role_of(credentials.credentials)
+    if role is None:
+        raise HTTPException(401, "unknown token", headers=UNAUTHORIZED)
+    return role
+
+
+def allow(*roles: str) -> Callable[..., str]:
+    """A dependency admitting callers whose token has one of ``roles`` (else 401/403)."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> str:
+        role = role_of(request, credentials)
+        if role not in roles:
+            raise HTTPException(403, f"the {role} role may not do this "
+                                     f"(needs {' or '.join(roles)})")
+        return role
+
+    return check
+
+
+Conn = Annotated[Connection, Depends(read_conn)]
+
+# responses every protected endpoint may give (documented for OpenAPI and schemathesis)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "bad request", "model": Error},
+    401: {"description": "missing or unknown token", "model": Error},
+    403: {"description": "the token's role may not do this", "model": Error},
+    422: {"description": "a parameter or the body is invalid", "model": Error},
+}

@@ -1,0 +1,249 @@
+"""Request and response bodies of the API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from schemas.times import MAX_TIME_MS, MIN_TIME_MS
+
+# Ids: what the ledger can store and look up (no control characters, at most 200 chars).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=200)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Millis = Annotated[StrictInt, Field(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
+Amount = Annotated[StrictInt, Field(gt=0, le=10**15)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(BaseModel):
+    detail: str
+
+
+class Balance(BaseModel):
+    sharer_id: str
+    currency: str
+    pending: int
+    available: int
+    inflight: int
+    paid: int
+    earned: int
+    reversed: int
+
+
+class Page(BaseModel):
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class BalancePage(Page):
+    items: list[Balance]
+
+
+class Level(BaseModel):
+    level: int
+    sharer_id: str
+    amount: int
+    accrued: int
+    reversed: int
+    settled_at: int | None
+    state: Literal["pending", "available", "paid", "reversed"]
+
+
+class OrderPayouts(BaseModel):
+    order_id: str
+    buyer_id: str
+    merchant_id: str
+    currency: str
+    occurred_at: int
+    completed_at: int | None
+    settled_by: str | None
+    plan_id: str | None
+    no_commission_reason: str | None
+    levels: list[Level]
+
+
+class SharerLevel(Level):
+    order_id: str
+    downline_id: str
+    currency: str
+
+
+class SharerLevelPage(Page):
+    items: list[SharerLevel]
+
+
+class TeamLevel(BaseModel):
+    level: int
+    size: int
+    members: list[str]
+
+
+class Team(BaseModel):
+    sharer_id: str
+    enrolled: bool
+    upline_id: str | None
+    levels: list[TeamLevel]
+
+
+class LevelEarning(BaseModel):
+    currency: str
+    level: int
+    amount: int
+    orders: int
+
+
+class DownlineEarning(LevelEarning):
+    downline_id: str
+
+
+class Earnings(BaseModel):
+    by_level: list[LevelEarning]
+    by_downline: list[DownlineEarning]
+
+
+class Sharer(BaseModel):
+    sharer_id: str
+    balances: list[Balance]
+    team: Team
+    earnings: Earnings
+
+
+class Total(BaseModel):
+    period: str
+    currency: str
+    fees: int
+    merchant_charges: int
+
+
+class DeadLetter(BaseModel):
+    id: int
+    event_id: str | None
+    event_type: str | None
+    source: str
+    reason: str
+    message: str
+    payload: str
+    recorded_at: int
+
+
+class DeadLetterPage(Page):
+    items: list[DeadLetter]
+
+
+class ParkedEvent(BaseModel):
+    event_id: str
+    type: str
+    waits_for: str
+    source: str
+    parked_at: int
+
+
+class ParkedPage(Page):
+    items: list[ParkedEvent]
+
+
+class PartitionLag(BaseModel):
+    group_id: str
+    topic: str
+    partition: int
+    next_offset: int
+    end_offset: int | None = Field(description="the partition's high watermark, when Kafka "
+                                               "is configured and answers")
+    lag: int | None
+
+
+class ViewLag(BaseModel):
+    view: str
+    entries_behind: int
+
+
+class Lag(BaseModel):
+    partitions: list[PartitionLag]
+    views: list[ViewLag]
+    dead_letters_by_reason: dict[str, int]
+    parked_by_reference: dict[str, int]
+
+
+class Outcome(BaseModel):
+    """What became of a command or a submitted event."""
+
+    event_id: str
+    outcome: Literal["applied", "rejected", "parked", "duplicate", "queued"]
+    reason: str | None = None
+    message: str | None = None
+
+
+class SettlementRunRequest(Strict):
+    run_id: Id
+    as_of: Millis | None = Field(None, description="default: now; never later than now")
+
+
+class PayoutRequest(Strict):
+    payout_id: Id
+    sharer_id: Id
+    amount: Amount
+    currency: Currency
+
+
+class PayoutFailure(Strict):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class Posting(BaseModel):
+    account: str
+    currency: str
+    amount: int
+    level: int | None = Field(description="the commission level this posting pays, if any")
+
+
+class Entry(BaseModel):
+    seq: int
+    chain: str
+    chain_seq: int
+    event_id: str
+    ordinal: int
+    kind: str
+    rule: str
+    plan_id: str | None
+    order_id: str | None
+    payout_id: str | None
+    occurred_at: int
+    recorded_at: int
+    hash: str
+    postings: list[Posting]
+
+
+class EntryPage(Page):
+    items: list[Entry]
+
+
+class ChainLink(BaseModel):
+    chain_seq: int
+    hash: str
+
+
+class Verification(BaseModel):
+    ok: bool
+    entries_checked: int
+    head: str
+    chains: dict[str, ChainLink]
+    first_bad_seq: int | None
+    chain: str | None
+    problem: str | None
+
+
+class DriftRow(BaseModel):
+    view: str
+    key: list[Any]
+    column: str
+    stored: Any
+    expected: Any
+
+
+class CheckReport(BaseModel):
+    ok: bool
+    drifts: list[DriftRow]

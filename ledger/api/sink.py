@@ -1,0 +1,61 @@
+"""Where the API's events go: the embedded ledger (LedgerService on the store) or Kafka.
+
+Finance commands and published events become events on the same path as everything else:
+through Kafka when the server was started with it (answer: queued), else applied here at
+once in one transaction (answer: the outcome, with the rejection reason if any)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from ledger.domain.events import Event
+from ledger.service import LedgerService, Received
+from ledger.store.base import Store
+from projectors import runner
+
+
+class Sink(Protocol):
+    def submit(self, event: Event, source: str) -> dict[str, str | None]: ...
+    def close(self) -> None: ...
+
+
+class EmbeddedSink:
+    """Applies each event at once on hash chain ``chain``, then catches the views up."""
+
+    def __init__(self, store: Store, chain: str = "api") -> None:
+        self.service = LedgerService(store)
+        self.store = store
+        self.chain = chain
+
+    def submit(self, event: Event, source: str) -> dict[str, str | None]:
+        report = self.service.ingest_isolating([Received(event, source, self.chain)])
+        runner.catch_up(self.store)  # so the caller's next read sees its own command
+        out: dict[str, str | None] = {"event_id": event.event_id}
+        if report.duplicates:
+            return {**out, "outcome": "duplicate"}
+        if report.rejected:
+            dead = report.dead_letters[0]
+            return {**out, "outcome": "rejected", "reason": dead["reason"],
+                    "message": dead["message"]}
+        return {**out, "outcome": "parked" if report.parked else "applied"}
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaSink:
+    """Publishes each event (acknowledged before answering); the consumer applies it."""
+
+    def __init__(self, publisher: object) -> None:
+        self.publisher = publisher
+        self._lock = threading.Lock()  # the Publisher expects one caller at a time
+
+    def submit(self, event: Event, source: str) -> dict[str, str | None]:
+        with self._lock:
+            self.publisher.publish(event)  # type: ignore[attr-defined]
+            self.publisher.flush()  # type: ignore[attr-defined]
+        return {"event_id": event.event_id, "outcome": "queued"}
+
+    def close(self) -> None:
+        self.publisher.close()  # type: ignore[attr-defined]

@@ -1,0 +1,93 @@
+"""``ledger serve`` (the HTTP API and the dashboard) and ``ledger api-token``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_token
+from ledger.commands.common import db_option, resolve_db
+from ledger.config import Settings
+from ledger.logs import get_logger
+from ledger.store.base import open_store
+
+log = get_logger("ledger.serve")
+
+
+def kafka_end_offsets(bootstrap: str) -> Any:
+    """A function giving each partition's high watermark, or {} if Kafka does not answer."""
+
+    def end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if not partitions:
+            return {}
+        try:
+            from kafka import KafkaConsumer, TopicPartition
+
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                                     api_version_auto_timeout_ms=3000)
+            try:
+                ends = consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+            finally:
+                consumer.close()
+            return {(tp.topic, tp.partition): int(n) for tp, n in ends.items()}
+        except Exception as exc:  # noqa: BLE001 - lag is best effort; offsets still shown
+            log.warning("kafka end offsets unavailable", error=str(exc)[:300])
+            return {}
+
+    return end_offsets
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--kafka", "use_kafka", is_flag=True,
+              help="publish finance commands and submitted events to Kafka "
+                   "(LEDGER_KAFKA_BOOTSTRAP) instead of applying them here")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05),
+              help="seconds between catch-ups of the views")
+@click.pass_context
+def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafka: bool,
+          interval: float) -> None:
+    """Serve the HTTP API (/docs, /openapi.json) and the finance dashboard (/dashboard/)."""
+    import uvicorn
+
+    from ledger.api.app import create_app, no_kafka
+    from ledger.api.sink import EmbeddedSink, KafkaSink, Sink
+    from ledger.web.pages import mount
+
+    settings: Settings = ctx.obj
+    try:
+        tokens = TokenBook.parse(settings.api_tokens)
+    except TokenConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not tokens.entries:
+        click.echo("warning: no API tokens configured (LEDGER_API_TOKENS): every request "
+                   "will be refused; make one with `ledger api-token finance`", err=True)
+    store = open_store(resolve_db(ctx, db_url))
+    sink: Sink
+    if use_kafka:
+        from ledger.publisher import Publisher
+
+        sink = KafkaSink(Publisher(settings.kafka_bootstrap, settings.topics))
+        end_offsets = kafka_end_offsets(settings.kafka_bootstrap)
+    else:
+        sink, end_offsets = EmbeddedSink(store), no_kafka
+    app = mount(create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets))
+    click.echo(f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)",
+               err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        sink.close()
+
+
+@click.command("api-token")
+@click.argument("role", type=click.Choice(ROLES))
+def api_token(role: str) -> None:
+    """Make a new API token for ROLE: prints the token (give it to the user) and the
+    LEDGER_API_TOKENS item to configure (its hash; append it, comma-separated)."""
+    token = new_token()
+    click.echo(f"token: {token}")
+    click.echo(f"LEDGER_API_TOKENS item: {role}:{hash_token(token)}")

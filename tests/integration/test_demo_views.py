@@ -1,0 +1,40 @@
+"""``ledger demo`` shows an order's multi-level payout view and a sharer's team, and the
+dashboard command it prints works on the demo database with the token it prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from ledger.api.app import create_app
+from ledger.api.auth import TokenBook
+from ledger.cli import main
+from ledger.store.base import open_store
+from ledger.web.pages import mount
+
+
+def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
+    db = tmp_path / "demo" / "ledger.sqlite"
+    result = CliRunner().invoke(main, ["demo", "--db", str(db), "--orders", "80"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    view = out[out.index("Multi-level payout view of"):out.index("Team of")]
+    assert [line.split()[0] for line in view.splitlines()[3:6]] == ["1", "2", "3"]
+    assert re.search(r"Team of \S+ \(the referral tree below them\)", out)
+    config = re.search(r"LEDGER_CONFIG=(\S+) \.venv/bin/ledger serve --db sqlite:///(\S+)", out)
+    assert config is not None and config.group(2) == str(db)
+    token = out[out.index("sign in with the finance token"):].splitlines()[1].strip()
+    written = Path(config.group(1)).read_text()
+    line = next(x for x in written.splitlines() if x.startswith("LEDGER_"))
+    tokens = TokenBook.parse(line.split("=", 1)[1])
+    assert tokens.role_of(token) == "finance" and token not in written
+
+    app = mount(create_app(open_store(f"sqlite:///{db}"), tokens))
+    with TestClient(app) as client:
+        signed_in = client.post("/dashboard/login", data={"token": token})
+        assert signed_in.status_code == 200 and 'id="balances"' in signed_in.text
+        assert client.get("/api/v1/balances",
+                          headers={"Authorization": f"Bearer {token}"}).json()["items"]
