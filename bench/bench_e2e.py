@@ -1,22 +1,24 @@
-"""End-to-end ingestion benchmark: Kafka topic → ConsumerLoop → PostgreSQL ledger.
+"""End-to-end ingestion benchmark: Kafka topics → ConsumerLoop → PostgreSQL ledger.
 
-    .venv/bin/python bench/bench_e2e.py [--orders 50000] [--partitions 4] [--profile]
+    .venv/bin/python bench/bench_e2e.py [--workload dense|activity] [--orders N]
+                                        [--partitions 4] [--processes N] [--profile]
 
-Loads a large fixture once: the activity phase of ``simulate.generate`` (clicks, orders,
-completions, refunds: ~6 events per order) into a topic named after its parameters, and
-reuses that topic on later runs when it holds exactly the expected number of records.
-Then, in the same run, it measures:
+Every event goes through Kafka, published by ``Publisher`` (barrier markers included):
+nothing is applied beforehand. Workloads: ``dense`` (``simulate.generate_dense``: plans
+changing mid-stream, enrollments throughout, a settlement run every few days, payouts,
+between the buyers' events) or ``activity`` (``simulate.generate``: setup, then clicks,
+orders, completions and refunds, then finance). The fixture topics are named after the
+parameters and reused while they hold the expected records. In the same run it measures:
 
-(a) ``raw``: kafka-python consume + Avro decode of the whole topic, consumer tuned as
+(a) ``raw``: kafka-python consume + Avro decode of both topics, consumer tuned as
     ``CONSUMER_DEFAULTS`` (the ceiling: no database at all);
-(b) ``e2e``: the same topic through ``ConsumerLoop`` into a fresh PostgreSQL database
-    (setup events, plans and enrollments, applied first through the service), from the
-    loop's start until the offsets stored in the database reach the end offsets.
+(b) ``e2e``: the topics through one ``ConsumerLoop`` into a fresh PostgreSQL database,
+    until the checkpoints stored in the database reach the end offsets;
+(c) with ``--processes N``: N ``ledger consume`` processes of one group, the same way.
 
-Prints a table, writes ``bench/results/e2e-<time>.json``, and reports e2e/raw (target
-≥ 50%). ``--profile`` runs the loop under pyinstrument and writes the text and HTML
-profiles next to the JSON. Env: LEDGER_BENCH_KAFKA (127.0.0.1:19092), LEDGER_BENCH_PG_URL
-(the deploy/postgres cluster's ledger database; a scratch database is created beside it).
+Prints a table, writes ``bench/results/e2e-<time>.json`` and reports e2e/raw (target
+≥ 50%). ``--profile`` runs (b) under pyinstrument. Env: LEDGER_BENCH_KAFKA
+(127.0.0.1:19092), LEDGER_BENCH_PG_URL (a scratch database is created beside it).
 """
 
 from __future__ import annotations
@@ -34,16 +36,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from consumers.loop import CONSUMER_DEFAULTS, ConsumerConfig, ConsumerLoop
+from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
+from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
+from ledger.config import Topics
 from ledger.logs import configure_logging
-from ledger.service import LedgerService, Received
-from ledger.simulate import generate
+from ledger.publisher import Publisher
+from ledger.service import LedgerService
+from ledger.simulate import generate, generate_dense
 from ledger.store.base import open_store
-from ledger.topics import record_key
 from schemas.codec import DecodeError, default_codec
 from tests.kafka_helpers import (
     ConsumerProcess,
@@ -59,54 +63,64 @@ DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 
-def workload(args: argparse.Namespace) -> Any:
-    return generate(seed=args.seed, sharers=args.sharers, buyers=args.buyers, orders=args.orders)
+def workload(args: argparse.Namespace) -> list[Any]:
+    if args.workload == "dense":
+        return generate_dense(seed=args.seed, orders=args.orders,
+                              sharers=max(60, args.orders // 40),
+                              buyers=max(400, args.orders // 5))
+    return generate(seed=args.seed, sharers=args.sharers, buyers=args.buyers,
+                    orders=args.orders).all()
 
 
-def ensure_fixture(bootstrap: str, topic: str, partitions: int, events: list) -> dict:
-    """Create and fill ``topic`` unless it already holds exactly ``len(events)`` records."""
+def ensure_fixture(bootstrap: str, topics: Topics, partitions: int, events: list) -> dict:
+    """Create and fill the topics unless they already hold these events (and markers)."""
+    sidecar = RESULTS / ".fixtures" / f"{topics.orders}.json"
+    names = [topics.orders, topics.accounts]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        if topic in admin.list_topics():
-            ends = end_offsets(bootstrap, [topic])
-            if sum(ends.values()) == len(events) and len(ends) == partitions:
-                return {"reused": True, "load_seconds": 0.0}
-            print(f"topic {topic} holds {sum(ends.values())} records, want {len(events)}: "
-                  "recreating", flush=True)
-            admin.delete_topics([topic])
+        existing = set(admin.list_topics())
+        if set(names) <= existing and sidecar.exists():
+            want = json.loads(sidecar.read_text())
+            if sum(end_offsets(bootstrap, names).values()) == want["records"]:
+                return {"reused": True, "load_seconds": 0.0, **want}
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            admin.delete_topics(doomed)
             deadline = time.monotonic() + 60
-            while topic in admin.list_topics():
+            while set(doomed) & set(admin.list_topics()):
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"topic {topic} was not deleted within 60 s")
+                    raise SystemExit(f"topics {doomed} were not deleted within 60 s")
                 time.sleep(0.2)
-        admin.create_topics([NewTopic(topic, partitions, 1)])
+        admin.create_topics([NewTopic(topics.orders, partitions, 1),
+                             NewTopic(topics.accounts, 1, 1)])
     finally:
         admin.close()
-    wait_for_partitions(bootstrap, {topic: partitions})
-    codec = default_codec()
+    wait_for_partitions(bootstrap, {topics.orders: partitions, topics.accounts: 1})
     started = time.perf_counter()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024,
-                             acks="all", enable_idempotence=True)
-    try:
+    with Publisher(bootstrap, topics) as publisher:
         for event in events:
-            producer.send(topic, key=record_key(event), value=codec.encode(event))
-        producer.flush()
-    finally:
-        producer.close()
-    loaded = sum(end_offsets(bootstrap, [topic]).values())
-    if loaded != len(events):
-        raise SystemExit(f"loaded {loaded} records into {topic}, expected {len(events)}")
-    return {"reused": False, "load_seconds": round(time.perf_counter() - started, 2)}
+            publisher.publish(event)
+    facts = {"events": len(events), "markers": publisher.markers,
+             "records": len(events) + publisher.markers}
+    loaded = sum(end_offsets(bootstrap, names).values())
+    if loaded != facts["records"]:
+        raise SystemExit(f"loaded {loaded} records, expected {facts['records']}")
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(json.dumps(facts))
+    seconds = time.perf_counter() - started
+    return {"reused": False, "load_seconds": round(seconds, 2),
+            "publish_events_per_s": round(len(events) / seconds), **facts}
 
 
-def raw_consume(bootstrap: str, topic: str, count: int) -> dict:
+def raw_consume(bootstrap: str, topics: Topics, count: int) -> dict:
     """(a) kafka-python consume + decode, tuned like the ledger consumer, no database."""
     options = {k: v for k, v in CONSUMER_DEFAULTS.items()
                if k not in ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")}
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options)
     codec = default_codec()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        tps = [TopicPartition(topic, p) for topic in (topics.orders, topics.accounts)
+               for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         seen = bad = 0
@@ -115,6 +129,8 @@ def raw_consume(bootstrap: str, topic: str, count: int) -> dict:
         while seen < count:
             for records in consumer.poll(timeout_ms=1000).values():
                 for record in records:
+                    if record.headers:  # a barrier marker: nothing to decode
+                        continue
                     try:
                         codec.decode(record.value)
                     except DecodeError:
@@ -129,17 +145,17 @@ def raw_consume(bootstrap: str, topic: str, count: int) -> dict:
             "records_per_s": round(seen / seconds)}
 
 
-def e2e_consume(bootstrap: str, topic: str, pg_url: str, setup: list, count: int,
+def e2e_consume(bootstrap: str, topics: Topics, pg_url: str, count: int,
                 profile_to: Path | None) -> dict:
-    """(b) the topic through ConsumerLoop into a fresh PostgreSQL ledger."""
+    """(b) the topics through one ConsumerLoop into a fresh PostgreSQL ledger."""
     with fresh_database(pg_url, prefix="bench_e2e_") as url:
         store = open_store(url)
         service = LedgerService(store)
-        service.ingest([Received(e, f"setup:{i}", "bench/setup") for i, e in enumerate(setup)])
         group = unique("bench-e2e")
         metrics = ConsumerMetrics()
-        loop = ConsumerLoop(ConsumerConfig(bootstrap, group, (topic,)), service, metrics)
-        ends = end_offsets(bootstrap, [topic])
+        loop = ConsumerLoop(ConsumerConfig(bootstrap, group, topics.orders, topics.accounts),
+                            service, metrics)
+        ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
         timing: dict[str, float] = {}
 
         def watch() -> None:
@@ -176,17 +192,16 @@ def e2e_consume(bootstrap: str, topic: str, pg_url: str, setup: list, count: int
             "seconds_in_batches": round(in_batches, 3), "events_per_s": round(count / seconds)}
 
 
-def e2e_processes(bootstrap: str, topic: str, pg_url: str, setup: list, count: int,
+def e2e_processes(bootstrap: str, topics: Topics, pg_url: str, count: int,
                   consumers: int, log_dir: Path) -> dict:
     """(c) optional: ``consumers`` ``ledger consume`` processes of one group (scale-out)."""
     with fresh_database(pg_url, prefix="bench_e2e_") as url:
         store = open_store(url)
-        service = LedgerService(store)
-        service.ingest([Received(e, f"setup:{i}", "bench/setup") for i, e in enumerate(setup)])
         group = unique("bench-e2e-n")
-        ends = end_offsets(bootstrap, [topic])
+        names = [topics.orders, topics.accounts]
+        ends = end_offsets(bootstrap, names)
         started = time.perf_counter()
-        procs = [ConsumerProcess(url, bootstrap, group, [topic], log_dir / f"consumer-{n}.log",
+        procs = [ConsumerProcess(url, bootstrap, group, names, log_dir / f"consumer-{n}.log",
                                  env={"LEDGER_LOG_LEVEL": "warning"}).start()
                  for n in range(consumers)]
         try:
@@ -210,7 +225,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
     parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
-    parser.add_argument("--orders", type=int, default=50_000)
+    parser.add_argument("--workload", choices=("dense", "activity"), default="dense")
+    parser.add_argument("--orders", type=int, default=8_000)
     parser.add_argument("--buyers", type=int, default=20_000)
     parser.add_argument("--sharers", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
@@ -221,25 +237,28 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("console", "warning")
 
-    work = workload(args)
-    topic = f"bench-e2e-s{args.seed}-o{args.orders}-b{args.buyers}-p{args.partitions}"
-    count = len(work.activity)
-    print(f"fixture: {count} activity events in {topic}", flush=True)
-    fixture = ensure_fixture(args.bootstrap, topic, args.partitions, work.activity)
-    raw = raw_consume(args.bootstrap, topic, count)
+    events = workload(args)
+    stem = f"bench-{args.workload}-s{args.seed}-o{args.orders}-b{args.buyers}-p{args.partitions}"
+    topics = Topics(orders=f"{stem}-orders", accounts=f"{stem}-accounts")
+    count = len(events)
+    print(f"fixture: {count} events in {topics.orders} and {topics.accounts}", flush=True)
+    fixture = ensure_fixture(args.bootstrap, topics, args.partitions, events)
+    raw = raw_consume(args.bootstrap, topics, fixture["records"])
     print(f"raw consume+decode: {raw['records_per_s']} records/s", flush=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
     profile_to = RESULTS / f"e2e-{stamp}-profile" if args.profile else None
-    e2e = e2e_consume(args.bootstrap, topic, args.pg_url, work.setup, count, profile_to)
+    e2e = e2e_consume(args.bootstrap, topics, args.pg_url, count, profile_to)
     ratio = e2e["events_per_s"] / raw["records_per_s"]
     scaled = None
     if args.processes:
-        scaled = e2e_processes(args.bootstrap, topic, args.pg_url, work.setup, count,
+        scaled = e2e_processes(args.bootstrap, topics, args.pg_url, count,
                                args.processes, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
     result = {
         "benchmark": "bench_e2e", "time": stamp, "machine": platform.node(),
-        "cpus": os.cpu_count(), "topic": topic, "partitions": args.partitions,
+        "cpus": os.cpu_count(), "workload": args.workload, "topics": [topics.orders,
+                                                                      topics.accounts],
+        "partitions": args.partitions,
         "events": count, "fixture": fixture, "raw": raw, "e2e": e2e,
         "ratio": round(ratio, 4), "target_ratio": 0.5, "profiled": args.profile,
         "processes": scaled,
