@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import queries
-from ledger.ingest_file import ingest_file
+from ledger.ingest_file import ingest_stream
 from ledger.jsonform import canonical_json
 from ledger.simulate import generate_dense
 from ledger.store import tables as t
@@ -98,7 +98,8 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Figures]:
     events = generate_dense(SEED, orders=ORDERS)
     path.write_text("".join(canonical_json(e) + "\n" for e in events), encoding="utf-8")
     reference = open_store(f"sqlite:///{folder / 'reference.sqlite'}")
-    ingest_file(reference, path)
+    with path.open("rb") as lines:
+        ingest_stream(reference, lines, path.name)
     want = figures(reference)
     reference.dispose()
     kinds = {e.TYPE for e in events}
