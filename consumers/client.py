@@ -183,7 +183,12 @@ class PartitionClient:
             coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS)
 
     def seek(self, tp: TP, offset: int) -> None:
-        self.kafka.seek(TopicPartition(*tp), offset)
+        """Seek, unless a later rebalance already took ``tp`` away (the loop applies
+        rebalances after the fact; the next one it takes says so)."""
+        try:
+            self.kafka.seek(TopicPartition(*tp), offset)
+        except ValueError:  # "Unassigned partition"
+            log.info("not seeking a partition no longer assigned", partition=f"{tp[0]}/{tp[1]}")
 
     def assignment(self) -> list[TP]:
         return sorted((tp.topic, tp.partition) for tp in self.kafka.assignment())

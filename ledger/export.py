@@ -93,7 +93,8 @@ def export(store: Store, path: Path, *, progress: Callable[[int], object] | None
     codec = Codec(registry)
     counts = {"event": 0, "dead_letter": 0}
     with store.read() as conn:
-        heads = {r.chain: (int(r.chain_seq), r.hash) for r in conn.execute(select(t.chain_heads))}
+        heads = {r.chain: (int(r.chain_seq), r.hash) for r in conn.execute(select(t.chain_heads))
+                 if r.chain_seq > 0}  # chains with journal entries (see journal.ledger_head)
         head = ledger_head({c: h for c, h in heads.items()})
         metadata = {
             "ledger.format": FORMAT,
@@ -118,11 +119,12 @@ def export(store: Store, path: Path, *, progress: Callable[[int], object] | None
 def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
     ev, en, dl = t.events, t.entries, t.dead_letters
     chains = select(en.c.chain).where(en.c.event_id == ev.c.event_id).limit(1).scalar_subquery()
+    columns = [c for c in ev.c if c.name != "chain"]
     reasons = dict(conn.execute(select(dl.c.event_id, dl.c.reason)
                                 .where(dl.c.event_id.is_not(None))).all())
     after = -(2**63)
     while True:
-        rows = conn.execute(select(ev, chains.label("chain")).where(ev.c.seq > after)
+        rows = conn.execute(select(*columns, chains.label("chain")).where(ev.c.seq > after)
                             .order_by(ev.c.seq).limit(_PAGE)).all()
         if not rows:
             break
