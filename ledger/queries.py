@@ -102,3 +102,26 @@ def parked_events(store: Store, limit: int = 1000) -> list[dict[str, object]]:
             .limit(limit)
         )
         return [dict(r._mapping) for r in rows]
+
+
+# parked-reference prefix -> (table, key column) holding what the event waits for
+_REFERENCES = {"order": (t.orders, "order_id"), "sharer": (t.sharers, "sharer_id"),
+               "payout": (t.payouts, "payout_id")}
+
+
+def orphaned_parked(store: Store) -> list[dict[str, object]]:
+    """Parked events whose reference is applied: they should have been released with it
+    (SPEC §4.6). Never expected; each one is a defect to report, not to wait out."""
+    q = t.parked
+    out: list[dict[str, object]] = []
+    with store.read() as conn:
+        for prefix, (table, key) in _REFERENCES.items():
+            column = table.c[key]
+            ref = func.substr(q.c.waits_for, len(prefix) + 2)
+            rows = conn.execute(
+                select(q.c.event_id, q.c.type, q.c.waits_for, q.c.source, q.c.parked_at)
+                .where(q.c.waits_for.like(f"{prefix}:%"))
+                .where(select(column).where(column == ref).exists())
+                .order_by(q.c.arrival))
+            out.extend(dict(r._mapping) for r in rows)
+    return out

@@ -9,7 +9,7 @@ import click
 
 from ledger import export as history
 from ledger.commands.common import db_option, resolve_db
-from ledger.store.base import open_store
+from ledger.store.base import Store, open_store
 
 
 @click.command()
@@ -27,14 +27,30 @@ def export(ctx: click.Context, db_url: str | None, out: Path) -> None:
 
 
 @click.command()
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @db_option
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--from-kafka", is_flag=True,
+              help="replay the Kafka topics from offset 0 instead of an export file")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (with --from-kafka)")
+@click.option("--topic-orders", default=None, help="orders topic (with --from-kafka)")
+@click.option("--topic-accounts", default=None, help="accounts topic (with --from-kafka)")
 @click.pass_context
-def replay(ctx: click.Context, source: Path, db_url: str | None, batch_size: int) -> None:
+def replay(ctx: click.Context, source: Path | None, db_url: str | None, batch_size: int,
+           from_kafka: bool, bootstrap: str | None, topic_orders: str | None,
+           topic_accounts: str | None) -> None:
     """Rebuild a ledger from SOURCE (a file from `ledger export`) into the empty database
-    --db, then print both ledger heads; exit 1 unless they are equal."""
+    --db, then print both ledger heads; exit 1 unless they are equal. With --from-kafka,
+    rebuild it from the topics at offset 0 and print its head (docs/ordering.md: the
+    same head as any complete consumption of those topics)."""
+    if from_kafka == (source is not None):
+        raise click.UsageError("give either SOURCE or --from-kafka")
     store = open_store(resolve_db(ctx, db_url))
+    if from_kafka:
+        _replay_kafka(ctx, store, bootstrap, topic_orders, topic_accounts)
+        return
+    assert source is not None
     try:
         with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
             report = history.replay(source, store, batch_size=batch_size, progress=bar.update)
@@ -48,3 +64,29 @@ def replay(ctx: click.Context, source: Path, db_url: str | None, batch_size: int
     if not report.equal:
         click.echo("the heads differ", err=True)
     sys.exit(0 if report.equal and report.verified else 1)
+
+
+def _replay_kafka(ctx: click.Context, store: Store, bootstrap: str | None,
+                  topic_orders: str | None, topic_accounts: str | None) -> None:
+    from dataclasses import replace
+
+    from consumers.replay import replay_topics
+    from ledger.store.base import verify
+
+    settings = ctx.obj
+    topics = replace(settings.topics, orders=topic_orders or settings.topics.orders,
+                     accounts=topic_accounts or settings.topics.accounts)
+    if verify(store).chains:
+        raise click.ClickException("the target database already holds a ledger: give an empty one")
+    try:
+        with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
+            applied = replay_topics(store, bootstrap or settings.kafka_bootstrap, topics,
+                                    progress=bar.update)
+    except (ValueError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = verify(store)
+    click.echo(f"replayed {applied} records from {topics.orders} and {topics.accounts}")
+    click.echo(f"replayed head {report.head}")
+    if not report.ok:
+        click.echo(f"the replayed ledger does not verify: {report.problem}", err=True)
+        sys.exit(1)

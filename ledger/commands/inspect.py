@@ -132,16 +132,24 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
-    """Events waiting for a reference (an order, an upline, a payout request)."""
-    rows = queries.parked_events(open_store(resolve_db(ctx, db_url), read_only=True), limit)
+    """Events waiting for a reference (an order, an upline, a payout request). Exit 1
+    if one waits for a reference that is applied (it should have been released)."""
+    store = open_store(resolve_db(ctx, db_url), read_only=True)
+    rows = queries.parked_events(store, limit)
+    orphans = queries.orphaned_parked(store)
     if as_json:
         echo_json(rows)
-        return
-    if not rows:
+    elif not rows:
         click.echo("no parked events")
-        return
-    click.echo(table(
-        [[str(r["event_id"]), str(r["type"]), str(r["waits_for"]), str(r["source"]),
-          format_time(r["parked_at"])] for r in rows],  # type: ignore[arg-type]
-        ["event_id", "type", "waits for", "source", "parked at"],
-    ))
+    else:
+        click.echo(table(
+            [[str(r["event_id"]), str(r["type"]), str(r["waits_for"]), str(r["source"]),
+              format_time(r["parked_at"])] for r in rows],  # type: ignore[arg-type]
+            ["event_id", "type", "waits for", "source", "parked at"],
+        ))
+    if orphans:
+        # the reference is applied, so the event should have been released with it
+        click.echo(f"{len(orphans)} parked event(s) wait for a reference that is applied: "
+                   + ", ".join(f"{o['event_id']} ({o['waits_for']})" for o in orphans[:10])
+                   + ": a defect, please report it with `ledger export`", err=True)
+        ctx.exit(1)
