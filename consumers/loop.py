@@ -149,7 +149,9 @@ class ConsumerLoop:
         """One poll and whatever can be applied after it; True if the process is waiting
         for other processes' progress."""
         assert self.merger is not None
-        waiting = self.merger.waiting_for(self._others) is not None
+        # waiting for other processes: look again soon; a process that owns every
+        # partition only ever waits for records, which a normal poll returns at once
+        waiting = not self._owns_everything() and self.merger.waiting_for(self._others) is not None
         timeout = int(self._wait_s * 1000) if waiting else self.config.poll_timeout_ms
         polled = self.client.poll(timeout)
         fresh = self._take_rebalances()
@@ -157,7 +159,7 @@ class ConsumerLoop:
             if tp not in fresh:  # fetched before the seek to its checkpoint: fetched again
                 self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
         self._reconcile()
-        if waiting and not self._owns_everything():
+        if waiting:
             self._others = self._db(lambda: self.service.progress(self.config.group_id),
                                     "database unavailable while reading progress")
         applied = False
