@@ -23,17 +23,19 @@ def snapshot(store: Store) -> dict[str, list[tuple]]:
                 for table in VIEW_TABLES}
 
 
-def url_factory(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Callable[[], str]]:
-    """Yields make() -> URL of a fresh database of the backend ``request.param``."""
+def url_factory(request: pytest.FixtureRequest, tmp_path_factory,
+                prefix: str = "views") -> Iterator[Callable[[], str]]:
+    """Yields make() -> URL of a fresh database of the backend ``request.param``;
+    PostgreSQL databases are dropped at the end."""
     if request.param == "sqlite":
-        yield lambda: f"sqlite:///{tmp_path_factory.mktemp('views') / 'ledger.sqlite'}"
+        yield lambda: f"sqlite:///{tmp_path_factory.mktemp(prefix) / 'ledger.sqlite'}"
         return
     pg_url = request.getfixturevalue("pg_url")
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     created: list[str] = []
 
     def make() -> str:
-        name = f"views_{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         created.append(name)

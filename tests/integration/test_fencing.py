@@ -63,33 +63,28 @@ def test_the_second_writer_of_a_partition_is_fenced(db_url: str) -> None:
 
     outcome: dict[str, Any] = {}
 
-    def run_zombie() -> None:
-        try:
-            outcome["zombie"] = zombie.ingest_isolating(batch, starts=start, group="g")
-        except Fenced as fenced:
-            outcome["zombie"] = fenced
+    def writer(name: str, service: LedgerService) -> threading.Thread:
+        def run() -> None:
+            try:
+                outcome[name] = service.ingest_isolating(batch, starts=start, group="g")
+            except Fenced as fenced:
+                outcome[name] = fenced
 
-    thread = threading.Thread(target=run_zombie)
-    thread.start()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    thread = writer("zombie", zombie)
     assert zombie.inside.wait(30)
-    racer: dict[str, Any] = {}
-
-    def run_owner() -> None:
-        try:
-            racer["owner"] = owner.ingest_isolating(batch, starts=start, group="g")
-        except Fenced as fenced:
-            racer["owner"] = fenced
-
-    second = threading.Thread(target=run_owner)
-    second.start()
+    second = writer("owner", owner)
     second.join(0.5)
     assert second.is_alive(), "the second writer must wait for the first's row lock"
     zombie.release.set()
     thread.join(30)
     second.join(30)
     assert not isinstance(outcome["zombie"], Fenced)  # first to move the checkpoint wins
-    assert isinstance(racer["owner"], Fenced)
-    assert "another consumer applied it" in str(racer["owner"])
+    assert isinstance(outcome["owner"], Fenced)
+    assert "another consumer applied it" in str(outcome["owner"])
 
     # the refused writer resumes from the database: the next batch applies once
     stored = owner.progress("g")

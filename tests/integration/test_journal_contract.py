@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -32,6 +31,7 @@ from ledger.store.base import (
     open_store,
 )
 from ledger.store.base import verify as verify_ledger
+from tests.tamper_helpers import triggers_lifted as tampering
 
 
 def verify(store: Store, **options: object):  # type: ignore[no-untyped-def]
@@ -86,23 +86,6 @@ def _seed(store: Store) -> dict[str, list[int]]:
     return {"a": a, "b": b}
 
 
-@contextmanager
-def tampering(store: Store) -> Iterator[Connection]:
-    """A transaction in which the append-only triggers do not fire."""
-    with store.begin() as conn:
-        if store.backend == "postgresql":
-            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            yield conn
-            return
-        triggers = conn.exec_driver_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-        ).all()
-        assert triggers, "the migration should have created triggers"
-        for name, _sql in triggers:
-            conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        yield conn
-        for _name, sql in triggers:
-            conn.exec_driver_sql(sql)
 
 
 # --- writing and verifying -------------------------------------------------------------

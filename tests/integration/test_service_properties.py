@@ -5,14 +5,11 @@ the batch boundaries, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import itertools
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from ledger import queries
 from ledger.domain.engine import Rejected
@@ -22,33 +19,14 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.base import open_store, verify
 from tests.streams import streams
+from tests.views_helpers import url_factory
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url_factory(request, tmp_path_factory):
     """Makes a fresh database per hypothesis example (function fixtures are shared by all
-    examples of one test); PostgreSQL databases are dropped at the end."""
-    created: list[str] = []
-    if request.param == "sqlite":
-        def make() -> str:
-            return f"sqlite:///{tmp_path_factory.mktemp('prop') / 'ledger.sqlite'}"
-        yield make
-        return
-    pg_url = request.getfixturevalue("pg_url")
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-
-    def make() -> str:
-        name = f"prop_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    examples of one test)."""
+    yield from url_factory(request, tmp_path_factory, prefix="prop")
 
 
 SETTINGS = settings(max_examples=25, deadline=None,
