@@ -190,8 +190,7 @@ class ConsumerLoop:
             return
         self._wait_logged = now
         barrier = self.merger.next_barrier()
-        view = {**self._others, **{tp: s for tp in self.merger.owned()
-                                    if (s := self.merger.stored(tp))}}
+        view = self.merger.view(self._others)
         log.info("waiting for other consumers", reason=reason,
                  seconds=round(now - self._waiting_since, 1), next_barrier=barrier,
                  lagging=names(self.merger.lagging_partitions(barrier, view))
@@ -310,8 +309,7 @@ class ConsumerLoop:
             return
         if now - self._blocked_since[1] < self.config.marker_grace_s:
             return
-        progress = {**self._others, **{tp: s for tp in self.merger.owned()
-                                        if (s := self.merger.stored(tp))}}
+        progress = self.merger.view(self._others)
         lagging = self.merger.lagging_partitions(barrier, progress)
         ends = self.client.end_offsets(lagging)
         idle = [tp[1] for tp in lagging

@@ -98,13 +98,18 @@ class Merger:
         moved = after(self._stored, batch.advances)
         self._stored = {tp: moved[tp] for tp in self._stored}
 
+    def view(self, progress: dict[TopicPartition, Stored]) -> dict[TopicPartition, Stored]:
+        """Every partition's checkpoint: ``progress`` (committed by others), overridden by
+        the owned partitions' own."""
+        return {**progress, **self._stored}
+
     # -- the order -------------------------------------------------------------------------
 
     def next_batch(self, progress: dict[TopicPartition, Stored], limit: int) -> Batch:
         """The longest applicable prefix (at most ``limit`` items) given ``progress``, the
         committed state of partitions owned elsewhere. Owned partitions use their own
         stored state; their buffers lose what the batch takes."""
-        view = {**progress, **self._stored}
+        view = self.view(progress)
         markers = {tp: view.get(tp, Stored(0)).marker for tp in self.orders}
         accounts_next = view.get(self.accounts, Stored(0)).next_offset
         items: list[Item] = []
@@ -135,7 +140,7 @@ class Merger:
         held orders partition waits for a barrier applied elsewhere), ``"markers"`` (a
         buffered barrier waits for orders partitions owned elsewhere or not yet read), or
         None (nothing buffered)."""
-        view = {**progress, **self._stored}
+        view = self.view(progress)
         accounts_next = view.get(self.accounts, Stored(0)).next_offset
         if self._buffers.get(self.accounts):
             return "markers"
@@ -147,7 +152,7 @@ class Merger:
     def lagging_partitions(self, barrier: int, progress: dict[TopicPartition, Stored]
                            ) -> list[TopicPartition]:
         """The orders partitions that have not passed a marker >= ``barrier``."""
-        view = {**progress, **self._stored}
+        view = self.view(progress)
         return [tp for tp in self.orders if view.get(tp, Stored(0)).marker < barrier]
 
     def next_barrier(self) -> int | None:
