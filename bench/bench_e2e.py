@@ -65,11 +65,15 @@ DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 def workload(args: argparse.Namespace) -> list[Any]:
     if args.workload == "dense":
-        return generate_dense(seed=args.seed, orders=args.orders,
-                              sharers=max(60, args.orders // 40),
-                              buyers=max(400, args.orders // 5))
-    return generate(seed=args.seed, sharers=args.sharers, buyers=args.buyers,
-                    orders=args.orders).all()
+        return generate_dense(
+            seed=args.seed,
+            orders=args.orders,
+            sharers=max(60, args.orders // 40),
+            buyers=max(400, args.orders // 5),
+        )
+    return generate(
+        seed=args.seed, sharers=args.sharers, buyers=args.buyers, orders=args.orders
+    ).all()
 
 
 def ensure_fixture(bootstrap: str, topics: Topics, partitions: int, events: list) -> dict:
@@ -91,8 +95,9 @@ def ensure_fixture(bootstrap: str, topics: Topics, partitions: int, events: list
                 if time.monotonic() > deadline:
                     raise SystemExit(f"topics {doomed} were not deleted within 60 s")
                 time.sleep(0.2)
-        admin.create_topics([NewTopic(topics.orders, partitions, 1),
-                             NewTopic(topics.accounts, 1, 1)])
+        admin.create_topics(
+            [NewTopic(topics.orders, partitions, 1), NewTopic(topics.accounts, 1, 1)]
+        )
     finally:
         admin.close()
     wait_for_partitions(bootstrap, {topics.orders: partitions, topics.accounts: 1})
@@ -100,27 +105,40 @@ def ensure_fixture(bootstrap: str, topics: Topics, partitions: int, events: list
     with Publisher(bootstrap, topics) as publisher:
         for event in events:
             publisher.publish(event)
-    facts = {"events": len(events), "markers": publisher.markers,
-             "records": len(events) + publisher.markers}
+    facts = {
+        "events": len(events),
+        "markers": publisher.markers,
+        "records": len(events) + publisher.markers,
+    }
     loaded = sum(end_offsets(bootstrap, names).values())
     if loaded != facts["records"]:
         raise SystemExit(f"loaded {loaded} records, expected {facts['records']}")
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     sidecar.write_text(json.dumps(facts))
     seconds = time.perf_counter() - started
-    return {"reused": False, "load_seconds": round(seconds, 2),
-            "publish_events_per_s": round(len(events) / seconds), **facts}
+    return {
+        "reused": False,
+        "load_seconds": round(seconds, 2),
+        "publish_events_per_s": round(len(events) / seconds),
+        **facts,
+    }
 
 
 def raw_consume(bootstrap: str, topics: Topics, count: int) -> dict:
     """(a) kafka-python consume + decode, tuned like the ledger consumer, no database."""
-    options = {k: v for k, v in CONSUMER_DEFAULTS.items()
-               if k not in ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")}
+    options = {
+        k: v
+        for k, v in CONSUMER_DEFAULTS.items()
+        if k not in ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")
+    }
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options)
     codec = default_codec()
     try:
-        tps = [TopicPartition(topic, p) for topic in (topics.orders, topics.accounts)
-               for p in sorted(consumer.partitions_for_topic(topic))]
+        tps = [
+            TopicPartition(topic, p)
+            for topic in (topics.orders, topics.accounts)
+            for p in sorted(consumer.partitions_for_topic(topic))
+        ]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         seen = bad = 0
@@ -141,20 +159,26 @@ def raw_consume(bootstrap: str, topics: Topics, count: int) -> dict:
         seconds = time.perf_counter() - started
     finally:
         consumer.close()
-    return {"records": seen, "undecodable": bad, "seconds": round(seconds, 3),
-            "records_per_s": round(seen / seconds)}
+    return {
+        "records": seen,
+        "undecodable": bad,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(seen / seconds),
+    }
 
 
-def e2e_consume(bootstrap: str, topics: Topics, pg_url: str, count: int,
-                profile_to: Path | None) -> dict:
+def e2e_consume(
+    bootstrap: str, topics: Topics, pg_url: str, count: int, profile_to: Path | None
+) -> dict:
     """(b) the topics through one ConsumerLoop into a fresh PostgreSQL ledger."""
     with fresh_database(pg_url, prefix="bench_e2e_") as url:
         store = open_store(url)
         service = LedgerService(store)
         group = unique("bench-e2e")
         metrics = ConsumerMetrics()
-        loop = ConsumerLoop(ConsumerConfig(bootstrap, group, topics.orders, topics.accounts),
-                            service, metrics)
+        loop = ConsumerLoop(
+            ConsumerConfig(bootstrap, group, topics.orders, topics.accounts), service, metrics
+        )
         ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
         timing: dict[str, float] = {}
 
@@ -181,19 +205,26 @@ def e2e_consume(bootstrap: str, topics: Topics, pg_url: str, count: int,
         if profiler is not None:
             profiler.stop()
             profile_to.with_suffix(".txt").write_text(
-                profiler.output_text(unicode=True, color=False, show_all=False))
+                profiler.output_text(unicode=True, color=False, show_all=False)
+            )
             profile_to.with_suffix(".html").write_text(profiler.output_html())
         watcher.join(5)
         seconds = timing["caught_up"] - timing["start"]
         batch = metrics.batch_seconds.collect()[0]
         in_batches = next(s.value for s in batch.samples if s.name.endswith("_sum"))
         store.dispose()
-    return {"records": count, "batches": loop.batches, "seconds": round(seconds, 3),
-            "seconds_in_batches": round(in_batches, 3), "events_per_s": round(count / seconds)}
+    return {
+        "records": count,
+        "batches": loop.batches,
+        "seconds": round(seconds, 3),
+        "seconds_in_batches": round(in_batches, 3),
+        "events_per_s": round(count / seconds),
+    }
 
 
-def e2e_processes(bootstrap: str, topics: Topics, pg_url: str, count: int,
-                  consumers: int, log_dir: Path) -> dict:
+def e2e_processes(
+    bootstrap: str, topics: Topics, pg_url: str, count: int, consumers: int, log_dir: Path
+) -> dict:
     """(c) optional: ``consumers`` ``ledger consume`` processes of one group (scale-out)."""
     with fresh_database(pg_url, prefix="bench_e2e_") as url:
         store = open_store(url)
@@ -201,19 +232,32 @@ def e2e_processes(bootstrap: str, topics: Topics, pg_url: str, count: int,
         names = [topics.orders, topics.accounts]
         ends = end_offsets(bootstrap, names)
         started = time.perf_counter()
-        procs = [ConsumerProcess(url, bootstrap, group, names, log_dir / f"consumer-{n}.log",
-                                 env={"LEDGER_LOG_LEVEL": "warning"}).start()
-                 for n in range(consumers)]
+        procs = [
+            ConsumerProcess(
+                url,
+                bootstrap,
+                group,
+                names,
+                log_dir / f"consumer-{n}.log",
+                env={"LEDGER_LOG_LEVEL": "warning"},
+            ).start()
+            for n in range(consumers)
+        ]
         try:
-            wait_until_applied(store, group, ends, 1800,
-                               alive=lambda: [p.alive() for p in procs] and None)
+            wait_until_applied(
+                store, group, ends, 1800, alive=lambda: [p.alive() for p in procs] and None
+            )
             seconds = time.perf_counter() - started
         finally:
             for proc in procs:
                 proc.terminate()
         store.dispose()
-    return {"consumers": consumers, "records": count, "seconds": round(seconds, 3),
-            "events_per_s": round(count / seconds)}
+    return {
+        "consumers": consumers,
+        "records": count,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(count / seconds),
+    }
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -232,8 +276,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile", action="store_true", help="profile (b) with pyinstrument")
-    parser.add_argument("--processes", type=int, default=0,
-                        help="also run this many `ledger consume` processes of one group")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also run this many `ledger consume` processes of one group",
+    )
     args = parser.parse_args()
     configure_logging("console", "warning")
 
@@ -252,30 +300,62 @@ def main() -> None:
     ratio = e2e["events_per_s"] / raw["records_per_s"]
     scaled = None
     if args.processes:
-        scaled = e2e_processes(args.bootstrap, topics, args.pg_url, count,
-                               args.processes, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
+        scaled = e2e_processes(
+            args.bootstrap,
+            topics,
+            args.pg_url,
+            count,
+            args.processes,
+            Path(tempfile.mkdtemp(prefix="bench-e2e-")),
+        )
     result = {
-        "benchmark": "bench_e2e", "time": stamp, "machine": platform.node(),
-        "cpus": os.cpu_count(), "workload": args.workload, "topics": [topics.orders,
-                                                                      topics.accounts],
+        "benchmark": "bench_e2e",
+        "time": stamp,
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "workload": args.workload,
+        "topics": [topics.orders, topics.accounts],
         "partitions": args.partitions,
-        "events": count, "fixture": fixture, "raw": raw, "e2e": e2e,
-        "ratio": round(ratio, 4), "target_ratio": 0.5, "profiled": args.profile,
+        "events": count,
+        "fixture": fixture,
+        "raw": raw,
+        "e2e": e2e,
+        "ratio": round(ratio, 4),
+        "target_ratio": 0.5,
+        "profiled": args.profile,
         "processes": scaled,
         "consumer_defaults": {k: v for k, v in CONSUMER_DEFAULTS.items()},
     }
     out = RESULTS / f"e2e-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table([
-        ("measure", "events", "seconds", "events/s"),
-        ("raw consume+decode", str(raw["records"]), str(raw["seconds"]),
-         str(raw["records_per_s"])),
-        ("e2e ConsumerLoop→PG", str(count), str(e2e["seconds"]), str(e2e["events_per_s"])),
-        ("ratio e2e/raw", "", "", f"{ratio:.1%} (target ≥ 50%)"),
-        *([(f"e2e {scaled['consumers']} processes", str(count), str(scaled["seconds"]),
-            f"{scaled['events_per_s']} ({scaled['events_per_s'] / raw['records_per_s']:.1%})")]
-          if scaled else []),
-    ]))
+    print(
+        table(
+            [
+                ("measure", "events", "seconds", "events/s"),
+                (
+                    "raw consume+decode",
+                    str(raw["records"]),
+                    str(raw["seconds"]),
+                    str(raw["records_per_s"]),
+                ),
+                ("e2e ConsumerLoop→PG", str(count), str(e2e["seconds"]), str(e2e["events_per_s"])),
+                ("ratio e2e/raw", "", "", f"{ratio:.1%} (target ≥ 50%)"),
+                *(
+                    [
+                        (
+                            f"e2e {scaled['consumers']} processes",
+                            str(count),
+                            str(scaled["seconds"]),
+                            f"{scaled['events_per_s']} "
+                            f"({scaled['events_per_s'] / raw['records_per_s']:.1%})",
+                        )
+                    ]
+                    if scaled
+                    else []
+                ),
+            ]
+        )
+    )
     print(f"results: {out}" + (f"; profile: {profile_to}.txt/.html" if profile_to else ""))
 
 

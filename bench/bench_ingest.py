@@ -61,14 +61,20 @@ def run(pg_url: str, items: list[Received], batch: int, profile_to: Path | None)
         if profiler is not None:
             profiler.stop()
             profile_to.with_suffix(".txt").write_text(
-                profiler.output_text(unicode=True, color=False, show_all=False))
+                profiler.output_text(unicode=True, color=False, show_all=False)
+            )
             profile_to.with_suffix(".html").write_text(profiler.output_html())
         report = verify(store)
         assert report.ok, report.problem
         store.dispose()
-    return {"batch": batch, "events": len(items), "entries": entries,
-            "seconds": round(seconds, 3), "events_per_s": round(len(items) / seconds),
-            "head": report.head}
+    return {
+        "batch": batch,
+        "events": len(items),
+        "entries": entries,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(items) / seconds),
+        "head": report.head,
+    }
 
 
 def main() -> None:
@@ -81,8 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("console", "warning")
 
-    work = generate(seed=args.seed, sharers=200, buyers=5000,
-                    orders=max(100, args.events // 5))
+    work = generate(seed=args.seed, sharers=200, buyers=5000, orders=max(100, args.events // 5))
     events = work.all()[: args.events]
     items = received(events)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -95,17 +100,27 @@ def main() -> None:
     # the same events in the same order give the same ledger, whatever the batching
     assert batched["head"] == single["head"], "batching changed the ledger head"
     ratio = batched["events_per_s"] / single["events_per_s"]
-    result = {"benchmark": "bench_ingest", "time": stamp, "machine": platform.node(),
-              "cpus": os.cpu_count(), "events": len(items), "chains": CHAINS,
-              "batched": batched, "single": single, "ratio": round(ratio, 2),
-              "profiled": args.profile}
+    result = {
+        "benchmark": "bench_ingest",
+        "time": stamp,
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "events": len(items),
+        "chains": CHAINS,
+        "batched": batched,
+        "single": single,
+        "ratio": round(ratio, 2),
+        "profiled": args.profile,
+    }
     out = RESULTS / f"ingest-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'mode':<22}{'events':>8}{'seconds':>10}{'events/s':>10}")
     for name, r in ((f"batch of {args.batch}", batched), ("one per transaction", single)):
         print(f"{name:<22}{r['events']:>8}{r['seconds']:>10}{r['events_per_s']:>10}")
-    print(f"ratio batched/single: {ratio:.1f}x\nresults: {out}"
-          + (f"; profile: {profile_to}.txt/.html" if profile_to else ""))
+    print(
+        f"ratio batched/single: {ratio:.1f}x\nresults: {out}"
+        + (f"; profile: {profile_to}.txt/.html" if profile_to else "")
+    )
 
 
 if __name__ == "__main__":

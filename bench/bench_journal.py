@@ -41,8 +41,11 @@ def make_entries(prefix: str, count: int) -> list[JournalEntry]:
                     Posting(f"merchant:M{i % 50}:charges", "CNY", -pool),
                     Posting(f"sharer:S{i % 1000}:pending", "CNY", (pool - fee) // 2),
                     Posting(f"sharer:S{(i + 1) % 1000}:pending", "CNY", (pool - fee) // 4),
-                    Posting(f"sharer:S{(i + 2) % 1000}:pending", "CNY",
-                            pool - fee - (pool - fee) // 2 - (pool - fee) // 4),
+                    Posting(
+                        f"sharer:S{(i + 2) % 1000}:pending",
+                        "CNY",
+                        pool - fee - (pool - fee) // 2 - (pool - fee) // 4,
+                    ),
                     Posting("platform:fees", "CNY", fee),
                 ),
                 order_id=f"O-{prefix}-{i}",
@@ -62,8 +65,10 @@ def timed_append(store, chain: str, entries: list[JournalEntry], batch: int) -> 
 
 def report(label: str, entries: int, seconds: float) -> None:
     rows = entries * (1 + POSTINGS_PER_ENTRY)
-    print(f"{label:<42} {entries:>7} entries {seconds:7.2f} s  "
-          f"{entries / seconds:>9,.0f} entries/s  {rows / seconds:>10,.0f} rows/s")
+    print(
+        f"{label:<42} {entries:>7} entries {seconds:7.2f} s  "
+        f"{entries / seconds:>9,.0f} entries/s  {rows / seconds:>10,.0f} rows/s"
+    )
 
 
 def bench_bulk_insert(store, rows: int) -> None:
@@ -71,9 +76,16 @@ def bench_bulk_insert(store, rows: int) -> None:
     run = uuid.uuid4().hex[:8]
     for label, use_copy in (("bulk_insert (COPY/executemany)", True), ("multi-row INSERT", False)):
         payload = [
-            {"seq": None, "event_id": f"{run}-{label[:4]}-{i}", "type": "order_placed",
-             "occurred_at": i, "recorded_at": i, "source": "bench", "outcome": "applied",
-             "payload": '{"order_id":"O1","lines":[{"amount":8800}]}'}
+            {
+                "seq": None,
+                "event_id": f"{run}-{label[:4]}-{i}",
+                "type": "order_placed",
+                "occurred_at": i,
+                "recorded_at": i,
+                "source": "bench",
+                "outcome": "applied",
+                "payload": '{"order_id":"O1","lines":[{"amount":8800}]}',
+            }
             for i in range(rows)
         ]
         start = time.perf_counter()
@@ -101,11 +113,17 @@ def main() -> None:
     print(f"backend {store.backend}, run {run}")
     try:
         batched = make_entries(f"{run}-b", args.entries)
-        report("append_entries, 1,000 per transaction", args.entries,
-               timed_append(store, f"bench/{run}/batched", batched, 1_000))
+        report(
+            "append_entries, 1,000 per transaction",
+            args.entries,
+            timed_append(store, f"bench/{run}/batched", batched, 1_000),
+        )
         single = make_entries(f"{run}-s", args.single)
-        report("append_entries, 1 per transaction", args.single,
-               timed_append(store, f"bench/{run}/single", single, 1))
+        report(
+            "append_entries, 1 per transaction",
+            args.single,
+            timed_append(store, f"bench/{run}/single", single, 1),
+        )
         for rows in (1_000, 10_000):
             bench_bulk_insert(store, rows)
         with store.read() as conn:
@@ -113,8 +131,10 @@ def main() -> None:
         start = time.perf_counter()
         result = verify(store)
         seconds = time.perf_counter() - start
-        print(f"verify: ok={result.ok} {total} entries in {seconds:.2f} s "
-              f"({total / seconds:,.0f} entries/s); head {result.head}")
+        print(
+            f"verify: ok={result.ok} {total} entries in {seconds:.2f} s "
+            f"({total / seconds:,.0f} entries/s); head {result.head}"
+        )
     finally:
         store.dispose()
 

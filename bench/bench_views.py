@@ -40,8 +40,10 @@ DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
-            "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 3)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 3),
+    }
 
 
 def timed(store, samples: int, query) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -69,36 +71,53 @@ def main() -> None:
         service = LedgerService(store)
         for start in range(0, len(events), 2000):
             chain = f"ledger.orders/{(start // 2000) % 4}"
-            service.ingest([Received(e, f"bench:{start + i}", chain)
-                            for i, e in enumerate(events[start : start + 2000])])
+            service.ingest(
+                [
+                    Received(e, f"bench:{start + i}", chain)
+                    for i, e in enumerate(events[start : start + 2000])
+                ]
+            )
         ingest_s = time.perf_counter() - started
         runner.catch_up(store)
         with store.read() as conn:
             postings = conn.execute(select(func.count()).select_from(t.postings)).scalar() or 0
             sharers = [r for (r,) in conn.execute(select(t.sharers.c.sharer_id))]
-            orders = [r for (r,) in conn.execute(
-                select(t.orders.c.order_id).where(t.orders.c.levels != "[]"))]
+            orders = [
+                r
+                for (r,) in conn.execute(
+                    select(t.orders.c.order_id).where(t.orders.c.levels != "[]")
+                )
+            ]
             latest = conn.execute(select(func.max(t.postings.c.occurred_at))).scalar() or 0
         started = time.perf_counter()
         runner.rebuild(store)
         rebuild_s = time.perf_counter() - started
         result = {
-            "events": len(events), "postings": postings, "ingest_s": round(ingest_s, 1),
+            "events": len(events),
+            "postings": postings,
+            "ingest_s": round(ingest_s, 1),
             "rebuild_all_views_s": round(rebuild_s, 2),
             "rebuild_postings_per_s": round(postings / rebuild_s),
-            "balance": timed(store, args.samples, lambda c: read.balances(
-                c, sharer_id=rng.choice(sharers))),
-            "balance_as_of_1h_ago": timed(store, args.samples, lambda c: read.balances(
-                c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000)),
-            "order_payout_view": timed(store, args.samples, lambda c: read.order_levels(
-                c, rng.choice(orders))),
-            "machine": platform.platform(), "python": platform.python_version(),
+            "balance": timed(
+                store, args.samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers))
+            ),
+            "balance_as_of_1h_ago": timed(
+                store,
+                args.samples,
+                lambda c: read.balances(c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000),
+            ),
+            "order_payout_view": timed(
+                store, args.samples, lambda c: read.order_levels(c, rng.choice(orders))
+            ),
+            "machine": platform.platform(),
+            "python": platform.python_version(),
         }
         store.dispose()
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"views-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2) + "\n")
+        json.dumps(result, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -77,9 +77,15 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class PartitionClient:
-    def __init__(self, config: ConsumerConfig, *, on_assigned: Callable[[list[TP]], None],
-                 on_revoked: Callable[[list[TP]], None], stopping: Callable[[], bool],
-                 wait: Callable[[float], object]) -> None:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        *,
+        on_assigned: Callable[[list[TP]], None],
+        on_revoked: Callable[[list[TP]], None],
+        stopping: Callable[[], bool],
+        wait: Callable[[float], object],
+    ) -> None:
         self.config = config
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
@@ -97,11 +103,15 @@ class PartitionClient:
         """Connect (waiting while no broker answers) and join the group once every topic's
         partitions are known. False if stopped meanwhile."""
         try:
-            self._consumer = retry(self._open_once, on=(KafkaError,),
-                                   what="kafka unreachable", wait=self._wait,
-                                   stopping=self._stopping,
-                                   backoff=Backoff(0.5, self.config.max_backoff_s),
-                                   attempts_when_stopping=0)
+            self._consumer = retry(
+                self._open_once,
+                on=(KafkaError,),
+                what="kafka unreachable",
+                wait=self._wait,
+                stopping=self._stopping,
+                backoff=Backoff(0.5, self.config.max_backoff_s),
+                attempts_when_stopping=0,
+            )
         except _Stopped:
             return False
         except KafkaError:
@@ -112,8 +122,11 @@ class PartitionClient:
 
     def _open_once(self) -> KafkaConsumer:
         options = {**CONSUMER_DEFAULTS, **dict(self.config.kafka_overrides)}
-        consumer = KafkaConsumer(bootstrap_servers=self.config.bootstrap_servers,
-                                 group_id=self.config.group_id, **options)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.config.bootstrap_servers,
+            group_id=self.config.group_id,
+            **options,
+        )
         try:
             self._wait_for_topics(consumer)
         except BaseException:
@@ -154,8 +167,12 @@ class PartitionClient:
             polled = self.kafka.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             delay = self._poll_backoff.next_delay()
-            log.warning("kafka poll failed; retrying", attempt=self._poll_backoff.attempts,
-                        retry_in_s=round(delay, 2), error=str(exc)[:300])
+            log.warning(
+                "kafka poll failed; retrying",
+                attempt=self._poll_backoff.attempts,
+                retry_in_s=round(delay, 2),
+                error=str(exc)[:300],
+            )
             self._wait(delay)
             return {}
         self._poll_backoff.reset()
@@ -165,8 +182,9 @@ class PartitionClient:
         """True while the group must be (re)joined or a join is under way."""
         coordinator = getattr(self.kafka, "_coordinator", None)
         try:
-            return bool(coordinator is not None
-                        and (coordinator.rejoining or coordinator.need_rejoin()))
+            return bool(
+                coordinator is not None and (coordinator.rejoining or coordinator.need_rejoin())
+            )
         except Exception:  # noqa: BLE001 - a newer client: assume a settled group
             return False
 
@@ -195,8 +213,10 @@ class PartitionClient:
 
     def positions(self) -> dict[str, Any]:
         """Where the client fetches each assigned partition from."""
-        return {f"{tp.topic}/{tp.partition}": self.kafka.position(tp, timeout_ms=100)
-                for tp in self.kafka.assignment()}
+        return {
+            f"{tp.topic}/{tp.partition}": self.kafka.position(tp, timeout_ms=100)
+            for tp in self.kafka.assignment()
+        }
 
     def end_offsets(self, tps: list[TP]) -> dict[TP, int]:
         ends = self.kafka.end_offsets([TopicPartition(*tp) for tp in tps])
@@ -208,11 +228,16 @@ class PartitionClient:
     def commit(self, offsets: dict[TP, int]) -> None:
         """Best effort, for lag tools: the database holds the checkpoints."""
         try:
-            self.kafka.commit({TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
-                               for tp, offset in offsets.items()})
+            self.kafka.commit(
+                {
+                    TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
+                    for tp, offset in offsets.items()
+                }
+            )
         except Exception as exc:  # noqa: BLE001 - the database holds the truth
-            log.warning("kafka offset commit failed; the database has the offsets",
-                        error=str(exc)[:300])
+            log.warning(
+                "kafka offset commit failed; the database has the offsets", error=str(exc)[:300]
+            )
 
     def close(self) -> None:
         if self._consumer is not None:

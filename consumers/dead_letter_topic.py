@@ -17,16 +17,16 @@ from kafka import KafkaProducer
 from ledger.logs import get_logger
 
 log = get_logger("ledger.dead_letters")
-FIELDS = ("id", "event_id", "event_type", "source", "reason", "message", "payload",
-          "recorded_at")
+FIELDS = ("id", "event_id", "event_type", "source", "reason", "message", "payload", "recorded_at")
 
 
 class DeadLetterTopic:
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         self.topic = topic
         self.failures = 0
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
-                                       linger_ms=20)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20
+        )
 
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -34,7 +34,9 @@ class DeadLetterTopic:
             key = str(row.get("event_id") or row["source"])
             try:
                 future = self._producer.send(
-                    self.topic, key=key.encode(), value=value.encode(),
+                    self.topic,
+                    key=key.encode(),
+                    value=value.encode(),
                     headers=[("reason", str(row["reason"]).encode())],
                 )
                 future.add_errback(self._failed, row)
@@ -43,8 +45,12 @@ class DeadLetterTopic:
 
     def _failed(self, exc: BaseException, row: dict[str, Any]) -> None:
         self.failures += 1
-        log.warning("dead letter not mirrored to its topic (it is in the database)",
-                    topic=self.topic, dead_letter=row.get("id"), error=str(exc)[:300])
+        log.warning(
+            "dead letter not mirrored to its topic (it is in the database)",
+            topic=self.topic,
+            dead_letter=row.get("id"),
+            error=str(exc)[:300],
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)

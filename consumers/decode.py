@@ -37,8 +37,9 @@ def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any)
         try:
             barrier = marker_offset(record.headers)
         except ValueError as bad:
-            return Undecodable(source, "bad_barrier_marker", str(bad), (value or b"").hex(),
-                               position=position)
+            return Undecodable(
+                source, "bad_barrier_marker", str(bad), (value or b"").hex(), position=position
+            )
         if barrier is not None:
             return Marker(barrier, source, position)
     if value is None:
@@ -46,5 +47,4 @@ def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any)
     try:
         return Received(codec.decode(value), source, chain, position)
     except DecodeError as bad:
-        return Undecodable(source, bad.reason, bad.message, bytes(value).hex(),
-                           position=position)
+        return Undecodable(source, bad.reason, bad.message, bytes(value).hex(), position=position)

@@ -66,9 +66,12 @@ class ConsumerLoop:
         # thread takes the changes from this queue, so only it touches the merger
         self._rebalances: queue.SimpleQueue[tuple[str, list[TP]]] = queue.SimpleQueue()
         self.client = PartitionClient(
-            config, on_assigned=lambda tps: self._rebalances.put(("assigned", tps)),
+            config,
+            on_assigned=lambda tps: self._rebalances.put(("assigned", tps)),
             on_revoked=lambda tps: self._rebalances.put(("revoked", tps)),
-            stopping=self._stop.is_set, wait=self._sleep)
+            stopping=self._stop.is_set,
+            wait=self._sleep,
+        )
         self.merger: Merger | None = None
         self.batches = 0
         self.fenced = 0
@@ -94,15 +97,20 @@ class ConsumerLoop:
 
     def _assigned(self, assigned: list[TP]) -> None:
         """Start every newly assigned partition from its checkpoint in the database."""
-        stored = self._db(lambda: self.service.claim(self.config.group_id, assigned),
-                          "database unavailable while claiming partitions")
+        stored = self._db(
+            lambda: self.service.claim(self.config.group_id, assigned),
+            "database unavailable while claiming partitions",
+        )
         assert self.merger is not None
         for tp in assigned:
             self.merger.own(tp, stored[tp])
             self.client.seek(tp, stored[tp].next_offset)
         self._others = stored
-        log.info("partitions assigned", partitions=names(assigned),
-                 from_database={f"{tp[0]}/{tp[1]}": stored[tp].next_offset for tp in assigned})
+        log.info(
+            "partitions assigned",
+            partitions=names(assigned),
+            from_database={f"{tp[0]}/{tp[1]}": stored[tp].next_offset for tp in assigned},
+        )
 
     def _revoked(self, revoked: list[TP]) -> None:
         assert self.merger is not None
@@ -115,14 +123,19 @@ class ConsumerLoop:
         database (after being fenced)."""
         assert self.merger is not None
         owned = self.merger.owned()
-        stored = self._db(lambda: self.service.claim(self.config.group_id, owned),
-                          "database unavailable while resyncing")
+        stored = self._db(
+            lambda: self.service.claim(self.config.group_id, owned),
+            "database unavailable while resyncing",
+        )
         for tp in owned:
             self.merger.own(tp, stored[tp])
             self.client.seek(tp, stored[tp].next_offset)
         self._others = stored
-        log.warning("fenced: another consumer applied a partition first; resynced from the "
-                    "database", reason=why, partitions=names(owned))
+        log.warning(
+            "fenced: another consumer applied a partition first; resynced from the database",
+            reason=why,
+            partitions=names(owned),
+        )
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -131,8 +144,12 @@ class ConsumerLoop:
             return
         orders = self.client.partition_count(self.config.orders_topic)
         self.merger = Merger(self.config.orders_topic, self.config.accounts_topic, orders)
-        log.info("consumer started", group=self.config.group_id, topics=self.config.topics,
-                 orders_partitions=orders)
+        log.info(
+            "consumer started",
+            group=self.config.group_id,
+            topics=self.config.topics,
+            orders_partitions=orders,
+        )
         try:
             while not self.stopping:
                 waiting = self._turn()
@@ -160,8 +177,10 @@ class ConsumerLoop:
                 self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
         self._reconcile()
         if waiting:
-            self._others = self._db(lambda: self.service.progress(self.config.group_id),
-                                    "database unavailable while reading progress")
+            self._others = self._db(
+                lambda: self.service.progress(self.config.group_id),
+                "database unavailable while reading progress",
+            )
         applied = False
         while not self.stopping:
             batch = self.merger.next_batch(self._others, self.config.max_batch)
@@ -191,15 +210,20 @@ class ConsumerLoop:
         self._wait_logged = now
         barrier = self.merger.next_barrier()
         view = self.merger.view(self._others)
-        log.info("waiting for other consumers", reason=reason,
-                 seconds=round(now - self._waiting_since, 1), next_barrier=barrier,
-                 lagging=names(self.merger.lagging_partitions(barrier, view))
-                 if barrier is not None else [],
-                 checkpoints={f"{tp[0]}/{tp[1]}": [s.next_offset, s.marker]
-                              for tp, s in sorted(view.items())},
-                 buffered={f"{tp[0]}/{tp[1]}": self.merger.buffered(tp)
-                           for tp in self.merger.owned()},
-                 fetching=self.client.positions())
+        log.info(
+            "waiting for other consumers",
+            reason=reason,
+            seconds=round(now - self._waiting_since, 1),
+            next_barrier=barrier,
+            lagging=names(self.merger.lagging_partitions(barrier, view))
+            if barrier is not None
+            else [],
+            checkpoints={
+                f"{tp[0]}/{tp[1]}": [s.next_offset, s.marker] for tp, s in sorted(view.items())
+            },
+            buffered={f"{tp[0]}/{tp[1]}": self.merger.buffered(tp) for tp in self.merger.owned()},
+            fetching=self.client.positions(),
+        )
 
     def _take_rebalances(self) -> set[TP]:
         """Apply the assignments and revocations the client reported, in order; returns
@@ -225,8 +249,11 @@ class ConsumerLoop:
             return  # the listener reports the join's outcome
         assigned, owned = set(self.client.assignment()), set(self.merger.owned())
         if assigned != owned:
-            log.warning("assignment changed without a rebalance callback; reconciling",
-                        gained=names(assigned - owned), lost=names(owned - assigned))
+            log.warning(
+                "assignment changed without a rebalance callback; reconciling",
+                gained=names(assigned - owned),
+                lost=names(owned - assigned),
+            )
             if owned - assigned:
                 self._revoked(sorted(owned - assigned))
             if assigned - owned:
@@ -256,15 +283,20 @@ class ConsumerLoop:
                 self._refresh_accounts_end()
                 if item.barrier >= self._accounts_end:
                     items[n] = Undecodable(
-                        item.source, "marker_ahead_of_accounts",
+                        item.source,
+                        "marker_ahead_of_accounts",
                         f"marker for accounts offset {item.barrier}, but the accounts topic "
-                        f"ends at {self._accounts_end}", "", position=item.position)
+                        f"ends at {self._accounts_end}",
+                        "",
+                        position=item.position,
+                    )
         return items
 
     def _refresh_accounts_end(self) -> None:
         accounts = (self.config.accounts_topic, 0)
-        self._accounts_end = max(self._accounts_end,
-                                 self.client.end_offsets([accounts]).get(accounts, 0))
+        self._accounts_end = max(
+            self._accounts_end, self.client.end_offsets([accounts]).get(accounts, 0)
+        )
 
     def _apply(self, batch: Batch) -> None:
         assert self.merger is not None
@@ -272,9 +304,12 @@ class ConsumerLoop:
         starts = {tp: s for tp in self.merger.owned() if (s := self.merger.stored(tp))}
         try:
             report: BatchReport = self._db(
-                lambda: self.service.ingest_isolating(batch.items, starts=starts,
-                                                      group=self.config.group_id),
-                "database unavailable or conflicting", count=True)
+                lambda: self.service.ingest_isolating(
+                    batch.items, starts=starts, group=self.config.group_id
+                ),
+                "database unavailable or conflicting",
+                count=True,
+            )
         except Fenced as fenced:
             self.fenced += 1
             self._resync(str(fenced))
@@ -287,10 +322,17 @@ class ConsumerLoop:
         elapsed = time.perf_counter() - started
         self.metrics.observe_batch(report, elapsed)
         log.info(
-            "batch applied", size=len(batch), applied=report.applied, rejected=report.rejected,
-            parked=report.parked, released=report.released, duplicates=report.duplicates,
-            undecodable=report.undecodable, entries=report.entries,
-            seconds=round(elapsed, 4), lag=self.metrics.total_lag(),
+            "batch applied",
+            size=len(batch),
+            applied=report.applied,
+            rejected=report.rejected,
+            parked=report.parked,
+            released=report.released,
+            duplicates=report.duplicates,
+            undecodable=report.undecodable,
+            entries=report.entries,
+            seconds=round(elapsed, 4),
+            lag=self.metrics.total_lag(),
         )
         if report.reasons:
             log.info("rejections", reasons=report.reasons)
@@ -312,12 +354,17 @@ class ConsumerLoop:
         progress = self.merger.view(self._others)
         lagging = self.merger.lagging_partitions(barrier, progress)
         ends = self.client.end_offsets(lagging)
-        idle = [tp[1] for tp in lagging
-                if progress.get(tp, Stored(0)).next_offset >= ends.get(tp, 0)]
+        idle = [
+            tp[1] for tp in lagging if progress.get(tp, Stored(0)).next_offset >= ends.get(tp, 0)
+        ]
         if idle:
             self._refresh_accounts_end()
-            log.warning("barrier without markers; writing them", barrier=barrier,
-                        partitions=idle, covers_up_to=self._accounts_end - 1)
+            log.warning(
+                "barrier without markers; writing them",
+                barrier=barrier,
+                partitions=idle,
+                covers_up_to=self._accounts_end - 1,
+            )
             self._seal(self._accounts_end - 1, idle)
         self._blocked_since = (barrier, now)
 
@@ -333,10 +380,15 @@ class ConsumerLoop:
     def _db(self, action: Callable[[], Any], what: str, count: bool = False) -> Any:
         """A database action, retried while the database is down, restarting, or chose
         this transaction as a deadlock victim (it rolled back, so retrying is safe)."""
-        return retry(action, on=UNAVAILABLE, what=what, wait=self._sleep,
-                     stopping=self._stop.is_set,
-                     backoff=Backoff(cap=self.config.max_backoff_s),
-                     on_retry=self.metrics.db_retries.inc if count else None)
+        return retry(
+            action,
+            on=UNAVAILABLE,
+            what=what,
+            wait=self._sleep,
+            stopping=self._stop.is_set,
+            backoff=Backoff(cap=self.config.max_backoff_s),
+            on_retry=self.metrics.db_retries.inc if count else None,
+        )
 
 
 __all__ = ["CONSUMER_DEFAULTS", "BatchReport", "ConsumerConfig", "ConsumerLoop"]

@@ -127,8 +127,10 @@ class Merger:
                     progressed = True
             buffer = self._buffers.get(self.accounts)
             # wait: a barrier applies once every orders partition is at its cut
-            while buffer and len(items) < limit and min(markers.values(), default=0) >= (
-                offset := _offset(buffer[0])
+            while (
+                buffer
+                and len(items) < limit
+                and min(markers.values(), default=0) >= (offset := _offset(buffer[0]))
             ):
                 items.append(buffer.popleft())
                 accounts_next = offset + 1
@@ -149,8 +151,9 @@ class Merger:
                 return "accounts"
         return None
 
-    def lagging_partitions(self, barrier: int, progress: dict[TopicPartition, Stored]
-                           ) -> list[TopicPartition]:
+    def lagging_partitions(
+        self, barrier: int, progress: dict[TopicPartition, Stored]
+    ) -> list[TopicPartition]:
         """The orders partitions that have not passed a marker >= ``barrier``."""
         view = self.view(progress)
         return [tp for tp in self.orders if view.get(tp, Stored(0)).marker < barrier]

@@ -24,8 +24,11 @@ from ledger.store.base import Store
 def end_offsets(bootstrap: str, topics: Topics) -> dict[tuple[str, int], int]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        tps = [TopicPartition(name, p) for name in (topics.orders, topics.accounts)
-               for p in sorted(consumer.partitions_for_topic(name) or ())]
+        tps = [
+            TopicPartition(name, p)
+            for name in (topics.orders, topics.accounts)
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
         if not tps:
             raise ValueError(f"no such topics on {bootstrap}: {topics.orders}, {topics.accounts}")
         return {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}
@@ -33,17 +36,21 @@ def end_offsets(bootstrap: str, topics: Topics) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def replay_topics(store: Store, bootstrap: str, topics: Topics, *,
-                  progress: Callable[[int], object] | None = None,
-                  timeout_s: float = 24 * 3600) -> int:
+def replay_topics(
+    store: Store,
+    bootstrap: str,
+    topics: Topics,
+    *,
+    progress: Callable[[int], object] | None = None,
+    timeout_s: float = 24 * 3600,
+) -> int:
     """Apply the topics into ``store`` up to their end offsets at the start; returns the
     number of records applied. Raises TimeoutError if it takes longer than ``timeout_s``."""
     ends = end_offsets(bootstrap, topics)
     target = sum(ends.values())
     group = f"replay-{uuid.uuid4().hex[:12]}"
     service = LedgerService(store)
-    loop = ConsumerLoop(ConsumerConfig(bootstrap, group, topics.orders, topics.accounts),
-                        service)
+    loop = ConsumerLoop(ConsumerConfig(bootstrap, group, topics.orders, topics.accounts), service)
     failure: list[BaseException] = []
 
     def run() -> None:

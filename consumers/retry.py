@@ -54,9 +54,12 @@ def retry(
             if stopping() and backoff.attempts >= attempts_when_stopping:
                 raise
             delay = backoff.next_delay()
-            log.warning(f"{what}; retrying", attempt=backoff.attempts,
-                        retry_in_s=round(delay, 2), error=str(exc).splitlines()[0][:300]
-                        if str(exc) else type(exc).__name__)
+            log.warning(
+                f"{what}; retrying",
+                attempt=backoff.attempts,
+                retry_in_s=round(delay, 2),
+                error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+            )
             if on_retry is not None:
                 on_retry()
             wait(delay)

@@ -63,8 +63,12 @@ class Checkpoint:
         return {c: (s, h) for c, (s, h) in self.body["event_chains"].items()}
 
     def to_json(self) -> str:
-        return json.dumps({"checkpoint": self.body, "signature": self.signature},
-                          sort_keys=True, indent=2, ensure_ascii=True)
+        return json.dumps(
+            {"checkpoint": self.body, "signature": self.signature},
+            sort_keys=True,
+            indent=2,
+            ensure_ascii=True,
+        )
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -74,15 +78,17 @@ def keygen() -> tuple[bytes, bytes]:
     """A new key pair as (private PEM, PKCS8 unencrypted; public PEM, SubjectPublicKeyInfo)."""
     private = Ed25519PrivateKey.generate()
     private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     return private_pem, public_pem(private.public_key())
 
 
 def public_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_private_key(pem: bytes) -> Ed25519PrivateKey:
@@ -116,7 +122,8 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 def canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-        "ascii")
+        "ascii"
+    )
 
 
 def sign(key: Ed25519PrivateKey, chains: Heads, event_chains: Heads, created_at: int) -> Checkpoint:
@@ -158,8 +165,12 @@ def _check_body(body: Any) -> None:
         if not isinstance(links, dict):
             raise TypeError(f"{name} is not an object")
         for chain, link in links.items():
-            if not (isinstance(link, list) and len(link) == 2 and type(link[0]) is int
-                    and type(link[1]) is str):
+            if not (
+                isinstance(link, list)
+                and len(link) == 2
+                and type(link[0]) is int
+                and type(link[1]) is str
+            ):
                 raise ValueError(f"{name}[{chain!r}] is not [chain_seq, hash]")
 
 
@@ -170,14 +181,16 @@ def check_signature(checkpoint: Checkpoint, key: Ed25519PublicKey) -> None:
     try:
         key.verify(bytes.fromhex(checkpoint.signature), DOMAIN + canonical(checkpoint.body))
     except (InvalidSignature, ValueError) as exc:
-        raise CheckpointError("the signature does not verify: the checkpoint was forged or "
-                              "altered") from exc
+        raise CheckpointError(
+            "the signature does not verify: the checkpoint was forged or altered"
+        ) from exc
     if checkpoint.body["ledger_head"] != ledger_head(checkpoint.chains()):
         raise CheckpointError("the signed ledger head does not match the signed chains")
 
 
-def missing_links(signed: Heads, link_at: Mapping[tuple[str, int], str | None],
-                  what: str) -> list[str]:
+def missing_links(
+    signed: Heads, link_at: Mapping[tuple[str, int], str | None], what: str
+) -> list[str]:
     """What differs between the signed links and the links found at the same positions
     (``link_at[(chain, chain_seq)]``, None when there is no row there)."""
     problems = []
@@ -186,6 +199,7 @@ def missing_links(signed: Heads, link_at: Mapping[tuple[str, int], str | None],
         if found is None:
             problems.append(f"{what} chain {chain} no longer has #{seq}: rows were removed")
         elif found != digest:
-            problems.append(f"{what} chain {chain} #{seq} is {found}, signed {digest}: the chain "
-                            "was rewritten")
+            problems.append(
+                f"{what} chain {chain} #{seq} is {found}, signed {digest}: the chain was rewritten"
+            )
     return problems

@@ -58,8 +58,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except click.UsageError as exc:
             command = f"ledger {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "ledger"
-            raise OneLineError(f"{exc.format_message()} (see `{command} --help`)",
-                               exc.exit_code) from exc
+            raise OneLineError(
+                f"{exc.format_message()} (see `{command} --help`)", exc.exit_code
+            ) from exc
         except (StoreError, ConfigError) as exc:
             raise OneLineError(str(exc)) from exc
         except DBAPIError as exc:

@@ -88,8 +88,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"LEDGER_LOG_FORMAT must be auto, json or console, not {log_format!r}")
     log_level = get("LOG_LEVEL", "info").lower()
     if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LEDGER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
-                          f"not {log_level!r}")
+        raise ConfigError(
+            f"LEDGER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
+        )
     defaults = Topics()
     return Settings(
         db_url=get("DB_URL", DEFAULT_DB_URL),

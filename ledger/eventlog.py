@@ -55,9 +55,7 @@ def event_link_hash(prev_hash: str, chain: str, chain_seq: int, row: Mapping[str
     return digest.hexdigest()
 
 
-def link_events(
-    chain: str, head: tuple[int, str], rows: list[dict[str, Any]]
-) -> tuple[int, str]:
+def link_events(chain: str, head: tuple[int, str], rows: list[dict[str, Any]]) -> tuple[int, str]:
     """Fill ``chain``, ``chain_seq``, ``prev_hash`` and ``hash`` of ``rows`` (in order) after
     the chain's ``head`` (last chain_seq, last hash); return the new head."""
     seq, prev = head

@@ -39,26 +39,39 @@ REPLAY_CHAIN = "replay"
 _PAGE = 5_000
 
 RECORD_SCHEMA: dict[str, Any] = {
-    "type": "record", "name": "LedgerRecord", "namespace": "ledger.export",
+    "type": "record",
+    "name": "LedgerRecord",
+    "namespace": "ledger.export",
     "doc": "One event of the ledger's history, or a dead letter that never became one.",
     "fields": [
-        {"name": "kind", "type": {"type": "enum", "name": "RecordKind",
-                                  "symbols": ["event", "dead_letter"]}},
+        {
+            "name": "kind",
+            "type": {"type": "enum", "name": "RecordKind", "symbols": ["event", "dead_letter"]},
+        },
         {"name": "arrival", "type": ["null", "long"], "doc": "ledger arrival number"},
         {"name": "event_id", "type": ["null", "string"]},
         {"name": "event_type", "type": ["null", "string"]},
         {"name": "occurred_at", "type": ["null", "long"], "doc": "event time, ms (UTC)"},
         {"name": "recorded_at", "type": "long", "doc": "when the ledger recorded it, ms"},
         {"name": "source", "type": "string"},
-        {"name": "outcome", "type": "string",
-         "doc": "applied | rejected | parked on arrival; dead_letter for the others"},
+        {
+            "name": "outcome",
+            "type": "string",
+            "doc": "applied | rejected | parked on arrival; dead_letter for the others",
+        },
         {"name": "chain", "type": ["null", "string"], "doc": "hash chain of its entries"},
         {"name": "reason", "type": ["null", "string"]},
         {"name": "message", "type": ["null", "string"]},
-        {"name": "payload", "type": "string",
-         "doc": "stored JSON form (events) or the raw record (dead letters)"},
-        {"name": "avro", "type": ["null", "bytes"],
-         "doc": "Avro single-object encoding, schema in metadata ledger.event_schemas"},
+        {
+            "name": "payload",
+            "type": "string",
+            "doc": "stored JSON form (events) or the raw record (dead letters)",
+        },
+        {
+            "name": "avro",
+            "type": ["null", "bytes"],
+            "doc": "Avro single-object encoding, schema in metadata ledger.event_schemas",
+        },
     ],
 }
 
@@ -86,15 +99,19 @@ class ReplayReport:
         return self.source_head == self.replayed_head
 
 
-def export(store: Store, path: Path, *, progress: Callable[[int], object] | None = None
-           ) -> ExportReport:
+def export(
+    store: Store, path: Path, *, progress: Callable[[int], object] | None = None
+) -> ExportReport:
     """Write the history of ``store`` to ``path`` (an Avro OCF, deflate blocks)."""
     registry = Registry.default()
     codec = Codec(registry)
     counts = {"event": 0, "dead_letter": 0}
     with store.read() as conn:
-        heads = {r.chain: (int(r.chain_seq), r.hash) for r in conn.execute(select(t.chain_heads))
-                 if r.chain_seq > 0}  # chains with journal entries (see journal.ledger_head)
+        heads = {
+            r.chain: (int(r.chain_seq), r.hash)
+            for r in conn.execute(select(t.chain_heads))
+            if r.chain_seq > 0
+        }  # chains with journal entries (see journal.ledger_head)
         head = ledger_head({c: h for c, h in heads.items()})
         metadata = {
             "ledger.format": FORMAT,
@@ -111,8 +128,13 @@ def export(store: Store, path: Path, *, progress: Callable[[int], object] | None
                 yield record
 
         with path.open("wb") as out:
-            fastavro.writer(out, fastavro.parse_schema(RECORD_SCHEMA), records(),
-                            codec="deflate", metadata=metadata)
+            fastavro.writer(
+                out,
+                fastavro.parse_schema(RECORD_SCHEMA),
+                records(),
+                codec="deflate",
+                metadata=metadata,
+            )
     return ExportReport(counts["event"], counts["dead_letter"], head)
 
 
@@ -120,27 +142,53 @@ def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
     ev, en, dl = t.events, t.entries, t.dead_letters
     chains = select(en.c.chain).where(en.c.event_id == ev.c.event_id).limit(1).scalar_subquery()
     columns = [c for c in ev.c if c.name != "chain"]
-    reasons = dict(conn.execute(select(dl.c.event_id, dl.c.reason)
-                                .where(dl.c.event_id.is_not(None))).all())
+    reasons = dict(
+        conn.execute(select(dl.c.event_id, dl.c.reason).where(dl.c.event_id.is_not(None))).all()
+    )
     after = -(2**63)
     while True:
-        rows = conn.execute(select(*columns, chains.label("chain")).where(ev.c.seq > after)
-                            .order_by(ev.c.seq).limit(_PAGE)).all()
+        rows = conn.execute(
+            select(*columns, chains.label("chain"))
+            .where(ev.c.seq > after)
+            .order_by(ev.c.seq)
+            .limit(_PAGE)
+        ).all()
         if not rows:
             break
         for r in rows:
-            yield {"kind": "event", "arrival": r.seq, "event_id": r.event_id,
-                   "event_type": r.type, "occurred_at": r.occurred_at,
-                   "recorded_at": r.recorded_at, "source": r.source, "outcome": r.outcome,
-                   "chain": r.chain, "reason": reasons.get(r.event_id), "message": None,
-                   "payload": r.payload, "avro": _avro(codec, r.payload)}
+            yield {
+                "kind": "event",
+                "arrival": r.seq,
+                "event_id": r.event_id,
+                "event_type": r.type,
+                "occurred_at": r.occurred_at,
+                "recorded_at": r.recorded_at,
+                "source": r.source,
+                "outcome": r.outcome,
+                "chain": r.chain,
+                "reason": reasons.get(r.event_id),
+                "message": None,
+                "payload": r.payload,
+                "avro": _avro(codec, r.payload),
+            }
         after = rows[-1].seq
     recorded = select(ev.c.event_id).where(ev.c.event_id == dl.c.event_id).exists()
     for r in conn.execute(select(dl).where(~recorded).order_by(dl.c.id)):
-        yield {"kind": "dead_letter", "arrival": None, "event_id": r.event_id,
-               "event_type": r.event_type, "occurred_at": None, "recorded_at": r.recorded_at,
-               "source": r.source, "outcome": "dead_letter", "chain": None,
-               "reason": r.reason, "message": r.message, "payload": r.payload, "avro": None}
+        yield {
+            "kind": "dead_letter",
+            "arrival": None,
+            "event_id": r.event_id,
+            "event_type": r.event_type,
+            "occurred_at": None,
+            "recorded_at": r.recorded_at,
+            "source": r.source,
+            "outcome": "dead_letter",
+            "chain": None,
+            "reason": r.reason,
+            "message": r.message,
+            "payload": r.payload,
+            "avro": None,
+        }
 
 
 def _avro(codec: Codec, payload: str) -> bytes | None:
@@ -170,15 +218,23 @@ def read_export(path: Path) -> tuple[dict[str, str], Iterator[dict[str, Any]]]:
     return meta, records()
 
 
-def replay(path: Path, store: Store, *, batch_size: int = 1000,
-           progress: Callable[[int], object] | None = None) -> ReplayReport:
+def replay(
+    path: Path,
+    store: Store,
+    *,
+    batch_size: int = 1000,
+    progress: Callable[[int], object] | None = None,
+) -> ReplayReport:
     """Rebuild a ledger from an export into the empty database of ``store``."""
     meta, records = read_export(path)
     with store.read() as conn:
-        if conn.execute(select(func.count()).select_from(t.events)).scalar() or \
-                conn.execute(select(func.count()).select_from(t.entries)).scalar():
-            raise ReplayError("the target database already holds a ledger: replay needs an "
-                              "empty one")
+        if (
+            conn.execute(select(func.count()).select_from(t.events)).scalar()
+            or conn.execute(select(func.count()).select_from(t.entries)).scalar()
+        ):
+            raise ReplayError(
+                "the target database already holds a ledger: replay needs an empty one"
+            )
     service = LedgerService(store)
     batch: list[Received | Undecodable] = []
     count = 0
@@ -200,8 +256,14 @@ def replay(path: Path, store: Store, *, batch_size: int = 1000,
 
 def _item(record: dict[str, Any]) -> Received | Undecodable:
     if record["kind"] == "event":
-        return Received(load_event(record["payload"]), record["source"],
-                        record["chain"] or REPLAY_CHAIN)
-    return Undecodable(record["source"], record["reason"] or "unknown", record["message"] or "",
-                       record["payload"], event_id=record["event_id"],
-                       event_type=record["event_type"])
+        return Received(
+            load_event(record["payload"]), record["source"], record["chain"] or REPLAY_CHAIN
+        )
+    return Undecodable(
+        record["source"],
+        record["reason"] or "unknown",
+        record["message"] or "",
+        record["payload"],
+        event_id=record["event_id"],
+        event_type=record["event_type"],
+    )

@@ -27,8 +27,10 @@ MAX_SOURCE_NAME = 200  # the name part of a dead letter's source ("name:line")
 _KEPT_OF_LONG_LINE = 1000  # bytes of an over-long line kept in its dead letter
 
 _FOREIGN_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
 )
 
 
@@ -76,8 +78,13 @@ def ingest_stream(
         nonlocal reported
         report = service.ingest_isolating(batch)
         summary.report.merge(report)
-        log.debug("batch ingested", size=len(batch), applied=report.applied,
-                  rejected=report.rejected, parked=report.parked)
+        log.debug(
+            "batch ingested",
+            size=len(batch),
+            applied=report.applied,
+            rejected=report.rejected,
+            parked=report.parked,
+        )
         batch.clear()
         if progress:
             progress(summary.bytes_read - reported)
@@ -133,13 +140,18 @@ def _refuse_foreign_encoding(first: bytes, name: str) -> None:
 
 
 def _too_long(start: bytes, source: str) -> Undecodable:
-    return Undecodable(source, "line_too_long", f"the line is longer than {MAX_LINE_BYTES} "
-                       f"bytes; its first {len(start)} are kept", start.decode("utf-8", "replace"))
+    return Undecodable(
+        source,
+        "line_too_long",
+        f"the line is longer than {MAX_LINE_BYTES} bytes; its first {len(start)} are kept",
+        start.decode("utf-8", "replace"),
+    )
 
 
 def _decode(raw: bytes, source: str, chain: str) -> Received | Undecodable:
     try:
         return Received(parse_line(raw), source, chain)
     except InvalidEvent as bad:
-        return Undecodable(source, bad.reason, bad.message,
-                           raw.decode("utf-8", "replace").rstrip("\r\n"))
+        return Undecodable(
+            source, bad.reason, bad.message, raw.decode("utf-8", "replace").rstrip("\r\n")
+        )

@@ -256,8 +256,10 @@ class ChainChecker:
 
     def note_orphan_posting(self, entry_seq: object) -> None:
         self._note(
-            entry_seq, None, f"postings of seq {entry_seq!r} have no entry: an entry was "
-            "removed or postings were forged"
+            entry_seq,
+            None,
+            f"postings of seq {entry_seq!r} have no entry: an entry was "
+            "removed or postings were forged",
         )
 
     def note(self, seq: object, chain: str | None, problem: str) -> None:
@@ -355,9 +357,7 @@ def _text(value: object) -> str | None:
     return value if type(value) is str else None
 
 
-def entry_from_row(
-    row: Mapping[Any, Any], postings: Iterable[Mapping[Any, Any]]
-) -> JournalEntry:
+def entry_from_row(row: Mapping[Any, Any], postings: Iterable[Mapping[Any, Any]]) -> JournalEntry:
     """Rebuild a JournalEntry from an ``entries`` row and its ``postings`` rows in order."""
     return JournalEntry(
         event_id=row["event_id"],  # type: ignore[arg-type]

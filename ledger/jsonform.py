@@ -159,8 +159,11 @@ def iter_jsonl(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Event | Inva
     are skipped. Never raises for bad content."""
     for number, line in enumerate(lines, 1):
         if number == 1:  # a byte-order mark is not part of the first event
-            line = (line.removeprefix(b"\xef\xbb\xbf") if isinstance(line, bytes)
-                    else line.removeprefix("\ufeff"))
+            line = (
+                line.removeprefix(b"\xef\xbb\xbf")
+                if isinstance(line, bytes)
+                else line.removeprefix("\ufeff")
+            )
         if not line.strip():
             continue
         try:

@@ -67,13 +67,17 @@ def advances_for(items: Iterable[Any], starts: Mapping[TopicPartition, Stored]) 
     out = []
     for tp, end in sorted(ends.items()):
         start = starts.get(tp, Stored(0))
-        out.append(Advance(tp[0], tp[1], start.next_offset, end,
-                           max(start.marker, markers.get(tp, NO_MARKER))))
+        out.append(
+            Advance(
+                tp[0], tp[1], start.next_offset, end, max(start.marker, markers.get(tp, NO_MARKER))
+            )
+        )
     return out
 
 
-def after(starts: Mapping[TopicPartition, Stored], advances: Iterable[Advance]
-          ) -> dict[TopicPartition, Stored]:
+def after(
+    starts: Mapping[TopicPartition, Stored], advances: Iterable[Advance]
+) -> dict[TopicPartition, Stored]:
     """``starts`` with ``advances`` applied."""
     out = dict(starts)
     for a in advances:

@@ -148,15 +148,23 @@ class Publisher:
         between a barrier and its markers: markers are idempotent, the first one >= a
         barrier in a partition is its cut there."""
         producer = self._ensure_producer(None)
-        targets = sorted(producer.partitions_for(self.topics.orders)) \
-            if partitions is None else partitions
+        targets = (
+            sorted(producer.partitions_for(self.topics.orders))
+            if partitions is None
+            else partitions
+        )
         for partition in targets:
             try:
-                future = producer.send(self.topics.orders, value=b"", partition=partition,
-                                       headers=marker_headers(barrier_offset))
+                future = producer.send(
+                    self.topics.orders,
+                    value=b"",
+                    partition=partition,
+                    headers=marker_headers(barrier_offset),
+                )
             except Exception as exc:
-                raise PublishError(None, f"marker to {self.topics.orders}/{partition} "
-                                         f"failed: {exc}") from exc
+                raise PublishError(
+                    None, f"marker to {self.topics.orders}/{partition} failed: {exc}"
+                ) from exc
             future.add_errback(lambda exc, p=partition: self._on_failure(f"marker/{p}", exc))
             self.markers += 1
 

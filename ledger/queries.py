@@ -105,8 +105,11 @@ def parked_events(store: Store, limit: int = 1000) -> list[dict[str, object]]:
 
 
 # parked-reference prefix -> (table, key column) holding what the event waits for
-_REFERENCES = {"order": (t.orders, "order_id"), "sharer": (t.sharers, "sharer_id"),
-               "payout": (t.payouts, "payout_id")}
+_REFERENCES = {
+    "order": (t.orders, "order_id"),
+    "sharer": (t.sharers, "sharer_id"),
+    "payout": (t.payouts, "payout_id"),
+}
 
 
 def orphaned_parked(store: Store) -> list[dict[str, object]]:
@@ -122,6 +125,7 @@ def orphaned_parked(store: Store) -> list[dict[str, object]]:
                 select(q.c.event_id, q.c.type, q.c.waits_for, q.c.source, q.c.parked_at)
                 .where(q.c.waits_for.like(f"{prefix}:%"))
                 .where(select(column).where(column == ref).exists())
-                .order_by(q.c.arrival))
+                .order_by(q.c.arrival)
+            )
             out.extend(dict(r._mapping) for r in rows)
     return out

@@ -98,11 +98,21 @@ class BatchReport:
 
     def merge(self, other: BatchReport) -> BatchReport:
         """The totals of two reports (self is updated and returned)."""
-        for name in ("received", "applied", "rejected", "parked", "released", "duplicates",
-                     "undecodable", "entries"):
+        for name in (
+            "received",
+            "applied",
+            "rejected",
+            "parked",
+            "released",
+            "duplicates",
+            "undecodable",
+            "entries",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for mine, theirs in ((self.reasons, other.reasons),
-                             (self.undecodable_reasons, other.undecodable_reasons)):
+        for mine, theirs in (
+            (self.reasons, other.reasons),
+            (self.undecodable_reasons, other.undecodable_reasons),
+        ):
             for reason, n in theirs.items():
                 mine[reason] = mine.get(reason, 0) + n
         self.dead_letters = self.dead_letters + other.dead_letters
@@ -149,15 +159,18 @@ class LedgerService:
                 return self._ingest(conn, batch, advances, group, optimistic=False)
 
     def ingest_isolating(
-        self, items: Sequence[Received | Undecodable | Marker], *,
-        starts: dict[TopicPartition, Stored] | None = None, group: str | None = None,
+        self,
+        items: Sequence[Received | Undecodable | Marker],
+        *,
+        starts: dict[TopicPartition, Stored] | None = None,
+        group: str | None = None,
     ) -> BatchReport:
         """Apply ``items`` (from Kafka: markers included, checkpoints moved from
-        ``starts``) like ``ingest``; a batch the database refuses for a reason other than its availability
-        is split in halves until the one record at fault is found: that record becomes a
-        dead letter (``unstorable``) and every other record is applied. One bad record
-        never blocks the ones behind it. Connection losses and deadlocks (``UNAVAILABLE``)
-        and ``Fenced`` are raised for the caller."""
+        ``starts``) like ``ingest``; a batch the database refuses for a reason other than
+        its availability is split in halves until the one record at fault is found: that
+        record becomes a dead letter (``unstorable``) and every other record is applied.
+        One bad record never blocks the ones behind it. Connection losses and deadlocks
+        (``UNAVAILABLE``) and ``Fenced`` are raised for the caller."""
         starts = starts or {}
         advances = advances_for(items, starts)
         events = [item for item in items if not isinstance(item, Marker)]
@@ -169,17 +182,20 @@ class LedgerService:
             if len(items) == 1:
                 if not events:  # a marker alone only moves the checkpoint
                     raise
-                log.error("record refused by the database; kept as a dead letter",
-                          source=items[0].source, error=str(exc)[:500])
-                return self.ingest([_unstorable(events[0], exc)], advances=advances,
-                                   group=group)
+                log.error(
+                    "record refused by the database; kept as a dead letter",
+                    source=items[0].source,
+                    error=str(exc)[:500],
+                )
+                return self.ingest([_unstorable(events[0], exc)], advances=advances, group=group)
             middle = len(items) // 2
             first = self.ingest_isolating(items[:middle], starts=starts, group=group)
             rest = after(starts, advances_for(items[:middle], starts))
             return first.merge(self.ingest_isolating(items[middle:], starts=rest, group=group))
 
-    def claim(self, group: str, partitions: Sequence[TopicPartition]
-              ) -> dict[TopicPartition, Stored]:
+    def claim(
+        self, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, Stored]:
         """Make sure ``group`` has a checkpoint row for each partition; returns every
         checkpoint of the group."""
         with self.store.begin() as conn:
@@ -192,8 +208,13 @@ class LedgerService:
             return stored_offsets.load(conn, group)
 
     def _ingest(
-        self, conn: Connection, batch: Sequence[Received | Undecodable],
-        advances: Sequence[Advance], group: str | None, *, optimistic: bool,
+        self,
+        conn: Connection,
+        batch: Sequence[Received | Undecodable],
+        advances: Sequence[Advance],
+        group: str | None,
+        *,
+        optimistic: bool,
     ) -> BatchReport:
         # first: a fenced batch stops here, and the row locks order rival writers
         stored_offsets.advance(conn, group or "", advances)
@@ -228,13 +249,18 @@ class LedgerService:
                 report.undecodable += 1
                 reasons = report.undecodable_reasons
                 reasons[item.reason] = reasons.get(item.reason, 0) + 1
-                dead_rows.append({
-                    "event_id": _storable_id(item.event_id), "event_type": item.event_type,
-                    "source": item.source, "reason": item.reason,
-                    "message": _storable_text(item.message),
-                    "payload": _storable_text(item.payload), "recorded_at": now,
-                    _UNDECODABLE: True,
-                })
+                dead_rows.append(
+                    {
+                        "event_id": _storable_id(item.event_id),
+                        "event_type": item.event_type,
+                        "source": item.source,
+                        "reason": item.reason,
+                        "message": _storable_text(item.message),
+                        "payload": _storable_text(item.payload),
+                        "recorded_at": now,
+                        _UNDECODABLE: True,
+                    }
+                )
 
         self.store.append_batch(conn, events_rows, chains, now)  # locks chains in one order
         if dead_rows:
@@ -244,8 +270,12 @@ class LedgerService:
 
     @staticmethod
     def _account(
-        result: Result, report: BatchReport, events_rows: list, dead_rows: list,
-        chains: dict[str, list[JournalEntry]], now: int,
+        result: Result,
+        report: BatchReport,
+        events_rows: list,
+        dead_rows: list,
+        chains: dict[str, list[JournalEntry]],
+        now: int,
     ) -> None:
         inc, outcome = result.incoming, result.outcome
         event = inc.event
@@ -258,11 +288,19 @@ class LedgerService:
         if result.released:
             report.released += 1
         elif valid_event_id(event.event_id):  # an unusable id cannot be deduplicated
-            events_rows.append({
-                "seq": inc.arrival, "event_id": event.event_id, "type": event.TYPE,
-                "occurred_at": event.occurred_at, "recorded_at": now, "source": inc.source,
-                "outcome": kind, "payload": payload, "chain": inc.chain,
-            })
+            events_rows.append(
+                {
+                    "seq": inc.arrival,
+                    "event_id": event.event_id,
+                    "type": event.TYPE,
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": now,
+                    "source": inc.source,
+                    "outcome": kind,
+                    "payload": payload,
+                    "chain": inc.chain,
+                }
+            )
         if isinstance(outcome, Applied):
             report.applied += 1
             report.entries += len(outcome.entries)
@@ -272,12 +310,17 @@ class LedgerService:
         elif isinstance(outcome, Rejected):
             report.rejected += 1
             report.reasons[outcome.reason] = report.reasons.get(outcome.reason, 0) + 1
-            dead_rows.append({
-                "event_id": _storable_id(event.event_id), "event_type": event.TYPE,
-                "source": inc.source,
-                "reason": outcome.reason, "message": outcome.message,
-                "payload": payload, "recorded_at": now,
-            })
+            dead_rows.append(
+                {
+                    "event_id": _storable_id(event.event_id),
+                    "event_type": event.TYPE,
+                    "source": inc.source,
+                    "reason": outcome.reason,
+                    "message": outcome.message,
+                    "payload": payload,
+                    "recorded_at": now,
+                }
+            )
         else:
             report.parked += 1
 
@@ -300,8 +343,9 @@ class LedgerService:
             .on_conflict_do_nothing(index_elements=["dedup_key"])
             .returning(t.dead_letters.c.id)
         )
-        stored = set(conn.execute(stmt, [{c: row.get(c) for c in columns} for row in rows])
-                     .scalars())
+        stored = set(
+            conn.execute(stmt, [{c: row.get(c) for c in columns} for row in rows]).scalars()
+        )
         for row in rows:
             if row["id"] not in stored:
                 _count_as_duplicate(row, report)
@@ -343,12 +387,23 @@ def _count_as_duplicate(row: dict[str, Any], report: BatchReport) -> None:
 
 def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
     if isinstance(item, Undecodable):
-        return Undecodable(item.source, "unstorable", f"{item.reason}: {exc}"[:2000],
-                           item.payload, position=item.position)
+        return Undecodable(
+            item.source,
+            "unstorable",
+            f"{item.reason}: {exc}"[:2000],
+            item.payload,
+            position=item.position,
+        )
     event = item.event
-    return Undecodable(item.source, "unstorable", f"the database refused it: {exc}"[:2000],
-                       dump_event(event), event_id=_storable_id(event.event_id),
-                       event_type=event.TYPE, position=item.position)
+    return Undecodable(
+        item.source,
+        "unstorable",
+        f"the database refused it: {exc}"[:2000],
+        dump_event(event),
+        event_id=_storable_id(event.event_id),
+        event_type=event.TYPE,
+        position=item.position,
+    )
 
 
 def _storable_text(text: str) -> str:
@@ -423,9 +478,16 @@ def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool)
     # attribution reads clicks back to the longest window of any plan, no further
     longest_window = max((p.window_ms for p in state.plans), default=0)
     state.prefetch(
-        sharers=sharers, clicks=named_clicks | new_clicks, buyers=buyers,
-        orders=orders | new_orders, refunds=refunds, payouts=payouts, runs=runs,
-        processed=event_ids, parked_refs=refs, balances=balances,
+        sharers=sharers,
+        clicks=named_clicks | new_clicks,
+        buyers=buyers,
+        orders=orders | new_orders,
+        refunds=refunds,
+        payouts=payouts,
+        runs=runs,
+        processed=event_ids,
+        parked_refs=refs,
+        balances=balances,
         clicks_since=(first_order_at or 0) - longest_window,
     )
     state.prefetch_levels(sharers)

@@ -48,16 +48,34 @@ def plans() -> list[PlanPublished]:
     """Two plans; the second changes the rates from day 10 on."""
     minimums = (MinPayout("CNY", 1000), MinPayout("USD", 500))
     return [
-        PlanPublished("plan-v1", START, PRODUCER, plan_id="standard-2026", effective_from=START,
-                      default_rate_bps=1000, platform_fee_bps=800,
-                      level_shares_bps=(5000, 3000, 2000), frozen_days=7,
-                      attribution_window_days=15, self_purchase_allowed=False,
-                      min_payouts=minimums),
-        PlanPublished("plan-v2", START + 1, PRODUCER, plan_id="spring-2026",
-                      effective_from=START + 10 * DAY_MS, default_rate_bps=1200,
-                      platform_fee_bps=1000, level_shares_bps=(6000, 2500, 1500),
-                      frozen_days=7, attribution_window_days=15, self_purchase_allowed=True,
-                      min_payouts=minimums),
+        PlanPublished(
+            "plan-v1",
+            START,
+            PRODUCER,
+            plan_id="standard-2026",
+            effective_from=START,
+            default_rate_bps=1000,
+            platform_fee_bps=800,
+            level_shares_bps=(5000, 3000, 2000),
+            frozen_days=7,
+            attribution_window_days=15,
+            self_purchase_allowed=False,
+            min_payouts=minimums,
+        ),
+        PlanPublished(
+            "plan-v2",
+            START + 1,
+            PRODUCER,
+            plan_id="spring-2026",
+            effective_from=START + 10 * DAY_MS,
+            default_rate_bps=1200,
+            platform_fee_bps=1000,
+            level_shares_bps=(6000, 2500, 1500),
+            frozen_days=7,
+            attribution_window_days=15,
+            self_purchase_allowed=True,
+            min_payouts=minimums,
+        ),
     ]
 
 
@@ -79,8 +97,11 @@ def generate(
     for n, sharer in enumerate(ids):
         # a forest with long chains: every sharer's upline is an earlier one, often recent
         upline = None if n < 3 or rng.random() < 0.1 else ids[max(0, n - rng.randint(1, 4))]
-        work.setup.append(SharerEnrolled(f"enr-{sharer}", START + 2 + n, PRODUCER,
-                                         sharer_id=sharer, upline_id=upline))
+        work.setup.append(
+            SharerEnrolled(
+                f"enr-{sharer}", START + 2 + n, PRODUCER, sharer_id=sharer, upline_id=upline
+            )
+        )
     buyer_ids = [f"b{n:06d}" for n in range(buyers)] + ids[: sharers // 4]  # some sharers buy
     span = days * DAY_MS
     timeline: list[tuple[int, int, Event]] = []  # (time, tiebreak, event)
@@ -98,27 +119,54 @@ def generate(
         for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
             click_id = f"clk-{n:06d}-{c}"
             at = order_at - rng.randrange(0, 20 * DAY_MS)  # some fall outside the window
-            add(at, ClickRecorded(f"ev-{click_id}", at, PRODUCER, click_id=click_id,
-                                  sharer_id=rng.choice(ids), buyer_id=buyer,
-                                  product_id=f"sku-{rng.randrange(50)}"))
+            add(
+                at,
+                ClickRecorded(
+                    f"ev-{click_id}",
+                    at,
+                    PRODUCER,
+                    click_id=click_id,
+                    sharer_id=rng.choice(ids),
+                    buyer_id=buyer,
+                    product_id=f"sku-{rng.randrange(50)}",
+                ),
+            )
             if at <= order_at:
                 last_click = click_id
         order_id = f"ord-{n:06d}"
         lines = tuple(
-            OrderLine(f"l{k}", f"sku-{rng.randrange(50)}", rng.randint(1, 3),
-                      rng.randrange(500, 30_000),
-                      rng.choice([None, None, 0, 1500, 2500]))
+            OrderLine(
+                f"l{k}",
+                f"sku-{rng.randrange(50)}",
+                rng.randint(1, 3),
+                rng.randrange(500, 30_000),
+                rng.choice([None, None, 0, 1500, 2500]),
+            )
             for k in range(rng.randint(1, 3))
         )
         click_ref = last_click if rng.random() < 0.5 else None
-        add(order_at, OrderPlaced(f"ev-{order_id}", order_at, PRODUCER, order_id=order_id,
-                                  buyer_id=buyer, merchant_id=f"m{rng.randrange(8):02d}",
-                                  currency=rng.choice(currencies), lines=lines,
-                                  click_id=click_ref))
+        add(
+            order_at,
+            OrderPlaced(
+                f"ev-{order_id}",
+                order_at,
+                PRODUCER,
+                order_id=order_id,
+                buyer_id=buyer,
+                merchant_id=f"m{rng.randrange(8):02d}",
+                currency=rng.choice(currencies),
+                lines=lines,
+                click_id=click_ref,
+            ),
+        )
         if rng.random() < 0.85:
             done_at = order_at + rng.randrange(DAY_MS // 2, 3 * DAY_MS)
-            add(done_at, OrderCompleted(f"ev-done-{order_id}", done_at, PRODUCER,
-                                        order_id=order_id, buyer_id=buyer))
+            add(
+                done_at,
+                OrderCompleted(
+                    f"ev-done-{order_id}", done_at, PRODUCER, order_id=order_id, buyer_id=buyer
+                ),
+            )
         if rng.random() < refund_share:
             refund_at = order_at + rng.randrange(DAY_MS, 12 * DAY_MS)
             full = rng.random() < 0.5
@@ -126,18 +174,38 @@ def generate(
                 RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
                 for line in lines
             )
-            add(refund_at, RefundIssued(f"ev-ref-{order_id}", refund_at, PRODUCER,
-                                        refund_id=f"ref-{order_id}", order_id=order_id,
-                                        buyer_id=buyer, lines=refund_lines))
+            add(
+                refund_at,
+                RefundIssued(
+                    f"ev-ref-{order_id}",
+                    refund_at,
+                    PRODUCER,
+                    refund_id=f"ref-{order_id}",
+                    order_id=order_id,
+                    buyer_id=buyer,
+                    lines=refund_lines,
+                ),
+            )
             if not full and rng.random() < 0.5:  # the rest comes back later
                 rest_at = refund_at + rng.randrange(1, 5 * DAY_MS)
-                rest = tuple(RefundLine(line.line_id, line.amount - part.amount)
-                             for line, part in zip(lines, refund_lines, strict=True)
-                             if line.amount > part.amount)
+                rest = tuple(
+                    RefundLine(line.line_id, line.amount - part.amount)
+                    for line, part in zip(lines, refund_lines, strict=True)
+                    if line.amount > part.amount
+                )
                 if rest:
-                    add(rest_at, RefundIssued(f"ev-ref2-{order_id}", rest_at, PRODUCER,
-                                              refund_id=f"ref2-{order_id}", order_id=order_id,
-                                              buyer_id=buyer, lines=rest))
+                    add(
+                        rest_at,
+                        RefundIssued(
+                            f"ev-ref2-{order_id}",
+                            rest_at,
+                            PRODUCER,
+                            refund_id=f"ref2-{order_id}",
+                            order_id=order_id,
+                            buyer_id=buyer,
+                            lines=rest,
+                        ),
+                    )
     timeline.sort(key=lambda item: (item[0], item[1]))
     work.activity.extend(event for _, _, event in timeline)
 
@@ -147,10 +215,22 @@ def generate(
         payout_id = f"pay-{n:03d}"
         currency = currencies[n % len(currencies)]
         at = run_at + 1000 + n
-        work.finance.append(PayoutRequested(f"ev-{payout_id}", at, PRODUCER, payout_id=payout_id,
-                                            sharer_id=sharer, amount=1000, currency=currency))
-        work.finance.append(PayoutSettled(f"ev-{payout_id}-ok", at + 60_000, PRODUCER,
-                                          payout_id=payout_id, sharer_id=sharer))
+        work.finance.append(
+            PayoutRequested(
+                f"ev-{payout_id}",
+                at,
+                PRODUCER,
+                payout_id=payout_id,
+                sharer_id=sharer,
+                amount=1000,
+                currency=currency,
+            )
+        )
+        work.finance.append(
+            PayoutSettled(
+                f"ev-{payout_id}-ok", at + 60_000, PRODUCER, payout_id=payout_id, sharer_id=sharer
+            )
+        )
     return work
 
 
@@ -180,18 +260,32 @@ def generate_dense(
         timeline.append((at, len(timeline), event))
 
     minimums = (MinPayout("CNY", 1000), MinPayout("USD", 500))
-    for n, (rate, fee, shares, self_ok) in enumerate([
-        (1000, 800, (5000, 3000, 2000), False),
-        (1200, 1000, (6000, 2500, 1500), True),
-        (900, 600, (5000, 2500, 2500), False),
-    ]):
+    for n, (rate, fee, shares, self_ok) in enumerate(
+        [
+            (1000, 800, (5000, 3000, 2000), False),
+            (1200, 1000, (6000, 2500, 1500), True),
+            (900, 600, (5000, 2500, 2500), False),
+        ]
+    ):
         effective = START + n * (span // 3)
         published = START if n == 0 else effective - rng.randrange(DAY_MS, 3 * DAY_MS)
-        add(published, PlanPublished(
-            f"dplan-{n}", published, PRODUCER, plan_id=f"plan-{n}", effective_from=effective,
-            default_rate_bps=rate, platform_fee_bps=fee, level_shares_bps=shares,
-            frozen_days=3, attribution_window_days=10, self_purchase_allowed=self_ok,
-            min_payouts=minimums))
+        add(
+            published,
+            PlanPublished(
+                f"dplan-{n}",
+                published,
+                PRODUCER,
+                plan_id=f"plan-{n}",
+                effective_from=effective,
+                default_rate_bps=rate,
+                platform_fee_bps=fee,
+                level_shares_bps=shares,
+                frozen_days=3,
+                attribution_window_days=10,
+                self_purchase_allowed=self_ok,
+                min_payouts=minimums,
+            ),
+        )
     ids = [f"s{n:04d}" for n in range(sharers)]
     joined: dict[str, int] = {}
     for n, sharer in enumerate(ids):
@@ -199,12 +293,15 @@ def generate_dense(
         joined[sharer] = at
         earlier = [s for s in ids[:n] if s != sharer]
         upline = None if n < 3 or rng.random() < 0.1 else rng.choice(earlier[-8:])
-        add(at, SharerEnrolled(f"denr-{sharer}", at, PRODUCER, sharer_id=sharer,
-                               upline_id=upline))
+        add(at, SharerEnrolled(f"denr-{sharer}", at, PRODUCER, sharer_id=sharer, upline_id=upline))
         if rng.random() < 0.03:  # a second enrollment: rejected
             again = at + rng.randrange(1, DAY_MS)
-            add(again, SharerEnrolled(f"denr2-{sharer}", again, PRODUCER, sharer_id=sharer,
-                                      upline_id=None))
+            add(
+                again,
+                SharerEnrolled(
+                    f"denr2-{sharer}", again, PRODUCER, sharer_id=sharer, upline_id=None
+                ),
+            )
     buyer_ids = [f"d{n:05d}" for n in range(buyers)] + ids[: sharers // 5]
     for n in range(orders):
         buyer = rng.choice(buyer_ids)
@@ -213,50 +310,109 @@ def generate_dense(
         for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
             click_id = f"dclk-{n:06d}-{c}"
             at = order_at - rng.randrange(0, 12 * DAY_MS)
-            add(at, ClickRecorded(f"ev-{click_id}", at, PRODUCER, click_id=click_id,
-                                  sharer_id=rng.choice(ids), buyer_id=buyer,
-                                  product_id=f"sku-{rng.randrange(50)}"))
+            add(
+                at,
+                ClickRecorded(
+                    f"ev-{click_id}",
+                    at,
+                    PRODUCER,
+                    click_id=click_id,
+                    sharer_id=rng.choice(ids),
+                    buyer_id=buyer,
+                    product_id=f"sku-{rng.randrange(50)}",
+                ),
+            )
             last_click = click_id
         order_id = f"dord-{n:06d}"
-        lines = tuple(OrderLine(f"l{k}", f"sku-{rng.randrange(50)}", rng.randint(1, 3),
-                                rng.randrange(500, 30_000), rng.choice([None, None, 0, 2000]))
-                      for k in range(rng.randint(1, 3)))
-        add(order_at, OrderPlaced(f"ev-{order_id}", order_at, PRODUCER, order_id=order_id,
-                                  buyer_id=buyer, merchant_id=f"m{rng.randrange(8):02d}",
-                                  currency=rng.choice(currencies), lines=lines,
-                                  click_id=last_click if rng.random() < 0.5 else None))
+        lines = tuple(
+            OrderLine(
+                f"l{k}",
+                f"sku-{rng.randrange(50)}",
+                rng.randint(1, 3),
+                rng.randrange(500, 30_000),
+                rng.choice([None, None, 0, 2000]),
+            )
+            for k in range(rng.randint(1, 3))
+        )
+        add(
+            order_at,
+            OrderPlaced(
+                f"ev-{order_id}",
+                order_at,
+                PRODUCER,
+                order_id=order_id,
+                buyer_id=buyer,
+                merchant_id=f"m{rng.randrange(8):02d}",
+                currency=rng.choice(currencies),
+                lines=lines,
+                click_id=last_click if rng.random() < 0.5 else None,
+            ),
+        )
         if rng.random() < 0.85:
             done_at = order_at + rng.randrange(DAY_MS // 4, 2 * DAY_MS)
-            add(done_at, OrderCompleted(f"ev-done-{order_id}", done_at, PRODUCER,
-                                        order_id=order_id, buyer_id=buyer))
+            add(
+                done_at,
+                OrderCompleted(
+                    f"ev-done-{order_id}", done_at, PRODUCER, order_id=order_id, buyer_id=buyer
+                ),
+            )
         if rng.random() < refund_share:
             refund_at = order_at + rng.randrange(DAY_MS // 2, 10 * DAY_MS)
             full = rng.random() < 0.5
-            add(refund_at, RefundIssued(
-                f"ev-ref-{order_id}", refund_at, PRODUCER, refund_id=f"dref-{order_id}",
-                order_id=order_id, buyer_id=buyer,
-                lines=tuple(RefundLine(line.line_id,
-                                       line.amount if full else max(1, line.amount // 2))
-                            for line in lines)))
+            add(
+                refund_at,
+                RefundIssued(
+                    f"ev-ref-{order_id}",
+                    refund_at,
+                    PRODUCER,
+                    refund_id=f"dref-{order_id}",
+                    order_id=order_id,
+                    buyer_id=buyer,
+                    lines=tuple(
+                        RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
+                        for line in lines
+                    ),
+                ),
+            )
     run_at, run = START + int(settle_every_days * DAY_MS), 0
     while run_at < START + span:
         run += 1
-        add(run_at, SettlementRun(f"ev-drun-{run}", run_at, PRODUCER, run_id=f"drun-{run}",
-                                  as_of=run_at))
+        add(
+            run_at,
+            SettlementRun(f"ev-drun-{run}", run_at, PRODUCER, run_id=f"drun-{run}", as_of=run_at),
+        )
         for k in range(payouts_per_run):
             sharer = rng.choice([s for s in ids if joined[s] < run_at] or ids)
             currency = rng.choice(currencies)
             payout_id = f"dpay-{run}-{k}"
             at = run_at + 1 + rng.randrange(0, DAY_MS // 2)
             amount = (1000 if currency == "CNY" else 500) * rng.choice([1, 1, 2, 3])
-            add(at, PayoutRequested(f"ev-{payout_id}", at, PRODUCER, payout_id=payout_id,
-                                    sharer_id=sharer, amount=amount, currency=currency))
+            add(
+                at,
+                PayoutRequested(
+                    f"ev-{payout_id}",
+                    at,
+                    PRODUCER,
+                    payout_id=payout_id,
+                    sharer_id=sharer,
+                    amount=amount,
+                    currency=currency,
+                ),
+            )
             roll = rng.random()
             if roll < 0.8:
                 end_at = at + rng.randrange(60_000, DAY_MS)
                 ended = PayoutSettled if roll < 0.65 else PayoutFailed
-                add(end_at, ended(f"ev-{payout_id}-end", end_at, PRODUCER,
-                                  payout_id=payout_id, sharer_id=sharer))
+                add(
+                    end_at,
+                    ended(
+                        f"ev-{payout_id}-end",
+                        end_at,
+                        PRODUCER,
+                        payout_id=payout_id,
+                        sharer_id=sharer,
+                    ),
+                )
         run_at += int(settle_every_days * DAY_MS)
     timeline.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in timeline]

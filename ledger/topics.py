@@ -26,7 +26,7 @@ ACCOUNTS_EVENTS = frozenset(
 # barrier events, whose relative order must be total.
 DEFAULT_PARTITIONS = {"orders": 8, "accounts": 1}
 
-if ORDERS_EVENTS | ACCOUNTS_EVENTS != set(EVENT_TYPES):  # a new event type needs a topic
+if set(EVENT_TYPES) != ORDERS_EVENTS | ACCOUNTS_EVENTS:  # a new event type needs a topic
     raise RuntimeError("ledger.topics does not place every event type")
 
 

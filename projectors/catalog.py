@@ -31,8 +31,10 @@ PROJECTORS: dict[str, Projector] = {
         Projector(
             "payouts",
             (v.view_order_levels,),
-            {backend: (skeleton, sql.ORDER_LEVEL_AMOUNTS)
-             for backend, skeleton in sql.ORDER_LEVELS_SKELETON.items()},
+            {
+                backend: (skeleton, sql.ORDER_LEVEL_AMOUNTS)
+                for backend, skeleton in sql.ORDER_LEVELS_SKELETON.items()
+            },
         ),
         Projector("totals", (v.view_fee_totals,), _same(sql.FEE_TOTALS)),
     )

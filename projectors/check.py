@@ -26,11 +26,28 @@ _PAGE = 5_000
 
 # view name -> (table, key columns, value columns), value columns in recompute's order
 _LAYOUT: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
-    "balances": (v.view_balances, ("sharer_id", "currency"),
-                 ("pending", "available", "inflight", "paid", "earned", "reversed")),
-    "payouts": (v.view_order_levels, ("order_id", "sharer_id"),
-                ("level", "currency", "downline_id", "merchant_id", "plan_id", "accrued",
-                 "reversed", "settled", "settled_at", "settle_chain", "settle_chain_seq")),
+    "balances": (
+        v.view_balances,
+        ("sharer_id", "currency"),
+        ("pending", "available", "inflight", "paid", "earned", "reversed"),
+    ),
+    "payouts": (
+        v.view_order_levels,
+        ("order_id", "sharer_id"),
+        (
+            "level",
+            "currency",
+            "downline_id",
+            "merchant_id",
+            "plan_id",
+            "accrued",
+            "reversed",
+            "settled",
+            "settled_at",
+            "settle_chain",
+            "settle_chain_seq",
+        ),
+    ),
     "totals": (v.view_fee_totals, ("day", "currency"), ("fees", "merchant_charges")),
 }
 
@@ -44,8 +61,10 @@ class Drift:
     expected: Any
 
     def __str__(self) -> str:
-        return (f"{self.view} {self.key}: {self.column} is {self.stored!r}, "
-                f"the journal says {self.expected!r}")
+        return (
+            f"{self.view} {self.key}: {self.column} is {self.stored!r}, "
+            f"the journal says {self.expected!r}"
+        )
 
 
 def check(store: Store, views: str | list[str] | None = None) -> list[Drift]:
@@ -61,8 +80,11 @@ def check(store: Store, views: str | list[str] | None = None) -> list[Drift]:
 
 
 def _expected_rows(name: str, views: Views) -> dict[tuple[Any, ...], list[Any]]:
-    source: Any = {"balances": views.balances, "payouts": views.order_levels,
-                   "totals": views.fee_totals}[name]
+    source: Any = {
+        "balances": views.balances,
+        "payouts": views.order_levels,
+        "totals": views.fee_totals,
+    }[name]
     return dict(source)
 
 
@@ -85,10 +107,15 @@ def _compare(conn: Connection, name: str, views: Views) -> list[Drift]:
 
 def _orders(conn: Connection) -> dict[str, OrderInfo]:
     o = t.orders
-    rows = conn.execute(select(o.c.order_id, o.c.levels, o.c.currency, o.c.merchant_id,
-                               o.c.plan_id).where(o.c.levels != "[]"))
-    return {r.order_id: OrderInfo(tuple(json.loads(r.levels)), r.currency, r.merchant_id,
-                                  r.plan_id) for r in rows}
+    rows = conn.execute(
+        select(o.c.order_id, o.c.levels, o.c.currency, o.c.merchant_id, o.c.plan_id).where(
+            o.c.levels != "[]"
+        )
+    )
+    return {
+        r.order_id: OrderInfo(tuple(json.loads(r.levels)), r.currency, r.merchant_id, r.plan_id)
+        for r in rows
+    }
 
 
 def _entries(conn: Connection, bounds: dict[str, int]) -> Iterator[tuple[str, int, JournalEntry]]:
@@ -100,13 +127,29 @@ def _entries(conn: Connection, bounds: dict[str, int]) -> Iterator[tuple[str, in
             upper = min(top, after + _PAGE)
             in_range = (e.c.chain == chain) & (e.c.chain_seq > after) & (e.c.chain_seq <= upper)
             postings: dict[int, list[Posting]] = {}
-            for r in conn.execute(select(p.c.entry_seq, p.c.account, p.c.currency, p.c.amount)
-                                  .join(e, e.c.seq == p.c.entry_seq).where(in_range)
-                                  .order_by(p.c.entry_seq, p.c.ordinal)):
-                postings.setdefault(r.entry_seq, []).append(Posting(r.account, r.currency,
-                                                                    r.amount))
+            for r in conn.execute(
+                select(p.c.entry_seq, p.c.account, p.c.currency, p.c.amount)
+                .join(e, e.c.seq == p.c.entry_seq)
+                .where(in_range)
+                .order_by(p.c.entry_seq, p.c.ordinal)
+            ):
+                postings.setdefault(r.entry_seq, []).append(
+                    Posting(r.account, r.currency, r.amount)
+                )
             for r in conn.execute(select(e).where(in_range).order_by(e.c.chain_seq)):
-                yield chain, r.chain_seq, JournalEntry(
-                    r.event_id, r.ordinal, r.kind, r.rule, r.occurred_at,
-                    tuple(postings.get(r.seq, ())), r.plan_id, r.order_id, r.payout_id)
+                yield (
+                    chain,
+                    r.chain_seq,
+                    JournalEntry(
+                        r.event_id,
+                        r.ordinal,
+                        r.kind,
+                        r.rule,
+                        r.occurred_at,
+                        tuple(postings.get(r.seq, ())),
+                        r.plan_id,
+                        r.order_id,
+                        r.payout_id,
+                    ),
+                )
             after = upper

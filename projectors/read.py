@@ -22,13 +22,21 @@ BALANCE_FIELDS = ("pending", "available", "inflight", "paid", "earned", "reverse
 
 
 def _balance_dict(row: Any) -> dict[str, Any]:
-    return {"sharer_id": row.sharer_id, "currency": row.currency,
-            **{f: int(getattr(row, f)) for f in BALANCE_FIELDS}}
+    return {
+        "sharer_id": row.sharer_id,
+        "currency": row.currency,
+        **{f: int(getattr(row, f)) for f in BALANCE_FIELDS},
+    }
 
 
 def balances(
-    conn: Connection, *, sharer_id: str | None = None, currency: str | None = None,
-    after: tuple[str, str] | None = None, limit: int = 100, as_of: int | None = None,
+    conn: Connection,
+    *,
+    sharer_id: str | None = None,
+    currency: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 100,
+    as_of: int | None = None,
 ) -> list[dict[str, Any]]:
     """Balances per (sharer, currency), ordered by both; as of event time ``as_of`` when
     given (the view minus what was posted after it: cheap for recent times)."""
@@ -58,7 +66,8 @@ def _rewind(conn: Connection, rows: list[dict[str, Any]], as_of: int) -> list[di
         for account, currency, kind, amount, chain, chain_seq in conn.execute(
             select(p.c.account, p.c.currency, e.c.kind, p.c.amount, e.c.chain, e.c.chain_seq)
             .join(e, e.c.seq == p.c.entry_seq)
-            .where(p.c.account.in_(accounts), p.c.occurred_at > as_of))
+            .where(p.c.account.in_(accounts), p.c.occurred_at > as_of)
+        )
         if chain_seq <= held.get(chain, 0)
     ]
     index = {(r["sharer_id"], r["currency"]): r for r in rows}
@@ -84,10 +93,14 @@ def order_levels(conn: Connection, order_id: str) -> dict[str, Any] | None:
     ol = v.view_order_levels
     rows = conn.execute(select(ol).where(ol.c.order_id == order_id).order_by(ol.c.level)).all()
     return {
-        "order_id": order_id, "buyer_id": order["buyer_id"],
-        "merchant_id": order["merchant_id"], "currency": order["currency"],
-        "occurred_at": order["occurred_at"], "completed_at": order["completed_at"],
-        "settled_by": order["settled_by"], "plan_id": order["plan_id"],
+        "order_id": order_id,
+        "buyer_id": order["buyer_id"],
+        "merchant_id": order["merchant_id"],
+        "currency": order["currency"],
+        "occurred_at": order["occurred_at"],
+        "completed_at": order["completed_at"],
+        "settled_by": order["settled_by"],
+        "plan_id": order["plan_id"],
         "no_commission_reason": order["no_commission_reason"],
         "levels": [_level(conn, r) for r in rows],
     }
@@ -95,9 +108,15 @@ def order_levels(conn: Connection, order_id: str) -> dict[str, Any] | None:
 
 def _level(conn: Connection, row: Any) -> dict[str, Any]:
     amount = int(row.accrued) - int(row.reversed)
-    return {"level": row.level, "sharer_id": row.sharer_id, "amount": amount,
-            "accrued": int(row.accrued), "reversed": int(row.reversed),
-            "settled_at": row.settled_at, "state": level_state(conn, row)}
+    return {
+        "level": row.level,
+        "sharer_id": row.sharer_id,
+        "amount": amount,
+        "accrued": int(row.accrued),
+        "reversed": int(row.reversed),
+        "settled_at": row.settled_at,
+        "state": level_state(conn, row),
+    }
 
 
 def level_state(conn: Connection, row: Any) -> str:
@@ -109,19 +128,29 @@ def level_state(conn: Connection, row: Any) -> str:
     if row.settled_at is None:
         return "pending"
     b, ol = v.view_balances, v.view_order_levels
-    paid = conn.execute(select(b.c.paid).where(b.c.sharer_id == row.sharer_id,
-                                               b.c.currency == row.currency)).scalar() or 0
+    paid = (
+        conn.execute(
+            select(b.c.paid).where(b.c.sharer_id == row.sharer_id, b.c.currency == row.currency)
+        ).scalar()
+        or 0
+    )
     if paid < row.settled:
         return "available"
     key = tuple_(ol.c.settled_at, ol.c.settle_chain, ol.c.settle_chain_seq, ol.c.order_id)
     before = conn.execute(
         select(func.coalesce(func.sum(ol.c.settled), 0)).where(
-            ol.c.sharer_id == row.sharer_id, ol.c.currency == row.currency,
+            ol.c.sharer_id == row.sharer_id,
+            ol.c.currency == row.currency,
             ol.c.settled_at.is_not(None),
-            or_(ol.c.settled_at < row.settled_at,
-                and_(ol.c.settled_at == row.settled_at,
-                     key < tuple_(row.settled_at, row.settle_chain, row.settle_chain_seq,
-                                  row.order_id))))
+            or_(
+                ol.c.settled_at < row.settled_at,
+                and_(
+                    ol.c.settled_at == row.settled_at,
+                    key
+                    < tuple_(row.settled_at, row.settle_chain, row.settle_chain_seq, row.order_id),
+                ),
+            ),
+        )
     ).scalar()
     return "paid" if int(before or 0) + int(row.settled) <= int(paid) else "available"
 
@@ -134,8 +163,15 @@ def sharer_levels(
     query = select(ol).where(ol.c.sharer_id == sharer_id).order_by(ol.c.order_id).limit(limit)
     if after is not None:
         query = query.where(ol.c.order_id > after[0])
-    return [{"order_id": r.order_id, "downline_id": r.downline_id, **_level(conn, r),
-             "currency": r.currency} for r in conn.execute(query)]
+    return [
+        {
+            "order_id": r.order_id,
+            "downline_id": r.downline_id,
+            **_level(conn, r),
+            "currency": r.currency,
+        }
+        for r in conn.execute(query)
+    ]
 
 
 def earnings(conn: Connection, sharer_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -145,18 +181,24 @@ def earnings(conn: Connection, sharer_id: str) -> dict[str, list[dict[str, Any]]
     net = func.sum(ol.c.accrued - ol.c.reversed)
     by_level = conn.execute(
         select(ol.c.currency, ol.c.level, net, func.count())
-        .where(ol.c.sharer_id == sharer_id).group_by(ol.c.currency, ol.c.level)
-        .order_by(ol.c.currency, ol.c.level))
+        .where(ol.c.sharer_id == sharer_id)
+        .group_by(ol.c.currency, ol.c.level)
+        .order_by(ol.c.currency, ol.c.level)
+    )
     by_downline = conn.execute(
         select(ol.c.currency, ol.c.downline_id, ol.c.level, net, func.count())
         .where(ol.c.sharer_id == sharer_id)
         .group_by(ol.c.currency, ol.c.downline_id, ol.c.level)
-        .order_by(ol.c.currency, ol.c.level, ol.c.downline_id))
+        .order_by(ol.c.currency, ol.c.level, ol.c.downline_id)
+    )
     return {
-        "by_level": [{"currency": c, "level": lv, "amount": int(a), "orders": n}
-                     for c, lv, a, n in by_level],
-        "by_downline": [{"currency": c, "downline_id": d, "level": lv, "amount": int(a),
-                         "orders": n} for c, d, lv, a, n in by_downline],
+        "by_level": [
+            {"currency": c, "level": lv, "amount": int(a), "orders": n} for c, lv, a, n in by_level
+        ],
+        "by_downline": [
+            {"currency": c, "downline_id": d, "level": lv, "amount": int(a), "orders": n}
+            for c, d, lv, a, n in by_downline
+        ],
     }
 
 
@@ -169,18 +211,28 @@ def team(conn: Connection, sharer_id: str, *, members: int = 50) -> dict[str, An
     frontier = select(s.c.sharer_id).where(s.c.upline_id == sharer_id).subquery()
     for _ in range(3):
         sizes.append(int(conn.execute(select(func.count()).select_from(frontier)).scalar() or 0))
-        listed.append([r for (r,) in conn.execute(
-            select(frontier.c.sharer_id).order_by(frontier.c.sharer_id).limit(members))])
-        frontier = (select(s.c.sharer_id)
-                    .where(s.c.upline_id.in_(select(frontier.c.sharer_id))).subquery())
-    enrolled = conn.execute(select(s.c.upline_id, s.c.enrolled_at)
-                            .where(s.c.sharer_id == sharer_id)).first()
+        listed.append(
+            [
+                r
+                for (r,) in conn.execute(
+                    select(frontier.c.sharer_id).order_by(frontier.c.sharer_id).limit(members)
+                )
+            ]
+        )
+        frontier = (
+            select(s.c.sharer_id).where(s.c.upline_id.in_(select(frontier.c.sharer_id))).subquery()
+        )
+    enrolled = conn.execute(
+        select(s.c.upline_id, s.c.enrolled_at).where(s.c.sharer_id == sharer_id)
+    ).first()
     return {
         "sharer_id": sharer_id,
         "enrolled": enrolled is not None,
         "upline_id": enrolled.upline_id if enrolled else None,
-        "levels": [{"level": n, "size": size, "members": ids}
-                   for n, (size, ids) in enumerate(zip(sizes, listed, strict=True), 1)],
+        "levels": [
+            {"level": n, "size": size, "members": ids}
+            for n, (size, ids) in enumerate(zip(sizes, listed, strict=True), 1)
+        ],
     }
 
 
@@ -189,8 +241,12 @@ def day_label(day: int) -> str:
 
 
 def totals(
-    conn: Connection, *, period: str = "day", currency: str | None = None,
-    start: int | None = None, end: int | None = None,
+    conn: Connection,
+    *,
+    period: str = "day",
+    currency: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
 ) -> list[dict[str, Any]]:
     """Platform fees and merchant charges per period ("day" or "month", UTC) and currency,
     for event times in [start, end) when given, oldest first."""
@@ -208,5 +264,7 @@ def totals(
         key = (label if period == "day" else label[:7], row.currency)
         sums[key][0] += int(row.fees)
         sums[key][1] += int(row.merchant_charges)
-    return [{"period": p, "currency": c, "fees": fees, "merchant_charges": charges}
-            for (p, c), (fees, charges) in sorted(sums.items())]
+    return [
+        {"period": p, "currency": c, "fees": fees, "merchant_charges": charges}
+        for (p, c), (fees, charges) in sorted(sums.items())
+    ]

@@ -42,7 +42,7 @@ def split_sharer_account(account: str) -> tuple[str, str] | None:
     """(sharer id, bucket) of a sharer account, else None."""
     if not account.startswith("sharer:"):
         return None
-    sharer, _, bucket = account[len("sharer:"):].rpartition(":")
+    sharer, _, bucket = account[len("sharer:") :].rpartition(":")
     return (sharer, bucket) if bucket in BUCKETS else None
 
 
@@ -88,8 +88,19 @@ def _order_levels(
     for level, sharer in enumerate(order.levels, 1):
         views.order_levels.setdefault(
             (entry.order_id, sharer),
-            [level, order.currency, order.levels[0], order.merchant_id, order.plan_id,
-             0, 0, 0, None, None, None],
+            [
+                level,
+                order.currency,
+                order.levels[0],
+                order.merchant_id,
+                order.plan_id,
+                0,
+                0,
+                0,
+                None,
+                None,
+                None,
+            ],
         )
     for posting in entry.postings:
         parsed = split_sharer_account(posting.account)

@@ -46,7 +46,10 @@ class Outcome:
 
 
 def catch_up(
-    store: Store, views: str | list[str] | None = None, *, chunk: int = DEFAULT_CHUNK,
+    store: Store,
+    views: str | list[str] | None = None,
+    *,
+    chunk: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
 ) -> Outcome:
     """Fold every entry committed since the checkpoints into the named views (all when
@@ -55,7 +58,10 @@ def catch_up(
 
 
 def rebuild(
-    store: Store, views: str | list[str] | None = None, *, chunk: int = REBUILD_CHUNK,
+    store: Store,
+    views: str | list[str] | None = None,
+    *,
+    chunk: int = REBUILD_CHUNK,
     progress: Progress | None = None,
 ) -> Outcome:
     """Drop the named views' rows and checkpoints and replay the journal into them, in
@@ -64,8 +70,12 @@ def rebuild(
 
 
 def _run(
-    store: Store, projectors: list[Projector], chunk: int, progress: Progress | None,
-    *, rebuild: bool,
+    store: Store,
+    projectors: list[Projector],
+    chunk: int,
+    progress: Progress | None,
+    *,
+    rebuild: bool,
 ) -> Outcome:
     if type(chunk) is not int or chunk < 1:
         raise ValueError(f"chunk must be a positive int, not {chunk!r}")
@@ -76,18 +86,28 @@ def _run(
             if rebuild:
                 for table in projector.tables:
                     conn.execute(delete(table))
-                conn.execute(delete(v.view_checkpoints)
-                             .where(v.view_checkpoints.c.projector == projector.name))
+                conn.execute(
+                    delete(v.view_checkpoints).where(
+                        v.view_checkpoints.c.projector == projector.name
+                    )
+                )
             outcome.entries[projector.name] = _fold(store, conn, projector, chunk, progress)
-        log.debug("projected", view=projector.name, entries=outcome.entries[projector.name],
-                  rebuild=rebuild)
+        log.debug(
+            "projected",
+            view=projector.name,
+            entries=outcome.entries[projector.name],
+            rebuild=rebuild,
+        )
     return outcome
 
 
 def _lock(store: Store, conn: Connection, name: str) -> None:
     table = v.view_projectors
-    conn.execute(store.insert(table).values(projector=name)
-                 .on_conflict_do_nothing(index_elements=["projector"]))
+    conn.execute(
+        store.insert(table)
+        .values(projector=name)
+        .on_conflict_do_nothing(index_elements=["projector"])
+    )
     conn.execute(select(table.c.projector).where(table.c.projector == name).with_for_update())
 
 
@@ -103,11 +123,18 @@ def heads(conn: Connection) -> dict[str, int]:
 
 
 def _fold(
-    store: Store, conn: Connection, projector: Projector, chunk: int, progress: Progress | None,
+    store: Store,
+    conn: Connection,
+    projector: Projector,
+    chunk: int,
+    progress: Progress | None,
 ) -> int:
     done = checkpoints(conn, projector.name)
-    todo = {chain: (done.get(chain, 0), head) for chain, head in heads(conn).items()
-            if head > done.get(chain, 0)}
+    todo = {
+        chain: (done.get(chain, 0), head)
+        for chain, head in heads(conn).items()
+        if head > done.get(chain, 0)
+    }
     total = sum(hi - lo for lo, hi in todo.values())
     statements = [text(s) for s in projector.sql_for(store.backend)]
     count = 0
@@ -130,8 +157,10 @@ def _fold(
 def _save_checkpoint(store: Store, conn: Connection, name: str, chain: str, seq: int) -> None:
     cp = v.view_checkpoints
     stmt = store.insert(cp).values(projector=name, chain=chain, chain_seq=seq)
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=["projector", "chain"],
-        set_={"chain_seq": stmt.excluded.chain_seq},
-        where=cp.c.chain_seq < stmt.excluded.chain_seq,  # never backwards
-    ))
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["projector", "chain"],
+            set_={"chain_seq": stmt.excluded.chain_seq},
+            where=cp.c.chain_seq < stmt.excluded.chain_seq,  # never backwards
+        )
+    )

@@ -18,8 +18,11 @@ from ledger.simulate import generate
 from ledger.store.base import Store, open_store
 from projectors import runner
 
-TOKENS = {"finance": "finance-token-1", "auditor": "auditor-token-1",
-          "publisher": "publisher-token-1"}
+TOKENS = {
+    "finance": "finance-token-1",
+    "auditor": "auditor-token-1",
+    "publisher": "publisher-token-1",
+}
 TOKEN_CONFIG = ",".join(f"{role}:{hash_token(token)}" for role, token in TOKENS.items())
 
 
@@ -55,9 +58,21 @@ def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ledger"), "serve", "--db", f"sqlite:///{db_path}",
-         "--port", str(port), "--interval", "0.2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            str(Path(sys.executable).parent / "ledger"),
+            "serve",
+            "--db",
+            f"sqlite:///{db_path}",
+            "--port",
+            str(port),
+            "--interval",
+            "0.2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     try:

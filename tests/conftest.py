@@ -18,6 +18,7 @@ fixtures fail with a message saying how to run the suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -109,10 +110,8 @@ def new_topic(_kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[Cal
     from kafka.errors import UnknownTopicOrPartitionError
 
     if created:
-        try:
+        with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted by the test
             _kafka_admin.delete_topics(created)
-        except UnknownTopicOrPartitionError:
-            pass  # the test deleted it itself
 
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -163,8 +162,11 @@ def pg_roles(pg_url: str, _pg_admin: Engine) -> Iterator[PgRoles]:
         return base.set(username=role, password=role).render_as_string(hide_password=False)
 
     try:
-        yield PgRoles(admin=base.render_as_string(hide_password=False),
-                      owner=as_role("ledger_owner"), service=as_role("ledger_service"))
+        yield PgRoles(
+            admin=base.render_as_string(hide_password=False),
+            owner=as_role("ledger_owner"),
+            service=as_role("ledger_service"),
+        )
     finally:
         with _pg_admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

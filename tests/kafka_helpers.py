@@ -61,25 +61,38 @@ def unique(prefix: str) -> str:
 
 def new_topics(prefix: str = "it") -> Topics:
     """Unique names for a run's topics (not created)."""
-    return Topics(orders=unique(f"{prefix}-orders"), accounts=unique(f"{prefix}-accounts"),
-                  dead_letters=unique(f"{prefix}-dlq"))
+    return Topics(
+        orders=unique(f"{prefix}-orders"),
+        accounts=unique(f"{prefix}-accounts"),
+        dead_letters=unique(f"{prefix}-dlq"),
+    )
 
 
 def create_topics(
-    bootstrap: str, *, orders_partitions: int = 4, accounts_partitions: int = 1,
-    prefix: str = "it", timeout: float = 30.0, topics: Topics | None = None,
+    bootstrap: str,
+    *,
+    orders_partitions: int = 4,
+    accounts_partitions: int = 1,
+    prefix: str = "it",
+    timeout: float = 30.0,
+    topics: Topics | None = None,
 ) -> Topics:
     """Create the orders and accounts topics (fresh names unless ``topics`` is given);
     returns once both are usable."""
     topics = topics or new_topics(prefix)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(topics.orders, orders_partitions, 1),
-                             NewTopic(topics.accounts, accounts_partitions, 1)])
+        admin.create_topics(
+            [
+                NewTopic(topics.orders, orders_partitions, 1),
+                NewTopic(topics.accounts, accounts_partitions, 1),
+            ]
+        )
     finally:
         admin.close()
-    wait_for_partitions(bootstrap, {topics.orders: orders_partitions,
-                                    topics.accounts: accounts_partitions}, timeout)
+    wait_for_partitions(
+        bootstrap, {topics.orders: orders_partitions, topics.accounts: accounts_partitions}, timeout
+    )
     return topics
 
 
@@ -149,12 +162,18 @@ def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> int:
 
 
 def produce_raw(
-    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]],
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes | None]],
 ) -> list[str]:
     """Send (topic, key, value) records in order, bytes untouched, with an idempotent
     producer (per-partition order kept); returns each record's "topic/partition@offset"."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024,
-                             enable_idempotence=True, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        enable_idempotence=True,
+        acks="all",
+    )
     try:
         futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
         producer.flush()
@@ -184,7 +203,10 @@ def _stored_offsets(service: LedgerService, group: str) -> dict[tuple[str, int],
 
 
 def wait_until_applied(
-    store: Store, group: str, ends: Ends, timeout: float = 120.0,
+    store: Store,
+    group: str,
+    ends: Ends,
+    timeout: float = 120.0,
     alive: Callable[[], None] | None = None,
 ) -> None:
     """Poll the offsets stored in the ledger database for ``group`` until each partition's
@@ -196,15 +218,18 @@ def wait_until_applied(
         stored = _stored_offsets(service, group)
         behind = (
             {k: (stored.get(k, 0), v) for k, v in ends.items() if stored.get(k, 0) < v}
-            if stored is not None else {"database": "unreachable"}
+            if stored is not None
+            else {"database": "unreachable"}
         )
         if not behind:
             return
         if alive is not None:
             alive()
         if time.monotonic() > deadline:
-            raise AssertionError(f"group {group} not caught up after {timeout}s: "
-                                 f"(stored, end) per partition {behind}")
+            raise AssertionError(
+                f"group {group} not caught up after {timeout}s: "
+                f"(stored, end) per partition {behind}"
+            )
         time.sleep(POLL_S)
 
 
@@ -215,16 +240,25 @@ def applied_count(store: Store, group: str) -> int:
 
 
 def produce_phases(
-    bootstrap: str, topics: Topics, workload: Workload, store: Store, group: str, *,
-    timeout: float = 180.0, alive: Callable[[], None] | None = None,
+    bootstrap: str,
+    topics: Topics,
+    workload: Workload,
+    store: Store,
+    group: str,
+    *,
+    timeout: float = 180.0,
+    alive: Callable[[], None] | None = None,
     during: Callable[[str, Ends], None] | None = None,
 ) -> Ends:
     """Produce setup, activity and finance one after another, each only once the previous
     one is fully applied (SPEC §4.5 barriers keep their position). ``during(phase, ends)``
     runs right after a phase is produced, before waiting (kills, restarts...)."""
     ends: Ends = {}
-    for phase, events in (("setup", workload.setup), ("activity", workload.activity),
-                          ("finance", workload.finance)):
+    for phase, events in (
+        ("setup", workload.setup),
+        ("activity", workload.activity),
+        ("finance", workload.finance),
+    ):
         publish(bootstrap, topics, events)
         ends = end_offsets(bootstrap, names(topics))
         if during is not None:
@@ -260,11 +294,24 @@ def fresh_database(pg_url: str, prefix: str = "kt_") -> Iterator[str]:
 class ConsumerThread:
     """A ConsumerLoop in a daemon thread; ``stop()`` joins it and re-raises its error."""
 
-    def __init__(self, store: Store, bootstrap: str, group: str, topics: Sequence[str],
-                 service: LedgerService | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bootstrap: str,
+        group: str,
+        topics: Sequence[str],
+        service: LedgerService | None = None,
+        **overrides: Any,
+    ) -> None:
         orders, accounts = topics
-        config = ConsumerConfig(bootstrap, group, orders, accounts, max_backoff_s=2.0,
-                                kafka_overrides=tuple(overrides.items()))
+        config = ConsumerConfig(
+            bootstrap,
+            group,
+            orders,
+            accounts,
+            max_backoff_s=2.0,
+            kafka_overrides=tuple(overrides.items()),
+        )
         self.metrics = ConsumerMetrics()
         self.service = service or LedgerService(store)
         self.loop = ConsumerLoop(config, self.service, self.metrics)
@@ -321,7 +368,11 @@ class RecordingService(LedgerService):
 
 
 def replay_from_start(
-    bootstrap: str, store: Store, group: str, topics: Sequence[str], ends: Ends,
+    bootstrap: str,
+    store: Store,
+    group: str,
+    topics: Sequence[str],
+    ends: Ends,
     timeout: float = 180.0,
 ) -> None:
     """The undisturbed reference run: a fresh consumer group reads the topics from offset 0
@@ -347,23 +398,38 @@ class ConsumerProcess:
 
     def start(self) -> Self:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        args = [str(LEDGER_BIN), "consume", "--db", self.db_url, "--bootstrap", self.bootstrap,
-                "--group", self.group]
+        args = [
+            str(LEDGER_BIN),
+            "consume",
+            "--db",
+            self.db_url,
+            "--bootstrap",
+            self.bootstrap,
+            "--group",
+            self.group,
+        ]
         orders, accounts = self.topics
         args += ["--topic-orders", orders, "--topic-accounts", accounts]
         args += list(self.extra_args)
         env = {**os.environ, "LEDGER_LOG_FORMAT": "json", "LEDGER_LOG_LEVEL": "info", **self.env}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         cwd=REPO, start_new_session=True)
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+                start_new_session=True,
+            )
         self.starts += 1
         return self
 
     def alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             code = None if self.proc is None else self.proc.returncode
-            raise AssertionError(f"consumer process exited (code {code}); log tail:\n"
-                                 + self.log_tail())
+            raise AssertionError(
+                f"consumer process exited (code {code}); log tail:\n" + self.log_tail()
+            )
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind happens in the consumer."""
@@ -395,8 +461,9 @@ class ConsumerProcess:
                 out.append(record)
         return out
 
-    def wait_for_log(self, predicate: Callable[[dict[str, Any]], bool],
-                     timeout: float = 60.0) -> dict[str, Any]:
+    def wait_for_log(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Poll the log until a record satisfies ``predicate``; returns that record."""
         deadline = time.monotonic() + timeout
         while True:
@@ -416,8 +483,13 @@ class ConsumerProcess:
 
 
 def kill_at_random_progress(
-    consumer: ConsumerProcess, store: Store, rng: random.Random, ends: Ends, *,
-    kills: int, timeout: float = 120.0,
+    consumer: ConsumerProcess,
+    store: Store,
+    rng: random.Random,
+    ends: Ends,
+    *,
+    kills: int,
+    timeout: float = 120.0,
 ) -> int:
     """SIGKILL ``consumer`` ``kills`` times while it applies up to ``ends``, each time once
     the applied count has advanced by a random amount (seeded), then restart it. Returns
@@ -467,10 +539,15 @@ def snapshot(store: Store) -> LedgerSnapshot:
         events = conn.execute(select(func.count()).select_from(t.events)).scalar_one()
         entries = conn.execute(select(func.count()).select_from(t.entries)).scalar_one()
     return LedgerSnapshot(
-        ok=report.ok, problem=report.problem, head=report.head, chains=dict(report.chains),
+        ok=report.ok,
+        problem=report.problem,
+        head=report.head,
+        chains=dict(report.chains),
         balances=queries.account_balances(store),
         dead_letters=sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
-        parked=sorted(parked), events=int(events), entries=int(entries),
+        parked=sorted(parked),
+        events=int(events),
+        entries=int(entries),
     )
 
 

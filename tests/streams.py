@@ -71,10 +71,17 @@ class Ev:
         event_id: str | None = None,
     ) -> PlanPublished:
         return PlanPublished(
-            self._eid(event_id), effective_from if at is None else at, "test",
-            plan_id=plan_id, effective_from=effective_from, default_rate_bps=rate,
-            platform_fee_bps=fee, level_shares_bps=shares, frozen_days=frozen,
-            attribution_window_days=window, self_purchase_allowed=self_ok,
+            self._eid(event_id),
+            effective_from if at is None else at,
+            "test",
+            plan_id=plan_id,
+            effective_from=effective_from,
+            default_rate_bps=rate,
+            platform_fee_bps=fee,
+            level_shares_bps=shares,
+            frozen_days=frozen,
+            attribution_window_days=window,
+            self_purchase_allowed=self_ok,
             min_payouts=tuple(MinPayout(c, a) for c, a in mins),
         )
 
@@ -84,11 +91,24 @@ class Ev:
         return SharerEnrolled(self._eid(event_id), at, "test", sharer_id=sharer, upline_id=upline)
 
     def click(
-        self, click_id: str, sharer: str, buyer: str, at: int, *, product: str = "P",
+        self,
+        click_id: str,
+        sharer: str,
+        buyer: str,
+        at: int,
+        *,
+        product: str = "P",
         event_id: str | None = None,
     ) -> ClickRecorded:
-        return ClickRecorded(self._eid(event_id), at, "test", click_id=click_id,
-                             sharer_id=sharer, buyer_id=buyer, product_id=product)
+        return ClickRecorded(
+            self._eid(event_id),
+            at,
+            "test",
+            click_id=click_id,
+            sharer_id=sharer,
+            buyer_id=buyer,
+            product_id=product,
+        )
 
     def order(
         self,
@@ -109,9 +129,17 @@ class Ev:
             quantity = line[3] if len(line) > 3 else 1
             product = line[4] if len(line) > 4 else f"prod-{line_id}"
             built.append(OrderLine(line_id, product, quantity, amount, rate))
-        return OrderPlaced(self._eid(event_id), at, "test", order_id=order_id, buyer_id=buyer,
-                           merchant_id=merchant, currency=currency, lines=tuple(built),
-                           click_id=click)
+        return OrderPlaced(
+            self._eid(event_id),
+            at,
+            "test",
+            order_id=order_id,
+            buyer_id=buyer,
+            merchant_id=merchant,
+            currency=currency,
+            lines=tuple(built),
+            click_id=click,
+        )
 
     def complete(
         self, order_id: str, buyer: str, at: int, *, event_id: str | None = None
@@ -128,36 +156,83 @@ class Ev:
         *,
         event_id: str | None = None,
     ) -> RefundIssued:
-        return RefundIssued(self._eid(event_id), at, "test", refund_id=refund_id,
-                            order_id=order_id, buyer_id=buyer,
-                            lines=tuple(RefundLine(lid, amount) for lid, amount in lines))
+        return RefundIssued(
+            self._eid(event_id),
+            at,
+            "test",
+            refund_id=refund_id,
+            order_id=order_id,
+            buyer_id=buyer,
+            lines=tuple(RefundLine(lid, amount) for lid, amount in lines),
+        )
 
     def run(
         self, run_id: str, as_of: int, *, at: int | None = None, event_id: str | None = None
     ) -> SettlementRun:
-        return SettlementRun(self._eid(event_id), as_of if at is None else at, "test",
-                             run_id=run_id, as_of=as_of)
+        return SettlementRun(
+            self._eid(event_id), as_of if at is None else at, "test", run_id=run_id, as_of=as_of
+        )
 
     def request(
-        self, payout_id: str, sharer: str, amount: int, currency: str = "CNY", *, at: int,
+        self,
+        payout_id: str,
+        sharer: str,
+        amount: int,
+        currency: str = "CNY",
+        *,
+        at: int,
         event_id: str | None = None,
     ) -> PayoutRequested:
-        return PayoutRequested(self._eid(event_id), at, "test", payout_id=payout_id,
-                               sharer_id=sharer, amount=amount, currency=currency)
+        return PayoutRequested(
+            self._eid(event_id),
+            at,
+            "test",
+            payout_id=payout_id,
+            sharer_id=sharer,
+            amount=amount,
+            currency=currency,
+        )
 
     def settled(
-        self, payout_id: str, sharer: str, *, at: int, amount: int | None = None,
-        currency: str | None = None, event_id: str | None = None,
+        self,
+        payout_id: str,
+        sharer: str,
+        *,
+        at: int,
+        amount: int | None = None,
+        currency: str | None = None,
+        event_id: str | None = None,
     ) -> PayoutSettled:
-        return PayoutSettled(self._eid(event_id), at, "test", payout_id=payout_id,
-                             sharer_id=sharer, amount=amount, currency=currency)
+        return PayoutSettled(
+            self._eid(event_id),
+            at,
+            "test",
+            payout_id=payout_id,
+            sharer_id=sharer,
+            amount=amount,
+            currency=currency,
+        )
 
     def failed(
-        self, payout_id: str, sharer: str, *, at: int, amount: int | None = None,
-        currency: str | None = None, event_id: str | None = None,
+        self,
+        payout_id: str,
+        sharer: str,
+        *,
+        at: int,
+        amount: int | None = None,
+        currency: str | None = None,
+        event_id: str | None = None,
     ) -> PayoutFailed:
-        return PayoutFailed(self._eid(event_id), at, "test", payout_id=payout_id,
-                            sharer_id=sharer, amount=amount, currency=currency, reason="bounced")
+        return PayoutFailed(
+            self._eid(event_id),
+            at,
+            "test",
+            payout_id=payout_id,
+            sharer_id=sharer,
+            amount=amount,
+            currency=currency,
+            reason="bounced",
+        )
 
 
 # --- the barrier structure of SPEC §4.5 --------------------------------------------------
@@ -192,7 +267,9 @@ def barrier_structure(events: Sequence[Event]) -> list[Segment]:
     return segments
 
 
-def flatten(segments: Sequence[Segment], orders: Sequence[Sequence[str]] | None = None) -> list[Event]:
+def flatten(
+    segments: Sequence[Segment], orders: Sequence[Sequence[str]] | None = None
+) -> list[Event]:
     """Events of ``segments`` in order; for the k-th buyer run, ``orders[k]`` is the
     sequence of buyer ids to take next events from (default: buyer by buyer)."""
     out: list[Event] = []
@@ -263,25 +340,56 @@ class _World:
 
 
 _STEPS = [
-    "click", "order", "sale", "sale", "sale", "sale", "complete", "complete", "complete",
-    "refund", "refund", "run", "run", "payout", "payout_end", "payout_end",
+    "click",
+    "order",
+    "sale",
+    "sale",
+    "sale",
+    "sale",
+    "complete",
+    "complete",
+    "complete",
+    "refund",
+    "refund",
+    "run",
+    "run",
+    "payout",
+    "payout_end",
+    "payout_end",
     "payout_cashout",
-    "enroll", "enroll", "redeliver", "fault",
+    "enroll",
+    "enroll",
+    "redeliver",
+    "fault",
 ]
 _TICKS = [0, 1, 1_000, DAY // 4, DAY, 2 * DAY, 8 * DAY]
 
 
 def _plan_event(draw, world: _World, plan_id: str, effective_from: int, at: int) -> PlanPublished:
-    shares = draw(st.sampled_from([(5000, 3000, 2000), (6000, 2500, 1500), (10000, 0, 0),
-                                   (3333, 3333, 3334), (4000, 3000, 2000)]))
-    mins = [(c, draw(st.sampled_from([1, 1, 100, 300]))) for c in world.currencies
-            if c == world.currencies[0] or draw(st.booleans())]
+    shares = draw(
+        st.sampled_from(
+            [
+                (5000, 3000, 2000),
+                (6000, 2500, 1500),
+                (10000, 0, 0),
+                (3333, 3333, 3334),
+                (4000, 3000, 2000),
+            ]
+        )
+    )
+    mins = [
+        (c, draw(st.sampled_from([1, 1, 100, 300])))
+        for c in world.currencies
+        if c == world.currencies[0] or draw(st.booleans())
+    ]
     for currency, minimum in mins:
         world.minimums[currency] = max(minimum, world.minimums.get(currency, 0))
     frozen = draw(st.sampled_from([0, 1, 1, 7]))
     world.frozen.append(frozen)
     return world.ev.plan(
-        plan_id, effective_from, at=at,
+        plan_id,
+        effective_from,
+        at=at,
         rate=draw(st.sampled_from([1000, 1000, 2500, 500, 10_000, 0])),
         fee=draw(st.sampled_from([800, 800, 0, 1000, 3333, 10_000])),
         shares=shares,
@@ -326,18 +434,24 @@ def _step_order(draw, w: _World, buyer: str | None = None) -> None:
     n_lines = draw(st.integers(1, 3))
     lines = []
     for k in range(n_lines):
-        amount = draw(st.one_of(st.sampled_from([0, 1, 999, 1200, 8800, 10_000]),
-                                st.integers(0, 50_000)))
+        amount = draw(
+            st.one_of(st.sampled_from([0, 1, 999, 1200, 8800, 10_000]), st.integers(0, 50_000))
+        )
         rate = draw(st.sampled_from([None, None, None, 0, 1, 2500, 10_000]))
         lines.append((f"L{k}", amount, rate, draw(st.integers(0, 5))))
     own = w.clicks.get(buyer, [])
     others = [c for b, ids in w.clicks.items() if b != buyer for c in ids]
     choices = [None, None, f"C-{buyer}-ghost"] + own[-3:] + others[-2:]
     order_id = w.fresh(f"O-{buyer}-")
-    event = w.ev.order(order_id, buyer, w.clock, lines,
-                       merchant=draw(st.sampled_from(["M1", "M2"])),
-                       currency=draw(st.sampled_from(w.currencies)),
-                       click=draw(st.sampled_from(choices)))
+    event = w.ev.order(
+        order_id,
+        buyer,
+        w.clock,
+        lines,
+        merchant=draw(st.sampled_from(["M1", "M2"])),
+        currency=draw(st.sampled_from(w.currencies)),
+        click=draw(st.sampled_from(choices)),
+    )
     w.orders[order_id] = _Order(buyer, event)
     w.out.append(event)
 
@@ -370,7 +484,11 @@ def _step_refund(draw, w: _World) -> None:
         return
     order_id, order = picked
     lines: list[tuple[str, int]] = []
-    kind = draw(st.sampled_from(["partial", "partial", "partial", "full", "full", "over", "zero", "unknown"]))
+    kind = draw(
+        st.sampled_from(
+            ["partial", "partial", "partial", "full", "full", "over", "zero", "unknown"]
+        )
+    )
     for line in order.event.lines:
         left = order.remaining(line)
         if kind == "full":
@@ -396,8 +514,11 @@ def _step_refund(draw, w: _World) -> None:
 def _step_run(draw, w: _World) -> None:
     as_of = w.clock + draw(st.sampled_from([0, 0, -DAY, -7 * DAY, 8 * DAY]))
     if w.completions and draw(st.booleans()):  # aim at a frozen period's last millisecond
-        as_of = (draw(st.sampled_from(w.completions)) + draw(st.sampled_from(w.frozen)) * DAY
-                 + draw(st.sampled_from([-1, 0, 0])))
+        as_of = (
+            draw(st.sampled_from(w.completions))
+            + draw(st.sampled_from(w.frozen)) * DAY
+            + draw(st.sampled_from([-1, 0, 0]))
+        )
     # mostly a run at or after its as-of; now and then one ahead of its time (as_of_in_future)
     at = w.clock if draw(st.integers(0, 4)) == 0 else max(w.clock, as_of)
     w.out.append(w.ev.run(w.fresh("RUN"), as_of, at=at))
@@ -437,8 +558,15 @@ def _step_payout_end(draw, w: _World, request: PayoutRequested | None = None) ->
         request = w.payouts[draw(st.sampled_from(sorted(w.payouts)))]
     make = w.ev.settled if draw(st.booleans()) else w.ev.failed
     amount = draw(st.sampled_from([None, None, request.amount, request.amount + 1]))
-    w.out.append(make(request.payout_id, request.sharer_id, at=w.clock, amount=amount,
-                      currency=draw(st.sampled_from([None, request.currency]))))
+    w.out.append(
+        make(
+            request.payout_id,
+            request.sharer_id,
+            at=w.clock,
+            amount=amount,
+            currency=draw(st.sampled_from([None, request.currency])),
+        )
+    )
 
 
 def _step_enroll(draw, w: _World) -> None:
@@ -453,9 +581,21 @@ def _step_redeliver(draw, w: _World) -> None:
 
 def _step_fault(draw, w: _World) -> None:
     """An event the engine must reject: a reused id, a re-enrollment, a cycle attempt."""
-    kind = draw(st.sampled_from(["order_id", "click_id", "refund_id", "payout_id",
-                                 "reenroll", "cycle", "self_upline", "plan",
-                                 "plan_effective"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "order_id",
+                "click_id",
+                "refund_id",
+                "payout_id",
+                "reenroll",
+                "cycle",
+                "self_upline",
+                "plan",
+                "plan_effective",
+            ]
+        )
+    )
     ev = w.ev
     if kind == "order_id" and w.orders:
         _, order = draw(st.sampled_from(sorted(w.orders.items(), key=lambda kv: kv[0])))
@@ -490,9 +630,17 @@ def _step_fault(draw, w: _World) -> None:
 
 
 _STEP_FUNCS = {
-    "click": _step_click, "order": _step_order, "sale": _step_sale, "complete": _step_complete,
-    "refund": _step_refund, "run": _step_run, "payout": _step_payout,
-    "payout_end": _step_payout_end, "payout_cashout": _step_cashout, "enroll": _step_enroll, "redeliver": _step_redeliver,
+    "click": _step_click,
+    "order": _step_order,
+    "sale": _step_sale,
+    "complete": _step_complete,
+    "refund": _step_refund,
+    "run": _step_run,
+    "payout": _step_payout,
+    "payout_end": _step_payout_end,
+    "payout_cashout": _step_cashout,
+    "enroll": _step_enroll,
+    "redeliver": _step_redeliver,
     "fault": _step_fault,
 }
 
@@ -502,18 +650,27 @@ def _move_before_reference(draw, events: list[Event]) -> list[Event]:
     request, so that they wait (§4.6) and are released when the reference arrives."""
     events = list(events)
     for _ in range(draw(st.integers(0, 3))):
-        movable = [i for i, e in enumerate(events)
-                   if isinstance(e, (OrderCompleted, RefundIssued, PayoutSettled, PayoutFailed))]
+        movable = [
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, (OrderCompleted, RefundIssued, PayoutSettled, PayoutFailed))
+        ]
         if not movable:
             break
         i = draw(st.sampled_from(movable))
         event = events[i]
         if isinstance(event, (OrderCompleted, RefundIssued)):
-            targets = [j for j, e in enumerate(events)
-                       if isinstance(e, OrderPlaced) and e.order_id == event.order_id]
+            targets = [
+                j
+                for j, e in enumerate(events)
+                if isinstance(e, OrderPlaced) and e.order_id == event.order_id
+            ]
         else:
-            targets = [j for j, e in enumerate(events)
-                       if isinstance(e, PayoutRequested) and e.payout_id == event.payout_id]
+            targets = [
+                j
+                for j, e in enumerate(events)
+                if isinstance(e, PayoutRequested) and e.payout_id == event.payout_id
+            ]
         if targets and targets[0] < i:
             events.insert(targets[0], events.pop(i))
     return events
@@ -536,8 +693,14 @@ def streams(
     ev = Ev()
     n_currencies = draw(st.integers(1, len(currencies)))
     sharers = [f"S{i}" for i in range(draw(st.integers(1, max_sharers)))]
-    buyers = draw(st.lists(st.sampled_from([f"B{i}" for i in range(max_buyers)] + sharers),
-                           min_size=1, max_size=max_buyers, unique=True))
+    buyers = draw(
+        st.lists(
+            st.sampled_from([f"B{i}" for i in range(max_buyers)] + sharers),
+            min_size=1,
+            max_size=max_buyers,
+            unique=True,
+        )
+    )
     world = _World(ev, currencies[:n_currencies], sharers, buyers)
 
     # a referral forest; upline index biased to the previous sharer, so chains grow deep
@@ -557,9 +720,13 @@ def streams(
     world.out.append(_plan_event(draw, world, "P1", T0, T0))
     world.out.extend(enrollments[:head])
 
-    steps = [s for s in _STEPS
-             if (payouts or not s.startswith("payout"))
-             and (faults or s != "fault") and (redeliveries or s != "redeliver")]
+    steps = [
+        s
+        for s in _STEPS
+        if (payouts or not s.startswith("payout"))
+        and (faults or s != "fault")
+        and (redeliveries or s != "redeliver")
+    ]
     plan2_at = draw(st.integers(0, max_steps)) if plan_change else None
     for k in range(draw(st.integers(min_steps, max_steps))):
         world.clock += draw(st.sampled_from(_TICKS))
@@ -569,8 +736,6 @@ def streams(
         _STEP_FUNCS[draw(st.sampled_from(steps))](draw, world)
     world.out.extend(world.enrollments)
     return _move_before_reference(draw, world.out)
-
-
 
 
 # --- small helpers for the rule tests ----------------------------------------------------

@@ -26,13 +26,29 @@ def build_ledger(store: Store, *, orders: int = 40) -> list[Received | Undecodab
     batch: list[Received | Undecodable] = [
         Received(e, f"file:{n}", "t") for n, e in enumerate(events, 1)
     ]
-    waiting = RefundIssued("ev-waits", events[-1].occurred_at, "t", refund_id="R-late",
-                           order_id="O-not-yet", buyer_id="b-x", lines=(RefundLine("L1", 5),))
-    rejected = RefundIssued("ev-bad", events[-1].occurred_at, "t", refund_id="R-bad",
-                            order_id=_some_order(events), buyer_id="b-x",
-                            lines=(RefundLine("no-such-line", 5),))
-    batch += [Received(waiting, "file:w", "t"), Received(rejected, "file:r", "t"),
-              Undecodable("file:u", "malformed_json", "not JSON", "{")]
+    waiting = RefundIssued(
+        "ev-waits",
+        events[-1].occurred_at,
+        "t",
+        refund_id="R-late",
+        order_id="O-not-yet",
+        buyer_id="b-x",
+        lines=(RefundLine("L1", 5),),
+    )
+    rejected = RefundIssued(
+        "ev-bad",
+        events[-1].occurred_at,
+        "t",
+        refund_id="R-bad",
+        order_id=_some_order(events),
+        buyer_id="b-x",
+        lines=(RefundLine("no-such-line", 5),),
+    )
+    batch += [
+        Received(waiting, "file:w", "t"),
+        Received(rejected, "file:r", "t"),
+        Undecodable("file:u", "malformed_json", "not JSON", "{"),
+    ]
     service = LedgerService(store, clock=lambda: 1_800_000_000_000)
     for start in range(0, len(batch), 50):
         service.ingest(batch[start : start + 50])

@@ -19,12 +19,15 @@ VIEW_TABLES = (v.view_balances, v.view_order_levels, v.view_fee_totals)
 def snapshot(store: Store) -> dict[str, list[tuple]]:
     """Every row of every view table, sorted: equal snapshots are equal views."""
     with store.read() as conn:
-        return {table.name: sorted(tuple(r) for r in conn.execute(select(table)))
-                for table in VIEW_TABLES}
+        return {
+            table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+            for table in VIEW_TABLES
+        }
 
 
-def url_factory(request: pytest.FixtureRequest, tmp_path_factory,
-                prefix: str = "views") -> Iterator[Callable[[], str]]:
+def url_factory(
+    request: pytest.FixtureRequest, tmp_path_factory, prefix: str = "views"
+) -> Iterator[Callable[[], str]]:
     """Yields make() -> URL of a fresh database of the backend ``request.param``;
     PostgreSQL databases are dropped at the end."""
     if request.param == "sqlite":

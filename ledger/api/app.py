@@ -1,8 +1,9 @@
 """The FastAPI application: routers, state, and the views' background catch-up.
 
 ``create_app(store, tokens, sink)`` builds an app over an open store; ``ledger serve``
-is its composition root (it also mounts the dashboard, ledger.web). A daemon thread catches the views up every ``interval`` seconds
-while the app runs (lifespan), so reads trail the journal by about that much.
+is its composition root (it also mounts the dashboard, ledger.web). A daemon thread
+catches the views up every ``interval`` seconds while the app runs (lifespan), so
+reads trail the journal by about that much.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ class Projecting:
 
 
 def create_app(
-    store: Store, tokens: TokenBook, sink: Sink | None = None, *, interval: float = 1.0,
+    store: Store,
+    tokens: TokenBook,
+    sink: Sink | None = None,
+    *,
+    interval: float = 1.0,
     end_offsets: EndOffsets = no_kafka,
 ) -> FastAPI:
     projecting = Projecting(store, interval)
@@ -78,7 +83,7 @@ def create_app(
         title="Commission ledger",
         version="1",
         description="Finance, auditor and publisher endpoints. Every request needs "
-                    "`Authorization: Bearer <token>` of a role allowed to make it.",
+        "`Authorization: Bearer <token>` of a role allowed to make it.",
         lifespan=lifespan,
     )
     app.state.store = store
@@ -95,12 +100,17 @@ def create_app(
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or tokens.role_of(token.strip()) is None:
                 detail = "missing bearer token" if not token else "unknown token"
-                return JSONResponse({"detail": detail}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
+                return JSONResponse(
+                    {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
         return await call_next(request)
 
-    for router in (routes_read.router, routes_commands.finance, routes_commands.publisher,
-                   routes_audit.router):
+    for router in (
+        routes_read.router,
+        routes_commands.finance,
+        routes_commands.publisher,
+        routes_audit.router,
+    ):
         app.include_router(router)
     return app
 

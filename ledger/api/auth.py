@@ -44,11 +44,13 @@ class TokenBook:
             role, _, digest = item.partition(":")
             if role not in ROLES:
                 raise TokenConfigError(
-                    f"LEDGER_API_TOKENS: unknown role {role!r} (roles: {', '.join(ROLES)})")
+                    f"LEDGER_API_TOKENS: unknown role {role!r} (roles: {', '.join(ROLES)})"
+                )
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TokenConfigError(
                     f"LEDGER_API_TOKENS: {role}: expected the token's sha256 as 64 lowercase hex "
-                    "digits (ledger api-token prints it)")
+                    "digits (ledger api-token prints it)"
+                )
             entries.append((role, digest))
         return cls(tuple(entries))
 

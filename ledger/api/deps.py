@@ -48,8 +48,9 @@ def allow(*roles: str) -> Callable[..., str]:
     ) -> str:
         role = role_of(request, credentials)
         if role not in roles:
-            raise HTTPException(403, f"the {role} role may not do this "
-                                     f"(needs {' or '.join(roles)})")
+            raise HTTPException(
+                403, f"the {role} role may not do this (needs {' or '.join(roles)})"
+            )
         return role
 
     return check

@@ -151,8 +151,9 @@ class PartitionLag(BaseModel):
     topic: str
     partition: int
     next_offset: int
-    end_offset: int | None = Field(description="the partition's high watermark, when Kafka "
-                                               "is configured and answers")
+    end_offset: int | None = Field(
+        description="the partition's high watermark, when Kafka is configured and answers"
+    )
     lag: int | None
 
 

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Query
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
-Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of the "
-                                                                  "previous page")]
+Cursor = Annotated[
+    str | None, Query(max_length=2000, description="next_cursor of the previous page")
+]
 
 
 def encode(key: tuple[Any, ...] | None) -> str | None:
@@ -29,10 +30,13 @@ def decode(cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | Non
         key = json.loads(raw)
     except (binascii.Error, ValueError):
         raise HTTPException(400, "invalid cursor: pass next_cursor from a previous page") from None
-    if (not isinstance(key, list) or len(key) != len(types)
-            or not all(type(k) is t for k, t in zip(key, types, strict=True))
-            or any(isinstance(k, str) and ("\x00" in k or len(k) > 300) for k in key)
-            or any(isinstance(k, int) and abs(k) >= 2**63 for k in key)):
+    if (
+        not isinstance(key, list)
+        or len(key) != len(types)
+        or not all(type(k) is t for k, t in zip(key, types, strict=True))
+        or any(isinstance(k, str) and ("\x00" in k or len(k) > 300) for k in key)
+        or any(isinstance(k, int) and abs(k) >= 2**63 for k in key)
+    ):
         raise HTTPException(400, "invalid cursor: pass next_cursor from a previous page")
     return tuple(key)
 

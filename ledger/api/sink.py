@@ -36,8 +36,12 @@ class EmbeddedSink:
             return {**out, "outcome": "duplicate"}
         if report.rejected:
             dead = report.dead_letters[0]
-            return {**out, "outcome": "rejected", "reason": dead["reason"],
-                    "message": dead["message"]}
+            return {
+                **out,
+                "outcome": "rejected",
+                "reason": dead["reason"],
+                "message": dead["message"],
+            }
         return {**out, "outcome": "parked" if report.parked else "applied"}
 
     def close(self) -> None:

@@ -28,10 +28,20 @@ from ledger.store.checkpoints import extension_problems, load_checkpoints, sign_
 
 
 @click.command()
-@click.option("--private", "private_path", required=True, type=click.Path(path_type=Path),
-              help="where to write the private key (PEM, created with mode 0600)")
-@click.option("--public", "public_path", required=True, type=click.Path(path_type=Path),
-              help="where to write the public key (PEM): give it to the auditors")
+@click.option(
+    "--private",
+    "private_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="where to write the private key (PEM, created with mode 0600)",
+)
+@click.option(
+    "--public",
+    "public_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="where to write the public key (PEM): give it to the auditors",
+)
 def keygen(private_path: Path, public_path: Path) -> None:
     """Create an Ed25519 key pair for signing checkpoints. Never overwrites a file."""
     private_pem, public_pem = new_key_pair()
@@ -52,10 +62,19 @@ def checkpoint() -> None:
 
 @checkpoint.command("sign")
 @db_option
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="the private key (PEM) from `ledger keygen`")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="also write the checkpoint to this file (default: print it)")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the private key (PEM) from `ledger keygen`",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the checkpoint to this file (default: print it)",
+)
 @click.pass_context
 def sign(ctx: click.Context, db_url: str | None, key_path: Path, out: Path | None) -> None:
     """Verify the ledger, then sign its heads and store the checkpoint in the database.
@@ -79,14 +98,25 @@ def sign(ctx: click.Context, db_url: str | None, key_path: Path, out: Path | Non
 
 @checkpoint.command("verify")
 @db_option
-@click.option("--pub", "pub_path", required=True, type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="the signer's public key (PEM)")
-@click.argument("checkpoint_file", required=False,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--pub",
+    "pub_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the signer's public key (PEM)",
+)
+@click.argument(
+    "checkpoint_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
-def verify_checkpoint(ctx: click.Context, db_url: str | None, pub_path: Path,
-                      checkpoint_file: Path | None, as_json: bool) -> None:
+def verify_checkpoint(
+    ctx: click.Context,
+    db_url: str | None,
+    pub_path: Path,
+    checkpoint_file: Path | None,
+    as_json: bool,
+) -> None:
     """Prove that the ledger extends CHECKPOINT_FILE (default: every checkpoint stored in
     the database): the signature verifies with the public key, the ledger verifies from
     genesis, and every signed link is still the row at its position. Exit 1 if not."""
@@ -104,9 +134,21 @@ def verify_checkpoint(ctx: click.Context, db_url: str | None, pub_path: Path,
         store.dispose()
     bad = [(c, p) for c, p in results if p]
     if as_json:
-        click.echo(json.dumps([{"created_at": c.created_at, "key_id": c.key_id,
-                                "ledger_head": c.body["ledger_head"], "ok": not p,
-                                "problems": p} for c, p in results], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "created_at": c.created_at,
+                        "key_id": c.key_id,
+                        "ledger_head": c.body["ledger_head"],
+                        "ok": not p,
+                        "problems": p,
+                    }
+                    for c, p in results
+                ],
+                indent=2,
+            )
+        )
     for c, problems in bad if not as_json else ():
         click.echo(f"TAMPERED: checkpoint of {c.created_at}: {problems[0]}", err=True)
     if not bad and not as_json:

@@ -15,7 +15,10 @@ from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
 
 def db_option(func):  # type: ignore[no-untyped-def]
     return click.option(
-        "--db", "db_url", default=None, metavar="URL",
+        "--db",
+        "db_url",
+        default=None,
+        metavar="URL",
         help="SQLAlchemy URL of the ledger database (default: LEDGER_DB_URL or ./ledger.sqlite)",
     )(func)
 
@@ -46,9 +49,7 @@ def parse_time(value: str) -> int:
                 parsed = parsed.replace(tzinfo=UTC)
             ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
         except (ValueError, OverflowError) as exc:
-            raise click.BadParameter(
-                f"not an ISO-8601 time or ms since epoch: {value!r}"
-            ) from exc
+            raise click.BadParameter(f"not an ISO-8601 time or ms since epoch: {value!r}") from exc
     if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
         raise click.BadParameter(f"{value!r} is outside the years 0001..9999")
     return ms
@@ -59,8 +60,9 @@ class TimeParam(click.ParamType):
 
     name = "TIME"
 
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
         if isinstance(value, int):
             return value
         try:
@@ -115,6 +117,10 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
     for row in rows:
-        out.append("  ".join(str(x).rjust(w) if str(x).lstrip("-").isdigit() else str(x).ljust(w)
-                             for x, w in zip(row, widths, strict=True)))
+        out.append(
+            "  ".join(
+                str(x).rjust(w) if str(x).lstrip("-").isdigit() else str(x).ljust(w)
+                for x, w in zip(row, widths, strict=True)
+            )
+        )
     return "\n".join(out)

@@ -29,25 +29,47 @@ log = get_logger("ledger.consume")
 @click.option("--group", default=None, help="consumer group (LEDGER_CONSUMER_GROUP)")
 @click.option("--topic-orders", default=None, help="orders topic (LEDGER_TOPIC_ORDERS)")
 @click.option("--topic-accounts", default=None, help="accounts topic (LEDGER_TOPIC_ACCOUNTS)")
-@click.option("--marker-grace", type=float, default=60.0, show_default=True,
-              help="seconds a barrier waits for a missing marker in a partition read to its "
-                   "end before this consumer writes it (a publisher died in between)")
-@click.option("--metrics-port", type=int, default=None,
-              help="serve Prometheus metrics on 127.0.0.1:PORT (LEDGER_METRICS_PORT)")
+@click.option(
+    "--marker-grace",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="seconds a barrier waits for a missing marker in a partition read to its "
+    "end before this consumer writes it (a publisher died in between)",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="serve Prometheus metrics on 127.0.0.1:PORT (LEDGER_METRICS_PORT)",
+)
 @click.option("--max-poll-records", type=int, default=None, help="records per batch")
-@click.option("--instance-id", default=None,
-              help="static group membership (Kafka group.instance.id): a consumer restarted "
-                   "with the same id gets its partitions back at once instead of after the "
-                   "session timeout; give each consumer of a group its own id")
-@click.option("--mirror-dead-letters", is_flag=True,
-              help="also publish every dead letter to the dead-letter topic "
-                   "(LEDGER_TOPIC_DEAD_LETTERS, default ledger.dead-letters)")
+@click.option(
+    "--instance-id",
+    default=None,
+    help="static group membership (Kafka group.instance.id): a consumer restarted "
+    "with the same id gets its partitions back at once instead of after the "
+    "session timeout; give each consumer of a group its own id",
+)
+@click.option(
+    "--mirror-dead-letters",
+    is_flag=True,
+    help="also publish every dead letter to the dead-letter topic "
+    "(LEDGER_TOPIC_DEAD_LETTERS, default ledger.dead-letters)",
+)
 @click.pass_context
 def consume(
-    ctx: click.Context, db_url: str | None, bootstrap: str | None, group: str | None,
-    topic_orders: str | None, topic_accounts: str | None, marker_grace: float,
-    metrics_port: int | None, max_poll_records: int | None,
-    instance_id: str | None, mirror_dead_letters: bool,
+    ctx: click.Context,
+    db_url: str | None,
+    bootstrap: str | None,
+    group: str | None,
+    topic_orders: str | None,
+    topic_accounts: str | None,
+    marker_grace: float,
+    metrics_port: int | None,
+    max_poll_records: int | None,
+    instance_id: str | None,
+    mirror_dead_letters: bool,
 ) -> None:
     """Apply events from Kafka to the ledger, one transaction per poll batch.
 
@@ -65,8 +87,11 @@ def consume(
         overrides += (("max_poll_records", max_poll_records),)
     if instance_id:
         overrides += (("group_instance_id", instance_id),)
-    topics = replace(settings.topics, orders=topic_orders or settings.topics.orders,
-                     accounts=topic_accounts or settings.topics.accounts)
+    topics = replace(
+        settings.topics,
+        orders=topic_orders or settings.topics.orders,
+        accounts=topic_accounts or settings.topics.accounts,
+    )
     config = ConsumerConfig(
         bootstrap_servers=bootstrap or settings.kafka_bootstrap,
         group_id=group or settings.consumer_group,
@@ -81,16 +106,18 @@ def consume(
     if port:
         metrics.serve(port)
         log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
-    mirror = (DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters)
-              if mirror_dead_letters else None)
+    mirror = (
+        DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters)
+        if mirror_dead_letters
+        else None
+    )
     repair = Publisher(config.bootstrap_servers, topics)  # connects only if ever needed
 
     def seal(barrier: int, partitions: list[int]) -> None:
         repair.seal(barrier, partitions)
         repair.flush()
 
-    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror,
-                        seal=seal)
+    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror, seal=seal)
     if stopping:
         return
 

@@ -28,8 +28,14 @@ DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 
 
 @click.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=DEFAULT_DB,
-              show_default=True, help="SQLite file to (re)create")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file to (re)create",
+)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--orders", type=click.IntRange(1, 1_000_000), default=300, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing file given with --db")
@@ -38,8 +44,7 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     if db_path.exists() and db_path != DEFAULT_DB and not overwrite:
         # the demo deletes and recreates its database: never a ledger named by mistake
         raise click.ClickException(
-            f"{db_path} exists and the demo would delete it: name a new file, "
-            "or pass --overwrite"
+            f"{db_path} exists and the demo would delete it: name a new file, or pass --overwrite"
         )
     db_path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
@@ -50,13 +55,26 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     batch: list[Received | Undecodable] = [
         Received(e, f"demo:{n}", "demo") for n, e in enumerate(events, 1)
     ]
-    batch.insert(len(work.setup) + 5, Received(events[len(work.setup) + 5], "demo:redelivered",
-                                               "demo"))
-    batch.append(Undecodable("demo:malformed", "malformed_json", "not valid JSON",
-                             '{"type": "order_placed", "order_id": '))
+    batch.insert(
+        len(work.setup) + 5, Received(events[len(work.setup) + 5], "demo:redelivered", "demo")
+    )
+    batch.append(
+        Undecodable(
+            "demo:malformed",
+            "malformed_json",
+            "not valid JSON",
+            '{"type": "order_placed", "order_id": ',
+        )
+    )
     service = LedgerService(store)
-    totals = {"applied": 0, "rejected": 0, "parked": 0, "duplicates": 0, "undecodable": 0,
-              "entries": 0}
+    totals = {
+        "applied": 0,
+        "rejected": 0,
+        "parked": 0,
+        "duplicates": 0,
+        "undecodable": 0,
+        "entries": 0,
+    }
     with click.progressbar(length=len(batch), label="ingesting", file=sys.stderr) as bar:
         for start in range(0, len(batch), 500):
             chunk = batch[start : start + 500]
@@ -65,16 +83,29 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
                 totals[name] += getattr(report, name)
             bar.update(len(chunk))
 
-    click.echo(f"\nIngested {len(batch)} events into {db_path}: "
-               + ", ".join(f"{v} {k}" for k, v in totals.items()))
+    click.echo(
+        f"\nIngested {len(batch)} events into {db_path}: "
+        + ", ".join(f"{v} {k}" for k, v in totals.items())
+    )
     balances = queries.sharer_balances(store)
     top = sorted(balances, key=lambda b: -(b.pending + b.available + b.inflight + b.paid))[:10]
     click.echo("\nTop sharers (minor units):")
-    click.echo(table(
-        [[b.sharer_id, b.currency, str(b.pending), str(b.available), str(b.inflight), str(b.paid)]
-         for b in top],
-        ["sharer", "currency", "pending", "available", "inflight", "paid"],
-    ))
+    click.echo(
+        table(
+            [
+                [
+                    b.sharer_id,
+                    b.currency,
+                    str(b.pending),
+                    str(b.available),
+                    str(b.inflight),
+                    str(b.paid),
+                ]
+                for b in top
+            ],
+            ["sharer", "currency", "pending", "available", "inflight", "paid"],
+        )
+    )
     order = _three_level_order(store, events)
     _show_order(store, order)
     show_views(store, order.order_id, db_path)
@@ -82,8 +113,10 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     for row in queries.dead_letters(store):
         click.echo(f"  #{row['id']} {row['reason']}: {row['message']} ({row['source']})")
     checked = verify(store)
-    click.echo(f"\nverify: {'OK' if checked.ok else 'FAILED: ' + str(checked.problem)}, "
-               f"{checked.entries_checked} entries, ledger head {checked.head}")
+    click.echo(
+        f"\nverify: {'OK' if checked.ok else 'FAILED: ' + str(checked.problem)}, "
+        f"{checked.entries_checked} entries, ledger head {checked.head}"
+    )
     click.echo(f"\nTry: .venv/bin/ledger balances --db sqlite:///{db_path} --sharer u00001")
     if not checked.ok:
         sys.exit(1)

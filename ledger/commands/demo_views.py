@@ -15,29 +15,65 @@ from projectors import read, runner
 
 def show_views(store: Store, order_id: str, db_path: Path) -> None:
     outcome = runner.catch_up(store)
-    click.echo(f"\nViews caught up: {', '.join(f'{n} +{k}' for n, k in outcome.entries.items())}"
-               " entries")
+    click.echo(
+        f"\nViews caught up: {', '.join(f'{n} +{k}' for n, k in outcome.entries.items())} entries"
+    )
     with store.read() as conn:
         view = read.order_levels(conn, order_id)
         if view is None or not view["levels"]:
             return
-        click.echo(f"\nMulti-level payout view of {order_id} ({view['currency']}, "
-                   f"plan {view['plan_id']}):")
-        click.echo(table([[str(lv["level"]), lv["sharer_id"], str(lv["accrued"]),
-                           str(lv["reversed"]), str(lv["amount"]), lv["state"]]
-                          for lv in view["levels"]],
-                         ["level", "sharer", "accrued", "reversed", "amount", "state"]))
+        click.echo(
+            f"\nMulti-level payout view of {order_id} ({view['currency']}, plan {view['plan_id']}):"
+        )
+        click.echo(
+            table(
+                [
+                    [
+                        str(lv["level"]),
+                        lv["sharer_id"],
+                        str(lv["accrued"]),
+                        str(lv["reversed"]),
+                        str(lv["amount"]),
+                        lv["state"],
+                    ]
+                    for lv in view["levels"]
+                ],
+                ["level", "sharer", "accrued", "reversed", "amount", "state"],
+            )
+        )
         top = view["levels"][-1]["sharer_id"]  # the highest level: the biggest team
         team = read.team(conn, top)
         earnings = read.earnings(conn, top)
     click.echo(f"\nTeam of {top} (the referral tree below them):")
-    click.echo(table([[str(lv["level"]), str(lv["size"]),
-                       ", ".join(lv["members"][:6]) + (" …" if lv["size"] > 6 else "")]
-                      for lv in team["levels"]], ["level", "size", "members"]))
+    click.echo(
+        table(
+            [
+                [
+                    str(lv["level"]),
+                    str(lv["size"]),
+                    ", ".join(lv["members"][:6]) + (" …" if lv["size"] > 6 else ""),
+                ]
+                for lv in team["levels"]
+            ],
+            ["level", "size", "members"],
+        )
+    )
     click.echo(f"\nEarnings of {top} by level and downline:")
-    click.echo(table([[e["currency"], str(e["level"]), e["downline_id"], str(e["orders"]),
-                       str(e["amount"])] for e in earnings["by_downline"]],
-                     ["currency", "level", "downline", "orders", "amount"]))
+    click.echo(
+        table(
+            [
+                [
+                    e["currency"],
+                    str(e["level"]),
+                    e["downline_id"],
+                    str(e["orders"]),
+                    str(e["amount"]),
+                ]
+                for e in earnings["by_downline"]
+            ],
+            ["currency", "level", "downline", "orders", "amount"],
+        )
+    )
     _dashboard_hint(db_path)
 
 
@@ -45,11 +81,14 @@ def _dashboard_hint(db_path: Path) -> None:
     """A finance token for the demo database (only its hash is written down)."""
     token = new_token()
     config = db_path.parent / "api.env"
-    config.write_text(f"# made by ledger demo: a finance token's hash for the dashboard\n"
-                      f"LEDGER_API_TOKENS=finance:{hash_token(token)}\n")
+    config.write_text(
+        f"# made by ledger demo: a finance token's hash for the dashboard\n"
+        f"LEDGER_API_TOKENS=finance:{hash_token(token)}\n"
+    )
     click.echo("\nOpen the finance dashboard:")
     click.echo(f"  LEDGER_CONFIG={config} .venv/bin/ledger serve --db sqlite:///{db_path}")
     click.echo("  then http://127.0.0.1:8080/dashboard/ and sign in with the finance token")
     click.echo(f"  {token}")
-    click.echo("  (the same token works as 'Authorization: Bearer …' on /api/v1/…; "
-               "API docs at /docs)")
+    click.echo(
+        "  (the same token works as 'Authorization: Bearer …' on /api/v1/…; API docs at /docs)"
+    )

@@ -21,25 +21,37 @@ def export(ctx: click.Context, db_url: str | None, out: Path) -> None:
     schemas and chain heads to OUT, an Avro object container file."""
     store = open_store(resolve_db(ctx, db_url))
     report = history.export(store, out)
-    click.echo(f"exported {report.events} events and {report.dead_letters} other dead letters "
-               f"to {out}")
+    click.echo(
+        f"exported {report.events} events and {report.dead_letters} other dead letters to {out}"
+    )
     click.echo(f"ledger head {report.head}")
 
 
 @click.command()
-@click.argument("source", required=False,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "source", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @db_option
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--from-kafka", is_flag=True,
-              help="replay the Kafka topics from offset 0 instead of an export file")
+@click.option(
+    "--from-kafka",
+    is_flag=True,
+    help="replay the Kafka topics from offset 0 instead of an export file",
+)
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers (with --from-kafka)")
 @click.option("--topic-orders", default=None, help="orders topic (with --from-kafka)")
 @click.option("--topic-accounts", default=None, help="accounts topic (with --from-kafka)")
 @click.pass_context
-def replay(ctx: click.Context, source: Path | None, db_url: str | None, batch_size: int,
-           from_kafka: bool, bootstrap: str | None, topic_orders: str | None,
-           topic_accounts: str | None) -> None:
+def replay(
+    ctx: click.Context,
+    source: Path | None,
+    db_url: str | None,
+    batch_size: int,
+    from_kafka: bool,
+    bootstrap: str | None,
+    topic_orders: str | None,
+    topic_accounts: str | None,
+) -> None:
     """Rebuild a ledger from SOURCE (a file from `ledger export`) into the empty database
     --db, then print both ledger heads; exit 1 unless they are equal. With --from-kafka,
     rebuild it from the topics at offset 0 and print its head (docs/ordering.md: the
@@ -66,22 +78,31 @@ def replay(ctx: click.Context, source: Path | None, db_url: str | None, batch_si
     sys.exit(0 if report.equal and report.verified else 1)
 
 
-def _replay_kafka(ctx: click.Context, store: Store, bootstrap: str | None,
-                  topic_orders: str | None, topic_accounts: str | None) -> None:
+def _replay_kafka(
+    ctx: click.Context,
+    store: Store,
+    bootstrap: str | None,
+    topic_orders: str | None,
+    topic_accounts: str | None,
+) -> None:
     from dataclasses import replace
 
     from consumers.replay import replay_topics
     from ledger.store.base import verify
 
     settings = ctx.obj
-    topics = replace(settings.topics, orders=topic_orders or settings.topics.orders,
-                     accounts=topic_accounts or settings.topics.accounts)
+    topics = replace(
+        settings.topics,
+        orders=topic_orders or settings.topics.orders,
+        accounts=topic_accounts or settings.topics.accounts,
+    )
     if verify(store).chains:
         raise click.ClickException("the target database already holds a ledger: give an empty one")
     try:
         with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
-            applied = replay_topics(store, bootstrap or settings.kafka_bootstrap, topics,
-                                    progress=bar.update)
+            applied = replay_topics(
+                store, bootstrap or settings.kafka_bootstrap, topics, progress=bar.update
+            )
     except (ValueError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
     report = verify(store)

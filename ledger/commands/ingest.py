@@ -21,10 +21,20 @@ from ledger.store.base import Store, open_store
     "path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )
 @db_option
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000,
-              show_default=True, help="events per transaction")
-@click.option("--chain", default="ingest", show_default=True, callback=printable_id,
-              help="hash chain to append to")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="events per transaction",
+)
+@click.option(
+    "--chain",
+    default="ingest",
+    show_default=True,
+    callback=printable_id,
+    help="hash chain to append to",
+)
 @click.pass_context
 def ingest(ctx: click.Context, path: Path, db_url: str | None, batch_size: int, chain: str) -> None:
     """Apply the events of PATH (JSON form, one per line, UTF-8; `-` reads stdin).
@@ -70,10 +80,12 @@ def _run(store: Store, stream: BinaryIO, name: str, batch_size: int, chain: str)
         size = None
     if size is None:
         return ingest_stream(store, stream, name, batch_size=batch_size, chain=chain)
-    with click.progressbar(length=size, label=f"ingesting {source_name(name)}",
-                           file=sys.stderr) as bar:
-        return ingest_stream(store, stream, name, batch_size=batch_size, chain=chain,
-                             progress=bar.update)
+    with click.progressbar(
+        length=size, label=f"ingesting {source_name(name)}", file=sys.stderr
+    ) as bar:
+        return ingest_stream(
+            store, stream, name, batch_size=batch_size, chain=chain, progress=bar.update
+        )
 
 
 def _regular_size(stream: BinaryIO) -> int | None:

@@ -26,14 +26,22 @@ from ledger.store.base import verify as verify_store
 
 @click.command()
 @db_option
-@click.option("--expect-head", default=None, callback=hex_digest,
-              help="fail unless the ledger head equals this")
-@click.option("--no-replay", is_flag=True,
-              help="check the hash chains only, not the replay of the event log")
+@click.option(
+    "--expect-head",
+    default=None,
+    callback=hex_digest,
+    help="fail unless the ledger head equals this",
+)
+@click.option(
+    "--no-replay", is_flag=True, help="check the hash chains only, not the replay of the event log"
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
 def verify(
-    ctx: click.Context, db_url: str | None, expect_head: str | None, no_replay: bool,
+    ctx: click.Context,
+    db_url: str | None,
+    expect_head: str | None,
+    no_replay: bool,
     as_json: bool,
 ) -> None:
     """Recompute every hash chain and replay the event log; exit 1 and name the first bad
@@ -46,26 +54,41 @@ def verify(
     if as_json:
         click.echo(report_json(report))
     elif report.ok:
-        click.echo(f"OK: {report.entries_checked} entries in {len(report.chains)} chain(s) and "
-                   f"{report.events_checked} logged events verified")
+        click.echo(
+            f"OK: {report.entries_checked} entries in {len(report.chains)} chain(s) and "
+            f"{report.events_checked} logged events verified"
+        )
         click.echo(f"ledger head {report.head}")
     else:
         click.echo(safe_text(f"TAMPERED: {report.problem}"), err=True)
-        click.echo(safe_text(f"first bad seq: {report.first_bad_seq} in {report.table} "
-                             f"(chain {report.chain_of_bad})"), err=True)
+        click.echo(
+            safe_text(
+                f"first bad seq: {report.first_bad_seq} in {report.table} "
+                f"(chain {report.chain_of_bad})"
+            ),
+            err=True,
+        )
     sys.exit(0 if report.ok else 1)
 
 
 def report_json(report: VerifyReport) -> str:
     """The report as JSON that always parses, whatever text the database held."""
+
     def links(chains: dict[str, tuple[int, str]]) -> dict[str, dict[str, object]]:
-        return {safe_text(c): {"chain_seq": s, "hash": safe_text(h)} for c, (s, h) in chains.items()}
+        return {
+            safe_text(c): {"chain_seq": s, "hash": safe_text(h)} for c, (s, h) in chains.items()
+        }
 
     body = {
-        "ok": report.ok, "entries_checked": report.entries_checked, "head": report.head,
-        "chains": links(report.chains), "events_checked": report.events_checked,
-        "events_head": report.events_head, "event_chains": links(report.event_chains),
-        "first_bad_seq": report.first_bad_seq, "table": report.table,
+        "ok": report.ok,
+        "entries_checked": report.entries_checked,
+        "head": report.head,
+        "chains": links(report.chains),
+        "events_checked": report.events_checked,
+        "events_head": report.events_head,
+        "event_chains": links(report.event_chains),
+        "first_bad_seq": report.first_bad_seq,
+        "table": report.table,
         "chain": None if report.chain_of_bad is None else safe_text(report.chain_of_bad),
         "problem": None if report.problem is None else safe_text(report.problem),
     }
@@ -79,14 +102,17 @@ def safe_text(value: object) -> str:
 
 @click.command()
 @db_option
-@click.option("--sharer", "sharer_id", default=None, callback=printable_id,
-              help="only this sharer")
-@click.option("--as-of", "as_of", type=TIME, default=None,
-              help="event time (ISO-8601 or ms): balances then")
+@click.option("--sharer", "sharer_id", default=None, callback=printable_id, help="only this sharer")
+@click.option(
+    "--as-of", "as_of", type=TIME, default=None, help="event time (ISO-8601 or ms): balances then"
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def balances(
-    ctx: click.Context, db_url: str | None, sharer_id: str | None, as_of: int | None,
+    ctx: click.Context,
+    db_url: str | None,
+    sharer_id: str | None,
+    as_of: int | None,
     as_json: bool,
 ) -> None:
     """Per sharer and currency: pending, available, in-flight, paid (from the journal)."""
@@ -98,11 +124,22 @@ def balances(
     if not rows:
         click.echo("no balances")
         return
-    click.echo(table(
-        [[r.sharer_id, r.currency, str(r.pending), str(r.available), str(r.inflight), str(r.paid)]
-         for r in rows],
-        ["sharer", "currency", "pending", "available", "inflight", "paid"],
-    ))
+    click.echo(
+        table(
+            [
+                [
+                    r.sharer_id,
+                    r.currency,
+                    str(r.pending),
+                    str(r.available),
+                    str(r.inflight),
+                    str(r.paid),
+                ]
+                for r in rows
+            ],
+            ["sharer", "currency", "pending", "available", "inflight", "paid"],
+        )
+    )
 
 
 @click.command("dead-letters")
@@ -119,11 +156,22 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
     if not rows:
         click.echo("no dead letters")
         return
-    click.echo(table(
-        [[str(r["id"]), str(r["event_id"] or "-"), str(r["event_type"] or "-"), str(r["reason"]),
-          str(r["source"]), str(r["message"])[:80]] for r in rows],
-        ["id", "event_id", "type", "reason", "source", "message"],
-    ))
+    click.echo(
+        table(
+            [
+                [
+                    str(r["id"]),
+                    str(r["event_id"] or "-"),
+                    str(r["event_type"] or "-"),
+                    str(r["reason"]),
+                    str(r["source"]),
+                    str(r["message"])[:80],
+                ]
+                for r in rows
+            ],
+            ["id", "event_id", "type", "reason", "source", "message"],
+        )
+    )
 
 
 @click.command()
@@ -142,14 +190,27 @@ def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) ->
     elif not rows:
         click.echo("no parked events")
     else:
-        click.echo(table(
-            [[str(r["event_id"]), str(r["type"]), str(r["waits_for"]), str(r["source"]),
-              format_time(r["parked_at"])] for r in rows],  # type: ignore[arg-type]
-            ["event_id", "type", "waits for", "source", "parked at"],
-        ))
+        click.echo(
+            table(
+                [
+                    [
+                        str(r["event_id"]),
+                        str(r["type"]),
+                        str(r["waits_for"]),
+                        str(r["source"]),
+                        format_time(r["parked_at"]),  # type: ignore[arg-type]
+                    ]
+                    for r in rows
+                ],
+                ["event_id", "type", "waits for", "source", "parked at"],
+            )
+        )
     if orphans:
         # the reference is applied, so the event should have been released with it
-        click.echo(f"{len(orphans)} parked event(s) wait for a reference that is applied: "
-                   + ", ".join(f"{o['event_id']} ({o['waits_for']})" for o in orphans[:10])
-                   + ": a defect, please report it with `ledger export`", err=True)
+        click.echo(
+            f"{len(orphans)} parked event(s) wait for a reference that is applied: "
+            + ", ".join(f"{o['event_id']} ({o['waits_for']})" for o in orphans[:10])
+            + ": a defect, please report it with `ledger export`",
+            err=True,
+        )
         ctx.exit(1)

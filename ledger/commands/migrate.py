@@ -12,9 +12,14 @@ from ledger.store.roles import grant_service
 
 @click.command()
 @db_option
-@click.option("--grant", "roles", multiple=True, metavar="ROLE",
-              help="PostgreSQL role the service connects as: give it SELECT and INSERT, "
-                   "and UPDATE/DELETE only where state is mutable (repeatable)")
+@click.option(
+    "--grant",
+    "roles",
+    multiple=True,
+    metavar="ROLE",
+    help="PostgreSQL role the service connects as: give it SELECT and INSERT, "
+    "and UPDATE/DELETE only where state is mutable (repeatable)",
+)
 @click.pass_context
 def migrate(ctx: click.Context, db_url: str | None, roles: tuple[str, ...]) -> None:
     """Migrate the database (connect as the schema's owner) and grant service roles."""

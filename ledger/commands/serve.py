@@ -24,8 +24,11 @@ def kafka_end_offsets(bootstrap: str) -> Any:
         try:
             from kafka import KafkaConsumer, TopicPartition
 
-            consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000,
-                                     api_version_auto_timeout_ms=3000)
+            consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=5000,
+                api_version_auto_timeout_ms=3000,
+            )
             try:
                 ends = consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
             finally:
@@ -42,14 +45,24 @@ def kafka_end_offsets(bootstrap: str) -> Any:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--kafka", "use_kafka", is_flag=True,
-              help="publish finance commands and submitted events to Kafka "
-                   "(LEDGER_KAFKA_BOOTSTRAP) instead of applying them here")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05),
-              help="seconds between catch-ups of the views")
+@click.option(
+    "--kafka",
+    "use_kafka",
+    is_flag=True,
+    help="publish finance commands and submitted events to Kafka "
+    "(LEDGER_KAFKA_BOOTSTRAP) instead of applying them here",
+)
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05),
+    help="seconds between catch-ups of the views",
+)
 @click.pass_context
-def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafka: bool,
-          interval: float) -> None:
+def serve(
+    ctx: click.Context, db_url: str | None, host: str, port: int, use_kafka: bool, interval: float
+) -> None:
     """Serve the HTTP API (/docs, /openapi.json) and the finance dashboard (/dashboard/)."""
     import uvicorn
 
@@ -63,8 +76,11 @@ def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafk
     except TokenConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if not tokens.entries:
-        click.echo("warning: no API tokens configured (LEDGER_API_TOKENS): every request "
-                   "will be refused; make one with `ledger api-token finance`", err=True)
+        click.echo(
+            "warning: no API tokens configured (LEDGER_API_TOKENS): every request "
+            "will be refused; make one with `ledger api-token finance`",
+            err=True,
+        )
     store = open_store(resolve_db(ctx, db_url))
     sink: Sink
     if use_kafka:
@@ -75,8 +91,9 @@ def serve(ctx: click.Context, db_url: str | None, host: str, port: int, use_kafk
     else:
         sink, end_offsets = EmbeddedSink(store), no_kafka
     app = mount(create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets))
-    click.echo(f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)",
-               err=True)
+    click.echo(
+        f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)", err=True
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

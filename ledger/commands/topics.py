@@ -11,9 +11,13 @@ from ledger.topics import DEFAULT_PARTITIONS
 
 @click.command("create-topics")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers (default: settings)")
-@click.option("--orders-partitions", type=click.IntRange(1, 10_000),
-              default=DEFAULT_PARTITIONS["orders"], show_default=True,
-              help="partitions of the buyer-keyed orders topic (size it up front)")
+@click.option(
+    "--orders-partitions",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_PARTITIONS["orders"],
+    show_default=True,
+    help="partitions of the buyer-keyed orders topic (size it up front)",
+)
 @click.option("--replication-factor", type=click.IntRange(1, 32), default=1, show_default=True)
 @click.pass_context
 def create_topics(
@@ -32,22 +36,27 @@ def create_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap or settings.kafka_bootstrap)
     try:
         existing = {
-            t["name"]: len(t["partitions"]) for t in admin.describe_topics(
+            t["name"]: len(t["partitions"])
+            for t in admin.describe_topics(
                 [name for name in wanted if name in set(admin.list_topics())]
             )
         }
         missing = [name for name in wanted if name not in existing]
         if missing:
-            admin.create_topics([NewTopic(name, wanted[name], replication_factor)
-                                 for name in missing])
+            admin.create_topics(
+                [NewTopic(name, wanted[name], replication_factor) for name in missing]
+            )
         for name in missing:
             click.echo(f"created {name} ({wanted[name]} partitions)")
         bad = False
         for name, partitions in existing.items():
             click.echo(f"exists  {name} ({partitions} partitions)")
             if name == settings.topics.accounts and partitions != 1:
-                click.echo(f"error: {name} must have exactly 1 partition (the barrier events "
-                           "need one total order); recreate it", err=True)
+                click.echo(
+                    f"error: {name} must have exactly 1 partition (the barrier events "
+                    "need one total order); recreate it",
+                    err=True,
+                )
                 bad = True
         if bad:
             ctx.exit(1)

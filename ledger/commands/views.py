@@ -26,8 +26,9 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
     def progress(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
-                                    show_pos=True)
+            bar = click.progressbar(
+                length=max(total, 1), label=label, file=sys.stderr, show_pos=True
+            )
             bar.__enter__()
             state["bar"], state["at"] = bar, 0
         bar.update(done - state["at"])  # type: ignore[attr-defined, operator]
@@ -94,8 +95,18 @@ def check(ctx: click.Context, view: str | None, db_url: str | None, as_json: boo
     names = _views(view)
     drifts = check_views(store, names)
     if as_json:
-        echo_json([{"view": d.view, "key": list(d.key), "column": d.column,
-                    "stored": d.stored, "expected": d.expected} for d in drifts])
+        echo_json(
+            [
+                {
+                    "view": d.view,
+                    "key": list(d.key),
+                    "column": d.column,
+                    "stored": d.stored,
+                    "expected": d.expected,
+                }
+                for d in drifts
+            ]
+        )
     elif drifts:
         for drift in drifts[:200]:
             click.echo(f"DRIFT {drift}", err=True)

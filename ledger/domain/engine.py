@@ -122,14 +122,15 @@ def _commission(order: Order, plan: Plan, refunding: dict[str, int] | None = Non
     """The order's commission on its remaining amounts, less ``refunding`` per line id."""
     less = refunding or {}
     remaining = [
-        (line.remaining - less.get(line.line_id, 0), line.rate_bps)
-        for line in order.lines.values()
+        (line.remaining - less.get(line.line_id, 0), line.rate_bps) for line in order.lines.values()
     ]
     shares = plan.level_shares_bps[: len(order.levels)]
     return split_lines(remaining, plan.platform_fee_bps, shares)
 
 
-def _levels_for(e: OrderPlaced, plan: Plan, state: WorkingState) -> tuple[tuple[str, ...], str | None]:
+def _levels_for(
+    e: OrderPlaced, plan: Plan, state: WorkingState
+) -> tuple[tuple[str, ...], str | None]:
     """(level sharer ids, None) or ((), why the order earns nothing)."""
     named = state.click(e.click_id) if e.click_id is not None else None
     candidates = state.clicks_of(e.buyer_id, since=e.occurred_at - plan.window_ms)
@@ -302,7 +303,9 @@ def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
         for sharer, amount in zip(order.levels, order.posted.levels, strict=True):
             if amount:
                 postings.append(Posting(sharer_account(sharer, "pending"), order.currency, -amount))
-                postings.append(Posting(sharer_account(sharer, "available"), order.currency, amount))
+                postings.append(
+                    Posting(sharer_account(sharer, "available"), order.currency, amount)
+                )
         if postings:
             entries.append(
                 JournalEntry(
@@ -331,8 +334,16 @@ def _payout_requested(e: PayoutRequested, arrival: int, state: WorkingState) -> 
     if state.payout(e.payout_id) is not None:
         return Rejected("duplicate_payout_id", f"payout {e.payout_id!r} was already requested")
     bad = _payout_problem(e, state)
-    entry = _payout_entry(e, RULE_PAYOUT_REQUEST, "payout_requested", e.sharer_id, e.currency,
-                          e.amount, "available", "inflight")
+    entry = _payout_entry(
+        e,
+        RULE_PAYOUT_REQUEST,
+        "payout_requested",
+        e.sharer_id,
+        e.currency,
+        e.amount,
+        "available",
+        "inflight",
+    )
     if bad is None:
         beyond = _beyond_bound((entry,), state)
         bad = (beyond.reason, beyond.message) if beyond is not None else None
@@ -373,9 +384,15 @@ def _payout_problem(e: PayoutRequested, state: WorkingState) -> tuple[str, str] 
         return ("no_plan_in_force", "no plan is in force at the request's time")
     minimum = plan.min_payout(e.currency)
     if minimum is None:
-        return ("unknown_currency", f"plan {plan.plan_id!r} lists no payout minimum for {e.currency}")
+        return (
+            "unknown_currency",
+            f"plan {plan.plan_id!r} lists no payout minimum for {e.currency}",
+        )
     if e.amount < minimum:
-        return ("below_minimum", f"{e.amount} is under the minimum payout of {minimum} {e.currency}")
+        return (
+            "below_minimum",
+            f"{e.amount} is under the minimum payout of {minimum} {e.currency}",
+        )
     available = state.available(e.sharer_id, e.currency)
     if e.amount > available:
         return (

@@ -37,7 +37,9 @@ class InMemoryLedger:
                     entry.check_balanced()
                 self.entries.extend(outcome.entries)
             elif isinstance(outcome, Rejected):
-                self.rejected.append((result.incoming.event.event_id, outcome.reason, outcome.message))
+                self.rejected.append(
+                    (result.incoming.event.event_id, outcome.reason, outcome.message)
+                )
         self.state.reset_changes()
         self.results.extend(results)
         return results

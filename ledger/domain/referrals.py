@@ -18,7 +18,9 @@ def levels(level1: str, state: WorkingState) -> tuple[str, ...]:
     return tuple(chain)
 
 
-def enrollment_problem(sharer_id: str, upline_id: str | None, state: WorkingState) -> tuple[str, str] | None:
+def enrollment_problem(
+    sharer_id: str, upline_id: str | None, state: WorkingState
+) -> tuple[str, str] | None:
     """Re-enrollment or a cycle through applied or waiting enrollments, else None."""
     waiting, _ = state.waiting_upline(sharer_id)
     if state.sharer(sharer_id) is not None or waiting:

@@ -31,9 +31,7 @@ class StateLoader(Protocol):
     def plans(self) -> list[Plan]: ...
     def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]: ...
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]: ...
-    def clicks_of_buyers(
-        self, buyer_ids: Iterable[str], since: int
-    ) -> dict[str, list[Click]]: ...
+    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]: ...
     def orders(self, ids: Iterable[str]) -> dict[str, Order]: ...
     def orders_due(self, as_of: int) -> list[Order]: ...
     def refunds(self, ids: Iterable[str]) -> set[str]: ...
@@ -129,8 +127,9 @@ class WorkingState:
     then redoes the batch with the breached balances loaded, so the event at fault is
     rejected exactly as the exact mode would."""
 
-    def __init__(self, loader: StateLoader | None = None, *,
-                 optimistic_balances: bool = False) -> None:
+    def __init__(
+        self, loader: StateLoader | None = None, *, optimistic_balances: bool = False
+    ) -> None:
         self._loader: StateLoader = loader or NothingLoader()
         self.plans = PlanBook(self._loader.plans())
         self._sharers: dict[str, Sharer | None] = {}
@@ -197,7 +196,8 @@ class WorkingState:
 
     def _load_buyer_clicks(self, buyers: Iterable[str], since: int) -> None:
         missing = [
-            b for b in set(buyers)
+            b
+            for b in set(buyers)
             if b not in self._buyer_clicks or self._buyer_clicks[b][0] > since
         ]
         if not missing:
@@ -211,7 +211,10 @@ class WorkingState:
             self._buyer_clicks[buyer] = (since, sorted(merged, key=_click_order))
 
     def assume_absent(
-        self, *, processed: Iterable[str] = (), clicks: Iterable[str] = (),
+        self,
+        *,
+        processed: Iterable[str] = (),
+        clicks: Iterable[str] = (),
         orders: Iterable[str] = (),
     ) -> None:
         """Treat these ids as unknown without asking the loader (see the service's
@@ -346,8 +349,11 @@ class WorkingState:
             (
                 o
                 for o in self._orders.values()
-                if o is not None and o.earns and not o.settled
-                and o.settle_due is not None and o.settle_due <= as_of
+                if o is not None
+                and o.earns
+                and not o.settled
+                and o.settle_due is not None
+                and o.settle_due <= as_of
             ),
             key=lambda o: o.order_id,
         )
@@ -435,7 +441,8 @@ class WorkingState:
         bulk look-up of the committed balances). Empty: every event was checked right."""
         self._fill_balances(self._extremes)
         return {
-            key for key, (low, high) in self._extremes.items()
+            key
+            for key, (low, high) in self._extremes.items()
             if self._base[key] + high > BALANCE_BOUND or self._base[key] + low < -BALANCE_BOUND
         }
 

@@ -180,14 +180,18 @@ class Store:
             _, _, events_seq, events_hash = self._lock_head(conn, chain)
             new_seq, new_hash = link_events(chain, (events_seq, events_hash), linked)
             conn.execute(
-                update(heads).where(heads.c.chain == chain)
+                update(heads)
+                .where(heads.c.chain == chain)
                 .values(events_seq=new_seq, events_hash=new_hash)
             )
         self.bulk_insert(conn, tables.events, rows)
 
     def append_batch(
-        self, conn: Connection, events: Sequence[dict[str, Any]],
-        entries: dict[str, list[JournalEntry]], recorded_at: int,
+        self,
+        conn: Connection,
+        events: Sequence[dict[str, Any]],
+        entries: dict[str, list[JournalEntry]],
+        recorded_at: int,
     ) -> None:
         """A batch's event-log rows and journal entries. Every chain involved is locked
         first, in name order, so two batches never wait on each other in a cycle."""
@@ -206,15 +210,16 @@ class Store:
         create the same chain at once: the second insert waits for the first, then does
         nothing, and its SELECT sees (and waits for) the committed row."""
         heads = tables.chain_heads
-        query = select(
-            heads.c.chain_seq, heads.c.hash, heads.c.events_seq, heads.c.events_hash
-        ).where(heads.c.chain == chain).with_for_update()
+        query = (
+            select(heads.c.chain_seq, heads.c.hash, heads.c.events_seq, heads.c.events_hash)
+            .where(heads.c.chain == chain)
+            .with_for_update()
+        )
         row = conn.execute(query).first()
         if row is None:
             conn.execute(
                 self.insert(heads)
-                .values(chain=chain, chain_seq=0, hash=GENESIS, events_seq=0,
-                        events_hash=GENESIS)
+                .values(chain=chain, chain_seq=0, hash=GENESIS, events_seq=0, events_hash=GENESIS)
                 .on_conflict_do_nothing(index_elements=["chain"])
             )
             row = conn.execute(query).one()
@@ -227,7 +232,12 @@ def _check_chain(chain: object) -> None:
 
 
 def _entry_row(
-    seq: int, chain: str, chain_seq: int, entry: JournalEntry, recorded_at: int, prev: str,
+    seq: int,
+    chain: str,
+    chain_seq: int,
+    entry: JournalEntry,
+    recorded_at: int,
+    prev: str,
     digest: str,
 ) -> dict[str, Any]:
     return {
@@ -321,14 +331,18 @@ def check_schema(store: Store) -> None:
     where = make_url(store.url).render_as_string(hide_password=True)
     try:
         with store.read() as conn:
-            version = conn.execute(select(text("version_num")).select_from(
-                text("alembic_version"))).scalars().all()
+            version = (
+                conn.execute(select(text("version_num")).select_from(text("alembic_version")))
+                .scalars()
+                .all()
+            )
     except (OperationalError, ProgrammingError, DatabaseError) as exc:
         first = _first_line(exc)
         if "alembic_version" in first:
             raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
-        raise StoreError(f"cannot read a ledger from {where}: {first} "
-                         f"({database_hint(store.backend)})") from exc
+        raise StoreError(
+            f"cannot read a ledger from {where}: {first} ({database_hint(store.backend)})"
+        ) from exc
     head = head_revision()
     known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     unknown = [v for v in version if v not in known]
@@ -352,7 +366,9 @@ def alembic_config() -> Config:
     return config
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Alembic filter: tables kept outside tables.metadata on purpose are not schema drift."""
     return not (type_ == "table" and name == sqlite.COUNTERS_TABLE)
 
@@ -370,7 +386,10 @@ def run_migrations(store: Store, revision: str = "head") -> None:
 
 
 def verify(
-    store: Store, *, batch_size: int = 10_000, expect_head: str | None = None,
+    store: Store,
+    *,
+    batch_size: int = 10_000,
+    expect_head: str | None = None,
     replay: bool = True,
 ) -> VerifyReport:
     """Recompute every chain from the stored rows and report the first bad row.
@@ -391,5 +410,4 @@ def verify(
 
         check = check_replay
     with store.read() as conn:
-        return verify_snapshot(conn, batch_size=batch_size, expect_head=expect_head,
-                               replay=check)
+        return verify_snapshot(conn, batch_size=batch_size, expect_head=expect_head, replay=check)

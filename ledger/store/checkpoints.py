@@ -23,12 +23,15 @@ def stored_heads(store: Store) -> tuple[dict[str, tuple[int, str]], dict[str, tu
     """(journal heads, event-log heads) from ``chain_heads``, in one snapshot."""
     with store.read() as conn:
         rows = conn.execute(select(tables.chain_heads)).all()
-    return ({r.chain: (r.chain_seq, r.hash) for r in rows},
-            {r.chain: (r.events_seq, r.events_hash) for r in rows})
+    return (
+        {r.chain: (r.chain_seq, r.hash) for r in rows},
+        {r.chain: (r.events_seq, r.events_hash) for r in rows},
+    )
 
 
-def sign_checkpoint(store: Store, key: Ed25519PrivateKey, now_ms: int, *,
-                    save: bool = True) -> Checkpoint:
+def sign_checkpoint(
+    store: Store, key: Ed25519PrivateKey, now_ms: int, *, save: bool = True
+) -> Checkpoint:
     """Sign the current heads and (``save``) store the checkpoint in the database."""
     chains, event_chains = stored_heads(store)
     checkpoint = sign(key, chains, event_chains, now_ms)
@@ -41,9 +44,14 @@ def save_checkpoint(store: Store, checkpoint: Checkpoint) -> None:
     from ledger.checkpoint import canonical
 
     with store.begin() as conn:
-        conn.execute(tables.checkpoints.insert().values(
-            signature=checkpoint.signature, created_at=checkpoint.created_at,
-            key_id=checkpoint.key_id, body=canonical(checkpoint.body).decode("ascii")))
+        conn.execute(
+            tables.checkpoints.insert().values(
+                signature=checkpoint.signature,
+                created_at=checkpoint.created_at,
+                key_id=checkpoint.key_id,
+                body=canonical(checkpoint.body).decode("ascii"),
+            )
+        )
 
 
 def load_checkpoints(store: Store) -> list[Checkpoint]:
@@ -52,8 +60,10 @@ def load_checkpoints(store: Store) -> list[Checkpoint]:
     c = tables.checkpoints
     with store.read() as conn:
         rows = conn.execute(select(c.c.body, c.c.signature).order_by(c.c.created_at)).all()
-    return [parse(json.dumps({"checkpoint": json.loads(body), "signature": signature}))
-            for body, signature in rows]
+    return [
+        parse(json.dumps({"checkpoint": json.loads(body), "signature": signature}))
+        for body, signature in rows
+    ]
 
 
 def extension_problems(store: Store, checkpoint: Checkpoint) -> list[str]:
@@ -63,16 +73,20 @@ def extension_problems(store: Store, checkpoint: Checkpoint) -> list[str]:
     report = verify(store)
     problems = [] if report.ok else [f"the ledger does not verify: {report.problem}"]
     with store.read() as conn:
-        problems += missing_links(checkpoint.chains(),
-                                  _links(conn, tables.entries, checkpoint.chains()), "journal")
-        problems += missing_links(checkpoint.event_chains(),
-                                  _links(conn, tables.events, checkpoint.event_chains()),
-                                  "event log")
+        problems += missing_links(
+            checkpoint.chains(), _links(conn, tables.entries, checkpoint.chains()), "journal"
+        )
+        problems += missing_links(
+            checkpoint.event_chains(),
+            _links(conn, tables.events, checkpoint.event_chains()),
+            "event log",
+        )
     return problems
 
 
-def _links(conn: Connection, table: Table, signed: dict[str, tuple[int, str]]
-           ) -> dict[tuple[str, int], str | None]:
+def _links(
+    conn: Connection, table: Table, signed: dict[str, tuple[int, str]]
+) -> dict[tuple[str, int], str | None]:
     found: dict[tuple[str, int], str | None] = {}
     for chain, (seq, _digest) in signed.items():
         found[(chain, seq)] = conn.execute(

@@ -20,20 +20,35 @@ _T = t.consumer_offsets
 
 
 def load(conn: Connection, group: str) -> dict[TopicPartition, Stored]:
-    rows = conn.execute(select(_T.c.topic, _T.c.partition, _T.c.next_offset, _T.c.marker)
-                        .where(_T.c.group_id == group))
+    rows = conn.execute(
+        select(_T.c.topic, _T.c.partition, _T.c.next_offset, _T.c.marker).where(
+            _T.c.group_id == group
+        )
+    )
     return {(r.topic, r.partition): Stored(r.next_offset, r.marker) for r in rows}
 
 
-def claim(conn: Connection, insert: Callable[[Any], Any], group: str,
-          partitions: Iterable[TopicPartition]) -> None:
+def claim(
+    conn: Connection, insert: Callable[[Any], Any], group: str, partitions: Iterable[TopicPartition]
+) -> None:
     """Create the rows of partitions never applied by ``group`` (offset 0, no marker);
     rows that exist are left as they are. ``insert`` is the backend's dialect insert."""
-    rows = [{"group_id": group, "topic": topic, "partition": partition, "next_offset": 0,
-             "marker": NO_MARKER} for topic, partition in sorted(partitions)]
+    rows = [
+        {
+            "group_id": group,
+            "topic": topic,
+            "partition": partition,
+            "next_offset": 0,
+            "marker": NO_MARKER,
+        }
+        for topic, partition in sorted(partitions)
+    ]
     if rows:
-        conn.execute(insert(_T).values(rows).on_conflict_do_nothing(
-            index_elements=["group_id", "topic", "partition"]))
+        conn.execute(
+            insert(_T)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["group_id", "topic", "partition"])
+        )
 
 
 def advance(conn: Connection, group: str, advances: Sequence[Advance]) -> None:
@@ -43,13 +58,25 @@ def advance(conn: Connection, group: str, advances: Sequence[Advance]) -> None:
     for a in sorted(advances, key=lambda a: (a.topic, a.partition)):
         moved = conn.execute(
             update(_T)
-            .where(and_(_T.c.group_id == group, _T.c.topic == a.topic,
-                        _T.c.partition == a.partition, _T.c.next_offset == a.start))
+            .where(
+                and_(
+                    _T.c.group_id == group,
+                    _T.c.topic == a.topic,
+                    _T.c.partition == a.partition,
+                    _T.c.next_offset == a.start,
+                )
+            )
             .values(next_offset=a.end, marker=a.marker)
         ).rowcount
         if moved != 1:
-            stored = conn.execute(select(_T.c.next_offset).where(and_(
-                _T.c.group_id == group, _T.c.topic == a.topic,
-                _T.c.partition == a.partition))).scalar()
-            raise Fenced(f"{a.topic}/{a.partition}: batch starts at {a.start}, the database "
-                         f"has {stored} (another consumer applied it)")
+            stored = conn.execute(
+                select(_T.c.next_offset).where(
+                    and_(
+                        _T.c.group_id == group, _T.c.topic == a.topic, _T.c.partition == a.partition
+                    )
+                )
+            ).scalar()
+            raise Fenced(
+                f"{a.topic}/{a.partition}: batch starts at {a.start}, the database "
+                f"has {stored} (another consumer applied it)"
+            )

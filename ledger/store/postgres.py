@@ -54,9 +54,7 @@ def lock_for_migration(conn: Connection) -> None:
 
 def allocate(conn: Connection, name: str, n: int) -> list[int]:
     sequence = SEQUENCES[name]
-    rows = conn.execute(
-        text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)"), {"n": n}
-    )
+    rows = conn.execute(text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)"), {"n": n})
     return sorted(int(value) for (value,) in rows)
 
 
@@ -195,10 +193,14 @@ $$
 
 def append_only_ddl(table: str) -> list[str]:
     """The triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
-    row = (f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-           "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()")
-    statement = (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                 "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()")
+    row = (
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
+    )
+    statement = (
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+    )
     return [row, statement]
 
 

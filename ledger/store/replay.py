@@ -68,7 +68,9 @@ def _decode(row: Any) -> tuple[Any, str | None]:
     except Exception as exc:  # noqa: BLE001 - any undecodable payload is tampering
         return None, f"payload does not decode ({exc!r})"[:500]
     if (event.event_id, event.TYPE, event.occurred_at) != (
-        row["event_id"], row["type"], row["occurred_at"]
+        row["event_id"],
+        row["type"],
+        row["occurred_at"],
     ):
         return None, "event_id, type or occurred_at differ from the payload's"
     if dump_event(event) != row["payload"]:
@@ -82,13 +84,21 @@ def _check_outcomes(results: list[Result], stored: dict[str, str]) -> Mismatch |
             continue
         event_id = result.incoming.event.event_id
         if isinstance(result.outcome, Duplicate):
-            return ("events", result.incoming.arrival,
-                    f"event log seq {result.incoming.arrival}: {event_id} is logged twice")
+            return (
+                "events",
+                result.incoming.arrival,
+                f"event log seq {result.incoming.arrival}: {event_id} is logged twice",
+            )
         replayed = _OUTCOME[type(result.outcome)]
         if stored.get(event_id) != replayed:
-            return ("events", result.incoming.arrival,
-                    (f"event log seq {result.incoming.arrival}: {event_id} is logged as "
-                    f"{stored.get(event_id)} but the rules give {replayed}"))
+            return (
+                "events",
+                result.incoming.arrival,
+                (
+                    f"event log seq {result.incoming.arrival}: {event_id} is logged as "
+                    f"{stored.get(event_id)} but the rules give {replayed}"
+                ),
+            )
     return None
 
 
@@ -104,7 +114,8 @@ def _check_entries(conn: Connection, results: list[Result]) -> Mismatch | None:
         if isinstance(result.outcome, Applied):
             for entry in result.outcome.entries:
                 implied[(entry.event_id, entry.ordinal)] = _entry_digest(
-                    result.incoming.chain, entry)
+                    result.incoming.chain, entry
+                )
     for row, entry in _stored_entries(conn):
         key = (entry.event_id, entry.ordinal)
         digest = implied.pop(key, None)
@@ -112,12 +123,18 @@ def _check_entries(conn: Connection, results: list[Result]) -> Mismatch | None:
         if digest is None:
             return ("entries", row["seq"], f"{where} is not implied by the event log: forged")
         if digest != _entry_digest(row["chain"], entry):
-            return ("entries", row["seq"],
-                    f"{where} differs from what the rules give for its event")
+            return (
+                "entries",
+                row["seq"],
+                f"{where} differs from what the rules give for its event",
+            )
     if implied:
         event_id, ordinal = min(implied)
-        return ("entries", None, (f"the event log implies entry {event_id}#{ordinal}, which "
-                "the journal lacks: removed"))
+        return (
+            "entries",
+            None,
+            (f"the event log implies entry {event_id}#{ordinal}, which the journal lacks: removed"),
+        )
     return None
 
 
@@ -138,8 +155,11 @@ def _check_dead_letters(conn: Connection, results: list[Result]) -> Mismatch | N
         if not isinstance(outcome, Rejected) or not valid_event_id(event_id):
             continue
         if (event_id, outcome.reason) not in stored:
-            return ("dead_letters", event_id,
-                    f"dead letter of rejected event {event_id} ({outcome.reason}) is missing")
+            return (
+                "dead_letters",
+                event_id,
+                f"dead letter of rejected event {event_id} ({outcome.reason}) is missing",
+            )
     return None
 
 
@@ -150,12 +170,14 @@ def _check_state(conn: Connection, c: Changes) -> Mismatch | None:
     implied: dict[str, dict[Any, Any]] = {
         "plans": {p.plan_id: p for p in c.plans},
         "sharers": {s.sharer_id: (s.upline_id, s.enrolled_at) for s in c.sharers},
-        "clicks": {k.click_id: (k.buyer_id, k.sharer_id, k.occurred_at, k.arrival)
-                   for k in c.clicks},
+        "clicks": {
+            k.click_id: (k.buyer_id, k.sharer_id, k.occurred_at, k.arrival) for k in c.clicks
+        },
         "orders": {o.order_id: order_to_row(o) for o in c.new_orders},
         "refunds": dict(c.refunds),
-        "payouts": {p.payout_id: (p.sharer_id, p.currency, p.amount, p.state)
-                    for p in c.new_payouts},
+        "payouts": {
+            p.payout_id: (p.sharer_id, p.currency, p.amount, p.state) for p in c.new_payouts
+        },
         "settlement_runs": dict(c.runs),
         "parked": {p.event.event_id: _parked_row(p) for p in c.parked},
     }
@@ -189,8 +211,10 @@ def _stored_state(conn: Connection, table: str) -> Iterable[tuple[Any, Any]]:
         elif table == "settlement_runs":
             yield r["run_id"], r["as_of"]
         else:
-            yield r["event_id"], (r["waits_for"], r["subject"], r["arrival"], r["type"],
-                                  r["source"], r["payload"])
+            yield (
+                r["event_id"],
+                (r["waits_for"], r["subject"], r["arrival"], r["type"], r["source"], r["payload"]),
+            )
 
 
 def _stored_plan(r: Any) -> Any:
@@ -215,19 +239,30 @@ def _stored_order(r: Any) -> Any:
     return canonical if canonical == stored else stored
 
 
-def _compare(table: str, implied: dict[Any, Any], stored: Iterable[tuple[Any, Any]]) -> Mismatch | None:
+def _compare(
+    table: str, implied: dict[Any, Any], stored: Iterable[tuple[Any, Any]]
+) -> Mismatch | None:
     seen: set[Any] = set()
     for key, value in stored:
         if key in seen or key not in implied:
             return (table, key, f"{table} {key!r} is stored but not implied by the event log")
         seen.add(key)
         if implied[key] != value:
-            return (table, key, (f"{table} {key!r} differs from the replayed event log: "
-                    f"{_difference(implied[key], value)}"))
+            return (
+                table,
+                key,
+                (
+                    f"{table} {key!r} differs from the replayed event log: "
+                    f"{_difference(implied[key], value)}"
+                ),
+            )
     missing = sorted(set(implied) - seen, key=repr)
     if missing:
-        return (table, missing[0], (f"{table} {missing[0]!r} is implied by the event log but "
-                "missing"))
+        return (
+            table,
+            missing[0],
+            (f"{table} {missing[0]!r} is implied by the event log but missing"),
+        )
     return None
 
 

@@ -23,9 +23,16 @@ EXTRA: dict[str, tuple[str, ...]] = {
     "account_balances": ("UPDATE",),  # running sums kept with the postings (SPEC §3 bounds)
     # views (projectors/): folded in place, emptied by `ledger rebuild`; derived data that
     # `ledger check` recomputes from the journal
-    **{name: ("UPDATE", "DELETE") for name in (
-        "view_projectors", "view_checkpoints", "view_balances", "view_order_levels",
-        "view_fee_totals")},
+    **{
+        name: ("UPDATE", "DELETE")
+        for name in (
+            "view_projectors",
+            "view_checkpoints",
+            "view_balances",
+            "view_order_levels",
+            "view_fee_totals",
+        )
+    },
 }
 READ_ONLY = ("alembic_version",)
 
@@ -34,8 +41,10 @@ def grant_statements(role: str) -> list[str]:
     """Idempotent: every privilege of ``role`` on the ledger's objects is revoked first."""
     quoted = '"' + role.replace('"', '""') + '"'
     names = [*tables.metadata.tables, *READ_ONLY]
-    statements = [f"REVOKE ALL ON TABLE {', '.join(names)} FROM {quoted}",
-                  f"GRANT USAGE ON SCHEMA public TO {quoted}"]
+    statements = [
+        f"REVOKE ALL ON TABLE {', '.join(names)} FROM {quoted}",
+        f"GRANT USAGE ON SCHEMA public TO {quoted}",
+    ]
     for name in READ_ONLY:
         statements.append(f"GRANT SELECT ON TABLE {name} TO {quoted}")
     for name in tables.metadata.tables:

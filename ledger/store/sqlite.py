@@ -38,8 +38,10 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     nothing can create or change it (SQLite may still add its -wal/-shm reader files
     beside a WAL-mode database that has none)."""
     database = url.database or ""
-    if database in ("", ":memory:") or url.query.get("mode") == "memory" or (
-        database.startswith("file:") and "mode=memory" in database
+    if (
+        database in ("", ":memory:")
+        or url.query.get("mode") == "memory"
+        or (database.startswith("file:") and "mode=memory" in database)
     ):
         raise ValueError(
             "an in-memory SQLite database keeps nothing once the command ends: "
@@ -172,7 +174,8 @@ def no_replace_trigger_ddl(table: str, keys: tuple[tuple[str, ...], ...]) -> str
     duplicate INSERT fails here too, still as an IntegrityError."""
     taken = " OR ".join(
         f"EXISTS (SELECT 1 FROM {table} WHERE "
-        + " AND ".join(f"{column} = NEW.{column}" for column in key) + ")"
+        + " AND ".join(f"{column} = NEW.{column}" for column in key)
+        + ")"
         for key in keys
     )
     return (

@@ -70,8 +70,9 @@ class SqlStateLoader:
         found: dict[str, list[Click]] = defaultdict(list)
         for chunk in _chunks(buyer_ids):
             rows = self.conn.execute(
-                select(*_CLICK_COLUMNS).where(t.clicks.c.buyer_id.in_(chunk),
-                                              t.clicks.c.occurred_at >= since)
+                select(*_CLICK_COLUMNS).where(
+                    t.clicks.c.buyer_id.in_(chunk), t.clicks.c.occurred_at >= since
+                )
             )
             for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:
                 found[buyer_id].append(Click(click_id, buyer_id, sharer_id, occurred_at, arrival))
@@ -157,8 +158,13 @@ class SqlStateLoader:
 
 
 # selected by position and unpacked straight into Click: clicks are the most loaded rows
-_CLICK_COLUMNS = (t.clicks.c.click_id, t.clicks.c.buyer_id, t.clicks.c.sharer_id,
-                  t.clicks.c.occurred_at, t.clicks.c.arrival)
+_CLICK_COLUMNS = (
+    t.clicks.c.click_id,
+    t.clicks.c.buyer_id,
+    t.clicks.c.sharer_id,
+    t.clicks.c.occurred_at,
+    t.clicks.c.arrival,
+)
 
 
 def _order(r: Any) -> Order:
@@ -241,21 +247,38 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
     """Persist ``changes``; ``insert_rows(conn, table, rows)`` is the backend's bulk insert."""
     c = changes
     if c.plans:
-        insert_rows(conn, t.plans, [
-            {"plan_id": p.plan_id, "effective_from": p.effective_from, "body": _plan_json(p)}
-            for p in c.plans
-        ])
+        insert_rows(
+            conn,
+            t.plans,
+            [
+                {"plan_id": p.plan_id, "effective_from": p.effective_from, "body": _plan_json(p)}
+                for p in c.plans
+            ],
+        )
     if c.sharers:
-        insert_rows(conn, t.sharers, [
-            {"sharer_id": s.sharer_id, "upline_id": s.upline_id, "enrolled_at": s.enrolled_at}
-            for s in c.sharers
-        ])
+        insert_rows(
+            conn,
+            t.sharers,
+            [
+                {"sharer_id": s.sharer_id, "upline_id": s.upline_id, "enrolled_at": s.enrolled_at}
+                for s in c.sharers
+            ],
+        )
     if c.clicks:
-        insert_rows(conn, t.clicks, [
-            {"click_id": k.click_id, "buyer_id": k.buyer_id, "sharer_id": k.sharer_id,
-             "occurred_at": k.occurred_at, "arrival": k.arrival}
-            for k in c.clicks
-        ])
+        insert_rows(
+            conn,
+            t.clicks,
+            [
+                {
+                    "click_id": k.click_id,
+                    "buyer_id": k.buyer_id,
+                    "sharer_id": k.sharer_id,
+                    "occurred_at": k.occurred_at,
+                    "arrival": k.arrival,
+                }
+                for k in c.clicks
+            ],
+        )
     if c.new_orders:
         insert_rows(conn, t.orders, [_order_row(o) for o in c.new_orders])
     if c.changed_orders:
@@ -282,24 +305,33 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
         for chunk in _chunks(c.released):
             conn.execute(delete(t.parked).where(t.parked.c.event_id.in_(chunk)))
     if c.parked:
-        insert_rows(conn, t.parked, [
-            {
-                "event_id": p.event.event_id,
-                "waits_for": p.waits_for,
-                "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
-                "arrival": p.arrival,
-                "type": p.event.TYPE,
-                "source": p.source,
-                "payload": dump_event(p.event),
-                "parked_at": now_ms,
-            }
-            for p in c.parked
-        ])
+        insert_rows(
+            conn,
+            t.parked,
+            [
+                {
+                    "event_id": p.event.event_id,
+                    "waits_for": p.waits_for,
+                    "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
+                    "arrival": p.arrival,
+                    "type": p.event.TYPE,
+                    "source": p.source,
+                    "payload": dump_event(p.event),
+                    "parked_at": now_ms,
+                }
+                for p in c.parked
+            ],
+        )
 
 
 def _payout_row(p: Payout) -> dict[str, Any]:
-    return {"payout_id": p.payout_id, "sharer_id": p.sharer_id, "currency": p.currency,
-            "amount": p.amount, "state": p.state}
+    return {
+        "payout_id": p.payout_id,
+        "sharer_id": p.sharer_id,
+        "currency": p.currency,
+        "amount": p.amount,
+        "state": p.state,
+    }
 
 
 # public names for verify's replay check (ledger/store/replay.py), which compares stored

@@ -247,4 +247,4 @@ consumer_offsets = Table(
 
 
 # The projectors' view tables live in their own module, on this same metadata.
-from ledger.store import view_tables as _view_tables  # noqa: F401
+from ledger.store import view_tables as _view_tables  # noqa: E402, F401

@@ -23,7 +23,10 @@ Heads = dict[str, tuple[int, str]]
 
 
 def verify_snapshot(
-    conn: Connection, *, batch_size: int, expect_head: str | None,
+    conn: Connection,
+    *,
+    batch_size: int,
+    expect_head: str | None,
     replay: Callable[[Connection], tuple[str, Any, str] | None] | None,
 ) -> VerifyReport:
     """Verify what ``conn`` (inside a read snapshot) sees; see ``base.verify``."""
@@ -45,11 +48,18 @@ def verify_snapshot(
         found: tuple[str, int | None, str | None, str] | None = None
         replayed = 0
         if report.problem is not None:
-            where = "chain_heads" if report.first_bad_seq is None and report.chain_of_bad else "entries"
+            where = (
+                "chain_heads" if report.first_bad_seq is None and report.chain_of_bad else "entries"
+            )
             found = (where, report.first_bad_seq, report.chain_of_bad, report.problem)
         elif log.first_problem is not None:
             seq, chain, problem = log.first_problem
-            found = ("events" if seq is not None or not chain else "chain_heads", seq, chain, problem)
+            found = (
+                "events" if seq is not None or not chain else "chain_heads",
+                seq,
+                chain,
+                problem,
+            )
         elif replay is not None:
             mismatch = replay(conn)
             if mismatch is not None:
@@ -134,11 +144,22 @@ def _entry_row(row: Any, postings: list[Any]) -> EntryRow:
         if problem is None:
             problem = row_problem(tables.postings, posting)
     if problem is not None:
-        return EntryRow(row["seq"], row["chain"], row["chain_seq"], row["prev_hash"],
-                        row["hash"], None, malformed=problem)
+        return EntryRow(
+            row["seq"],
+            row["chain"],
+            row["chain_seq"],
+            row["prev_hash"],
+            row["hash"],
+            None,
+            malformed=problem,
+        )
     return EntryRow(
-        seq=row["seq"], chain=row["chain"], chain_seq=row["chain_seq"],
-        prev_hash=row["prev_hash"], hash=row["hash"], entry=entry_from_row(row, postings),
+        seq=row["seq"],
+        chain=row["chain"],
+        chain_seq=row["chain_seq"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+        entry=entry_from_row(row, postings),
         posting_times=tuple(posting["occurred_at"] for posting in postings),
         posting_ordinals=tuple(posting["ordinal"] for posting in postings),
     )
@@ -147,8 +168,15 @@ def _entry_row(row: Any, postings: list[Any]) -> EntryRow:
 def _stream_events(conn: Connection, batch_size: int) -> Iterator[EventRow]:
     for rows in _ordered(conn, tables.events, batch_size):
         for row in rows:
-            yield EventRow(row["seq"], row["chain"], row["chain_seq"], row["prev_hash"],
-                           row["hash"], row, row_problem(tables.events, row))
+            yield EventRow(
+                row["seq"],
+                row["chain"],
+                row["chain_seq"],
+                row["prev_hash"],
+                row["hash"],
+                row,
+                row_problem(tables.events, row),
+            )
 
 
 def _first_orphan_posting(conn: Connection) -> Any:

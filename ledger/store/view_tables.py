@@ -61,8 +61,12 @@ view_order_levels = Table(
     Column("settle_chain", String(200)),  # the settlement entry's link: a stable FIFO key
     Column("settle_chain_seq", BigInteger),
 )
-Index("ix_view_order_levels_sharer", view_order_levels.c.sharer_id, view_order_levels.c.currency,
-      view_order_levels.c.settled_at)
+Index(
+    "ix_view_order_levels_sharer",
+    view_order_levels.c.sharer_id,
+    view_order_levels.c.currency,
+    view_order_levels.c.settled_at,
+)
 
 # Platform fee and merchant charges per UTC day (days since the epoch) and currency;
 # months are sums of their days.
@@ -75,5 +79,10 @@ view_fee_totals = Table(
     Column("merchant_charges", BigInteger, nullable=False),  # >= 0: what merchants were charged
 )
 
-VIEW_TABLES = ("view_projectors", "view_checkpoints", "view_balances", "view_order_levels",
-               "view_fee_totals")
+VIEW_TABLES = (
+    "view_projectors",
+    "view_checkpoints",
+    "view_balances",
+    "view_order_levels",
+    "view_fee_totals",
+)

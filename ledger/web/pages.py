@@ -31,8 +31,9 @@ PAGE = 50
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 static = StaticFiles(directory=HERE / "static")
-templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                        autoescape=select_autoescape(["html"]))
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+)
 templates.filters["ms"] = lambda ms: "—" if ms is None else ms_to_iso(ms)
 
 
@@ -68,8 +69,13 @@ async def login(request: Request) -> Response:
     token = (form.get("token") or [""])[0].strip()
     role = request.app.state.tokens.role_of(token) if token else None
     if role not in ROLES:
-        return _render("login.html", status=401, title="Sign in", role=None,
-                       error="That token is not a finance or auditor token.")
+        return _render(
+            "login.html",
+            status=401,
+            title="Sign in",
+            role=None,
+            error="That token is not a finance or auditor token.",
+        )
     response = RedirectResponse("/dashboard/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/dashboard")
     return response
@@ -95,11 +101,21 @@ def balances_page(request: Request) -> Response:
     if role is None:
         return _login_redirect()
     with request.app.state.store.read() as conn:
-        rows = read.balances(conn, after=_cursor(request, (str, str)),  # type: ignore[arg-type]
-                             limit=PAGE)
-    return _render("balances.html", title="Balances", role=role, nav="balances", rows=rows,
-                   fields=FIELDS, as_of=None, next_cursor=paging.next_cursor(
-                       rows, PAGE, lambda r: (r["sharer_id"], r["currency"])))
+        rows = read.balances(
+            conn,
+            after=_cursor(request, (str, str)),  # type: ignore[arg-type]
+            limit=PAGE,
+        )
+    return _render(
+        "balances.html",
+        title="Balances",
+        role=role,
+        nav="balances",
+        rows=rows,
+        fields=FIELDS,
+        as_of=None,
+        next_cursor=paging.next_cursor(rows, PAGE, lambda r: (r["sharer_id"], r["currency"])),
+    )
 
 
 @router.get("/lookup")
@@ -108,8 +124,10 @@ def lookup(request: Request, q: str = "") -> Response:
     if _role(request) is None:
         return _login_redirect()
     with request.app.state.store.read() as conn:
-        is_order = conn.execute(select(t.orders.c.order_id)
-                                .where(t.orders.c.order_id == q)).first() is not None
+        is_order = (
+            conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
+            is not None
+        )
     from urllib.parse import quote
 
     target = "orders" if is_order else "sharers"
@@ -124,10 +142,19 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     with request.app.state.store.read() as conn:
         context: dict[str, Any] = {
             "balances": read.balances(conn, sharer_id=sharer_id, limit=1000),
-                   "team": read.team(conn, sharer_id), "earnings": read.earnings(conn, sharer_id),
-                   "orders": read.sharer_levels(conn, sharer_id, limit=200)}
-    return _render("sharer.html", title=f"Sharer {sharer_id}", role=role, nav="balances",
-                   sharer_id=sharer_id, fields=FIELDS, **context)
+            "team": read.team(conn, sharer_id),
+            "earnings": read.earnings(conn, sharer_id),
+            "orders": read.sharer_levels(conn, sharer_id, limit=200),
+        }
+    return _render(
+        "sharer.html",
+        title=f"Sharer {sharer_id}",
+        role=role,
+        nav="balances",
+        sharer_id=sharer_id,
+        fields=FIELDS,
+        **context,
+    )
 
 
 @router.get("/orders/{order_id}")
@@ -138,14 +165,19 @@ def order_page(request: Request, order_id: str) -> Response:
     with request.app.state.store.read() as conn:
         order = read.order_levels(conn, order_id)
     if order is None:
-        return _render("not_found.html", status=404, title="Not found", role=role,
-                       message=f"No order {order_id!r}.")
-    return _render("order.html", title=f"Order {order_id}", role=role, nav="balances",
-                   order=order)
+        return _render(
+            "not_found.html",
+            status=404,
+            title="Not found",
+            role=role,
+            message=f"No order {order_id!r}.",
+        )
+    return _render("order.html", title=f"Order {order_id}", role=role, nav="balances", order=order)
 
 
-def chart(rows: list[dict[str, Any]], currency: str, width: int = 960,
-          height: int = 220) -> dict[str, Any]:
+def chart(
+    rows: list[dict[str, Any]], currency: str, width: int = 960, height: int = 220
+) -> dict[str, Any]:
     """Bar positions for one currency's periods: a charges bar and a fees bar each."""
     mine = [r for r in rows if r["currency"] == currency][-120:]
     top = max([max(r["merchant_charges"], r["fees"], 0) for r in mine] + [1])
@@ -159,12 +191,27 @@ def chart(rows: list[dict[str, Any]], currency: str, width: int = 960,
     bars = []
     for n, r in enumerate(mine):
         ch, fh = bar_height(r["merchant_charges"]), bar_height(r["fees"])
-        bars.append({"x": n * slot, "w": w, "period": r["period"], "label": n % every == 0,
-                     "charges": r["merchant_charges"], "fees": r["fees"],
-                     "charges_h": ch, "charges_y": height - ch, "fees_h": fh,
-                     "fees_y": height - fh})
-    return {"currency": currency, "bars": bars, "width": max(width, len(mine) * slot),
-            "height": height, "max": top}
+        bars.append(
+            {
+                "x": n * slot,
+                "w": w,
+                "period": r["period"],
+                "label": n % every == 0,
+                "charges": r["merchant_charges"],
+                "fees": r["fees"],
+                "charges_h": ch,
+                "charges_y": height - ch,
+                "fees_h": fh,
+                "fees_y": height - fh,
+            }
+        )
+    return {
+        "currency": currency,
+        "bars": bars,
+        "width": max(width, len(mine) * slot),
+        "height": height,
+        "max": top,
+    }
 
 
 @router.get("/totals")
@@ -176,8 +223,15 @@ def totals_page(request: Request, period: str = "day") -> Response:
     with request.app.state.store.read() as conn:
         rows = read.totals(conn, period=period)
     currencies = sorted({r["currency"] for r in rows})
-    return _render("totals.html", title="Fees and charges", role=role, nav="totals",
-                   period=period, rows=rows, charts=[chart(rows, c) for c in currencies])
+    return _render(
+        "totals.html",
+        title="Fees and charges",
+        role=role,
+        nav="totals",
+        period=period,
+        rows=rows,
+        charts=[chart(rows, c) for c in currencies],
+    )
 
 
 @router.get("/dead-letters")
@@ -192,8 +246,18 @@ def dead_letters_page(request: Request) -> Response:
         query = query.where(d.c.id > after[0])
     with request.app.state.store.read() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
-        reasons = {reason: int(n) for reason, n in conn.execute(
-            select(d.c.reason, func.count()).group_by(d.c.reason).order_by(d.c.reason))}
-    return _render("dead_letters.html", title="Dead letters", role=role, nav="dead", rows=rows,
-                   reasons=reasons,
-                   next_cursor=paging.next_cursor(rows, PAGE, lambda r: (r["id"],)))
+        reasons = {
+            reason: int(n)
+            for reason, n in conn.execute(
+                select(d.c.reason, func.count()).group_by(d.c.reason).order_by(d.c.reason)
+            )
+        }
+    return _render(
+        "dead_letters.html",
+        title="Dead letters",
+        role=role,
+        nav="dead",
+        rows=rows,
+        reasons=reasons,
+        next_cursor=paging.next_cursor(rows, PAGE, lambda r: (r["id"],)),
+    )

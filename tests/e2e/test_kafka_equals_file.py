@@ -60,9 +60,12 @@ def figures(store: Store) -> Figures:
         dead = conn.execute(select(t.dead_letters.c.event_id, t.dead_letters.c.reason)).all()
         parked = conn.execute(select(t.parked.c.event_id)).scalars().all()
         events = conn.execute(select(func.count()).select_from(t.events)).scalar_one()
-    return Figures(queries.account_balances(store),
-                   sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
-                   sorted(parked), int(events))
+    return Figures(
+        queries.account_balances(store),
+        sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
+        sorted(parked),
+        int(events),
+    )
 
 
 def head(store: Store) -> str:
@@ -83,9 +86,22 @@ class Backlog:
 
 def produce_file(bootstrap: str, path: Path, topics: list[str]) -> None:
     result = subprocess.run(
-        [str(LEDGER_BIN), "produce", str(path), "--bootstrap", bootstrap,
-         "--topic-orders", topics[0], "--topic-accounts", topics[1]],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            str(LEDGER_BIN),
+            "produce",
+            str(path),
+            "--bootstrap",
+            bootstrap,
+            "--topic-orders",
+            topics[0],
+            "--topic-accounts",
+            topics[1],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -102,8 +118,12 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Figures]:
     want = figures(reference)
     reference.dispose()
     kinds = {e.TYPE for e in events}
-    assert len(events) > 19_000 and kinds >= {"plan_published", "settlement_run",
-                                              "payout_settled", "payout_failed"}
+    assert len(events) > 19_000 and kinds >= {
+        "plan_published",
+        "settlement_run",
+        "payout_settled",
+        "payout_failed",
+    }
     assert want.dead_letters, "the stream must exercise rejections"
     return path, want
 
@@ -129,15 +149,29 @@ def check(store: Store, backlog: Backlog) -> None:
     assert backlog.heads.setdefault("head", got_head) == got_head
 
 
-def processes(url: str, backlog: Backlog, group: str, n: int, tmp_path: Path,
-              batch: int = 2000) -> list[ConsumerProcess]:
-    return [ConsumerProcess(url, backlog.bootstrap, group, backlog.topics,
-                            tmp_path / f"consumer-{k}.log", ["--max-poll-records", str(batch)])
-            for k in range(n)]
+def processes(
+    url: str, backlog: Backlog, group: str, n: int, tmp_path: Path, batch: int = 2000
+) -> list[ConsumerProcess]:
+    return [
+        ConsumerProcess(
+            url,
+            backlog.bootstrap,
+            group,
+            backlog.topics,
+            tmp_path / f"consumer-{k}.log",
+            ["--max-poll-records", str(batch)],
+        )
+        for k in range(n)
+    ]
 
 
-def run_until_applied(store: Store, group: str, backlog: Backlog,
-                      consumers: list[ConsumerProcess], timeout: float = 240) -> None:
+def run_until_applied(
+    store: Store,
+    group: str,
+    backlog: Backlog,
+    consumers: list[ConsumerProcess],
+    timeout: float = 240,
+) -> None:
     def alive() -> None:
         for consumer in consumers:
             consumer.alive()
@@ -152,8 +186,9 @@ def run_until_applied(store: Store, group: str, backlog: Backlog,
 def test_full_backlog_one_consumer_on_sqlite(backlog: Backlog, tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'kafka.sqlite'}")
     group = unique("one")
-    with ConsumerThread(store, backlog.bootstrap, group, backlog.topics,
-                        max_poll_records=2000) as consumer:
+    with ConsumerThread(
+        store, backlog.bootstrap, group, backlog.topics, max_poll_records=2000
+    ) as consumer:
         wait_until_applied(store, group, backlog.ends, 240, consumer.alive)
     check(store, backlog)
 
@@ -165,11 +200,13 @@ def test_full_backlog_several_processes(
     store = open_store(fresh_pg_url)
     group = unique(f"procs{count}")
     # small batches, so the backlog outlasts the group's first rebalances
-    consumers = [c.start() for c in processes(fresh_pg_url, backlog, group, count, tmp_path,
-                                              batch=100)]
+    consumers = [
+        c.start() for c in processes(fresh_pg_url, backlog, group, count, tmp_path, batch=100)
+    ]
     run_until_applied(store, group, backlog, consumers)
-    applied_by = [sum(1 for r in c.log_lines() if r.get("event") == "batch applied")
-                  for c in consumers]
+    applied_by = [
+        sum(1 for r in c.log_lines() if r.get("event") == "batch applied") for c in consumers
+    ]
     assert sum(1 for n in applied_by if n) >= 2, f"the work was not shared: {applied_by}"
     check(store, backlog)
 
@@ -204,8 +241,7 @@ def test_ten_sigkills_of_random_consumers_of_four(
     check(store, backlog)
 
 
-def test_consumers_joining_and_leaving(backlog: Backlog, fresh_pg_url: str,
-                                       tmp_path: Path) -> None:
+def test_consumers_joining_and_leaving(backlog: Backlog, fresh_pg_url: str, tmp_path: Path) -> None:
     """Every second or so a consumer leaves (SIGTERM) or one more joins, up to four."""
     rng = random.Random(SEED + 1)
     store = open_store(fresh_pg_url)
@@ -246,8 +282,9 @@ def test_live_while_publishing_two_consumers(
         group = unique("live")
         consumers = [c.start() for c in processes(fresh_pg_url, live, group, 2, tmp_path)]
         produce_file(kafka_bootstrap, path, topics)  # while they consume
-        live = Backlog(kafka_bootstrap, topics, end_offsets(kafka_bootstrap, topics), path,
-                       want, {})
+        live = Backlog(
+            kafka_bootstrap, topics, end_offsets(kafka_bootstrap, topics), path, want, {}
+        )
         run_until_applied(store, group, live, consumers)
         check(store, live)
     finally:
@@ -261,10 +298,24 @@ def test_ledger_replay_from_kafka_into_a_fresh_sqlite_file_has_the_same_head(
     the head every run above had (on PostgreSQL), and the file's figures."""
     url = f"sqlite:///{tmp_path / 'replayed.sqlite'}"
     result = subprocess.run(
-        [str(LEDGER_BIN), "replay", "--from-kafka", "--db", url,
-         "--bootstrap", backlog.bootstrap, "--topic-orders", backlog.topics[0],
-         "--topic-accounts", backlog.topics[1]],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            str(LEDGER_BIN),
+            "replay",
+            "--from-kafka",
+            "--db",
+            url,
+            "--bootstrap",
+            backlog.bootstrap,
+            "--topic-orders",
+            backlog.topics[0],
+            "--topic-accounts",
+            backlog.topics[1],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     store = open_store(url)
     check(store, backlog)

@@ -58,17 +58,29 @@ def test_kill9_many_times_gives_the_uninterrupted_ledger(
     with fresh_database(pg_url) as calm_url:
         killed_store, calm_store = open_store(fresh_pg_url), open_store(calm_url)
         killed = ConsumerProcess(
-            fresh_pg_url, kafka_bootstrap, unique("kill9-a"), topic_names,
+            fresh_pg_url,
+            kafka_bootstrap,
+            unique("kill9-a"),
+            topic_names,
             tmp_path / "killed.log",
             # static membership: a restarted consumer takes its partitions back at once
             ["--max-poll-records", MAX_POLL, "--instance-id", "kill9-a"],
         ).start()
-        calm = ConsumerProcess(calm_url, kafka_bootstrap, unique("kill9-b"), topic_names,
-                               tmp_path / "calm.log", ["--max-poll-records", MAX_POLL]).start()
+        calm = ConsumerProcess(
+            calm_url,
+            kafka_bootstrap,
+            unique("kill9-b"),
+            topic_names,
+            tmp_path / "calm.log",
+            ["--max-poll-records", MAX_POLL],
+        ).start()
         kills = markers = 0
         try:
-            for phase, phase_events in (("setup", work.setup), ("activity", work.activity),
-                                        ("finance", work.finance)):
+            for phase, phase_events in (
+                ("setup", work.setup),
+                ("activity", work.activity),
+                ("finance", work.finance),
+            ):
                 markers += publish(kafka_bootstrap, topics, phase_events)
                 ends = end_offsets(kafka_bootstrap, topic_names)
                 if phase == "activity":
@@ -83,8 +95,11 @@ def test_kill9_many_times_gives_the_uninterrupted_ledger(
                 wait_until_applied(calm_store, calm.group, ends, 180, calm.alive)
             assert kills >= 10
             assert killed.starts == kills + 1
-            assert applied_count(killed_store, killed.group) == sum(ends.values()) \
+            assert (
+                applied_count(killed_store, killed.group)
+                == sum(ends.values())
                 == len(events) + markers
+            )
         finally:
             killed.terminate()
             calm.terminate()

@@ -24,8 +24,12 @@ ENDPOINTS = [
     ("GET", "/api/v1/parked", None, {"finance", "auditor"}),
     ("GET", "/api/v1/lag", None, {"finance", "auditor"}),
     ("POST", "/api/v1/settlement-runs", {"run_id": "r-roles"}, {"finance"}),
-    ("POST", "/api/v1/payouts", {"payout_id": "p-roles", "sharer_id": "u00001", "amount": 5,
-                                 "currency": "CNY"}, {"finance"}),
+    (
+        "POST",
+        "/api/v1/payouts",
+        {"payout_id": "p-roles", "sharer_id": "u00001", "amount": 5, "currency": "CNY"},
+        {"finance"},
+    ),
     ("GET", "/api/v1/audit/verify", None, {"auditor"}),
     ("GET", "/api/v1/audit/check", None, {"auditor"}),
     ("GET", "/api/v1/audit/entries?order_id=ord-000001", None, {"auditor"}),
@@ -42,17 +46,36 @@ BAD = [  # (role, method, path, body, status)
     ("finance", "GET", "/api/v1/balances?sharer_id=%00", None, 422),
     ("finance", "GET", "/api/v1/orders/no-such-order/payouts", None, 404),
     ("finance", "GET", "/api/v1/totals?period=week", None, 422),
-    ("finance", "POST", "/api/v1/payouts", {"payout_id": "p", "sharer_id": "s", "amount": 1.5,
-                                            "currency": "CNY"}, 422),
-    ("finance", "POST", "/api/v1/payouts", {"payout_id": "p", "sharer_id": "s", "amount": "9",
-                                            "currency": "CNY"}, 422),
-    ("finance", "POST", "/api/v1/payouts", {"payout_id": "p", "sharer_id": "s", "amount": 0,
-                                            "currency": "CNY"}, 422),
-    ("finance", "POST", "/api/v1/payouts", {"payout_id": "p", "sharer_id": "s", "amount": 10,
-                                            "currency": "CNY", "extra": 1}, 422),
+    (
+        "finance",
+        "POST",
+        "/api/v1/payouts",
+        {"payout_id": "p", "sharer_id": "s", "amount": 1.5, "currency": "CNY"},
+        422,
+    ),
+    (
+        "finance",
+        "POST",
+        "/api/v1/payouts",
+        {"payout_id": "p", "sharer_id": "s", "amount": "9", "currency": "CNY"},
+        422,
+    ),
+    (
+        "finance",
+        "POST",
+        "/api/v1/payouts",
+        {"payout_id": "p", "sharer_id": "s", "amount": 0, "currency": "CNY"},
+        422,
+    ),
+    (
+        "finance",
+        "POST",
+        "/api/v1/payouts",
+        {"payout_id": "p", "sharer_id": "s", "amount": 10, "currency": "CNY", "extra": 1},
+        422,
+    ),
     ("finance", "POST", "/api/v1/payouts/never-requested/settle", None, 404),
-    ("finance", "POST", "/api/v1/settlement-runs", {"run_id": "r", "as_of": 253402300799999},
-     400),
+    ("finance", "POST", "/api/v1/settlement-runs", {"run_id": "r", "as_of": 253402300799999}, 400),
     ("auditor", "GET", "/api/v1/audit/entries", None, 400),
     ("auditor", "GET", "/api/v1/audit/verify?expect_head=xyz", None, 422),
     ("publisher", "POST", "/api/v1/events", {"type": "order_placed"}, 422),
@@ -114,20 +137,28 @@ def test_bad_input_gets_a_4xx_with_a_message(client) -> None:
 
 def test_finance_commands_become_events_and_move_money(client) -> None:
     F = auth("finance")
-    top = max(client.get("/api/v1/balances?limit=1000", headers=F).json()["items"],
-              key=lambda b: b["available"])
+    top = max(
+        client.get("/api/v1/balances?limit=1000", headers=F).json()["items"],
+        key=lambda b: b["available"],
+    )
     sharer, currency, amount = top["sharer_id"], top["currency"], top["available"]
     request = {"payout_id": "p-1", "sharer_id": sharer, "amount": amount, "currency": currency}
     first = client.post("/api/v1/payouts", headers=F, json=request)
-    assert first.json() == {"event_id": "payout-requested:p-1", "outcome": "applied",
-                            "reason": None, "message": None}
+    assert first.json() == {
+        "event_id": "payout-requested:p-1",
+        "outcome": "applied",
+        "reason": None,
+        "message": None,
+    }
     assert client.post("/api/v1/payouts", headers=F, json=request).json()["outcome"] == "duplicate"
-    after = client.get(f"/api/v1/balances?sharer_id={sharer}&currency={currency}",
-                       headers=F).json()["items"][0]
+    after = client.get(
+        f"/api/v1/balances?sharer_id={sharer}&currency={currency}", headers=F
+    ).json()["items"][0]
     assert (after["available"], after["inflight"]) == (0, top["inflight"] + amount)
     assert client.post("/api/v1/payouts/p-1/settle", headers=F).json()["outcome"] == "applied"
-    paid = client.get(f"/api/v1/balances?sharer_id={sharer}&currency={currency}",
-                      headers=F).json()["items"][0]
+    paid = client.get(f"/api/v1/balances?sharer_id={sharer}&currency={currency}", headers=F).json()[
+        "items"
+    ][0]
     assert paid["paid"] == top["paid"] + amount
     again = client.post("/api/v1/payouts", headers=F, json={**request, "payout_id": "p-2"})
     assert again.status_code == 409
@@ -135,8 +166,9 @@ def test_finance_commands_become_events_and_move_money(client) -> None:
     dead = client.get("/api/v1/dead-letters?reason=insufficient_available", headers=F).json()
     ours = [d["event_id"] for d in dead["items"] if d["event_id"].startswith("payout-requested")]
     assert ours == ["payout-requested:p-2"]
-    entries = client.get("/api/v1/audit/entries?event_id=payout-requested:p-1",
-                         headers=auth("auditor")).json()["items"]
+    entries = client.get(
+        "/api/v1/audit/entries?event_id=payout-requested:p-1", headers=auth("auditor")
+    ).json()["items"]
     assert [(e["kind"], e["rule"]) for e in entries] == [("payout_requested", "payout-request/v1")]
     run = client.post("/api/v1/settlement-runs", headers=F, json={"run_id": "r-api"})
     assert run.json()["outcome"] == "applied"
@@ -148,8 +180,11 @@ def test_lists_are_paginated(client) -> None:
     assert everything["next_cursor"] is None and len(everything["items"]) > 5
     seen, cursor = [], None
     while True:
-        page = client.get("/api/v1/balances", headers=F,
-                          params={"limit": 4, **({"cursor": cursor} if cursor else {})}).json()
+        page = client.get(
+            "/api/v1/balances",
+            headers=F,
+            params={"limit": 4, **({"cursor": cursor} if cursor else {})},
+        ).json()
         assert len(page["items"]) <= 4
         seen.extend(page["items"])
         cursor = page["next_cursor"]
@@ -160,20 +195,28 @@ def test_lists_are_paginated(client) -> None:
 
 def test_provenance_names_plan_rule_and_level(client) -> None:
     order = client.get("/api/v1/orders/ord-000001/payouts", headers=auth("finance")).json()
-    entries = client.get("/api/v1/audit/entries?order_id=ord-000001",
-                         headers=auth("auditor")).json()["items"]
+    entries = client.get(
+        "/api/v1/audit/entries?order_id=ord-000001", headers=auth("auditor")
+    ).json()["items"]
     accrual = next(e for e in entries if e["kind"] == "accrual")
     assert accrual["plan_id"] == order["plan_id"] and accrual["rule"] == "accrual/v1"
-    levels = {p["account"].split(":")[1]: p["level"] for p in accrual["postings"]
-              if p["account"].startswith("sharer:")}
+    levels = {
+        p["account"].split(":")[1]: p["level"]
+        for p in accrual["postings"]
+        if p["account"].startswith("sharer:")
+    }
     assert levels == {lv["sharer_id"]: lv["level"] for lv in order["levels"] if lv["accrued"]}
 
 
 def test_openapi_is_served(client) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    assert {"/api/v1/balances", "/api/v1/payouts", "/api/v1/audit/entries",
-            "/api/v1/events"} <= set(spec["paths"])
+    assert {
+        "/api/v1/balances",
+        "/api/v1/payouts",
+        "/api/v1/audit/entries",
+        "/api/v1/events",
+    } <= set(spec["paths"])
 
 
 @pytest.fixture

@@ -21,10 +21,18 @@ from schemathesis.checks import (
 from ledger.api.app import create_app
 from tests.api_helpers import auth, small_ledger, token_book
 
-ROLE_OF_TAG = {"finance": "finance", "finance commands": "finance", "auditor": "auditor",
-               "publisher": "publisher"}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+ROLE_OF_TAG = {
+    "finance": "finance",
+    "finance commands": "finance",
+    "auditor": "auditor",
+    "publisher": "publisher",
+}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 # Built at import: schemathesis parametrizes from a loaded schema (its lazy fixture loader
@@ -38,8 +46,7 @@ schema = schemathesis.openapi.from_asgi(
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_api_never_fails_and_matches_its_schema(case) -> None:
     tags = case.operation.definition.raw.get("tags", [])
     role = ROLE_OF_TAG[tags[0]]
@@ -47,8 +54,7 @@ def test_the_api_never_fails_and_matches_its_schema(case) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=3, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_without_a_token_every_operation_says_401(case) -> None:
     case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     response = case.call()

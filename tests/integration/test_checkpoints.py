@@ -65,7 +65,10 @@ def _rewrite_history(store: Store, batch: list) -> None:  # type: ignore[type-ar
 
 
 def test_a_rewritten_rehashed_history_passes_verify_but_not_the_checkpoint(
-    store: Store, db_url: str, keys: tuple[Path, Path], tmp_path: Path,
+    store: Store,
+    db_url: str,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
     private, public = keys
     batch = build_ledger(store)
@@ -76,13 +79,18 @@ def test_a_rewritten_rehashed_history_passes_verify_but_not_the_checkpoint(
     assert ok.exit_code == 0 and "OK" in ok.output, ok.output
 
     # the attacker moves one order's commission: re-ingests history with its amount raised
-    n, order = next((n, item.event) for n, item in enumerate(batch)
-                    if isinstance(item, Received) and isinstance(item.event, OrderPlaced)
-                    and n > len(batch) // 2)
+    n, order = next(
+        (n, item.event)
+        for n, item in enumerate(batch)
+        if isinstance(item, Received)
+        and isinstance(item.event, OrderPlaced)
+        and n > len(batch) // 2
+    )
     line = dataclasses.replace(order.lines[0], amount=order.lines[0].amount + 500_000)
     forged = dataclasses.replace(order, lines=(line, *order.lines[1:]))
-    _rewrite_history(store, [*batch[:n], dataclasses.replace(batch[n], event=forged),
-                             *batch[n + 1 :]])
+    _rewrite_history(
+        store, [*batch[:n], dataclasses.replace(batch[n], event=forged), *batch[n + 1 :]]
+    )
 
     assert verify(store).ok  # consistent from inside the database, replay included
     assert _run("verify", "--db", db_url).exit_code == 0
@@ -94,8 +102,9 @@ def test_a_rewritten_rehashed_history_passes_verify_but_not_the_checkpoint(
     # the checkpoint stored in the database was wiped with the rest; the file remains
 
 
-def test_a_later_ledger_still_extends_the_checkpoint(store: Store, db_url: str,
-                                                     keys: tuple[Path, Path]) -> None:
+def test_a_later_ledger_still_extends_the_checkpoint(
+    store: Store, db_url: str, keys: tuple[Path, Path]
+) -> None:
     private, public = keys
     batch = build_ledger(store, orders=20)
     assert _run("checkpoint", "sign", "--db", db_url, "--key", private).exit_code == 0
@@ -109,40 +118,53 @@ def test_a_later_ledger_still_extends_the_checkpoint(store: Store, db_url: str,
 def _new_click():  # type: ignore[no-untyped-def]
     from ledger.domain.events import ClickRecorded
 
-    return ClickRecorded("ev-late-click", 1_900_000_000_000, "t", click_id="late",
-                         sharer_id="s-late", buyer_id="b-late", product_id="p")
+    return ClickRecorded(
+        "ev-late-click",
+        1_900_000_000_000,
+        "t",
+        click_id="late",
+        sharer_id="s-late",
+        buyer_id="b-late",
+        product_id="p",
+    )
 
 
 def test_forged_signatures_are_refused(store: Store, keys: tuple[Path, Path]) -> None:
     private, public = keys
     build_ledger(store, orders=5)
-    signer = CheckpointSigner(store, load_private_key(private.read_bytes()), 60_000,
-                              clock=lambda: 1_800_000_000_000)
+    signer = CheckpointSigner(
+        store, load_private_key(private.read_bytes()), 60_000, clock=lambda: 1_800_000_000_000
+    )
     real = signer.maybe_sign()
     assert real is not None
     from ledger.checkpoint import load_public_key
 
     key = load_public_key(public.read_bytes())
     check_signature(real, key)  # the genuine one verifies
-    flipped = dataclasses.replace(real, signature=("0" if real.signature[0] != "0" else "1")
-                                  + real.signature[1:])
+    flipped = dataclasses.replace(
+        real, signature=("0" if real.signature[0] != "0" else "1") + real.signature[1:]
+    )
     rewound = dataclasses.replace(real, body={**real.body, "chains": {"t": [1, "0" * 64]}})
     other_private, _ = keygen()
     other = CheckpointSigner(store, load_private_key(other_private), 1, clock=lambda: 5)
     by_another = other.maybe_sign()
     assert by_another is not None
-    impostor = dataclasses.replace(by_another, body={**by_another.body,
-                                                     "key_id": real.key_id})
-    for forged, why in ((flipped, "does not verify"), (rewound, "does not verify"),
-                        (by_another, "signed by key"), (impostor, "does not verify")):
+    impostor = dataclasses.replace(by_another, body={**by_another.body, "key_id": real.key_id})
+    for forged, why in (
+        (flipped, "does not verify"),
+        (rewound, "does not verify"),
+        (by_another, "signed by key"),
+        (impostor, "does not verify"),
+    ):
         with pytest.raises(CheckpointError, match=why):
             check_signature(parse(forged.to_json()), key)
 
 
 def test_the_consumer_hook_signs_at_intervals(store: Store, keys: tuple[Path, Path]) -> None:
     now = [1_000_000]
-    signer = CheckpointSigner(store, load_private_key(keys[0].read_bytes()), every_ms=60_000,
-                              clock=lambda: now[0])
+    signer = CheckpointSigner(
+        store, load_private_key(keys[0].read_bytes()), every_ms=60_000, clock=lambda: now[0]
+    )
     signed = [signer.maybe_sign()]
     now[0] += 59_999
     signed.append(signer.maybe_sign())
@@ -152,14 +174,16 @@ def test_the_consumer_hook_signs_at_intervals(store: Store, keys: tuple[Path, Pa
     assert [c.created_at for c in load_checkpoints(store)] == [1_000_000, 1_060_000]
 
 
-def test_a_tampered_stored_checkpoint_is_reported(store: Store, db_url: str,
-                                                  keys: tuple[Path, Path]) -> None:
+def test_a_tampered_stored_checkpoint_is_reported(
+    store: Store, db_url: str, keys: tuple[Path, Path]
+) -> None:
     private, public = keys
     build_ledger(store, orders=5)
     assert _run("checkpoint", "sign", "--db", db_url, "--key", private).exit_code == 0
     with triggers_lifted(store) as conn:
         body = conn.execute(tables.checkpoints.select()).mappings().one()["body"]
-        conn.execute(tables.checkpoints.update().values(
-            body=body.replace('"created_at":', '"created_at":1')))
+        conn.execute(
+            tables.checkpoints.update().values(body=body.replace('"created_at":', '"created_at":1'))
+        )
     result = _run("checkpoint", "verify", "--db", db_url, "--pub", public)
     assert result.exit_code == 1 and "does not verify" in result.output

@@ -32,10 +32,24 @@ def run(*args: str):
 
 def test_ingest_then_query_and_verify(db_url: str, tmp_path) -> None:
     events = [r.incoming.event for r in worked_example().results]
-    later_refund = RefundIssued("e-r1", T0 + 86_400_000, "t", refund_id="R1", order_id="O1",
-                                buyer_id="B1", lines=(RefundLine("L1", 4400),))
-    orphan = RefundIssued("e-r9", T0 + 40, "t", refund_id="R9", order_id="O9", buyer_id="B1",
-                          lines=(RefundLine("L1", 1),))
+    later_refund = RefundIssued(
+        "e-r1",
+        T0 + 86_400_000,
+        "t",
+        refund_id="R1",
+        order_id="O1",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 4400),),
+    )
+    orphan = RefundIssued(
+        "e-r9",
+        T0 + 40,
+        "t",
+        refund_id="R9",
+        order_id="O9",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 1),),
+    )
     path = tmp_path / "events.jsonl"
     write_events(path, [*events, later_refund, orphan], ['{"type": "order_placed"'])
 
@@ -45,8 +59,18 @@ def test_ingest_then_query_and_verify(db_url: str, tmp_path) -> None:
 
     now = json.loads(run("balances", "--db", db_url, "--json").output)
     assert {r["sharer_id"]: r["pending"] for r in now} == {"S1": 561, "S2": 336, "S3": 224}
-    before = json.loads(run("balances", "--db", db_url, "--json", "--sharer", "S1",
-                            "--as-of", "2026-01-01T12:00:00Z").output)
+    before = json.loads(
+        run(
+            "balances",
+            "--db",
+            db_url,
+            "--json",
+            "--sharer",
+            "S1",
+            "--as-of",
+            "2026-01-01T12:00:00Z",
+        ).output
+    )
     assert [(r["sharer_id"], r["pending"]) for r in before] == [("S1", 1067)]
 
     dead = json.loads(run("dead-letters", "--db", db_url, "--json").output)
@@ -90,8 +114,9 @@ def test_reingesting_the_same_file_changes_nothing(tmp_path) -> None:
 
 
 def test_bad_arguments_give_a_message_not_a_traceback(tmp_path) -> None:
-    result = CliRunner().invoke(main, ["balances", "--db", f"sqlite:///{tmp_path}/x.sqlite",
-                                       "--as-of", "yesterday"])
+    result = CliRunner().invoke(
+        main, ["balances", "--db", f"sqlite:///{tmp_path}/x.sqlite", "--as-of", "yesterday"]
+    )
     assert result.exit_code == 2 and "not an ISO-8601 time" in result.output
     missing = CliRunner().invoke(main, ["ingest", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -22,12 +22,24 @@ from tests.kafka_helpers import end_offsets, produce_raw, seal, unique, wait_unt
 def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_pg_url) -> None:
     topics = Topics(orders=new_topic(2), accounts=new_topic(1), dead_letters=new_topic(1))
     codec = default_codec()
-    good = [ClickRecorded(f"c{n}", 1_000 + n, "t", click_id=f"k{n}", sharer_id="s",
-                          buyer_id=f"b{n % 3}", product_id="p") for n in range(20)]
-    reused = ClickRecorded("c-dup", 2_000, "t", click_id="k1", sharer_id="s", buyer_id="b1",
-                           product_id="p")  # a click id reused under another event id
-    no_plan = PayoutRequested("p1", 3_000, "t", payout_id="P1", sharer_id="s", amount=5,
-                              currency="CNY")
+    good = [
+        ClickRecorded(
+            f"c{n}",
+            1_000 + n,
+            "t",
+            click_id=f"k{n}",
+            sharer_id="s",
+            buyer_id=f"b{n % 3}",
+            product_id="p",
+        )
+        for n in range(20)
+    ]
+    reused = ClickRecorded(
+        "c-dup", 2_000, "t", click_id="k1", sharer_id="s", buyer_id="b1", product_id="p"
+    )  # a click id reused under another event id
+    no_plan = PayoutRequested(
+        "p1", 3_000, "t", payout_id="P1", sharer_id="s", amount=5, currency="CNY"
+    )
     records = [(topics.orders, e.buyer_id.encode(), codec.encode(e)) for e in good + [reused]]
     records += [(topics.orders, b"junk", b"\xc3\x02not avro"), (topics.orders, b"x", None)]
     records.append((topics.accounts, b"s", codec.encode(no_plan)))
@@ -37,13 +49,17 @@ def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_p
     store = open_store(fresh_pg_url)
     group = unique("dlq")
     mirror = DeadLetterTopic(kafka_bootstrap, topics.dead_letters)
-    loop = ConsumerLoop(ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts),
-                        LedgerService(store), dead_letter_sink=mirror)
+    loop = ConsumerLoop(
+        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts),
+        LedgerService(store),
+        dead_letter_sink=mirror,
+    )
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
-        wait_until_applied(store, group, end_offsets(kafka_bootstrap, [topics.orders,
-                                                                       topics.accounts]))
+        wait_until_applied(
+            store, group, end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])
+        )
     finally:
         loop.stop()
         thread.join(30)
@@ -52,9 +68,17 @@ def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_p
 
     stored = {(d["source"], d["reason"]) for d in queries.dead_letters(store)}
     assert {reason for _, reason in stored} == {
-        "duplicate_click_id", "bad_marker", "empty_record", "no_plan_in_force"}
-    reader = KafkaConsumer(topics.dead_letters, bootstrap_servers=kafka_bootstrap,
-                           auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+        "duplicate_click_id",
+        "bad_marker",
+        "empty_record",
+        "no_plan_in_force",
+    }
+    reader = KafkaConsumer(
+        topics.dead_letters,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
     mirrored = []
     for record in reader:
         body = json.loads(record.value)

@@ -42,7 +42,10 @@ Record = tuple[str, bytes | None, bytes | None]  # (topic, key, value)
 
 def invalid_value_mutations(n: int) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
     """(event type, mutation) pairs; ids are made fresh first so nothing collides."""
-    line = lambda r: r["lines"][0]
+
+    def line(r: dict[str, Any]) -> dict[str, Any]:
+        return r["lines"][0]
+
     return [
         ("order_placed", lambda r: line(r).__setitem__("amount", -1 - n)),
         ("order_placed", lambda r: r.__setitem__("order_id", "")),
@@ -117,15 +120,22 @@ class BadRecords:
         )[0]
         if kind == "invalid":
             return self.invalid_value(), kind
-        value = None if kind == "tombstone" else {
-            "random": self.random_bytes, "truncated": self.truncated,
-            "fingerprint": self.wrong_fingerprint, "marker": self.bad_marker,
-        }[kind]()
+        value = (
+            None
+            if kind == "tombstone"
+            else {
+                "random": self.random_bytes,
+                "truncated": self.truncated,
+                "fingerprint": self.wrong_fingerprint,
+                "marker": self.bad_marker,
+            }[kind]()
+        )
         return (self._topic(), self.rng.randbytes(4), value), kind
 
 
-def mixed(events: list[Event], topics: Topics, bad: BadRecords, count: int
-          ) -> tuple[list[Record], list[str | None]]:
+def mixed(
+    events: list[Event], topics: Topics, bad: BadRecords, count: int
+) -> tuple[list[Record], list[str | None]]:
     """The good events in order with ``count`` bad records at random places; the kind of
     each record (None for a good one)."""
     codec = default_codec()
@@ -154,8 +164,11 @@ def test_ten_thousand_bad_records_are_dead_letters_and_the_good_all_apply(
     bad_sources: dict[str, str] = {}  # source -> kind
     good_sources: dict[str, str] = {}  # source -> event id
     with ConsumerThread(store, kafka_bootstrap, group, names, max_poll_records=2000) as consumer:
-        for phase, events in (("setup", work.setup), ("activity", work.activity),
-                              ("finance", work.finance)):
+        for phase, events in (
+            ("setup", work.setup),
+            ("activity", work.activity),
+            ("finance", work.finance),
+        ):
             records, kinds = mixed(events, topics, bad, BAD_PER_PHASE[phase])
             sources = produce_raw(kafka_bootstrap, records)
             seal(kafka_bootstrap, topics)
@@ -165,13 +178,17 @@ def test_ten_thousand_bad_records_are_dead_letters_and_the_good_all_apply(
                     good_sources[source] = next(good).event_id
                 else:
                     bad_sources[source] = kind
-            wait_until_applied(store, group, end_offsets(kafka_bootstrap, names), 180,
-                               consumer.alive)
+            wait_until_applied(
+                store, group, end_offsets(kafka_bootstrap, names), 180, consumer.alive
+            )
             consumer.alive()  # never crashed
     # read once the thread has stopped: the metrics of the last batch follow its commit
     undecodable_counted = sum(
-        s.value for m in consumer.metrics.registry.collect()
-        if m.name == "ledger_undecodable" for s in m.samples if s.name.endswith("_total")
+        s.value
+        for m in consumer.metrics.registry.collect()
+        if m.name == "ledger_undecodable"
+        for s in m.samples
+        if s.name.endswith("_total")
     )
     assert len(bad_sources) == sum(BAD_PER_PHASE.values()) >= 10_000
 
@@ -199,8 +216,14 @@ def test_ten_thousand_bad_records_are_dead_letters_and_the_good_all_apply(
             assert row.reason in DECODE_REASONS | {"empty_record"}, (kind, row.reason)
     assert undecodable_counted == undecodable
     kinds_seen = Counter(bad_sources.values())
-    assert set(kinds_seen) == {"random", "tombstone", "truncated", "fingerprint", "marker",
-                               "invalid"}, kinds_seen
+    assert set(kinds_seen) == {
+        "random",
+        "tombstone",
+        "truncated",
+        "fingerprint",
+        "marker",
+        "invalid",
+    }, kinds_seen
 
     # the good events: exactly the model's ledger, and only its rejections are dead letters
     model = InMemoryLedger()

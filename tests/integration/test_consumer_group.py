@@ -51,10 +51,15 @@ def test_two_consumers_in_one_group_equal_one(
         solo_store = open_store(solo_url)
         pair_group, solo_group = unique("pair"), unique("solo")
         services = [RecordingService(pair_store), RecordingService(pair_store)]
-        pair = [ConsumerThread(pair_store, kafka_bootstrap, pair_group, names, service=s,
-                               max_poll_records=400).start() for s in services]
-        solo = ConsumerThread(solo_store, kafka_bootstrap, solo_group, names,
-                              max_poll_records=400).start()
+        pair = [
+            ConsumerThread(
+                pair_store, kafka_bootstrap, pair_group, names, service=s, max_poll_records=400
+            ).start()
+            for s in services
+        ]
+        solo = ConsumerThread(
+            solo_store, kafka_bootstrap, solo_group, names, max_poll_records=400
+        ).start()
         try:
             wait_for_split(pair, partitions=5)
             for phase in (work.setup, work.activity, work.finance):

@@ -34,13 +34,25 @@ def test_a_barrier_without_markers_is_repaired_after_the_grace(
 ) -> None:
     topics = Topics(orders=new_topic(2), accounts=new_topic(1))
     codec = default_codec()
-    clicks = [ClickRecorded(f"c{n}", 1_000 + n, "t", click_id=f"k{n}", sharer_id="s1",
-                            buyer_id=f"b{n}", product_id="p") for n in range(6)]
+    clicks = [
+        ClickRecorded(
+            f"c{n}",
+            1_000 + n,
+            "t",
+            click_id=f"k{n}",
+            sharer_id="s1",
+            buyer_id=f"b{n}",
+            product_id="p",
+        )
+        for n in range(6)
+    ]
     enrolled = SharerEnrolled("e1", 500, "t", sharer_id="s1")
     # a publisher that died between its barrier and the markers: no marker at all
-    produce_raw(kafka_bootstrap, [(topics.orders, record_key(c), codec.encode(c))
-                                  for c in clicks]
-                + [(topics.accounts, record_key(enrolled), codec.encode(enrolled))])
+    produce_raw(
+        kafka_bootstrap,
+        [(topics.orders, record_key(c), codec.encode(c)) for c in clicks]
+        + [(topics.accounts, record_key(enrolled), codec.encode(enrolled))],
+    )
     store = open_store(fresh_pg_url)
     group = unique("repair")
     repair = Publisher(kafka_bootstrap, topics)
@@ -49,9 +61,11 @@ def test_a_barrier_without_markers_is_repaired_after_the_grace(
         repair.seal(barrier, partitions)
         repair.flush()
 
-    loop = ConsumerLoop(ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts,
-                                       marker_grace_s=1.0),
-                        LedgerService(store), seal=seal)
+    loop = ConsumerLoop(
+        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts, marker_grace_s=1.0),
+        LedgerService(store),
+        seal=seal,
+    )
     thread = run_loop(loop)
     try:
         ends = end_offsets(kafka_bootstrap, [topics.orders])
@@ -74,18 +88,19 @@ def test_a_marker_ahead_of_the_accounts_topic_is_a_dead_letter(
 ) -> None:
     topics = Topics(orders=new_topic(1), accounts=new_topic(1))
     codec = default_codec()
-    click = ClickRecorded("c1", 1_000, "t", click_id="k1", sharer_id="s1", buyer_id="b1",
-                          product_id="p")
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True,
-                             acks="all")
+    click = ClickRecorded(
+        "c1", 1_000, "t", click_id="k1", sharer_id="s1", buyer_id="b1", product_id="p"
+    )
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all")
     producer.send(topics.orders, value=b"", partition=0, headers=marker_headers(41))
     producer.send(topics.orders, key=record_key(click), value=codec.encode(click), partition=0)
     producer.flush()
     producer.close()
     store = open_store(fresh_pg_url)
     group = unique("ahead")
-    loop = ConsumerLoop(ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts),
-                        LedgerService(store))
+    loop = ConsumerLoop(
+        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts), LedgerService(store)
+    )
     thread = run_loop(loop)
     try:
         wait_until_applied(store, group, end_offsets(kafka_bootstrap, [topics.orders]), 60)
@@ -93,6 +108,7 @@ def test_a_marker_ahead_of_the_accounts_topic_is_a_dead_letter(
         loop.stop()
         thread.join(30)
     assert [(d["source"], d["reason"]) for d in queries.dead_letters(store)] == [
-        (f"{topics.orders}/0@0", "marker_ahead_of_accounts")]
+        (f"{topics.orders}/0@0", "marker_ahead_of_accounts")
+    ]
     assert LedgerService(store).progress(group)[(topics.orders, 0)].marker == -1
     store.dispose()

@@ -20,16 +20,28 @@ def test_a_file_published_in_order_is_applied_in_order(
     kafka_bootstrap, new_topic, fresh_pg_url
 ) -> None:
     events = [r.incoming.event for r in worked_example().results]
-    events.append(RefundIssued("e-r1", events[-1].occurred_at + 5, "t", refund_id="R1",
-                               order_id="O1", buyer_id="B1", lines=(RefundLine("L1", 4400),)))
+    events.append(
+        RefundIssued(
+            "e-r1",
+            events[-1].occurred_at + 5,
+            "t",
+            refund_id="R1",
+            order_id="O1",
+            buyer_id="B1",
+            lines=(RefundLine("L1", 4400),),
+        )
+    )
     topics = Topics(orders=new_topic(2), accounts=new_topic(1))
     publish(kafka_bootstrap, topics, events)
     store = open_store(fresh_pg_url)
     group = unique("order")
     with ConsumerThread(store, kafka_bootstrap, group, [topics.orders, topics.accounts]) as c:
-        wait_until_applied(store, group, end_offsets(kafka_bootstrap,
-                                                     [topics.orders, topics.accounts]),
-                           alive=c.alive)
+        wait_until_applied(
+            store,
+            group,
+            end_offsets(kafka_bootstrap, [topics.orders, topics.accounts]),
+            alive=c.alive,
+        )
     model = InMemoryLedger()
     model.ingest(events)
     assert queries.account_balances(store) == model.balances()

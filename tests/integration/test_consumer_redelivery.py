@@ -35,8 +35,9 @@ def test_the_whole_stream_again_changes_nothing(kafka_bootstrap, new_topic, fres
     topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
     store = open_store(fresh_pg_url)
     group = unique("redeliver")
-    with ConsumerThread(store, kafka_bootstrap, group, [topics.orders, topics.accounts],
-                        max_poll_records=300) as consumer:
+    with ConsumerThread(
+        store, kafka_bootstrap, group, [topics.orders, topics.accounts], max_poll_records=300
+    ) as consumer:
         produce_phases(kafka_bootstrap, topics, work, store, group, alive=consumer.alive)
         once = snapshot(store)
         assert duplicates(consumer) == 0
@@ -62,10 +63,10 @@ def test_duplicates_inside_the_stream_are_no_ops(kafka_bootstrap, new_topic, fre
     topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
     store = open_store(fresh_pg_url)
     group = unique("dup-inside")
-    doubled = type(work)(setup=work.setup * 2, activity=work.activity * 2,
-                         finance=work.finance * 2)
-    with ConsumerThread(store, kafka_bootstrap, group, [topics.orders, topics.accounts],
-                        max_poll_records=5000) as consumer:
+    doubled = type(work)(setup=work.setup * 2, activity=work.activity * 2, finance=work.finance * 2)
+    with ConsumerThread(
+        store, kafka_bootstrap, group, [topics.orders, topics.accounts], max_poll_records=5000
+    ) as consumer:
         produce_phases(kafka_bootstrap, topics, doubled, store, group, alive=consumer.alive)
         assert duplicates(consumer) == len(work.all())
     model = InMemoryLedger()

@@ -47,8 +47,14 @@ DB_RETRY = "database unavailable or conflicting; retrying"
 
 
 def run_script(path: str, timeout: float = 180) -> str:
-    done = subprocess.run(["bash", str(REPO / path)], capture_output=True, text=True, check=False,
-                          timeout=timeout, cwd=REPO)
+    done = subprocess.run(
+        ["bash", str(REPO / path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        cwd=REPO,
+    )
     assert done.returncode == 0, f"{path} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -60,8 +66,9 @@ PID_OF = {  # bash that prints a server's pid, through the deploy scripts' own h
 
 
 def server_pid(server: str) -> str | None:
-    done = subprocess.run(["bash", "-c", PID_OF[server]], capture_output=True, text=True,
-                          check=False, cwd=REPO)
+    done = subprocess.run(
+        ["bash", "-c", PID_OF[server]], capture_output=True, text=True, check=False, cwd=REPO
+    )
     return done.stdout.strip() or None
 
 
@@ -83,9 +90,11 @@ def restartable(kafka_bootstrap: str, pg_url: str) -> Iterator[None]:
     kafka_port = os.environ.get("KAFKA_PORT", "19092")
     pg_port = os.environ.get("PG_PORT", "55432")
     assert kafka_bootstrap.rsplit(":", 1)[1] == kafka_port, (
-        f"the broker under test ({kafka_bootstrap}) is not deploy/kafka's (port {kafka_port})")
+        f"the broker under test ({kafka_bootstrap}) is not deploy/kafka's (port {kafka_port})"
+    )
     assert str(make_url(pg_url).port) == pg_port, (
-        f"the database under test ({pg_url}) is not deploy/postgres's (port {pg_port})")
+        f"the database under test ({pg_url}) is not deploy/postgres's (port {pg_port})"
+    )
     pids = {server: server_pid(server) for server in PID_OF}
     assert all(pids.values()), f"servers not started by deploy/: {pids}"
     try:
@@ -113,8 +122,14 @@ def test_consumer_survives_broker_and_database_restarts(
     topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
     names = [topics.orders, topics.accounts]
     store = open_store(fresh_pg_url)
-    consumer = ConsumerProcess(fresh_pg_url, kafka_bootstrap, unique("restarts"), names,
-                               tmp_path / "consumer.log", ["--max-poll-records", "300"]).start()
+    consumer = ConsumerProcess(
+        fresh_pg_url,
+        kafka_bootstrap,
+        unique("restarts"),
+        names,
+        tmp_path / "consumer.log",
+        ["--max-poll-records", "300"],
+    ).start()
     phase_ends = []
     try:
         publish(kafka_bootstrap, topics, work.setup)
@@ -148,10 +163,14 @@ def test_consumer_survives_broker_and_database_restarts(
     logs = consumer.log_lines()
     # the broker outage is in the log (the Kafka client's reconnect attempts), and batches
     # were applied after it: the same process reconnected by itself
-    outage = [i for i, r in enumerate(logs) if r.get("event") == "kafka client"
-              and any(s in r.get("message", "") for s in ("ECONNREFUSED", "Connection lost"))]
+    outage = [
+        i
+        for i, r in enumerate(logs)
+        if r.get("event") == "kafka client"
+        and any(s in r.get("message", "") for s in ("ECONNREFUSED", "Connection lost"))
+    ]
     assert outage, "no broker outage logged:\n" + consumer.log_tail()
-    assert any(r.get("event") == "batch applied" for r in logs[outage[-1]:])
+    assert any(r.get("event") == "batch applied" for r in logs[outage[-1] :])
     retries = [r for r in logs if r.get("event") == DB_RETRY]
     assert retries, "no database retry logged:\n" + consumer.log_tail()
     assert all("retry_in_s" in r and "attempt" in r for r in retries)

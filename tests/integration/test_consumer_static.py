@@ -31,9 +31,14 @@ def test_consumer_waits_for_topics_and_keeps_them_across_a_static_restart(
 ) -> None:
     topics = new_topics("static")
     store = open_store(fresh_pg_url)
-    consumer = ConsumerProcess(fresh_pg_url, kafka_bootstrap, unique("static"), names(topics),
-                               tmp_path / "consumer.log",
-                               ["--instance-id", "static-1", "--max-poll-records", "200"])
+    consumer = ConsumerProcess(
+        fresh_pg_url,
+        kafka_bootstrap,
+        unique("static"),
+        names(topics),
+        tmp_path / "consumer.log",
+        ["--instance-id", "static-1", "--max-poll-records", "200"],
+    )
     try:
         consumer.start()
         waiting = consumer.wait_for_log(lambda r: r.get("event") == "waiting for topic metadata")
@@ -41,14 +46,16 @@ def test_consumer_waits_for_topics_and_keeps_them_across_a_static_restart(
         assert not topic_exists(kafka_bootstrap, topics.accounts)  # not auto-created
 
         create_topics(kafka_bootstrap, topics=topics)
-        consumer.wait_for_log(lambda r: r.get("event") == "partitions assigned"
-                              and len(r.get("partitions", [])) == 5)
+        consumer.wait_for_log(
+            lambda r: r.get("event") == "partitions assigned" and len(r.get("partitions", [])) == 5
+        )
         consumer.kill()
         consumer.start()  # same instance id: the broker hands back the same assignment
 
         work = generate(seed=5150, sharers=20, buyers=100, orders=300)
-        produce_phases(kafka_bootstrap, topics, work, store, consumer.group, timeout=60,
-                       alive=consumer.alive)
+        produce_phases(
+            kafka_bootstrap, topics, work, store, consumer.group, timeout=60, alive=consumer.alive
+        )
         model = InMemoryLedger()
         for phase in (work.setup, work.activity, work.finance):
             model.ingest(phase)

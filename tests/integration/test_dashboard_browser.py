@@ -19,8 +19,13 @@ SHOTS = REPO / ".cache" / "screenshots"
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = subprocess.run(["bash", str(REPO / "deploy" / "chromium.sh")], capture_output=True,
-                           text=True, timeout=600, check=False)
+    found = subprocess.run(
+        ["bash", str(REPO / "deploy" / "chromium.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert found.returncode == 0, found.stderr
     return found.stdout.strip().splitlines()[-1]
 

@@ -21,12 +21,12 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
     result = CliRunner().invoke(main, ["demo", "--db", str(db), "--orders", "80"])
     assert result.exit_code == 0, result.output
     out = result.output
-    view = out[out.index("Multi-level payout view of"):out.index("Team of")]
+    view = out[out.index("Multi-level payout view of") : out.index("Team of")]
     assert [line.split()[0] for line in view.splitlines()[3:6]] == ["1", "2", "3"]
     assert re.search(r"Team of \S+ \(the referral tree below them\)", out)
     config = re.search(r"LEDGER_CONFIG=(\S+) \.venv/bin/ledger serve --db sqlite:///(\S+)", out)
     assert config is not None and config.group(2) == str(db)
-    token = out[out.index("sign in with the finance token"):].splitlines()[1].strip()
+    token = out[out.index("sign in with the finance token") :].splitlines()[1].strip()
     written = Path(config.group(1)).read_text()
     line = next(x for x in written.splitlines() if x.startswith("LEDGER_"))
     tokens = TokenBook.parse(line.split("=", 1)[1])
@@ -36,5 +36,6 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
     with TestClient(app) as client:
         signed_in = client.post("/dashboard/login", data={"token": token})
         assert signed_in.status_code == 200 and 'id="balances"' in signed_in.text
-        assert client.get("/api/v1/balances",
-                          headers={"Authorization": f"Bearer {token}"}).json()["items"]
+        assert client.get("/api/v1/balances", headers={"Authorization": f"Bearer {token}"}).json()[
+            "items"
+        ]

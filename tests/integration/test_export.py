@@ -33,19 +33,27 @@ def _fill(store) -> None:
     service = LedgerService(store)
     for start in range(0, len(events), 100):
         chain = f"ledger.orders/{(start // 100) % 2}"
-        service.ingest([Received(e, f"{chain}@{start + i}", chain)
-                        for i, e in enumerate(events[start : start + 100])])
+        service.ingest(
+            [
+                Received(e, f"{chain}@{start + i}", chain)
+                for i, e in enumerate(events[start : start + 100])
+            ]
+        )
     ev = Ev("x")
-    service.ingest([
-        Received(ev.refund("R-wait", "O-not-yet", "B9", [("L1", 1)], T0), "late", "extra"),
-        Received(ev.enroll("S-orphan", "S-missing"), "late", "extra"),
-        Received(ev.request("P-x", "nobody", 5, at=T0 + 1), "bad", "extra"),  # rejected
-        Undecodable("raw@1", "malformed_json", "not valid JSON", '{"type": "order'),
-    ])
+    service.ingest(
+        [
+            Received(ev.refund("R-wait", "O-not-yet", "B9", [("L1", 1)], T0), "late", "extra"),
+            Received(ev.enroll("S-orphan", "S-missing"), "late", "extra"),
+            Received(ev.request("P-x", "nobody", 5, at=T0 + 1), "bad", "extra"),  # rejected
+            Undecodable("raw@1", "malformed_json", "not valid JSON", '{"type": "order'),
+        ]
+    )
 
 
 def _dead(store) -> list[tuple]:
-    return sorted((d["event_id"] or "", d["reason"], d["source"]) for d in queries.dead_letters(store))
+    return sorted(
+        (d["event_id"] or "", d["reason"], d["source"]) for d in queries.dead_letters(store)
+    )
 
 
 def test_postgres_export_replays_into_sqlite_with_the_same_head(fresh_pg_url, tmp_path) -> None:
@@ -64,8 +72,11 @@ def test_postgres_export_replays_into_sqlite_with_the_same_head(fresh_pg_url, tm
     assert replayed.replayed_head == report.head
     assert queries.account_balances(target) == queries.account_balances(source)
     assert _dead(target) == _dead(source)
-    assert ([p["event_id"] for p in queries.parked_events(target)]
-            == [p["event_id"] for p in queries.parked_events(source)] != [])
+    assert (
+        [p["event_id"] for p in queries.parked_events(target)]
+        == [p["event_id"] for p in queries.parked_events(source)]
+        != []
+    )
     with pytest.raises(ReplayError, match="already holds a ledger"):
         replay(out, target)
     source.dispose()
@@ -84,7 +95,9 @@ def test_the_file_keeps_schemas_heads_and_ledger_order(tmp_path) -> None:
     heads = json.loads(meta["ledger.chain_heads"])
     assert set(heads) == {"ledger.orders/0", "ledger.orders/1"}
     assert {s["name"] for s in json.loads(meta["ledger.event_schemas"])} >= {
-        "OrderPlaced", "SettlementRun"}
+        "OrderPlaced",
+        "SettlementRun",
+    }
     not_export = tmp_path / "other.avro"
     not_export.write_bytes(b"not avro at all")
     with pytest.raises(ReplayError):
@@ -104,16 +117,24 @@ def test_apache_avro_java_reads_the_export(tmp_path) -> None:
     out = tmp_path / "h.avro"
     report = export(store, out)
     classpath = os.pathsep.join(str(p) for p in sorted(_avro_jars().glob("*.jar")))
-    run = subprocess.run(["java", "-cp", classpath, str(REPO / "tests/java/ReadExport.java"),
-                          str(out)], capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        ["java", "-cp", classpath, str(REPO / "tests/java/ReadExport.java"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     _, records = read_export(out)
     rows = list(records)
     assert seen == {
-        "records": len(rows), "events": report.events,
-        "decoded": sum(1 for r in rows if r["avro"] is not None), "mismatched": 0,
-        "head": report.head, "format": "ledger-export/1",
+        "records": len(rows),
+        "events": report.events,
+        "decoded": sum(1 for r in rows if r["avro"] is not None),
+        "mismatched": 0,
+        "head": report.head,
+        "format": "ledger-export/1",
         "first_event_id": next(r["event_id"] for r in rows if r["avro"] is not None),
     }
     assert seen["decoded"] >= report.events - 1  # all but the malformed payout request
@@ -128,8 +149,9 @@ def test_cli_export_replay_rebuild_check(tmp_path) -> None:
     exported = runner.invoke(main, ["export", "--db", db, str(out)])
     assert exported.exit_code == 0, exported.output
     head = verify(store).head
-    replayed = runner.invoke(main, ["replay", str(out), "--db",
-                                    f"sqlite:///{tmp_path / 'r.sqlite'}"])
+    replayed = runner.invoke(
+        main, ["replay", str(out), "--db", f"sqlite:///{tmp_path / 'r.sqlite'}"]
+    )
     assert replayed.exit_code == 0, replayed.output
     assert f"source head   {head}" in replayed.output
     assert f"replayed head {head}" in replayed.output
@@ -141,8 +163,12 @@ def test_cli_export_replay_rebuild_check(tmp_path) -> None:
         assert f"{view}: {entries} entries" in rebuilt.output
     assert runner.invoke(main, ["check", "--db", db]).exit_code == 0
     with store.begin() as conn:
-        conn.execute(text("UPDATE view_fee_totals SET fees = fees + 1 "
-                          "WHERE day = (SELECT min(day) FROM view_fee_totals)"))
+        conn.execute(
+            text(
+                "UPDATE view_fee_totals SET fees = fees + 1 "
+                "WHERE day = (SELECT min(day) FROM view_fee_totals)"
+            )
+        )
     checked = runner.invoke(main, ["check", "--db", db])
     assert checked.exit_code == 1
     assert "DRIFT totals" in checked.output and "fees" in checked.output

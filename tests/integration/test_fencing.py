@@ -29,8 +29,10 @@ TP = ("orders", 0)
 
 
 def items(events: Sequence[Any], first_offset: int = 0) -> list[Received]:
-    return [Received(e, f"orders/0@{first_offset + n}", "orders/0", ("orders", 0,
-                     first_offset + n)) for n, e in enumerate(events)]
+    return [
+        Received(e, f"orders/0@{first_offset + n}", "orders/0", ("orders", 0, first_offset + n))
+        for n, e in enumerate(events)
+    ]
 
 
 class HeldService(LedgerService):
@@ -41,8 +43,15 @@ class HeldService(LedgerService):
         self.inside = threading.Event()
         self.release = threading.Event()
 
-    def _ingest(self, conn: Connection, batch: Any, advances: Sequence[Advance],
-                group: str | None, *, optimistic: bool) -> Any:
+    def _ingest(
+        self,
+        conn: Connection,
+        batch: Any,
+        advances: Sequence[Advance],
+        group: str | None,
+        *,
+        optimistic: bool,
+    ) -> Any:
         report = super()._ingest(conn, batch, advances, group, optimistic=optimistic)
         self.inside.set()
         assert self.release.wait(30)
@@ -52,9 +61,15 @@ class HeldService(LedgerService):
 def test_the_second_writer_of_a_partition_is_fenced(db_url: str) -> None:
     events = [r.incoming.event for r in worked_example().results]
     order = next(e for e in events if isinstance(e, OrderPlaced))
-    refund = RefundIssued("e-r1", order.occurred_at + 1, "t", refund_id="R1",
-                          order_id=order.order_id, buyer_id=order.buyer_id,
-                          lines=(RefundLine(order.lines[0].line_id, 100),))
+    refund = RefundIssued(
+        "e-r1",
+        order.occurred_at + 1,
+        "t",
+        refund_id="R1",
+        order_id=order.order_id,
+        buyer_id=order.buyer_id,
+        lines=(RefundLine(order.lines[0].line_id, 100),),
+    )
     batch = items(events)
     store_a, store_b = open_store(db_url), open_store(db_url)
     zombie, owner = HeldService(store_a), LedgerService(store_b)
@@ -106,13 +121,18 @@ def test_the_second_writer_of_a_partition_is_fenced(db_url: str) -> None:
 def test_a_batch_from_a_stale_start_commits_nothing(db_url: str) -> None:
     store = open_store(db_url)
     service = LedgerService(store)
-    clicks = [ClickRecorded(f"c{n}", 1_000 + n, "t", click_id=f"k{n}", sharer_id="s",
-                            buyer_id="b", product_id="p") for n in range(4)]
+    clicks = [
+        ClickRecorded(
+            f"c{n}", 1_000 + n, "t", click_id=f"k{n}", sharer_id="s", buyer_id="b", product_id="p"
+        )
+        for n in range(4)
+    ]
     start = service.claim("g", [TP])
     service.ingest_isolating(items(clicks[:2]), starts=start, group="g")
     with pytest.raises(Fenced):
-        service.ingest(items(clicks[2:], 2), advances=advances_for(items(clicks[2:], 2), start),
-                       group="g")
+        service.ingest(
+            items(clicks[2:], 2), advances=advances_for(items(clicks[2:], 2), start), group="g"
+        )
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.clicks)).scalar_one() == 2
     assert service.progress("g")[TP] == Stored(2)

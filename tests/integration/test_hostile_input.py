@@ -85,8 +85,13 @@ def test_an_order_past_10_15_is_a_dead_letter_and_the_lines_behind_it_apply(
     """Item 1: 10,000 lines at the per-line maximum, rate 10000 bps, used to overflow the
     postings and stop `ledger ingest` for good, at any batch size."""
     ev = Ev()
-    huge = ev.order("O-huge", "B1", AT, [(f"L{n}", MAX_AMOUNT, 10_000) for n in range(10_000)],
-                    event_id="e-huge")
+    huge = ev.order(
+        "O-huge",
+        "B1",
+        AT,
+        [(f"L{n}", MAX_AMOUNT, 10_000) for n in range(10_000)],
+        event_id="e-huge",
+    )
     path = write_lines(tmp_path / "in.jsonl", [*setup(ev), huge, ev.order("O2", "B1", AT + 1)])
     result = cli("ingest", str(path), "--db", db_url, "--batch-size", "2")
     assert result.exit_code == 0, result.output
@@ -109,8 +114,9 @@ def test_a_balance_past_2_62_is_a_dead_letter_and_every_read_still_works(
     orders = [ev.order(f"O{n}", "B1", AT, [("L1", MAX_AMOUNT, 10_000)]) for n in range(fits)]
     over = ev.order("O-over", "B1", AT, [("L1", MAX_AMOUNT, 10_000)], event_id="e-over")
     small = ev.order("O-small", "B1", AT, [("L1", 10_000, None)], merchant="M2")
-    path = write_lines(tmp_path / "in.jsonl",
-                       [*setup(ev, shares=(10_000, 0, 0), fee=0), *orders, over, small])
+    path = write_lines(
+        tmp_path / "in.jsonl", [*setup(ev, shares=(10_000, 0, 0), fee=0), *orders, over, small]
+    )
     result = cli("ingest", str(path), "--db", db_url)
     assert result.exit_code == 0, result.output
     assert f"{fits + 4} applied, 1 rejected" in result.output
@@ -134,8 +140,10 @@ def _kept_balances(store) -> dict[tuple[str, str], int]:  # type: ignore[no-unty
     b = t.account_balances
     with store.read() as conn:
         rows = conn.execute(
-            select(b.c.account, b.c.currency, func.sum(b.c.balance)).group_by(b.c.account,
-                                                                                b.c.currency))
+            select(b.c.account, b.c.currency, func.sum(b.c.balance)).group_by(
+                b.c.account, b.c.currency
+            )
+        )
         return {(a, c): int(v) for a, c, v in rows if int(v) != 0}
 
 
@@ -148,11 +156,19 @@ def test_sums_of_postings_read_even_when_money_through_an_account_passes_int64(
     store = open_store(db_url)
     pairs = 9_300
     entries = [  # in by +10^15 … then out by −10^15 …, later in time too: any order overflows
-        JournalEntry(f"e{sign}{n}", 0, "settlement", "test", at, (
-            Posting("sharer:S1:available", "CNY", sign * MAX_AMOUNT),
-            Posting("sharer:S1:pending", "CNY", -sign * MAX_AMOUNT),
-        ))
-        for sign, start in ((1, 0), (-1, 10**9)) for n, at in enumerate(range(start, start + pairs))
+        JournalEntry(
+            f"e{sign}{n}",
+            0,
+            "settlement",
+            "test",
+            at,
+            (
+                Posting("sharer:S1:available", "CNY", sign * MAX_AMOUNT),
+                Posting("sharer:S1:pending", "CNY", -sign * MAX_AMOUNT),
+            ),
+        )
+        for sign, start in ((1, 0), (-1, 10**9))
+        for n, at in enumerate(range(start, start + pairs))
     ]
     try:
         with store.begin() as conn:
@@ -176,8 +192,10 @@ def test_a_record_the_database_refuses_becomes_an_unstorable_dead_letter(
     ev = Ev()
     lines = [(f"L{n}", 2**62, 10_000) for n in range(4)]  # each an Avro long; M1 charged 2^63.1
     huge = ev.order("O-huge", "B1", AT, lines, event_id="e-huge")
-    path = write_lines(tmp_path / "in.jsonl",
-                       [*setup(ev), ev.order("O1", "B1", AT), huge, ev.order("O2", "B1", AT)])
+    path = write_lines(
+        tmp_path / "in.jsonl",
+        [*setup(ev), ev.order("O1", "B1", AT), huge, ev.order("O2", "B1", AT)],
+    )
     result = cli("ingest", str(path), "--db", db_url, "--batch-size", "6")
     assert result.exit_code == 0, result.output
     assert "5 applied, 0 rejected" in result.output and "1 unreadable" in result.output
@@ -197,8 +215,14 @@ def test_piped_input_is_ingested_through_dev_stdin_and_dash(tmp_path: Path) -> N
         db = f"sqlite:///{tmp_path / f'{n}.sqlite'}"
         with path.open("rb") as data:
             cat = subprocess.Popen(["cat"], stdin=data, stdout=subprocess.PIPE)
-            done = subprocess.run([LEDGER, "ingest", target, "--db", db], stdin=cat.stdout,
-                                  capture_output=True, text=True, timeout=120, check=False)
+            done = subprocess.run(
+                [LEDGER, "ingest", target, "--db", db],
+                stdin=cat.stdout,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             cat.wait(timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("4 events: 4 applied"), done.stdout
@@ -209,8 +233,11 @@ def test_a_regular_file_still_gets_a_progress_bar_to_its_last_byte(tmp_path: Pat
     from ledger.ingest_file import ingest_stream
 
     ev = Ev()
-    path = write_lines(tmp_path / "in.jsonl", [*setup(ev), *(ev.order(f"O{n}", "B1", AT)
-                                                            for n in range(25))], ["", "{"])
+    path = write_lines(
+        tmp_path / "in.jsonl",
+        [*setup(ev), *(ev.order(f"O{n}", "B1", AT) for n in range(25))],
+        ["", "{"],
+    )
     steps: list[int] = []
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
     try:
@@ -238,15 +265,32 @@ def test_a_file_of_random_bytes_as_the_database(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["balances", "--as-of", "99999999999999999999"], ["balances", "--as-of", "²"],
-     ["balances", "--as-of", ""], ["balances", "--as-of", "2026-01-01T00:00:00Z\x00"],
-     ["dead-letters", "--limit", "9223372036854775808"], ["parked", "--limit", "-1"],
-     ["ingest", "-", "--batch-size", "0"], ["ingest", "-", "--chain", "a\nb"],
-     ["balances", "--sharer", "S\x00"], ["verify", "--expect-head", "not-a-hash"],
-     ["balances", "--db", ""]],
-    ids=["as-of-huge", "as-of-superscript", "as-of-empty", "as-of-nul", "limit-2^63",
-         "limit-negative", "batch-size-0", "chain-newline", "sharer-nul", "expect-head",
-         "db-empty"],
+    [
+        ["balances", "--as-of", "99999999999999999999"],
+        ["balances", "--as-of", "²"],
+        ["balances", "--as-of", ""],
+        ["balances", "--as-of", "2026-01-01T00:00:00Z\x00"],
+        ["dead-letters", "--limit", "9223372036854775808"],
+        ["parked", "--limit", "-1"],
+        ["ingest", "-", "--batch-size", "0"],
+        ["ingest", "-", "--chain", "a\nb"],
+        ["balances", "--sharer", "S\x00"],
+        ["verify", "--expect-head", "not-a-hash"],
+        ["balances", "--db", ""],
+    ],
+    ids=[
+        "as-of-huge",
+        "as-of-superscript",
+        "as-of-empty",
+        "as-of-nul",
+        "limit-2^63",
+        "limit-negative",
+        "batch-size-0",
+        "chain-newline",
+        "sharer-nul",
+        "expect-head",
+        "db-empty",
+    ],
 )
 def test_bad_arguments_are_one_line_errors(args: list[str], tmp_path: Path) -> None:
     db = ["--db", f"sqlite:///{tmp_path / 'l.sqlite'}"] if "--db" not in args else []
@@ -274,14 +318,19 @@ def test_a_non_utf8_file_name_is_ingested_and_a_non_utf8_chain_refused(tmp_path:
     with open(name, "w") as fh:
         fh.write(json.dumps(event_to_json(ev.enroll("S1"))) + "\n{\n")
     db = f"sqlite:///{tmp_path / 'l.sqlite'}"
-    done = subprocess.run([LEDGER, "ingest", name, "--db", db], capture_output=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [LEDGER, "ingest", name, "--db", db], capture_output=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(b"2 events: 1 applied")
     (dead,) = dead_letters(db)
     assert dead["source"] == "ev\\xff\\xfe.jsonl:2"
-    refused = subprocess.run([LEDGER, "ingest", name, "--db", db, "--chain", b"c\xff"],
-                             capture_output=True, timeout=120, check=False)
+    refused = subprocess.run(
+        [LEDGER, "ingest", name, "--db", db, "--chain", b"c\xff"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert refused.returncode == 2
     assert refused.stderr.count(b"\n") == 1 and b"--chain" in refused.stderr
     assert b"Traceback" not in refused.stderr
@@ -297,16 +346,18 @@ def test_an_unknown_schema_revision_in_the_database(db_url: str) -> None:
 
 
 def test_the_postgres_hint_is_given_for_postgres_only(tmp_path: Path) -> None:
-    line = one_line_error(cli("verify", "--db",
-                              "postgresql+psycopg2://nobody:x@127.0.0.1:1/none"), 1)
+    line = one_line_error(
+        cli("verify", "--db", "postgresql+psycopg2://nobody:x@127.0.0.1:1/none"), 1
+    )
     assert "server up" in line and "SQLite" not in line
 
 
 # --- item 9: in-memory SQLite ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",
-                                 "sqlite:///file:x?mode=memory&uri=true"])
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"]
+)
 def test_an_in_memory_sqlite_database_is_refused(url: str, tmp_path: Path) -> None:
     path = write_lines(tmp_path / "in.jsonl", [Ev().enroll("S1")])
     assert "in-memory" in one_line_error(cli("ingest", str(path), "--db", url), 1)
@@ -320,8 +371,11 @@ def test_ingesting_a_file_again_adds_no_dead_letters(db_url: str, tmp_path: Path
     ev = Ev()
     no_id = json.dumps({**event_to_json(ev.enroll("S9")), "event_id": ""})
     bad_id = json.dumps({**event_to_json(ev.enroll("S8")), "event_id": "x\u0000y"})
-    path = write_lines(tmp_path / "in.jsonl", [ev.plan(), ev.plan(event_id="e-dup-plan")],
-                       [no_id, bad_id, "not json", no_id])
+    path = write_lines(
+        tmp_path / "in.jsonl",
+        [ev.plan(), ev.plan(event_id="e-dup-plan")],
+        [no_id, bad_id, "not json", no_id],
+    )
     first = cli("ingest", str(path), "--db", db_url)
     assert "1 applied, 4 rejected" in first.output and "1 unreadable" in first.output
     assert len(dead_letters(db_url)) == 5  # the two equal lines are different lines
@@ -339,20 +393,27 @@ def test_a_kafka_record_redelivered_is_one_dead_letter(db_url: str) -> None:
     service = LedgerService(store)
 
     def record(offset: int) -> Undecodable:
-        return Undecodable(f"ledger.orders/0@{offset}", "bad_marker", "expected c301", "00ff",
-                           position=("ledger.orders", 0, offset))
+        return Undecodable(
+            f"ledger.orders/0@{offset}",
+            "bad_marker",
+            "expected c301",
+            "00ff",
+            position=("ledger.orders", 0, offset),
+        )
 
     topic = [("ledger.orders", 0)]
     try:
-        first = service.ingest_isolating([record(5), record(6)], group="g",
-                                         starts=service.claim("g", topic))
+        first = service.ingest_isolating(
+            [record(5), record(6)], group="g", starts=service.claim("g", topic)
+        )
         # the topic replayed by another group (an offset is applied once per group)
-        again = service.ingest_isolating([record(5)], group="g2",
-                                         starts=service.claim("g2", topic))
+        again = service.ingest_isolating([record(5)], group="g2", starts=service.claim("g2", topic))
         assert (first.undecodable, again.undecodable, again.duplicates) == (2, 0, 1)
         assert again.dead_letters == [] and again.undecodable_reasons == {}
         assert [d["source"] for d in queries.dead_letters(store)] == [
-            "ledger.orders/0@5", "ledger.orders/0@6"]
+            "ledger.orders/0@5",
+            "ledger.orders/0@6",
+        ]
     finally:
         store.dispose()
 
@@ -363,8 +424,12 @@ def test_a_kafka_record_redelivered_is_one_dead_letter(db_url: str) -> None:
 def test_a_run_with_as_of_in_the_future_releases_nothing(db_url: str, tmp_path: Path) -> None:
     ev = Ev()
     done, due = AT + DAY, AT + 8 * DAY  # completed, then frozen 7 days
-    events = [*setup(ev), ev.order("O1", "B1", AT), ev.complete("O1", "B1", done),
-              ev.run("RUN1", due, at=due - 1, event_id="e-early")]
+    events = [
+        *setup(ev),
+        ev.order("O1", "B1", AT),
+        ev.complete("O1", "B1", done),
+        ev.run("RUN1", due, at=due - 1, event_id="e-early"),
+    ]
     path = write_lines(tmp_path / "in.jsonl", events)
     assert "5 applied, 1 rejected" in cli("ingest", str(path), "--db", db_url).output
     (dead,) = dead_letters(db_url)
@@ -411,8 +476,12 @@ def test_ingest_fails_when_no_line_could_be_read_also_the_second_time(
 def test_times_before_1970_go_in_and_come_out(db_url: str, tmp_path: Path) -> None:
     ev = Ev()
     early = -DAY  # 1969-12-31
-    events = [ev.plan(effective_from=early - DAY), ev.enroll("S1", at=early),
-              ev.click("C1", "S1", "B1", early), ev.order("O1", "B1", early + 1)]
+    events = [
+        ev.plan(effective_from=early - DAY),
+        ev.enroll("S1", at=early),
+        ev.click("C1", "S1", "B1", early),
+        ev.order("O1", "B1", early + 1),
+    ]
     path = write_lines(tmp_path / "in.jsonl", events)
     assert "4 applied" in cli("ingest", str(path), "--db", db_url).output
     before = cli("balances", "--db", db_url, "--json", "--as-of", "1969-12-31T00:00:00.000Z")
@@ -482,8 +551,11 @@ def test_revision_0003_fills_the_balances_of_a_ledger_written_before_it(
     from ledger.store.base import alembic_config, run_migrations
 
     ev = Ev()
-    events = [*setup(ev), *(ev.order(f"O{n}", "B1", AT) for n in range(5)),
-              ev.refund("R1", "O1", "B1", [("L1", 4000)], AT + 1)]
+    events = [
+        *setup(ev),
+        *(ev.order(f"O{n}", "B1", AT) for n in range(5)),
+        ev.refund("R1", "O1", "B1", [("L1", 4000)], AT + 1),
+    ]
     path = write_lines(tmp_path / "in.jsonl", events)
     assert "9 applied" in cli("ingest", str(path), "--db", db_url).output
     store = open_store(db_url)

@@ -45,8 +45,21 @@ HOSTILE_VALUES = st.one_of(
     st.booleans(),
     st.none(),
     st.text(max_size=20),
-    st.sampled_from(["\x00", "a\x00b", "\ud800", "x" * 300, "", " ", "2026-03-01T08:00:00.000Z\x00junk",
-                     "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z", "CNY", "cny"]),
+    st.sampled_from(
+        [
+            "\x00",
+            "a\x00b",
+            "\ud800",
+            "x" * 300,
+            "",
+            " ",
+            "2026-03-01T08:00:00.000Z\x00junk",
+            "1969-12-31T23:59:59.999Z",
+            "0000-01-01T00:00:00Z",
+            "CNY",
+            "cny",
+        ]
+    ),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
     st.integers(1, 200).map(lambda depth: json.loads("[" * depth + "]" * depth)),
@@ -54,11 +67,23 @@ HOSTILE_VALUES = st.one_of(
 
 RAW_LINES = st.one_of(
     st.binary(max_size=60),
-    st.sampled_from([
-        b"[" * 100_000, b'{"a": NaN}', b'{"type": "order_placed", "type": "click_recorded"}',
-        b'{"type": "order_placed"', b"\x00" * 8, b"null", b"[]", b'"text"', b"1e999999",
-        b'{"type": "sharer_enrolled"}', b"\xef\xbb\xbf{}", b"\xc0\xaf", b"\xed\xa0\x80",
-    ]),
+    st.sampled_from(
+        [
+            b"[" * 100_000,
+            b'{"a": NaN}',
+            b'{"type": "order_placed", "type": "click_recorded"}',
+            b'{"type": "order_placed"',
+            b"\x00" * 8,
+            b"null",
+            b"[]",
+            b'"text"',
+            b"1e999999",
+            b'{"type": "sharer_enrolled"}',
+            b"\xef\xbb\xbf{}",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+        ]
+    ),
 )
 
 
@@ -92,8 +117,11 @@ def valid(draw: Any) -> bytes:
 def streams(draw: Any) -> bytes:
     lines: list[bytes] = []
     for _ in range(draw(st.integers(1, 30))):
-        kind = draw(st.sampled_from(["valid", "valid", "mutated", "mutated", "raw", "repeat",
-                                     "blank", "utf16"]))
+        kind = draw(
+            st.sampled_from(
+                ["valid", "valid", "mutated", "mutated", "raw", "repeat", "blank", "utf16"]
+            )
+        )
         if kind == "repeat" and lines:
             lines.append(draw(st.sampled_from(lines)))
         elif kind == "blank":
@@ -119,10 +147,13 @@ def non_blank_lines(data: bytes) -> int:
 
 
 def check_one_run(db: str, data: bytes, batch_size: int) -> None:
-    result = CliRunner().invoke(main, ["ingest", "-", "--db", db, "--batch-size",
-                                       str(batch_size)], input=data)
+    result = CliRunner().invoke(
+        main, ["ingest", "-", "--db", db, "--batch-size", str(batch_size)], input=data
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception, result.output)
+        result.exception,
+        result.output,
+    )
     assert "Traceback" not in result.output
     if data.startswith(FOREIGN_BOMS):
         assert result.exit_code == 1 and "byte-order mark" in result.stderr, result.output
@@ -131,7 +162,8 @@ def check_one_run(db: str, data: bytes, batch_size: int) -> None:
     found = SUMMARY.search(result.stdout)
     assert found, result.output
     received, applied, rejected, parked, released, duplicates, undecodable = map(
-        int, found.groups())
+        int, found.groups()
+    )
     assert received == lines
     assert applied + rejected + duplicates + parked + undecodable - released == lines
     if result.exit_code:
@@ -143,9 +175,15 @@ def check_one_run(db: str, data: bytes, batch_size: int) -> None:
         store.dispose()
 
 
-FUZZ = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 
 
 @FUZZ

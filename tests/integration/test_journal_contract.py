@@ -86,8 +86,6 @@ def _seed(store: Store) -> dict[str, list[int]]:
     return {"a": a, "b": b}
 
 
-
-
 # --- writing and verifying -------------------------------------------------------------
 
 
@@ -112,7 +110,9 @@ def test_append_two_chains_and_verify(store: Store) -> None:
         ).all()
     assert heads == expected
     assert [(p.ordinal, p.amount, p.occurred_at) for p in postings] == [
-        (0, -101, 1_001), (1, 91, 1_001), (2, 10, 1_001)
+        (0, -101, 1_001),
+        (1, 91, 1_001),
+        (2, 10, 1_001),
     ]
 
 
@@ -122,7 +122,9 @@ def test_empty_ledger_verifies(store: Store) -> None:
 
 
 def test_unbalanced_entry_raises_before_anything_is_written(store: Store) -> None:
-    bad = JournalEntry("E9", 0, "accrual", "r", 5, (Posting("x", "CNY", 5), Posting("y", "USD", -5)))
+    bad = JournalEntry(
+        "E9", 0, "accrual", "r", 5, (Posting("x", "CNY", 5), Posting("y", "USD", -5))
+    )
     with store.begin() as conn:
         with pytest.raises(UnbalancedEntry):
             store.append_entries(conn, "c", [_entry("E1", 100), bad], recorded_at=1)
@@ -164,7 +166,7 @@ def test_allocate(store: Store) -> None:
 
 
 def test_bulk_insert_round_trips_awkward_text(store: Store) -> None:
-    awkward = ["tab\there", "new\nline\r\n", "back\\slash \\N", "", 'quote" \'', "订单 ✓", "a,b"]
+    awkward = ["tab\there", "new\nline\r\n", "back\\slash \\N", "", "quote\" '", "订单 ✓", "a,b"]
     rows = [_sample_row(tables.events, i) | {"payload": value} for i, value in enumerate(awkward)]
     rows[0]["source"] = "\\."  # the COPY end-of-data marker, as data
     with store.begin() as conn:
@@ -175,9 +177,11 @@ def test_bulk_insert_round_trips_awkward_text(store: Store) -> None:
     assert stored[0]["source"] == "\\."
     nullable = [c.name for c in tables.dead_letters.columns if c.nullable]
     with store.begin() as conn:
-        store.bulk_insert(conn, tables.dead_letters, [
-            {k: v for k, v in _sample_row(tables.dead_letters, 1).items() if k not in nullable}
-        ])
+        store.bulk_insert(
+            conn,
+            tables.dead_letters,
+            [{k: v for k, v in _sample_row(tables.dead_letters, 1).items() if k not in nullable}],
+        )
         row = conn.execute(select(tables.dead_letters)).mappings().one()
     assert all(row[name] is None for name in nullable)
 
@@ -250,16 +254,25 @@ def _exec(conn: Connection, sql: str, **params: object) -> None:
 
 
 def _alter_amount(conn, s):
-    _exec(conn, "UPDATE postings SET amount = amount + 1 WHERE entry_seq = :s AND ordinal = 0",
-          s=s["a"][2])
+    _exec(
+        conn,
+        "UPDATE postings SET amount = amount + 1 WHERE entry_seq = :s AND ordinal = 0",
+        s=s["a"][2],
+    )
     return s["a"][2], "a", "hash mismatch"
 
 
 def _alter_amounts_keeping_balance(conn, s):
-    _exec(conn, "UPDATE postings SET amount = amount + 1 WHERE entry_seq = :s AND ordinal = 1",
-          s=s["b"][1])
-    _exec(conn, "UPDATE postings SET amount = amount - 1 WHERE entry_seq = :s AND ordinal = 2",
-          s=s["b"][1])
+    _exec(
+        conn,
+        "UPDATE postings SET amount = amount + 1 WHERE entry_seq = :s AND ordinal = 1",
+        s=s["b"][1],
+    )
+    _exec(
+        conn,
+        "UPDATE postings SET amount = amount - 1 WHERE entry_seq = :s AND ordinal = 2",
+        s=s["b"][1],
+    )
     return s["b"][1], "b", "hash mismatch"
 
 
@@ -316,9 +329,7 @@ def _swap_contents(conn, s):
     """Two rows exchange everything but their seq (postings stay with the seq)."""
     e = tables.entries
     x, y = s["a"][1], s["a"][2]
-    rx, ry = (
-        dict(conn.execute(select(e).where(e.c.seq == q)).mappings().one()) for q in (x, y)
-    )
+    rx, ry = (dict(conn.execute(select(e).where(e.c.seq == q)).mappings().one()) for q in (x, y))
     conn.execute(update(e).where(e.c.seq == x).values(chain_seq=-1, event_id="~swap"))
     conn.execute(update(e).where(e.c.seq == y).values({**rx, "seq": y}))
     conn.execute(update(e).where(e.c.seq == x).values({**ry, "seq": x}))
@@ -348,17 +359,38 @@ def _alter_chain_head(conn, s):
 
 def _write_forged(conn, seq: int, chain: str, chain_seq: int, prev: str, entry) -> None:
     digest = link_hash(prev, chain, chain_seq, entry)
-    conn.execute(tables.entries.insert().values(
-        seq=seq, chain=chain, chain_seq=chain_seq, event_id=entry.event_id,
-        ordinal=entry.ordinal, kind=entry.kind, rule=entry.rule, plan_id=entry.plan_id,
-        order_id=entry.order_id, payout_id=entry.payout_id, occurred_at=entry.occurred_at,
-        recorded_at=5, prev_hash=prev, hash=digest,
-    ))
-    conn.execute(tables.postings.insert(), [
-        {"entry_seq": seq, "ordinal": i, "account": p.account, "currency": p.currency,
-         "amount": p.amount, "occurred_at": entry.occurred_at}
-        for i, p in enumerate(entry.postings)
-    ])
+    conn.execute(
+        tables.entries.insert().values(
+            seq=seq,
+            chain=chain,
+            chain_seq=chain_seq,
+            event_id=entry.event_id,
+            ordinal=entry.ordinal,
+            kind=entry.kind,
+            rule=entry.rule,
+            plan_id=entry.plan_id,
+            order_id=entry.order_id,
+            payout_id=entry.payout_id,
+            occurred_at=entry.occurred_at,
+            recorded_at=5,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    conn.execute(
+        tables.postings.insert(),
+        [
+            {
+                "entry_seq": seq,
+                "ordinal": i,
+                "account": p.account,
+                "currency": p.currency,
+                "amount": p.amount,
+                "occurred_at": entry.occurred_at,
+            }
+            for i, p in enumerate(entry.postings)
+        ],
+    )
 
 
 TAMPERS: dict[str, Tamper] = {
@@ -400,8 +432,11 @@ def test_truncation_with_rewound_heads_needs_the_external_head(store: Store) -> 
     with tampering(store) as conn:
         _exec(conn, "DELETE FROM postings WHERE entry_seq = :s", s=seqs["a"][5])
         _exec(conn, "DELETE FROM entries WHERE seq = :s", s=seqs["a"][5])
-        _exec(conn, "UPDATE chain_heads SET chain_seq = 5, hash = :h WHERE chain = 'a'",
-              h=_expected_chain("a", _batch("a", 5))[1])
+        _exec(
+            conn,
+            "UPDATE chain_heads SET chain_seq = 5, hash = :h WHERE chain = 'a'",
+            h=_expected_chain("a", _batch("a", 5))[1],
+        )
     assert verify(store).ok  # consistent from inside the database …
     report = verify(store, expect_head=anchored)
     assert not report.ok and report.first_bad_seq is None  # … but not against the anchor

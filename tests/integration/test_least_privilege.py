@@ -17,8 +17,7 @@ from tests.tamper_helpers import build_ledger
 
 
 def _migrate(roles: PgRoles) -> None:
-    result = CliRunner().invoke(main, ["migrate", "--db", roles.owner,
-                                       "--grant", "ledger_service"])
+    result = CliRunner().invoke(main, ["migrate", "--db", roles.owner, "--grant", "ledger_service"])
     assert result.exit_code == 0, result.output
 
 
@@ -40,11 +39,17 @@ def test_the_service_role_runs_the_ledger(pg_roles: PgRoles) -> None:
     engine = create_engine(pg_roles.service)
     try:
         with engine.connect() as conn:
-            me = conn.execute(text(
-                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
-                "WHERE rolname = current_user")).one()
-            owners = set(conn.execute(text(
-                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")).scalars())
+            me = conn.execute(
+                text(
+                    "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            ).one()
+            owners = set(
+                conn.execute(
+                    text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+                ).scalars()
+            )
     finally:
         engine.dispose()
     assert tuple(me) == (False, False, False, False)
@@ -73,10 +78,13 @@ def test_the_service_role_cannot_change_append_only_tables(pg_roles: PgRoles, ta
     store.dispose()
     engine = create_engine(pg_roles.service)
     try:
-        for statement in [*_attacks(table), "SET session_replication_role = replica",
-                          "CREATE TABLE intruder (x int)",
-                          "DROP TRIGGER entries_append_only ON entries",
-                          "ALTER FUNCTION ledger_refuse_change() RENAME TO nothing"]:
+        for statement in [
+            *_attacks(table),
+            "SET session_replication_role = replica",
+            "CREATE TABLE intruder (x int)",
+            "DROP TRIGGER entries_append_only ON entries",
+            "ALTER FUNCTION ledger_refuse_change() RENAME TO nothing",
+        ]:
             refused = pytest.raises(DBAPIError, match="permission denied|must be owner")
             with refused, engine.begin() as conn:
                 conn.execute(text(statement))

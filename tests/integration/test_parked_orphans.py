@@ -18,19 +18,37 @@ def test_a_parked_event_whose_reference_is_applied_is_reported(db_url: str) -> N
     events = [r.incoming.event for r in worked_example().results]
     store = open_store(db_url)
     service = LedgerService(store)
-    waiting = RefundIssued("e-wait", 2_000_000_000_000, "t", refund_id="R9", order_id="O-later",
-                           buyer_id="B1", lines=(RefundLine("L1", 1),))
+    waiting = RefundIssued(
+        "e-wait",
+        2_000_000_000_000,
+        "t",
+        refund_id="R9",
+        order_id="O-later",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 1),),
+    )
     service.ingest([Received(e, f"in:{n}", "in") for n, e in enumerate([*events, waiting])])
     runner = CliRunner()
     fine = runner.invoke(main, ["parked", "--db", db_url])
     assert fine.exit_code == 0 and "e-wait" in fine.output and "defect" not in fine.output
 
     with store.begin() as conn:  # what a lost release would leave: waiting for O1, applied
-        conn.execute(insert(t.parked).values(
-            event_id="e-orphan", waits_for="order:O1", subject=None, arrival=10**9,
-            type="refund_issued", source="in:99", payload="{}", parked_at=1))
+        conn.execute(
+            insert(t.parked).values(
+                event_id="e-orphan",
+                waits_for="order:O1",
+                subject=None,
+                arrival=10**9,
+                type="refund_issued",
+                source="in:99",
+                payload="{}",
+                parked_at=1,
+            )
+        )
     orphan = runner.invoke(main, ["parked", "--db", db_url])
     assert orphan.exit_code == 1
-    assert "1 parked event(s) wait for a reference that is applied: e-orphan (order:O1)" \
+    assert (
+        "1 parked event(s) wait for a reference that is applied: e-orphan (order:O1)"
         in orphan.output
+    )
     store.dispose()

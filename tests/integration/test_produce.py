@@ -163,8 +163,7 @@ def test_ledger_produce_publishes_a_file_in_order(kafka_bootstrap, new_topic, tm
     assert f"{path}:7: malformed_json:" in result.stderr
     assert f"{path}:11: malformed_json:" in result.stderr
 
-    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
-                                   len(events))
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
     check_layout(records, events, topics, orders_partitions=4)
     check_markers(records, markers, events, topics)
     assert len({r.partition for r in records if r.topic == topics.orders}) > 1  # spread out
@@ -182,8 +181,7 @@ def test_skip_invalid_exits_zero(kafka_bootstrap, new_topic, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"published {len(events)}, invalid 1" in result.stdout
-    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
-                                   len(events))
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
     check_layout(records, events, topics, orders_partitions=2)
     check_markers(records, markers, events, topics)
 
@@ -195,8 +193,7 @@ def test_publisher_round_trip_many_events(kafka_bootstrap, new_topic):
         for event in events:
             publisher.publish(event)
     assert publisher.sent == publisher.acked == len(events)
-    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts],
-                                   len(events))
+    records, markers = consume_all(kafka_bootstrap, [topics.orders, topics.accounts], len(events))
     check_markers(records, markers, events, topics)
     position = {e.event_id: i for i, e in enumerate(events)}
     by_partition = defaultdict(list)

@@ -81,8 +81,15 @@ def test_refund_before_its_order_waits_then_applies(db_url: str) -> None:
     events = [r.incoming.event for r in worked_example().results]
     order = events[-1]
     assert isinstance(order, OrderPlaced)
-    refund = RefundIssued("e-r1", order.occurred_at + 5, "test", refund_id="R1", order_id="O1",
-                          buyer_id="B1", lines=(RefundLine("L1", 4400),))
+    refund = RefundIssued(
+        "e-r1",
+        order.occurred_at + 5,
+        "test",
+        refund_id="R1",
+        order_id="O1",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 4400),),
+    )
     store = open_store(db_url)
     ingest(store, events[:-1] + [refund], batch_size=100)
     assert [p["event_id"] for p in queries.parked_events(store)] == ["e-r1"]
@@ -97,8 +104,12 @@ def test_refund_before_its_order_waits_then_applies(db_url: str) -> None:
 def test_waiting_enrollment_cascade_across_batches(db_url: str, batch_size: int) -> None:
     from ledger.domain.events import SharerEnrolled
 
-    chain = [SharerEnrolled(f"e{n}", 1000 + n, "t", sharer_id=f"s{n}",
-                            upline_id=f"s{n - 1}" if n else None) for n in range(6)]
+    chain = [
+        SharerEnrolled(
+            f"e{n}", 1000 + n, "t", sharer_id=f"s{n}", upline_id=f"s{n - 1}" if n else None
+        )
+        for n in range(6)
+    ]
     reversed_chain = list(reversed(chain))
     store = open_store(db_url)
     ingest(store, reversed_chain[:-1], batch_size=batch_size)
@@ -130,12 +141,33 @@ def test_refunds_accumulate_across_transactions(db_url: str) -> None:
     events = [r.incoming.event for r in worked_example().results]
     store = open_store(db_url)
     ingest(store, events)
-    first = RefundIssued("e-r1", 1_767_225_600_100, "t", refund_id="R1", order_id="O1",
-                         buyer_id="B1", lines=(RefundLine("L1", 4400),))
-    rest = RefundIssued("e-r2", 1_767_225_600_200, "t", refund_id="R2", order_id="O1",
-                        buyer_id="B1", lines=(RefundLine("L1", 4400), RefundLine("L2", 1200)))
-    too_much = RefundIssued("e-r3", 1_767_225_600_300, "t", refund_id="R3", order_id="O1",
-                            buyer_id="B1", lines=(RefundLine("L2", 1),))
+    first = RefundIssued(
+        "e-r1",
+        1_767_225_600_100,
+        "t",
+        refund_id="R1",
+        order_id="O1",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 4400),),
+    )
+    rest = RefundIssued(
+        "e-r2",
+        1_767_225_600_200,
+        "t",
+        refund_id="R2",
+        order_id="O1",
+        buyer_id="B1",
+        lines=(RefundLine("L1", 4400), RefundLine("L2", 1200)),
+    )
+    too_much = RefundIssued(
+        "e-r3",
+        1_767_225_600_300,
+        "t",
+        refund_id="R3",
+        order_id="O1",
+        buyer_id="B1",
+        lines=(RefundLine("L2", 1),),
+    )
     for event in (first, rest, too_much):
         ingest(store, [event])
     assert queries.account_balances(store) == {}
@@ -148,13 +180,22 @@ def test_an_id_with_a_nul_is_rejected_as_invalid_not_unstorable(db_url: str) -> 
     events = [r.incoming.event for r in worked_example().results]
     order = events[-1]
     assert isinstance(order, OrderPlaced)
-    bad = OrderPlaced("e-bad", order.occurred_at, "t", order_id="O\x00", buyer_id="b\x00ad",
-                      merchant_id="M1", currency="CNY", lines=order.lines)
+    bad = OrderPlaced(
+        "e-bad",
+        order.occurred_at,
+        "t",
+        order_id="O\x00",
+        buyer_id="b\x00ad",
+        merchant_id="M1",
+        currency="CNY",
+        lines=order.lines,
+    )
     store = open_store(db_url)
     service = LedgerService(store)
     report = service.ingest_isolating(
         [Received(e, f"t/0@{n}", "t/0", ("t", 0, n)) for n, e in enumerate([*events, bad])],
-        starts=service.claim("g", [("t", 0)]), group="g",
+        starts=service.claim("g", [("t", 0)]),
+        group="g",
     )
     assert report.undecodable == 0 and report.rejected == 1
     assert [(d["event_id"], d["reason"]) for d in queries.dead_letters(store)] == [

@@ -29,18 +29,29 @@ def db_url_factory(request, tmp_path_factory):
     yield from url_factory(request, tmp_path_factory, prefix="prop")
 
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _entries(store) -> list[tuple]:
     e, p = t.entries, t.postings
     with store.read() as conn:
         rows = conn.execute(
-            select(e.c.event_id, e.c.ordinal, e.c.kind, e.c.rule, e.c.order_id,
-                   p.c.account, p.c.currency, p.c.amount)
-            .join(p, p.c.entry_seq == e.c.seq).order_by(e.c.chain_seq, p.c.ordinal)
+            select(
+                e.c.event_id,
+                e.c.ordinal,
+                e.c.kind,
+                e.c.rule,
+                e.c.order_id,
+                p.c.account,
+                p.c.currency,
+                p.c.amount,
+            )
+            .join(p, p.c.entry_seq == e.c.seq)
+            .order_by(e.c.chain_seq, p.c.ordinal)
         )
         return [tuple(r) for r in rows]
 
@@ -48,7 +59,8 @@ def _entries(store) -> list[tuple]:
 def _model_entries(model: InMemoryLedger) -> list[tuple]:
     return [
         (x.event_id, x.ordinal, x.kind, x.rule, x.order_id, p.account, p.currency, p.amount)
-        for x in model.entries for p in x.postings
+        for x in model.entries
+        for p in x.postings
     ]
 
 
@@ -69,23 +81,32 @@ def ingest_both(url: str, events, cuts) -> tuple:
 
 
 @SETTINGS
-@given(events=streams(max_buyers=3, max_steps=35), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8))
+@given(
+    events=streams(max_buyers=3, max_steps=35),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+)
 def test_database_equals_the_model(db_url_factory, events, cuts) -> None:
     store, model = ingest_both(db_url_factory(), events, cuts)
     assert _entries(store) == _model_entries(model)
     assert queries.account_balances(store) == model.balances()
     expected_dead = sorted(
         (r.incoming.event.event_id, r.outcome.reason)
-        for r in model.results if isinstance(r.outcome, Rejected)
+        for r in model.results
+        if isinstance(r.outcome, Rejected)
     )
-    assert sorted((d["event_id"], d["reason"]) for d in queries.dead_letters(store)) == expected_dead
+    assert (
+        sorted((d["event_id"], d["reason"]) for d in queries.dead_letters(store)) == expected_dead
+    )
     assert sorted(p["event_id"] for p in queries.parked_events(store)) == sorted(model.parked())
     assert verify(store).ok
     store.dispose()
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(seed=st.integers(0, 10**6), cuts=st.lists(st.integers(1, 40), min_size=1, max_size=6))
 def test_simulated_platform_equals_the_model(db_url_factory, seed, cuts) -> None:
     events = generate(seed, sharers=12, buyers=15, orders=40, refund_share=0.4).all()

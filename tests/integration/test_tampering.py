@@ -48,8 +48,9 @@ def _first_row(store: Store, name: str) -> dict[str, object]:
     table = tables.metadata.tables[name]
     if name == "checkpoints":
         with store.begin() as conn:
-            conn.execute(table.insert().values(signature="ab" * 32, created_at=1, key_id="k",
-                                               body="{}"))
+            conn.execute(
+                table.insert().values(signature="ab" * 32, created_at=1, key_id="k", body="{}")
+            )
     with store.read() as conn:
         key = list(table.primary_key.columns)
         return dict(conn.execute(select(table).order_by(*key).limit(1)).mappings().one())
@@ -92,15 +93,18 @@ def test_an_existing_row_cannot_be_replaced(store: Store, name: str) -> None:
         else:
             key = [c.name for c in table.primary_key.columns]
             stmt = pg_insert(table).values(altered)
-            statements = [stmt.on_conflict_do_update(
-                index_elements=key,
-                set_={c: stmt.excluded[c] for c in altered if c not in key},
-            )]
+            statements = [
+                stmt.on_conflict_do_update(
+                    index_elements=key,
+                    set_={c: stmt.excluded[c] for c in altered if c not in key},
+                )
+            ]
         for statement in statements:
             # PostgreSQL refuses a conflict on a key other than the one named as a plain
             # duplicate key
-            refused = pytest.raises(IntegrityError,
-                                    match="append-only|only move forward|duplicate key")
+            refused = pytest.raises(
+                IntegrityError, match="append-only|only move forward|duplicate key"
+            )
             with refused, store.begin() as conn:
                 conn.execute(statement)
     with store.read() as conn:
@@ -117,17 +121,26 @@ def test_the_issues_rewrite_is_refused_and_found(store: Store) -> None:
     from there to the head, the chains agree again, but the replay does not."""
     p = tables.postings
     with store.read() as conn:
-        row = dict(conn.execute(
-            select(p).where(p.c.account.like("sharer:%:pending"), p.c.amount > 0)
-            .order_by(p.c.entry_seq.desc()).limit(1)
-        ).mappings().one())
+        row = dict(
+            conn.execute(
+                select(p)
+                .where(p.c.account.like("sharer:%:pending"), p.c.amount > 0)
+                .order_by(p.c.entry_seq.desc())
+                .limit(1)
+            )
+            .mappings()
+            .one()
+        )
     moved = {**row, "account": "sharer:thief:pending"}
     if store.backend == "sqlite":
         with pytest.raises(IntegrityError, match="append-only"), store.begin() as conn:
             conn.execute(sqlite_insert(p).prefix_with("OR REPLACE").values(moved))
     with triggers_lifted(store) as conn:
-        conn.execute(update(p).where(p.c.entry_seq == row["entry_seq"],
-                                     p.c.ordinal == row["ordinal"]).values(account=moved["account"]))
+        conn.execute(
+            update(p)
+            .where(p.c.entry_seq == row["entry_seq"], p.c.ordinal == row["ordinal"])
+            .values(account=moved["account"])
+        )
         bad_seq = _rehash_journal_from(conn, row["entry_seq"])
     assert verify(store, replay=False).ok  # the chains alone cannot tell
     report = verify(store)
@@ -145,13 +158,25 @@ def _rehash_journal_from(conn: Connection, seq: int) -> int:
 
     e, p, h = tables.entries, tables.postings, tables.chain_heads
     chain, start = conn.execute(select(e.c.chain, e.c.chain_seq).where(e.c.seq == seq)).one()
-    prev = conn.execute(select(e.c.hash).where(e.c.chain == chain,
-                                               e.c.chain_seq == start - 1)).scalar() or "0" * 64
-    rows = conn.execute(select(e).where(e.c.chain == chain, e.c.chain_seq >= start)
-                        .order_by(e.c.chain_seq)).mappings().all()
+    prev = (
+        conn.execute(
+            select(e.c.hash).where(e.c.chain == chain, e.c.chain_seq == start - 1)
+        ).scalar()
+        or "0" * 64
+    )
+    rows = (
+        conn.execute(
+            select(e).where(e.c.chain == chain, e.c.chain_seq >= start).order_by(e.c.chain_seq)
+        )
+        .mappings()
+        .all()
+    )
     for row in rows:
-        postings = conn.execute(select(p).where(p.c.entry_seq == row["seq"])
-                                .order_by(p.c.ordinal)).mappings().all()
+        postings = (
+            conn.execute(select(p).where(p.c.entry_seq == row["seq"]).order_by(p.c.ordinal))
+            .mappings()
+            .all()
+        )
         digest = link_hash(prev, chain, row["chain_seq"], entry_from_row(row, postings))
         conn.execute(update(e).where(e.c.seq == row["seq"]).values(prev_hash=prev, hash=digest))
         prev = digest
@@ -163,24 +188,52 @@ def _append_event_row(conn: Connection, event, outcome: str = "applied") -> None
     """Append an event-log row the way the service would: linked, head advanced."""
     h = tables.chain_heads
     seq, prev = conn.execute(select(h.c.events_seq, h.c.events_hash).where(h.c.chain == "t")).one()
-    row = {"event_id": event.event_id, "type": event.TYPE, "occurred_at": event.occurred_at,
-           "source": "file:forged", "outcome": outcome, "payload": dump_event(event)}
+    row = {
+        "event_id": event.event_id,
+        "type": event.TYPE,
+        "occurred_at": event.occurred_at,
+        "source": "file:forged",
+        "outcome": outcome,
+        "payload": dump_event(event),
+    }
     digest = event_link_hash(prev, "t", seq + 1, row)
-    conn.execute(tables.events.insert().values(
-        **row, seq=10**9, recorded_at=1, chain="t", chain_seq=seq + 1, prev_hash=prev,
-        hash=digest))
+    conn.execute(
+        tables.events.insert().values(
+            **row,
+            seq=10**9,
+            recorded_at=1,
+            chain="t",
+            chain_seq=seq + 1,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
     conn.execute(update(h).where(h.c.chain == "t").values(events_seq=seq + 1, events_hash=digest))
 
 
 def _future_refund(store: Store) -> RefundIssued:
     with store.read() as conn:
-        row = conn.execute(select(tables.orders).where(tables.orders.c.levels != "[]")
-                           .order_by(tables.orders.c.order_id).limit(1)).mappings().one()
+        row = (
+            conn.execute(
+                select(tables.orders)
+                .where(tables.orders.c.levels != "[]")
+                .order_by(tables.orders.c.order_id)
+                .limit(1)
+            )
+            .mappings()
+            .one()
+        )
     order = order_from_row(row)
     line = max(order.lines.values(), key=lambda x: x.remaining * x.rate_bps)  # moves money
-    return RefundIssued("ev-future", order.occurred_at + 1, "shop", refund_id="R-future",
-                        order_id=order.order_id, buyer_id=order.buyer_id,
-                        lines=(RefundLine(line.line_id, line.remaining),))
+    return RefundIssued(
+        "ev-future",
+        order.occurred_at + 1,
+        "shop",
+        refund_id="R-future",
+        order_id=order.order_id,
+        buyer_id=order.buyer_id,
+        lines=(RefundLine(line.line_id, line.remaining),),
+    )
 
 
 def test_a_logged_event_that_suppresses_the_real_one_is_found(store: Store) -> None:
@@ -201,11 +254,22 @@ def test_a_logged_event_that_suppresses_the_real_one_is_found(store: Store) -> N
 def test_a_naively_inserted_event_row_breaks_the_event_chain(store: Store) -> None:
     refund = _future_refund(store)
     with store.begin() as conn:
-        conn.execute(tables.events.insert().values(
-            seq=10**9, event_id=refund.event_id, type=refund.TYPE,
-            occurred_at=refund.occurred_at, recorded_at=1, source="x", outcome="applied",
-            payload=dump_event(refund), chain="t", chain_seq=10**6, prev_hash="0" * 64,
-            hash="0" * 64))
+        conn.execute(
+            tables.events.insert().values(
+                seq=10**9,
+                event_id=refund.event_id,
+                type=refund.TYPE,
+                occurred_at=refund.occurred_at,
+                recorded_at=1,
+                source="x",
+                outcome="applied",
+                payload=dump_event(refund),
+                chain="t",
+                chain_seq=10**6,
+                prev_hash="0" * 64,
+                hash="0" * 64,
+            )
+        )
     report = verify(store, replay=False)
     assert not report.ok and report.table == "events" and report.first_bad_seq == 10**9
     assert "event log: " in report.problem
@@ -215,19 +279,26 @@ def _set_json(column: str, change: Callable[[object], object]) -> Callable[[Conn
     def tamper(conn: Connection) -> str:
         o = tables.orders
         order_id, value = conn.execute(
-            select(o.c.order_id, o.c[column]).where(o.c.levels != "[]", o.c.settled_by.isnot(None))
-            .order_by(o.c.order_id).limit(1)).one()
-        conn.execute(update(o).where(o.c.order_id == order_id)
-                     .values({column: json.dumps(change(json.loads(value)),
-                                                 separators=(",", ":"))}))
+            select(o.c.order_id, o.c[column])
+            .where(o.c.levels != "[]", o.c.settled_by.isnot(None))
+            .order_by(o.c.order_id)
+            .limit(1)
+        ).one()
+        conn.execute(
+            update(o)
+            .where(o.c.order_id == order_id)
+            .values({column: json.dumps(change(json.loads(value)), separators=(",", ":"))})
+        )
         return order_id
+
     return tamper
 
 
 def _unsettle(conn: Connection) -> str:
     o = tables.orders
-    order_id = conn.execute(select(o.c.order_id).where(o.c.settled_by.isnot(None))
-                            .order_by(o.c.order_id).limit(1)).scalar_one()
+    order_id = conn.execute(
+        select(o.c.order_id).where(o.c.settled_by.isnot(None)).order_by(o.c.order_id).limit(1)
+    ).scalar_one()
     conn.execute(update(o).where(o.c.order_id == order_id).values(settled_by=None))
     return order_id
 
@@ -235,29 +306,33 @@ def _unsettle(conn: Connection) -> str:
 def _forge_click(conn: Connection) -> str:
     c = tables.clicks
     click = dict(conn.execute(select(c).order_by(c.c.arrival.desc()).limit(1)).mappings().one())
-    conn.execute(c.insert().values({**click, "click_id": "forged", "sharer_id": "thief",
-                                    "arrival": click["arrival"] + 1}))
+    conn.execute(
+        c.insert().values(
+            {**click, "click_id": "forged", "sharer_id": "thief", "arrival": click["arrival"] + 1}
+        )
+    )
     return "forged"
 
 
 def _change_upline(conn: Connection) -> str:
     s = tables.sharers
-    sharer = conn.execute(select(s.c.sharer_id).where(s.c.upline_id.isnot(None))
-                          .order_by(s.c.sharer_id).limit(1)).scalar_one()
+    sharer = conn.execute(
+        select(s.c.sharer_id).where(s.c.upline_id.isnot(None)).order_by(s.c.sharer_id).limit(1)
+    ).scalar_one()
     conn.execute(update(s).where(s.c.sharer_id == sharer).values(upline_id="thief"))
     return sharer
 
 
 def _forge_sharer(conn: Connection) -> str:
-    conn.execute(tables.sharers.insert().values(sharer_id="thief", upline_id=None,
-                                                enrolled_at=0))
+    conn.execute(tables.sharers.insert().values(sharer_id="thief", upline_id=None, enrolled_at=0))
     return "thief"
 
 
 def _payout_failed(conn: Connection) -> str:
     p = tables.payouts
-    payout = conn.execute(select(p.c.payout_id).where(p.c.state == "paid")
-                          .order_by(p.c.payout_id).limit(1)).scalar_one()
+    payout = conn.execute(
+        select(p.c.payout_id).where(p.c.state == "paid").order_by(p.c.payout_id).limit(1)
+    ).scalar_one()
     conn.execute(update(p).where(p.c.payout_id == payout).values(state="inflight"))
     return payout
 
@@ -270,8 +345,11 @@ def _drop_parked(conn: Connection) -> str:
 def _plan_fee(conn: Connection) -> str:
     p = tables.plans
     plan_id, body = conn.execute(select(p.c.plan_id, p.c.body).order_by(p.c.plan_id).limit(1)).one()
-    conn.execute(update(p).where(p.c.plan_id == plan_id)
-                 .values(body=json.dumps({**json.loads(body), "platform_fee_bps": 9000})))
+    conn.execute(
+        update(p)
+        .where(p.c.plan_id == plan_id)
+        .values(body=json.dumps({**json.loads(body), "platform_fee_bps": 9000}))
+    )
     return plan_id
 
 
@@ -294,8 +372,11 @@ def _alter_logged_event(conn: Connection) -> str:
     for row in rows:
         digest = event_link_hash(prev, "t", row["chain_seq"], row)
         if row["chain_seq"] >= target["chain_seq"]:
-            conn.execute(update(ev).where(ev.c.seq == row["seq"])
-                         .values(payload=row["payload"], prev_hash=prev, hash=digest))
+            conn.execute(
+                update(ev)
+                .where(ev.c.seq == row["seq"])
+                .values(payload=row["payload"], prev_hash=prev, hash=digest)
+            )
         prev = digest
     conn.execute(update(h).where(h.c.chain == "t").values(events_hash=prev))
     return target["event_id"]
@@ -307,16 +388,44 @@ def _forge_entry(conn: Connection) -> str:
 
     e, p, h = tables.entries, tables.postings, tables.chain_heads
     seq, prev = conn.execute(select(h.c.chain_seq, h.c.hash).where(h.c.chain == "t")).one()
-    entry = JournalEntry("ev-forged", 0, "accrual", "accrual/v1", 1, (
-        Posting("merchant:m:charges", "CNY", -500), Posting("sharer:thief:pending", "CNY", 500)))
+    entry = JournalEntry(
+        "ev-forged",
+        0,
+        "accrual",
+        "accrual/v1",
+        1,
+        (Posting("merchant:m:charges", "CNY", -500), Posting("sharer:thief:pending", "CNY", 500)),
+    )
     digest = link_hash(prev, "t", seq + 1, entry)
-    conn.execute(e.insert().values(
-        seq=10**9, chain="t", chain_seq=seq + 1, event_id="ev-forged", ordinal=0,
-        kind="accrual", rule="accrual/v1", occurred_at=1, recorded_at=1, prev_hash=prev,
-        hash=digest))
-    conn.execute(p.insert(), [{"entry_seq": 10**9, "ordinal": i, "account": x.account,
-                               "currency": x.currency, "amount": x.amount, "occurred_at": 1}
-                              for i, x in enumerate(entry.postings)])
+    conn.execute(
+        e.insert().values(
+            seq=10**9,
+            chain="t",
+            chain_seq=seq + 1,
+            event_id="ev-forged",
+            ordinal=0,
+            kind="accrual",
+            rule="accrual/v1",
+            occurred_at=1,
+            recorded_at=1,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    conn.execute(
+        p.insert(),
+        [
+            {
+                "entry_seq": 10**9,
+                "ordinal": i,
+                "account": x.account,
+                "currency": x.currency,
+                "amount": x.amount,
+                "occurred_at": 1,
+            }
+            for i, x in enumerate(entry.postings)
+        ],
+    )
     conn.execute(update(h).where(h.c.chain == "t").values(chain_seq=seq + 1, hash=digest))
     return "ev-forged"
 
@@ -331,9 +440,11 @@ class Kind:
 KINDS = {
     "order levels redirected": Kind(_set_json("levels", lambda v: ["thief", *v[1:]]), "orders"),
     "order remaining amounts": Kind(
-        _set_json("lines", lambda v: [[*v[0][:3], v[0][3] + 1], *v[1:]]), "orders"),
+        _set_json("lines", lambda v: [[*v[0][:3], v[0][3] + 1], *v[1:]]), "orders"
+    ),
     "order posted commission": Kind(
-        _set_json("posted", lambda v: {**v, "fee": v["fee"] + 1}), "orders"),  # type: ignore[dict-item]
+        _set_json("posted", lambda v: {**v, "fee": v["fee"] + 1}), "orders"
+    ),  # type: ignore[dict-item]
     "order unsettled": Kind(_unsettle, "orders"),
     "click forged": Kind(_forge_click, "clicks"),
     "upline changed": Kind(_change_upline, "sharers", needs_lifted_triggers=True),
@@ -342,8 +453,9 @@ KINDS = {
     "parked event removed": Kind(_drop_parked, "parked"),
     "plan fee changed": Kind(_plan_fee, "plans", needs_lifted_triggers=True),
     "dead letter removed": Kind(_drop_dead_letter, "dead_letters", needs_lifted_triggers=True),
-    "logged event altered and re-linked": Kind(_alter_logged_event, "entries|orders",
-                                              needs_lifted_triggers=True),
+    "logged event altered and re-linked": Kind(
+        _alter_logged_event, "entries|orders", needs_lifted_triggers=True
+    ),
     "entry forged and linked": Kind(_forge_entry, "entries"),
 }
 

@@ -20,13 +20,19 @@ def partitions(bootstrap: str, name: str) -> int:
 
 def test_create_topics_makes_the_layout_and_checks_it(kafka_bootstrap, tmp_path) -> None:
     prefix = unique("ct")
-    env = {"LEDGER_TOPIC_ORDERS": f"{prefix}.orders", "LEDGER_TOPIC_ACCOUNTS": f"{prefix}.acc",
-           "LEDGER_TOPIC_DEAD_LETTERS": f"{prefix}.dlq"}
+    env = {
+        "LEDGER_TOPIC_ORDERS": f"{prefix}.orders",
+        "LEDGER_TOPIC_ACCOUNTS": f"{prefix}.acc",
+        "LEDGER_TOPIC_DEAD_LETTERS": f"{prefix}.dlq",
+    }
     names = list(env.values())
     runner = CliRunner()
     try:
-        first = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap,
-                                     "--orders-partitions", "3"], env=env)
+        first = runner.invoke(
+            main,
+            ["create-topics", "--bootstrap", kafka_bootstrap, "--orders-partitions", "3"],
+            env=env,
+        )
         assert first.exit_code == 0, first.output
         assert [partitions(kafka_bootstrap, n) for n in names] == [3, 1, 1]
         again = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap], env=env)
@@ -37,8 +43,7 @@ def test_create_topics_makes_the_layout_and_checks_it(kafka_bootstrap, tmp_path)
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         admin.create_topics([NewTopic(broken["LEDGER_TOPIC_ACCOUNTS"], 4, 1)])
         admin.close()
-        refused = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap],
-                                env=broken)
+        refused = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap], env=broken)
         assert refused.exit_code == 1 and "must have exactly 1 partition" in refused.output
     finally:
         delete_topics(kafka_bootstrap, names)
@@ -46,10 +51,23 @@ def test_create_topics_makes_the_layout_and_checks_it(kafka_bootstrap, tmp_path)
 
 def test_produce_refuses_a_missing_topic(kafka_bootstrap, tmp_path) -> None:
     path = tmp_path / "one.jsonl"
-    path.write_text('{"type": "settlement_run", "event_id": "e1", "occurred_at": 1, '
-                    '"producer": "t", "run_id": "r1", "as_of": 1}\n')
+    path.write_text(
+        '{"type": "settlement_run", "event_id": "e1", "occurred_at": 1, '
+        '"producer": "t", "run_id": "r1", "as_of": 1}\n'
+    )
     missing = unique("missing")
-    result = CliRunner().invoke(main, ["produce", str(path), "--bootstrap", kafka_bootstrap,
-                                       "--topic-orders", missing, "--topic-accounts", missing])
+    result = CliRunner().invoke(
+        main,
+        [
+            "produce",
+            str(path),
+            "--bootstrap",
+            kafka_bootstrap,
+            "--topic-orders",
+            missing,
+            "--topic-accounts",
+            missing,
+        ],
+    )
     assert result.exit_code == 1
     assert "do not exist: run `ledger create-topics` first" in result.output

@@ -45,8 +45,10 @@ def _mutate(path: Path, table: str, column: str, rowid: int, value: object) -> b
         bad_utf8 = isinstance(value, Utf8Junk)
         expression = "CAST(? AS TEXT)" if bad_utf8 else "?"
         try:
-            conn.execute(f'UPDATE {table} SET "{column}" = {expression} WHERE rowid = ?',
-                         (value.raw if bad_utf8 else value, rowid))  # type: ignore[union-attr]
+            conn.execute(
+                f'UPDATE {table} SET "{column}" = {expression} WHERE rowid = ?',
+                (value.raw if bad_utf8 else value, rowid),
+            )  # type: ignore[union-attr]
         except sqlite3.IntegrityError:
             return False
     return True
@@ -102,8 +104,9 @@ def test_nulls_in_not_null_columns_are_reported(template: Path, tmp_path: Path) 
 def _rowid(path: Path, table: str, seq: int) -> int:
     column = {"postings": "entry_seq", "entries": "seq", "events": "seq"}[table]
     with closing(_connect(path)) as conn, conn:
-        return conn.execute(f"SELECT min(rowid) FROM {table} WHERE {column} = ?",
-                            (seq,)).fetchone()[0]
+        return conn.execute(
+            f"SELECT min(rowid) FROM {table} WHERE {column} = ?", (seq,)
+        ).fetchone()[0]
 
 
 VALUES = st.one_of(
@@ -118,10 +121,25 @@ VALUES = st.one_of(
 # Columns whose changes verify cannot see by design (docs/journal.md): not hashed
 # (record times, the arrival number's exact value) or not money (dead-letter and parked
 # bookkeeping, consumer offsets). Any value there must still never crash verify.
-UNCOVERED = {("entries", "recorded_at"), ("events", "recorded_at"), ("events", "seq"),
-             ("parked", "parked_at")}
-COVERED_TABLES = ("entries", "postings", "events", "chain_heads", "orders", "clicks",
-                  "sharers", "payouts", "plans", "refunds", "settlement_runs")
+UNCOVERED = {
+    ("entries", "recorded_at"),
+    ("events", "recorded_at"),
+    ("events", "seq"),
+    ("parked", "parked_at"),
+}
+COVERED_TABLES = (
+    "entries",
+    "postings",
+    "events",
+    "chain_heads",
+    "orders",
+    "clicks",
+    "sharers",
+    "payouts",
+    "plans",
+    "refunds",
+    "settlement_runs",
+)
 ALL_TABLES = (*COVERED_TABLES, "dead_letters", "parked", "consumer_offsets")
 
 
@@ -140,11 +158,13 @@ def _same(old: object, new: object) -> bool:
     return old == new
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutation=mutations())
-def test_any_value_anywhere_is_reported_never_a_crash(template: Path, tmp_path: Path,
-                                                      mutation) -> None:  # type: ignore[no-untyped-def]
+def test_any_value_anywhere_is_reported_never_a_crash(
+    template: Path, tmp_path: Path, mutation
+) -> None:  # type: ignore[no-untyped-def]
     table, column, pick, value = mutation
     path = tmp_path / "mutated.sqlite"
     for suffix in ("-wal", "-shm"):  # tmp_path is shared by the examples
@@ -154,13 +174,16 @@ def test_any_value_anywhere_is_reported_never_a_crash(template: Path, tmp_path: 
         rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} ORDER BY rowid")]
         assume(rowids)
         rowid = rowids[pick % len(rowids)]
-        old = conn.execute(f'SELECT "{column}" FROM {table} WHERE rowid = ?', (rowid,)).fetchone()[0]
+        old = conn.execute(f'SELECT "{column}" FROM {table} WHERE rowid = ?', (rowid,)).fetchone()[
+            0
+        ]
     assume(_mutate(path, table, column, rowid, value))
     code, report = _verify_json(path)
     assert code == (0 if report["ok"] else 1)
     if table in COVERED_TABLES and (table, column) not in UNCOVERED and not _same(old, value):
         with closing(_connect(path)) as conn, conn:
-            stored = conn.execute(f'SELECT "{column}" FROM {table} WHERE rowid = ?',
-                                  (rowid,)).fetchone()[0]
+            stored = conn.execute(
+                f'SELECT "{column}" FROM {table} WHERE rowid = ?', (rowid,)
+            ).fetchone()[0]
         if stored != old or type(stored) is not type(old):  # SQLite may coerce it back
             assert report["ok"] is False, (table, column, old, value)

@@ -7,8 +7,7 @@ from __future__ import annotations
 from tests.unit.test_architecture import ROOT, imports_of
 
 RULES = {
-    "projectors": {"ledger.api", "ledger.web", "ledger.commands", "consumers", "fastapi",
-                   "kafka"},
+    "projectors": {"ledger.api", "ledger.web", "ledger.commands", "consumers", "fastapi", "kafka"},
     "ledger/api": {"ledger.web", "ledger.commands", "consumers", "kafka"},
     "ledger/web": {"ledger.commands", "consumers", "kafka"},
 }

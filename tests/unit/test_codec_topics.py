@@ -25,7 +25,7 @@ TOPICS = Topics(orders="t.orders", accounts="t.accounts")
 
 
 def test_every_event_type_has_exactly_one_topic():
-    assert ORDERS_EVENTS | ACCOUNTS_EVENTS == set(EVENT_TYPES)
+    assert set(EVENT_TYPES) == ORDERS_EVENTS | ACCOUNTS_EVENTS
     assert not ORDERS_EVENTS & ACCOUNTS_EVENTS
     with pytest.raises(UnknownEventType):
         topic_for("order_shipped", TOPICS)

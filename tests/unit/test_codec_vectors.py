@@ -28,7 +28,7 @@ def test_vector_encodes_byte_for_byte_and_decodes_back(name):
     text = (VECTORS_DIR / f"{name}.json").read_text(encoding="utf-8")
     expected = bytes.fromhex((VECTORS_DIR / f"{name}.hex").read_text().strip())
     event = event_from_json(json.loads(text))
-    assert event.TYPE == name.split(".")[0]
+    assert name.split(".")[0] == event.TYPE
     assert encode(event) == expected
     assert decode(expected) == event
     assert json_text(event_to_json(decode(expected))) == text

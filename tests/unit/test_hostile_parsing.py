@@ -16,8 +16,14 @@ from schemas import times
 from schemas.codec import decode, encode
 from tests.streams import reasons
 
-ENROLL = {"type": "sharer_enrolled", "event_id": "e1", "occurred_at": "2026-03-01T08:00:00.000Z",
-          "producer": "user-service", "sharer_id": "S1", "upline_id": None}
+ENROLL = {
+    "type": "sharer_enrolled",
+    "event_id": "e1",
+    "occurred_at": "2026-03-01T08:00:00.000Z",
+    "producer": "user-service",
+    "sharer_id": "S1",
+    "upline_id": None,
+}
 
 
 def line(**changes: object) -> bytes:
@@ -34,8 +40,9 @@ def test_domain_time_bounds_are_the_schemas_bounds() -> None:
     assert (MIN_TIME_MS, MAX_TIME_MS) == (times.MIN_TIME_MS, times.MAX_TIME_MS)
 
 
-@pytest.mark.parametrize("when", ["1969-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z",
-                                  "9999-12-31T23:59:59.999Z"])
+@pytest.mark.parametrize(
+    "when", ["1969-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"]
+)
 def test_times_before_1970_are_accepted_like_the_docs_say(when: str) -> None:
     event = parse_line(line(occurred_at=when))
     assert problem(event) is None
@@ -49,9 +56,14 @@ def test_a_negative_avro_timestamp_is_a_valid_event() -> None:
     assert decode(encode(event)) == event and problem(event) is None
 
 
-@pytest.mark.parametrize("when", ["2026-03-01T08:00:00.000Z\u0000junk",
-                                  "2026-03-01T08:00:00.000Z\u0000",
-                                  "２０２６-03-01T08:00:00.000Z"])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-03-01T08:00:00.000Z\u0000junk",
+        "2026-03-01T08:00:00.000Z\u0000",
+        "２０２６-03-01T08:00:00.000Z",
+    ],
+)
 def test_a_time_with_a_nul_or_non_ascii_digits_is_refused(when: str) -> None:
     assert reason_of(line(occurred_at=when)) == "invalid_value"
 
@@ -67,8 +79,12 @@ def test_utf16_lines_are_not_guessed() -> None:
 @pytest.mark.parametrize("name", ["producer", "reason"])
 def test_free_text_is_bounded_on_both_sides(name: str) -> None:
     fine = PayoutFailed("e1", 0, "finance", payout_id="P", sharer_id="S", reason="bounced")
-    for text, ok in (("x" * MAX_TEXT, True), ("x" * (MAX_TEXT + 1), False), ("a\nb", False),
-                     ("", False)):
+    for text, ok in (
+        ("x" * MAX_TEXT, True),
+        ("x" * (MAX_TEXT + 1), False),
+        ("a\nb", False),
+        ("", False),
+    ):
         event = replace(fine, **{name: text})
         json_side = parse_line(json.dumps(event_to_json(event)).encode())
         avro_side = decode(encode(event))
@@ -89,4 +105,5 @@ def test_a_50_mb_producer_is_a_dead_letter_not_a_stored_name() -> None:
 def test_a_utc_offset_finer_than_a_millisecond_is_not_floored_silently() -> None:
     assert reason_of(line(occurred_at="2026-03-01T08:00:00.000+05:00:00.000001")) == "invalid_value"
     assert parse_line(line(occurred_at="2026-03-01T08:00:00.000+05:00:01")).occurred_at == (
-        parse_line(line(occurred_at="2026-03-01T03:00:00.000Z")).occurred_at - 1000)
+        parse_line(line(occurred_at="2026-03-01T03:00:00.000Z")).occurred_at - 1000
+    )

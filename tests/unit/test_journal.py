@@ -92,8 +92,9 @@ def test_non_ascii_and_quotes_are_escaped() -> None:
 
 @given(entry=entries, chain=text, chain_seq=st.integers(1, 2**40), prev=hexes)
 def test_deterministic(entry: JournalEntry, chain: str, chain_seq: int, prev: str) -> None:
-    copy = dataclasses.replace(entry, postings=tuple(Posting(*dataclasses.astuple(p))
-                                                     for p in entry.postings))
+    copy = dataclasses.replace(
+        entry, postings=tuple(Posting(*dataclasses.astuple(p)) for p in entry.postings)
+    )
     assert canonical_entry_bytes(chain, chain_seq, entry) == canonical_entry_bytes(
         chain, chain_seq, copy
     )
@@ -106,16 +107,28 @@ def _mutations(entry: JournalEntry) -> st.SearchStrategy:
     """A strategy of (description, changed entry) differing from ``entry`` in one field."""
     options = []
     for name in ("event_id", "kind", "rule"):
-        options.append(text.filter(lambda v, n=name: v != getattr(entry, n)).map(
-            lambda v, n=name: dataclasses.replace(entry, **{n: v})))
+        options.append(
+            text.filter(lambda v, n=name: v != getattr(entry, n)).map(
+                lambda v, n=name: dataclasses.replace(entry, **{n: v})
+            )
+        )
     for name in ("plan_id", "order_id", "payout_id"):
-        options.append((st.none() | text).filter(lambda v, n=name: v != getattr(entry, n)).map(
-            lambda v, n=name: dataclasses.replace(entry, **{n: v})))
+        options.append(
+            (st.none() | text)
+            .filter(lambda v, n=name: v != getattr(entry, n))
+            .map(lambda v, n=name: dataclasses.replace(entry, **{n: v}))
+        )
     for name in ("ordinal", "occurred_at"):
-        options.append(ints.filter(lambda v, n=name: v != getattr(entry, n)).map(
-            lambda v, n=name: dataclasses.replace(entry, **{n: v})))
-    options.append(postings.map(tuple).filter(lambda v: v != entry.postings).map(
-        lambda v: dataclasses.replace(entry, postings=v)))
+        options.append(
+            ints.filter(lambda v, n=name: v != getattr(entry, n)).map(
+                lambda v, n=name: dataclasses.replace(entry, **{n: v})
+            )
+        )
+    options.append(
+        postings.map(tuple)
+        .filter(lambda v: v != entry.postings)
+        .map(lambda v: dataclasses.replace(entry, postings=v))
+    )
     return st.one_of(options)
 
 

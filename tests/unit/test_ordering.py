@@ -47,8 +47,10 @@ def publish(script: list[int], partitions: int) -> Topics:
             continue
         if pending is not None:
             for p in range(partitions):
-                topics.append((ORDERS, p), lambda o, p=p, b=pending: Marker(
-                    b, f"{ORDERS}/{p}@{o}", (ORDERS, p, o)))
+                topics.append(
+                    (ORDERS, p),
+                    lambda o, p=p, b=pending: Marker(b, f"{ORDERS}/{p}@{o}", (ORDERS, p, o)),
+                )
             pending = None
         if step is not None:
             ident = f"buyer-{n}"
@@ -100,7 +102,7 @@ class Process:
         for tp in self.merger.owned():  # a poll of random size per partition
             log = self.cluster.topics.logs[tp]
             n = rng.randint(0, 4)
-            self.merger.add(tp, log[self.fetch[tp]:self.fetch[tp] + n])
+            self.merger.add(tp, log[self.fetch[tp] : self.fetch[tp] + n])
             self.fetch[tp] = min(len(log), self.fetch[tp] + n)
         batch = self.merger.next_batch(dict(self.cluster.db), rng.randint(1, 8))
         if not batch.items:

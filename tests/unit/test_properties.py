@@ -45,8 +45,11 @@ def ingest(events: list[Event]) -> InMemoryLedger:
 
 
 def applied(ledger: InMemoryLedger, kind: type) -> list:  # type: ignore[type-arg]
-    return [r.incoming.event for r in ledger.results
-            if isinstance(r.outcome, Applied) and isinstance(r.incoming.event, kind)]
+    return [
+        r.incoming.event
+        for r in ledger.results
+        if isinstance(r.outcome, Applied) and isinstance(r.incoming.event, kind)
+    ]
 
 
 # --- §4.2 double entry, currencies -----------------------------------------------------
@@ -186,12 +189,15 @@ def refund_everything(ledger: InMemoryLedger, at: int) -> list[Event]:
         if order.order_id in seen:
             continue
         seen.add(order.order_id)
-        rest = [(line.line_id, line.amount - refunded[(order.order_id, line.line_id)])
-                for line in order.lines]
+        rest = [
+            (line.line_id, line.amount - refunded[(order.order_id, line.line_id)])
+            for line in order.lines
+        ]
         rest = [(line_id, left) for line_id, left in rest if left > 0]
         if rest:
-            out.append(ev.refund(f"final-{order.order_id}", order.order_id, order.buyer_id,
-                                 rest, at))
+            out.append(
+                ev.refund(f"final-{order.order_id}", order.order_id, order.buyer_id, rest, at)
+            )
     return out
 
 
@@ -225,7 +231,9 @@ def test_refunding_every_order_in_full_leaves_only_paid_out_money(events: list[E
 # --- a reference model of SPEC §3 -----------------------------------------------------
 
 
-def split(lines: list[tuple[int, int]], fee_bps: int, shares: tuple[int, ...]) -> tuple[int, list[int]]:
+def split(
+    lines: list[tuple[int, int]], fee_bps: int, shares: tuple[int, ...]
+) -> tuple[int, list[int]]:
     """(fee, level amounts) of SPEC §3's formula, lines as (remaining amount, rate bps)."""
     pool = sum((Fraction(amount * rate, 10_000) for amount, rate in lines), Fraction(0))
     fee = math.floor(pool * fee_bps / 10_000)
@@ -246,10 +254,13 @@ class _Order:
     def split(self) -> tuple[int, list[int]]:
         if self.plan is None or not self.levels:
             return 0, []
-        lines = [(line.amount - self.refunded[line.line_id], self.rates[line.line_id])
-                 for line in self.event.lines]
-        return split(lines, self.plan.platform_fee_bps,
-                     tuple(self.plan.level_shares_bps[: len(self.levels)]))
+        lines = [
+            (line.amount - self.refunded[line.line_id], self.rates[line.line_id])
+            for line in self.event.lines
+        ]
+        return split(
+            lines, self.plan.platform_fee_bps, tuple(self.plan.level_shares_bps[: len(self.levels)])
+        )
 
 
 class Oracle:
@@ -275,8 +286,10 @@ class Oracle:
         window = plan.attribution_window_days * DAY
 
         def ok(click: ClickRecorded) -> bool:
-            return (click.buyer_id == order.buyer_id
-                    and order.occurred_at - window <= click.occurred_at <= order.occurred_at)
+            return (
+                click.buyer_id == order.buyer_id
+                and order.occurred_at - window <= click.occurred_at <= order.occurred_at
+            )
 
         named = self.clicks.get(order.click_id) if order.click_id else None
         if named is not None and ok(named[0]):
@@ -302,8 +315,10 @@ class Oracle:
     @staticmethod
     def money(order: _Order, fee: int, levels: list[int], bucket: str) -> dict[str, int]:
         cur = order.event.currency
-        out = {(f"merchant:{order.event.merchant_id}:charges", cur): -(fee + sum(levels)),
-               ("platform:fees", cur): fee}
+        out = {
+            (f"merchant:{order.event.merchant_id}:charges", cur): -(fee + sum(levels)),
+            ("platform:fees", cur): fee,
+        }
         for sharer, amount in zip(order.levels, levels, strict=True):
             out[(f"sharer:{sharer}:{bucket}", cur)] = amount
         return {k: v for k, v in out.items() if v}
@@ -331,8 +346,9 @@ class Oracle:
     # one handler per event type: the expected outcome, then the state change
 
     def on_PlanPublished(self, e: PlanPublished, outcome, position: int) -> None:  # type: ignore[no-untyped-def]
-        clash = any(p.plan_id == e.plan_id or p.effective_from == e.effective_from
-                    for p in self.plans)
+        clash = any(
+            p.plan_id == e.plan_id or p.effective_from == e.effective_from for p in self.plans
+        )
         assert isinstance(outcome, Rejected) == clash, (e, outcome)
         if not clash:
             self.plans.append(e)
@@ -376,8 +392,10 @@ class Oracle:
         plan = self.plan_at(e.occurred_at)
         levels = self.levels(e, plan)
         default = plan.default_rate_bps if plan else 0
-        rates = {line.line_id: default if line.merchant_rate_bps is None else line.merchant_rate_bps
-                 for line in e.lines}
+        rates = {
+            line.line_id: default if line.merchant_rate_bps is None else line.merchant_rate_bps
+            for line in e.lines
+        }
         order = _Order(e, plan, levels, rates)
         self.orders[e.order_id] = order
         fee, amounts = order.split()
@@ -400,9 +418,15 @@ class Oracle:
             assert isinstance(outcome, Parked)
             return
         amounts = {line.line_id: line.amount for line in order.event.lines}
-        ok = (e.refund_id not in self.refund_ids and order.event.buyer_id == e.buyer_id
-              and all(line.line_id in amounts and 0 < line.amount
-                      <= amounts[line.line_id] - order.refunded[line.line_id] for line in e.lines))
+        ok = (
+            e.refund_id not in self.refund_ids
+            and order.event.buyer_id == e.buyer_id
+            and all(
+                line.line_id in amounts
+                and 0 < line.amount <= amounts[line.line_id] - order.refunded[line.line_id]
+                for line in e.lines
+            )
+        )
         assert isinstance(outcome, Applied) == ok, (e, outcome)
         if not ok:
             return
@@ -463,9 +487,14 @@ class Oracle:
             assert isinstance(outcome, Parked), (e, outcome)
             return
         request = self.inflight[e.payout_id]
-        ok = request is not None and e.sharer_id == request.sharer_id and all(
-            given is None or given == wanted
-            for given, wanted in ((e.amount, request.amount), (e.currency, request.currency)))
+        ok = (
+            request is not None
+            and e.sharer_id == request.sharer_id
+            and all(
+                given is None or given == wanted
+                for given, wanted in ((e.amount, request.amount), (e.currency, request.currency))
+            )
+        )
         assert isinstance(outcome, Applied) == ok, (e, outcome)
         if not ok:
             return

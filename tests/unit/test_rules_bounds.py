@@ -54,8 +54,7 @@ def test_an_order_of_lines_each_in_range_but_a_total_over_10_15_is_invalid() -> 
     ev = Ev()
     lines = [(f"L{n}", MAX_AMOUNT, 10_000) for n in range(MAX_LINES)]
     ledger = InMemoryLedger()
-    ledger.ingest([*setup(ev), ev.order("O1", "B1", AT, lines, event_id="e-big"),
-                   *sale(ev, "O2")])
+    ledger.ingest([*setup(ev), ev.order("O1", "B1", AT, lines, event_id="e-big"), *sale(ev, "O2")])
     assert reasons(ledger) == {"e-big": "invalid_value"}
     assert "total" in ledger.rejected[0][2]
     assert sharer_buckets(ledger, "S1")["pending"] == 460  # O2 applied behind it
@@ -65,12 +64,15 @@ def test_an_order_total_of_exactly_10_15_applies_and_one_more_does_not() -> None
     ev = Ev()
     ledger = InMemoryLedger()
     half = MAX_AMOUNT // 2
-    ledger.ingest([
-        *setup(ev),
-        ev.order("O1", "B1", AT, [("L1", half, 10_000), ("L2", half, 10_000)], event_id="e-ok"),
-        ev.order("O2", "B1", AT, [("L1", half, 10_000), ("L2", half + 1, 10_000)],
-                 event_id="e-over"),
-    ])
+    ledger.ingest(
+        [
+            *setup(ev),
+            ev.order("O1", "B1", AT, [("L1", half, 10_000), ("L2", half, 10_000)], event_id="e-ok"),
+            ev.order(
+                "O2", "B1", AT, [("L1", half, 10_000), ("L2", half + 1, 10_000)], event_id="e-over"
+            ),
+        ]
+    )
     assert reasons(ledger) == {"e-over": "invalid_value"}
     # pool 10^15: fee 8·10^13 + level 1 (S1 alone) 4.6·10^14
     assert ledger.balance("merchant:M1:charges", "CNY") == -540_000_000_000_000
@@ -79,16 +81,24 @@ def test_an_order_total_of_exactly_10_15_applies_and_one_more_does_not() -> None
 @pytest.mark.parametrize(
     ("build", "field"),
     [
-        (lambda ev: ev.order("O1", "B1", AT, [(f"L{n}", 0, None) for n in range(MAX_LINES + 1)]),
-         "lines"),
+        (
+            lambda ev: ev.order("O1", "B1", AT, [(f"L{n}", 0, None) for n in range(MAX_LINES + 1)]),
+            "lines",
+        ),
         (lambda ev: ev.refund("R1", "O1", "B1", [("L1", MAX_AMOUNT + 1)], AT), "amount"),
         (lambda ev: ev.refund("R1", "O1", "B1", [("L1", MAX_AMOUNT), ("L2", 1)], AT), "total"),
         (lambda ev: ev.request("PAY1", "S1", MAX_AMOUNT + 1, at=AT), "amount"),
         (lambda ev: ev.request("PAY1", "S1", -(10**30), at=AT), "amount"),
         (lambda ev: ev.settled("PAY1", "S1", at=AT, amount=2**70), "amount"),
     ],
-    ids=["order-lines", "refund-line", "refund-total", "payout", "payout-negative",
-         "payout-settled"],
+    ids=[
+        "order-lines",
+        "refund-line",
+        "refund-total",
+        "payout",
+        "payout-negative",
+        "payout-settled",
+    ],
 )
 def test_amounts_past_the_bounds_are_invalid(build, field: str) -> None:  # type: ignore[no-untyped-def]
     bad = problem(build(Ev()))
@@ -111,8 +121,14 @@ def test_a_huge_negative_payout_is_a_dead_letter_not_a_row_the_database_refuses(
 def test_an_accrual_that_takes_the_merchant_past_minus_2_62_is_rejected() -> None:
     ev = Ev()
     ledger = ledger_holding({("merchant:M1:charges", "CNY"): -BALANCE_BOUND + 1000})
-    ledger.ingest([*setup(ev), *sale(ev, "O1", 10_000), *sale(ev, "O2", 10_000),
-                   *sale(ev, "O3", 10_000, merchant="M2")])
+    ledger.ingest(
+        [
+            *setup(ev),
+            *sale(ev, "O1", 10_000),
+            *sale(ev, "O2", 10_000),
+            *sale(ev, "O3", 10_000, merchant="M2"),
+        ]
+    )
     # each order charges M1 540 (fee 80 + S1's 460): O1 fits, O2 would pass −2^62 by 80
     assert reasons(ledger) == {"e5": "balance_out_of_range"}
     assert "merchant:M1:charges" in ledger.rejected[0][2]
@@ -170,8 +186,12 @@ def test_payouts_that_take_a_bucket_past_2_62_are_rejected(account: str, end: st
     if account == "available":
         # request took 100 out (room again), the return of 100 fits exactly: bound is ±2^62
         assert ledger.rejected == []
-        ledger.ingest([ev.request("PAY2", "S1", 100, at=READY + 3),
-                       ev.failed("PAY2", "S1", at=READY + 4, event_id="e-end2")])
+        ledger.ingest(
+            [
+                ev.request("PAY2", "S1", 100, at=READY + 3),
+                ev.failed("PAY2", "S1", at=READY + 4, event_id="e-end2"),
+            ]
+        )
         assert ledger.rejected == []
         return
     assert reasons(ledger) == {"e-end": "balance_out_of_range"}
@@ -180,7 +200,9 @@ def test_payouts_that_take_a_bucket_past_2_62_are_rejected(account: str, end: st
 
 def test_the_bound_is_inclusive_both_ways() -> None:
     state = WorkingState(Committed({("a", "CNY"): BALANCE_BOUND - 1, ("b", "CNY"): -BALANCE_BOUND}))
-    entry = JournalEntry("e", 0, "accrual", "r", 0, (Posting("a", "CNY", 1), Posting("b", "CNY", -1)))
+    entry = JournalEntry(
+        "e", 0, "accrual", "r", 0, (Posting("a", "CNY", 1), Posting("b", "CNY", -1))
+    )
     assert state.beyond_bound([entry]) == ("b", "CNY", -BALANCE_BOUND - 1)
     fits = JournalEntry("e", 0, "accrual", "r", 0, (Posting("a", "CNY", 1), Posting("b", "CNY", 0)))
     assert state.beyond_bound([fits]) is None
@@ -220,11 +242,21 @@ def test_a_batch_far_from_the_bound_needs_no_second_pass() -> None:
 def test_a_run_whose_as_of_is_later_than_its_own_time_is_rejected() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([*setup(ev), *sale(ev), ev.complete("O1", "B1", DONE),
-                   ev.run("RUN1", READY, at=READY - 1, event_id="e-early")])
+    ledger.ingest(
+        [
+            *setup(ev),
+            *sale(ev),
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", READY, at=READY - 1, event_id="e-early"),
+        ]
+    )
     assert reasons(ledger) == {"e-early": "as_of_in_future"}
-    assert sharer_buckets(ledger, "S1") == {"pending": 460, "available": 0, "inflight": 0,
-                                            "paid": 0}
+    assert sharer_buckets(ledger, "S1") == {
+        "pending": 460,
+        "available": 0,
+        "inflight": 0,
+        "paid": 0,
+    }
     ledger.ingest([ev.run("RUN1", READY, at=READY)])  # the id was not taken: on time, it runs
     assert sharer_buckets(ledger, "S1")["available"] == 460
 

@@ -15,10 +15,14 @@ READY = T0 + 20 * DAY
 def setup(ev: Ev) -> list:
     """S1 (upline S2) earns O1 (460 + 276), completed and settled; SB is enrolled too."""
     return [
-        ev.plan(mins=[("CNY", 1)]), ev.enroll("S2"), ev.enroll("S1", "S2"), ev.enroll("SB"),
+        ev.plan(mins=[("CNY", 1)]),
+        ev.enroll("S2"),
+        ev.enroll("S1", "S2"),
+        ev.enroll("SB"),
         ev.click("C1", "S1", "B1", AT - 2, event_id="e-click"),
         ev.order("O1", "B1", AT, event_id="e-order"),
-        ev.complete("O1", "B1", AT + 1), ev.run("RUN1", READY),
+        ev.complete("O1", "B1", AT + 1),
+        ev.run("RUN1", READY),
         ev.request("PAY1", "S1", 100, at=READY + 1, event_id="e-pay"),
         ev.order("O2", "B1", AT + 2, [("L1", 20_000, None)]),
         ev.refund("R1", "O2", "B1", [("L1", 10_000)], AT + 3, event_id="e-refund"),
@@ -36,8 +40,9 @@ def test_duplicate_order_id_is_rejected_and_the_first_order_stands() -> None:
     ev = Ev()
     ledger = fresh(setup(ev))
     before = ledger.balances()
-    ledger.ingest([ev.order("O1", "B1", AT + 5, [("L1", 99_999, None)], merchant="M2",
-                            event_id="e-dup")])
+    ledger.ingest(
+        [ev.order("O1", "B1", AT + 5, [("L1", 99_999, None)], merchant="M2", event_id="e-dup")]
+    )
     assert reasons(ledger) == {"e-dup": "duplicate_order_id"}
     assert ledger.balances() == before
     ledger.ingest([ev.refund("R2", "O1", "B1", [("L1", 10_000)], AT + 6)])  # O1's own lines
@@ -47,8 +52,12 @@ def test_duplicate_order_id_is_rejected_and_the_first_order_stands() -> None:
 def test_duplicate_click_id_is_rejected_and_the_first_click_stands() -> None:
     ev = Ev()
     ledger = fresh(setup(ev))
-    ledger.ingest([ev.click("C1", "SB", "B1", AT + 10, event_id="e-dup"),
-                   ev.order("O3", "B1", AT + 11, click="C1")])
+    ledger.ingest(
+        [
+            ev.click("C1", "SB", "B1", AT + 10, event_id="e-dup"),
+            ev.order("O3", "B1", AT + 11, click="C1"),
+        ]
+    )
     assert reasons(ledger) == {"e-dup": "duplicate_click_id"}
     # O3 goes to C1's real sharer S1 (the rejected copy was later and by SB)
     assert earned(ledger)["S1"] == 460 + 460 and "SB" not in earned(ledger)  # O2 rest + O3
@@ -75,8 +84,9 @@ def test_duplicate_payout_id_is_rejected() -> None:
 def variants(ev: Ev) -> dict[str, object]:
     """Events reusing an event_id of ``setup`` with different content (even another type)."""
     return {
-        "order-other-content": ev.order("O9", "B1", AT + 9, [("L1", 50_000, 10_000)],
-                                        event_id="e-order"),
+        "order-other-content": ev.order(
+            "O9", "B1", AT + 9, [("L1", 50_000, 10_000)], event_id="e-order"
+        ),
         "order-as-click": ev.click("C9", "SB", "B1", AT + 9, event_id="e-order"),
         "click-other-sharer": ev.click("C1", "SB", "B1", AT - 1, event_id="e-click"),
         "payout-other-amount": ev.request("PAY1", "S1", 1, at=READY + 9, event_id="e-pay"),
@@ -155,8 +165,9 @@ def rejections(ev: Ev) -> list[tuple[str, object, str]]:
     ]
 
 
-@pytest.mark.parametrize("index", range(len(rejections(Ev()))),
-                         ids=[name for name, _, _ in rejections(Ev())])
+@pytest.mark.parametrize(
+    "index", range(len(rejections(Ev()))), ids=[name for name, _, _ in rejections(Ev())]
+)
 def test_rejection_has_its_reason_posts_nothing_and_later_events_still_apply(index: int) -> None:
     ev = Ev()
     events = setup(ev)

@@ -49,19 +49,23 @@ def test_a_deep_chain_pays_the_three_nearest_the_click() -> None:
 def test_levels_are_read_at_order_time_and_never_change_afterwards() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([
-        ev.plan(),
-        ev.enroll("S2", "S3"),  # waits: S3 not enrolled
-        ev.enroll("S1", "S2"),  # waits: S2 not enrolled
-        *sale(ev, "O1", T0 + DAY),  # S1 is not enrolled yet: O1 earns nothing
-    ])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.enroll("S2", "S3"),  # waits: S3 not enrolled
+            ev.enroll("S1", "S2"),  # waits: S2 not enrolled
+            *sale(ev, "O1", T0 + DAY),  # S1 is not enrolled yet: O1 earns nothing
+        ]
+    )
     assert ledger.entries == []
-    ledger.ingest([
-        ev.enroll("S3"),  # releases S2, then S1
-        ev.refund("R1", "O1", "B1", [("L1", 4400)], T0 + 2 * DAY),
-        ev.complete("O1", "B1", T0 + 2 * DAY),
-        ev.run("RUN1", T0 + 30 * DAY),
-    ])
+    ledger.ingest(
+        [
+            ev.enroll("S3"),  # releases S2, then S1
+            ev.refund("R1", "O1", "B1", [("L1", 4400)], T0 + 2 * DAY),
+            ev.complete("O1", "B1", T0 + 2 * DAY),
+            ev.run("RUN1", T0 + 30 * DAY),
+        ]
+    )
     assert ledger.rejected == [] and ledger.parked() == []
     assert ledger.entries == []  # O1 stays without commission
     ledger.ingest(sale(ev, "O2", T0 + 3 * DAY))
@@ -73,12 +77,22 @@ def test_two_level_order_stays_two_level_when_a_deeper_chain_forms_later() -> No
     re-enrollment (rejected) and O1's refund still posts two levels only."""
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), ev.enroll("S2"), ev.enroll("S1", "S2"), *sale(ev),
-                   ev.enroll("S3"), ev.enroll("S2", "S3", event_id="e-re")])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.enroll("S2"),
+            ev.enroll("S1", "S2"),
+            *sale(ev),
+            ev.enroll("S3"),
+            ev.enroll("S2", "S3", event_id="e-re"),
+        ]
+    )
     assert reasons(ledger) == {"e-re": "already_enrolled"}
     ledger.ingest([ev.refund("R1", "O1", "B1", [("L1", 4400)], T0 + 2 * DAY)])
     assert postings_of(ledger.entries[-1]) == {
-        "platform:fees": -88, "sharer:S1:pending": -506, "sharer:S2:pending": -304,
+        "platform:fees": -88,
+        "sharer:S1:pending": -506,
+        "sharer:S2:pending": -304,
         "merchant:M1:charges": 898,
     }
 
@@ -89,9 +103,17 @@ def test_two_level_order_stays_two_level_when_a_deeper_chain_forms_later() -> No
 def test_reenrolling_an_enrolled_sharer_is_rejected_and_keeps_the_first_upline() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), ev.enroll("S2"), ev.enroll("S9"), ev.enroll("S1", "S2"),
-                   ev.enroll("S1", "S9", event_id="e-re"), ev.enroll("S2", None, event_id="e-re2"),
-                   *sale(ev)])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.enroll("S2"),
+            ev.enroll("S9"),
+            ev.enroll("S1", "S2"),
+            ev.enroll("S1", "S9", event_id="e-re"),
+            ev.enroll("S2", None, event_id="e-re2"),
+            *sale(ev),
+        ]
+    )
     assert reasons(ledger) == {"e-re": "already_enrolled", "e-re2": "already_enrolled"}
     assert earned(ledger) == {"S1": 1067, "S2": 640}
 
@@ -99,8 +121,14 @@ def test_reenrolling_an_enrolled_sharer_is_rejected_and_keeps_the_first_upline()
 def test_reenrolling_a_waiting_sharer_is_rejected() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), ev.enroll("S1", "S2", event_id="e-wait"),
-                   ev.enroll("S1", None, event_id="e-re"), ev.enroll("S2")])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.enroll("S1", "S2", event_id="e-wait"),
+            ev.enroll("S1", None, event_id="e-re"),
+            ev.enroll("S2"),
+        ]
+    )
     assert reasons(ledger) == {"e-re": "already_enrolled"}
     assert ledger.parked() == []
     ledger.ingest(sale(ev))
@@ -128,8 +156,9 @@ def test_a_cycle_through_waiting_enrollments_is_rejected(length: int) -> None:
     ledger = InMemoryLedger()
     names = [f"A{k}" for k in range(1, length + 1)]
     waiting = [ev.enroll(names[k], names[k + 1]) for k in range(length - 1)]
-    ledger.ingest([ev.plan(), *waiting, ev.enroll(names[-1], names[0], event_id="e-cycle"),
-                   ev.enroll("OK")])
+    ledger.ingest(
+        [ev.plan(), *waiting, ev.enroll(names[-1], names[0], event_id="e-cycle"), ev.enroll("OK")]
+    )
     assert reasons(ledger) == {"e-cycle": "enrollment_cycle"}
     assert sorted(ledger.parked()) == sorted(e.event_id for e in waiting)
     # the loop's last sharer can still enroll properly, releasing the waiting chain
@@ -141,8 +170,16 @@ def test_a_cycle_among_waiting_enrollments_beside_applied_ones_is_rejected() -> 
     """Next to applied R and Q: X waits under Y, Y under Z; Z under X closes Z → X → Y → Z."""
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), ev.enroll("R"), ev.enroll("X", "Y"), ev.enroll("Y", "Z"),
-                   ev.enroll("Z", "X", event_id="e-cycle"), ev.enroll("Q", "R")])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.enroll("R"),
+            ev.enroll("X", "Y"),
+            ev.enroll("Y", "Z"),
+            ev.enroll("Z", "X", event_id="e-cycle"),
+            ev.enroll("Q", "R"),
+        ]
+    )
     assert reasons(ledger) == {"e-cycle": "enrollment_cycle"}
     ledger.ingest([ev.enroll("Z", "R")])  # not a cycle: Z → R
     assert ledger.parked() == [] and len(ledger.rejected) == 1

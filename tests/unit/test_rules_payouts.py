@@ -15,11 +15,16 @@ READY = T0 + 20 * DAY
 def ready(ev: Ev, **plan) -> InMemoryLedger:  # type: ignore[no-untyped-def]
     plan.setdefault("mins", [("CNY", 100), ("USD", 10)])
     ledger = InMemoryLedger()
-    ledger.ingest([
-        ev.plan(**plan), ev.enroll("S1"), ev.click("C1", "S1", "B1", T0 + 1),
-        ev.order("O1", "B1", T0 + DAY), ev.complete("O1", "B1", T0 + 2 * DAY),
-        ev.run("RUN1", READY),
-    ])
+    ledger.ingest(
+        [
+            ev.plan(**plan),
+            ev.enroll("S1"),
+            ev.click("C1", "S1", "B1", T0 + 1),
+            ev.order("O1", "B1", T0 + DAY),
+            ev.complete("O1", "B1", T0 + 2 * DAY),
+            ev.run("RUN1", READY),
+        ]
+    )
     assert ledger.rejected == []
     assert buckets(ledger) == (0, 460, 0, 0)
     return ledger
@@ -43,8 +48,9 @@ def test_request_moves_available_to_inflight_and_settled_moves_it_to_paid() -> N
 def test_failed_moves_inflight_back_to_available() -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 300, at=READY + 1),
-                   ev.failed("PAY1", "S1", at=READY + 2)])
+    ledger.ingest(
+        [ev.request("PAY1", "S1", 300, at=READY + 1), ev.failed("PAY1", "S1", at=READY + 2)]
+    )
     assert ledger.rejected == []
     assert buckets(ledger) == (0, 460, 0, 0)
     ledger.ingest([ev.request("PAY2", "S1", 460, at=READY + 3)])  # available again
@@ -55,8 +61,12 @@ def test_failed_moves_inflight_back_to_available() -> None:
 def test_amount_must_be_positive(amount: int) -> None:
     ev = Ev()
     ledger = ready(ev, mins=[("CNY", 0)])
-    ledger.ingest([ev.request("PAY1", "S1", amount, at=READY + 1, event_id="e-bad"),
-                   ev.request("PAY2", "S1", 1, at=READY + 2)])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", amount, at=READY + 1, event_id="e-bad"),
+            ev.request("PAY2", "S1", 1, at=READY + 2),
+        ]
+    )
     assert reasons(ledger) == {"e-bad": "invalid_amount"}
     assert buckets(ledger) == (0, 459, 1, 0)
 
@@ -76,11 +86,18 @@ def test_request_above_available_is_rejected(amount: int, ok: bool) -> None:
 def test_available_counts_earlier_inflight_requests() -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 300, at=READY + 1),
-                   ev.request("PAY2", "S1", 161, at=READY + 2, event_id="e-pay2"),
-                   ev.request("PAY3", "S1", 160, at=READY + 3),
-                   ev.request("PAY4", "S1", 100, at=READY + 4, event_id="e-pay4")])
-    assert reasons(ledger) == {"e-pay2": "insufficient_available", "e-pay4": "insufficient_available"}
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 300, at=READY + 1),
+            ev.request("PAY2", "S1", 161, at=READY + 2, event_id="e-pay2"),
+            ev.request("PAY3", "S1", 160, at=READY + 3),
+            ev.request("PAY4", "S1", 100, at=READY + 4, event_id="e-pay4"),
+        ]
+    )
+    assert reasons(ledger) == {
+        "e-pay2": "insufficient_available",
+        "e-pay4": "insufficient_available",
+    }
     assert buckets(ledger) == (0, 0, 460, 0)
 
 
@@ -99,12 +116,17 @@ def test_request_under_the_minimum_is_rejected(amount: int, ok: bool) -> None:
 def test_currency_not_listed_by_the_plan_cannot_be_paid_out() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([
-        ev.plan(mins=[("CNY", 100)]), ev.enroll("S1"), ev.click("C1", "S1", "B1", T0 + 1),
-        ev.order("O1", "B1", T0 + DAY, currency="EUR"), ev.complete("O1", "B1", T0 + 2 * DAY),
-        ev.run("RUN1", READY),
-        ev.request("PAY1", "S1", 400, "EUR", at=READY + 1, event_id="e-eur"),
-    ])
+    ledger.ingest(
+        [
+            ev.plan(mins=[("CNY", 100)]),
+            ev.enroll("S1"),
+            ev.click("C1", "S1", "B1", T0 + 1),
+            ev.order("O1", "B1", T0 + DAY, currency="EUR"),
+            ev.complete("O1", "B1", T0 + 2 * DAY),
+            ev.run("RUN1", READY),
+            ev.request("PAY1", "S1", 400, "EUR", at=READY + 1, event_id="e-eur"),
+        ]
+    )
     assert buckets(ledger, "EUR") == (0, 460, 0, 0)  # EUR orders earn; only payout is refused
     assert reasons(ledger) == {"e-eur": "unknown_currency"}
 
@@ -113,12 +135,14 @@ def test_minimum_and_currencies_come_from_the_plan_in_force_at_the_request() -> 
     ev = Ev()
     ledger = ready(ev)
     p2_from = READY + 10 * DAY
-    ledger.ingest([
-        ev.plan("P2", p2_from, mins=[("CNY", 400)]),
-        ev.request("PAY1", "S1", 200, at=p2_from - 1),  # P1: minimum 100
-        ev.request("PAY2", "S1", 200, at=p2_from, event_id="e-min"),  # P2: minimum 400
-        ev.request("PAY3", "S1", 10, "USD", at=p2_from + 1, event_id="e-usd"),  # P2: no USD
-    ])
+    ledger.ingest(
+        [
+            ev.plan("P2", p2_from, mins=[("CNY", 400)]),
+            ev.request("PAY1", "S1", 200, at=p2_from - 1),  # P1: minimum 100
+            ev.request("PAY2", "S1", 200, at=p2_from, event_id="e-min"),  # P2: minimum 400
+            ev.request("PAY3", "S1", 10, "USD", at=p2_from + 1, event_id="e-usd"),  # P2: no USD
+        ]
+    )
     assert reasons(ledger) == {"e-min": "below_minimum", "e-usd": "unknown_currency"}
     assert buckets(ledger) == (0, 260, 200, 0)
 
@@ -126,8 +150,12 @@ def test_minimum_and_currencies_come_from_the_plan_in_force_at_the_request() -> 
 def test_request_when_no_plan_is_in_force_is_rejected() -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 200, at=T0 - 1, event_id="e-early"),
-                   ev.request("PAY2", "S1", 200, at=READY + 1)])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 200, at=T0 - 1, event_id="e-early"),
+            ev.request("PAY2", "S1", 200, at=READY + 1),
+        ]
+    )
     assert reasons(ledger) == {"e-early": "no_plan_in_force"}
     assert buckets(ledger) == (0, 260, 200, 0)
 
@@ -136,9 +164,13 @@ def test_request_when_no_plan_is_in_force_is_rejected() -> None:
 def test_ending_a_rejected_request_is_rejected(end: str) -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 999, at=READY + 1, event_id="e-req"),
-                   getattr(ev, end)("PAY1", "S1", at=READY + 2, event_id="e-end"),
-                   ev.request("PAY2", "S1", 100, at=READY + 3)])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 999, at=READY + 1, event_id="e-req"),
+            getattr(ev, end)("PAY1", "S1", at=READY + 2, event_id="e-end"),
+            ev.request("PAY2", "S1", 100, at=READY + 3),
+        ]
+    )
     assert reasons(ledger) == {"e-req": "insufficient_available", "e-end": "payout_not_inflight"}
     assert buckets(ledger) == (0, 360, 100, 0)
 
@@ -149,27 +181,38 @@ def test_ending_a_request_rejected_as_malformed_is_rejected_not_left_waiting(end
     request that was seen and rejected: ending it is rejected rather than parked forever."""
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 100, "cny", at=READY + 1, event_id="e-req"),
-                   getattr(ev, end)("PAY1", "S1", at=READY + 2, event_id="e-end")])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 100, "cny", at=READY + 1, event_id="e-req"),
+            getattr(ev, end)("PAY1", "S1", at=READY + 2, event_id="e-end"),
+        ]
+    )
     assert reasons(ledger)["e-req"] == "invalid_value"
     assert ledger.parked() == []
     assert "e-end" in reasons(ledger)
 
 
-@pytest.mark.parametrize(("first", "second"), [("settled", "failed"), ("failed", "settled"),
-                                               ("settled", "settled"), ("failed", "failed")])
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("settled", "failed"), ("failed", "settled"), ("settled", "settled"), ("failed", "failed")],
+)
 def test_ending_an_ended_payout_is_rejected(first: str, second: str) -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 300, at=READY + 1),
-                   getattr(ev, first)("PAY1", "S1", at=READY + 2),
-                   getattr(ev, second)("PAY1", "S1", at=READY + 3, event_id="e-again")])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 300, at=READY + 1),
+            getattr(ev, first)("PAY1", "S1", at=READY + 2),
+            getattr(ev, second)("PAY1", "S1", at=READY + 3, event_id="e-again"),
+        ]
+    )
     assert reasons(ledger) == {"e-again": "payout_not_inflight"}
     assert buckets(ledger) == ((0, 160, 0, 300) if first == "settled" else (0, 460, 0, 0))
 
 
-@pytest.mark.parametrize(("end", "after"), [("settled", (0, 160, 0, 300)),
-                                            ("failed", (0, 460, 0, 0))])
+@pytest.mark.parametrize(
+    ("end", "after"), [("settled", (0, 160, 0, 300)), ("failed", (0, 460, 0, 0))]
+)
 def test_ending_before_the_request_waits_then_applies(end: str, after: tuple) -> None:  # type: ignore[type-arg]
     ev = Ev()
     ledger = ready(ev)
@@ -202,11 +245,19 @@ def test_ending_with_mismatching_details_is_rejected(end: str, wrong: dict) -> N
     ev = Ev()
     ledger = ready(ev)
     sharer = wrong.get("sharer", "S1")
-    ledger.ingest([
-        ev.request("PAY1", "S1", 300, at=READY + 1),
-        getattr(ev, end)("PAY1", sharer, at=READY + 2, amount=wrong.get("amount"),
-                         currency=wrong.get("currency"), event_id="e-bad"),
-    ])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 300, at=READY + 1),
+            getattr(ev, end)(
+                "PAY1",
+                sharer,
+                at=READY + 2,
+                amount=wrong.get("amount"),
+                currency=wrong.get("currency"),
+                event_id="e-bad",
+            ),
+        ]
+    )
     assert reasons(ledger) == {"e-bad": "payout_mismatch"}
     assert buckets(ledger) == (0, 160, 300, 0)  # still in flight
     ledger.ingest([getattr(ev, end)("PAY1", "S1", at=READY + 3, amount=300, currency="CNY")])
@@ -217,9 +268,13 @@ def test_ending_with_mismatching_details_is_rejected(end: str, wrong: dict) -> N
 def test_duplicate_payout_id_is_rejected_and_changes_nothing() -> None:
     ev = Ev()
     ledger = ready(ev)
-    ledger.ingest([ev.request("PAY1", "S1", 300, at=READY + 1),
-                   ev.request("PAY1", "S1", 100, at=READY + 2, event_id="e-dup"),
-                   ev.settled("PAY1", "S1", at=READY + 3, amount=300)])
+    ledger.ingest(
+        [
+            ev.request("PAY1", "S1", 300, at=READY + 1),
+            ev.request("PAY1", "S1", 100, at=READY + 2, event_id="e-dup"),
+            ev.settled("PAY1", "S1", at=READY + 3, amount=300),
+        ]
+    )
     assert reasons(ledger) == {"e-dup": "duplicate_payout_id"}
     assert buckets(ledger) == (0, 160, 0, 300)
 

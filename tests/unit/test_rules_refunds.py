@@ -14,8 +14,14 @@ AT = T0 + DAY
 
 def worked(ev: Ev, lines=LINES, depth: int = 3) -> InMemoryLedger:  # type: ignore[no-untyped-def]
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), *chain(ev, depth), ev.click("C1", "S1", "B1", AT - 1),
-                   ev.order("O1", "B1", AT, lines)])
+    ledger.ingest(
+        [
+            ev.plan(),
+            *chain(ev, depth),
+            ev.click("C1", "S1", "B1", AT - 1),
+            ev.order("O1", "B1", AT, lines),
+        ]
+    )
     assert ledger.rejected == []
     return ledger
 
@@ -34,8 +40,11 @@ def test_worked_example_partial_refund_posts_the_differences() -> None:
     ledger.ingest([refund(ev, "R1", ("L1", 4400))])
     assert ledger.entries[-1].kind == "reversal"
     assert postings_of(ledger.entries[-1]) == {
-        "platform:fees": -88, "sharer:S1:pending": -506, "sharer:S2:pending": -304,
-        "sharer:S3:pending": -202, "merchant:M1:charges": 1100,
+        "platform:fees": -88,
+        "sharer:S1:pending": -506,
+        "sharer:S2:pending": -304,
+        "sharer:S3:pending": -202,
+        "merchant:M1:charges": 1100,
     }
 
 
@@ -47,12 +56,18 @@ def test_refunds_are_cumulative_formula_on_remaining_amounts() -> None:
     ledger.ingest([refund(ev, "R1", ("L1", 4400)), refund(ev, "R2", ("L1", 2200))])
     assert ledger.rejected == []
     assert postings_of(ledger.entries[-1]) == {
-        "platform:fees": -44, "sharer:S1:pending": -253, "sharer:S2:pending": -152,
-        "sharer:S3:pending": -101, "merchant:M1:charges": 550,
+        "platform:fees": -44,
+        "sharer:S1:pending": -253,
+        "sharer:S2:pending": -152,
+        "sharer:S3:pending": -101,
+        "merchant:M1:charges": 550,
     }
     assert party_totals(ledger) == {
-        "platform:fees": 53, "sharer:S1:pending": 308, "sharer:S2:pending": 184,
-        "sharer:S3:pending": 123, "merchant:M1:charges": -668,
+        "platform:fees": 53,
+        "sharer:S1:pending": 308,
+        "sharer:S2:pending": 184,
+        "sharer:S3:pending": 123,
+        "merchant:M1:charges": -668,
     }
 
 
@@ -89,19 +104,30 @@ def test_full_refund_returns_every_party_to_exactly_zero(pieces) -> None:  # typ
 
 @settings(max_examples=60, deadline=None)
 @given(
-    lines=st.lists(st.tuples(st.integers(0, 30_000), st.sampled_from([None, 0, 1, 333, 2500, 10_000])),
-                   min_size=1, max_size=4),
+    lines=st.lists(
+        st.tuples(st.integers(0, 30_000), st.sampled_from([None, 0, 1, 333, 2500, 10_000])),
+        min_size=1,
+        max_size=4,
+    ),
     fee=st.sampled_from([0, 1, 800, 3333, 9999]),
     shares=st.sampled_from([(5000, 3000, 2000), (3333, 3333, 3334), (1, 2, 3), (10000, 0, 0)]),
     cuts=st.lists(st.integers(0, 1000), max_size=12),
     depth=st.integers(1, 4),
 )
-def test_full_refund_in_any_split_returns_every_party_to_zero(lines, fee, shares, cuts, depth) -> None:  # type: ignore[no-untyped-def]
+def test_full_refund_in_any_split_returns_every_party_to_zero(
+    lines, fee, shares, cuts, depth
+) -> None:  # type: ignore[no-untyped-def]
     ev = Ev()
     ledger = InMemoryLedger()
     named = [(f"L{k}", amount, rate) for k, (amount, rate) in enumerate(lines)]
-    ledger.ingest([ev.plan(fee=fee, shares=shares), *chain(ev, depth),
-                   ev.click("C1", "S1", "B1", AT - 1), ev.order("O1", "B1", AT, named)])
+    ledger.ingest(
+        [
+            ev.plan(fee=fee, shares=shares),
+            *chain(ev, depth),
+            ev.click("C1", "S1", "B1", AT - 1),
+            ev.order("O1", "B1", AT, named),
+        ]
+    )
     # cut every line's amount into pieces, refunded round-robin over several refunds
     remaining = {line_id: amount for line_id, amount, _ in named}
     refunds = []
@@ -135,12 +161,20 @@ def test_over_refund_is_rejected_whole_with_nothing_applied() -> None:
 def test_cumulative_over_refund_is_rejected() -> None:
     ev = Ev()
     ledger = worked(ev)
-    ledger.ingest([refund(ev, "R1", ("L1", 8000)), refund(ev, "R2", ("L1", 801), event_id="e-bad"),
-                   refund(ev, "R3", ("L1", 800))])
+    ledger.ingest(
+        [
+            refund(ev, "R1", ("L1", 8000)),
+            refund(ev, "R2", ("L1", 801), event_id="e-bad"),
+            refund(ev, "R3", ("L1", 800)),
+        ]
+    )
     assert reasons(ledger) == {"e-bad": "over_refund"}
     assert party_totals(ledger) == {  # only L2's 1200 @ 1000 remains: pool 120
-        "platform:fees": 9, "sharer:S1:pending": 55, "sharer:S2:pending": 33,
-        "sharer:S3:pending": 22, "merchant:M1:charges": -119,
+        "platform:fees": 9,
+        "sharer:S1:pending": 55,
+        "sharer:S2:pending": 33,
+        "sharer:S3:pending": 22,
+        "merchant:M1:charges": -119,
     }
 
 
@@ -148,8 +182,12 @@ def test_unknown_line_is_rejected_whole() -> None:
     ev = Ev()
     ledger = worked(ev)
     before = list(ledger.entries)
-    ledger.ingest([refund(ev, "R1", ("L1", 100), ("L9", 1), event_id="e-bad"),
-                   refund(ev, "R2", ("L1", 8800), ("L2", 1200))])
+    ledger.ingest(
+        [
+            refund(ev, "R1", ("L1", 100), ("L9", 1), event_id="e-bad"),
+            refund(ev, "R2", ("L1", 8800), ("L2", 1200)),
+        ]
+    )
     assert reasons(ledger) == {"e-bad": "unknown_line"}
     assert ledger.entries[: len(before)] == before
     assert ledger.balances() == {}
@@ -174,9 +212,13 @@ def test_refund_of_an_order_that_earned_nothing_is_recorded_without_money() -> N
     ledger.ingest([refund(ev, "R1", ("L1", 8000))])
     assert ledger.rejected == [] and ledger.entries == [] and ledger.parked() == []
     # it was recorded: its id is taken and its amount counts towards the line's total
-    ledger.ingest([refund(ev, "R1", ("L2", 1), event_id="e-dup"),
-                   refund(ev, "R2", ("L1", 801), event_id="e-over"),
-                   refund(ev, "R3", ("L1", 800))])
+    ledger.ingest(
+        [
+            refund(ev, "R1", ("L2", 1), event_id="e-dup"),
+            refund(ev, "R2", ("L1", 801), event_id="e-over"),
+            refund(ev, "R3", ("L1", 800)),
+        ]
+    )
     assert reasons(ledger) == {"e-dup": "duplicate_refund_id", "e-over": "over_refund"}
     assert ledger.entries == []
 
@@ -199,9 +241,16 @@ def test_refund_before_its_order_waits_then_gives_the_in_order_result() -> None:
 def test_refunds_waiting_for_an_order_apply_in_arrival_order_and_are_checked_then() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), *chain(ev, 1), ev.click("C1", "S1", "B1", AT - 1),
-                   refund(ev, "R1", ("L1", 6000)), refund(ev, "R2", ("L1", 5000), event_id="e-over"),
-                   refund(ev, "R3", ("L1", 4000))])
+    ledger.ingest(
+        [
+            ev.plan(),
+            *chain(ev, 1),
+            ev.click("C1", "S1", "B1", AT - 1),
+            refund(ev, "R1", ("L1", 6000)),
+            refund(ev, "R2", ("L1", 5000), event_id="e-over"),
+            refund(ev, "R3", ("L1", 4000)),
+        ]
+    )
     assert len(ledger.parked()) == 3
     ledger.ingest([ev.order("O1", "B1", AT, [("L1", 10_000, None)])])
     assert reasons(ledger) == {"e-over": "over_refund"}
@@ -211,8 +260,7 @@ def test_refunds_waiting_for_an_order_apply_in_arrival_order_and_are_checked_the
 def test_duplicate_refund_id_is_rejected() -> None:
     ev = Ev()
     ledger = worked(ev)
-    ledger.ingest([refund(ev, "R1", ("L1", 4400)),
-                   refund(ev, "R1", ("L2", 100), event_id="e-dup")])
+    ledger.ingest([refund(ev, "R1", ("L1", 4400)), refund(ev, "R1", ("L2", 100), event_id="e-dup")])
     assert reasons(ledger) == {"e-dup": "duplicate_refund_id"}
     assert party_totals(ledger)["sharer:S1:pending"] == 561
 
@@ -220,6 +268,11 @@ def test_duplicate_refund_id_is_rejected() -> None:
 def test_refund_id_is_unique_across_orders() -> None:
     ev = Ev()
     ledger = worked(ev)
-    ledger.ingest([ev.order("O2", "B1", AT + 1, LINES), refund(ev, "R1", ("L1", 4400)),
-                   ev.refund("R1", "O2", "B1", [("L1", 4400)], AT + DAY, event_id="e-dup")])
+    ledger.ingest(
+        [
+            ev.order("O2", "B1", AT + 1, LINES),
+            refund(ev, "R1", ("L1", 4400)),
+            ev.refund("R1", "O2", "B1", [("L1", 4400)], AT + DAY, event_id="e-dup"),
+        ]
+    )
     assert reasons(ledger) == {"e-dup": "duplicate_refund_id"}

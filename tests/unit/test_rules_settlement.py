@@ -16,8 +16,11 @@ FROZEN = 7 * DAY
 
 
 def base(ev: Ev, frozen: int = 7) -> list:
-    return [ev.plan(frozen=frozen, mins=[("CNY", 1), ("USD", 1)]), ev.enroll("S1"),
-            ev.click("C1", "S1", "B1", AT - 1)]
+    return [
+        ev.plan(frozen=frozen, mins=[("CNY", 1), ("USD", 1)]),
+        ev.enroll("S1"),
+        ev.click("C1", "S1", "B1", AT - 1),
+    ]
 
 
 def sold(ev: Ev, order_id: str = "O1", at: int = AT, amount: int = 10_000) -> list:
@@ -31,11 +34,12 @@ def buckets(ledger: InMemoryLedger) -> tuple[int, int, int, int]:
 
 @pytest.mark.parametrize(
     ("as_of", "settled"),
-    [(DONE + FROZEN, True), (DONE + FROZEN - 1, False), (DONE + FROZEN + 1, True),
-     (DONE, False)],
+    [(DONE + FROZEN, True), (DONE + FROZEN - 1, False), (DONE + FROZEN + 1, True), (DONE, False)],
     ids=["exactly-frozen", "1ms-early", "later", "at-completion"],
 )
-def test_settles_orders_completed_at_or_before_as_of_minus_frozen(as_of: int, settled: bool) -> None:
+def test_settles_orders_completed_at_or_before_as_of_minus_frozen(
+    as_of: int, settled: bool
+) -> None:
     ev = Ev()
     ledger = InMemoryLedger()
     ledger.ingest(base(ev) + sold(ev) + [ev.complete("O1", "B1", DONE), ev.run("RUN1", as_of)])
@@ -46,17 +50,26 @@ def test_settles_orders_completed_at_or_before_as_of_minus_frozen(as_of: int, se
 def test_zero_frozen_days_settles_at_completion_time() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev, frozen=0) + sold(ev) + [ev.complete("O1", "B1", DONE),
-                                                    ev.run("RUN1", DONE)])
+    ledger.ingest(
+        base(ev, frozen=0) + sold(ev) + [ev.complete("O1", "B1", DONE), ev.run("RUN1", DONE)]
+    )
     assert buckets(ledger) == (0, 460, 0, 0)
 
 
 def test_only_orders_due_settle_others_stay_pending() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev, "O1") + sold(ev, "O2", AT + 1, 20_000) + sold(ev, "O3", AT + 2)
-                  + [ev.complete("O1", "B1", DONE), ev.complete("O2", "B1", DONE + 1),
-                     ev.run("RUN1", DONE + FROZEN)])
+    ledger.ingest(
+        base(ev)
+        + sold(ev, "O1")
+        + sold(ev, "O2", AT + 1, 20_000)
+        + sold(ev, "O3", AT + 2)
+        + [
+            ev.complete("O1", "B1", DONE),
+            ev.complete("O2", "B1", DONE + 1),
+            ev.run("RUN1", DONE + FROZEN),
+        ]
+    )
     assert buckets(ledger) == (920 + 460, 460, 0, 0)  # O2 completed 1 ms too late, O3 never
     ledger.ingest([ev.run("RUN2", DONE + FROZEN + 1)])
     assert buckets(ledger) == (460, 460 + 920, 0, 0)
@@ -65,8 +78,9 @@ def test_only_orders_due_settle_others_stay_pending() -> None:
 def test_completion_not_yet_applied_stays_pending_whatever_its_time() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [ev.run("RUN1", DONE + 30 * DAY),
-                                          ev.complete("O1", "B1", DONE)])
+    ledger.ingest(
+        base(ev) + sold(ev) + [ev.run("RUN1", DONE + 30 * DAY), ev.complete("O1", "B1", DONE)]
+    )
     assert buckets(ledger) == (460, 0, 0, 0)
     ledger.ingest([ev.run("RUN2", DONE + 30 * DAY)])
     assert buckets(ledger) == (0, 460, 0, 0)
@@ -87,11 +101,15 @@ def test_completion_before_its_order_waits_and_then_counts() -> None:
 def test_an_order_completes_once() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.complete("O1", "B1", DONE + 10 * DAY),
-        ev.complete("O1", "B1", DONE, event_id="e-again"),  # an earlier time changes nothing
-        ev.run("RUN1", DONE + FROZEN),
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.complete("O1", "B1", DONE + 10 * DAY),
+            ev.complete("O1", "B1", DONE, event_id="e-again"),  # an earlier time changes nothing
+            ev.run("RUN1", DONE + FROZEN),
+        ]
+    )
     assert reasons(ledger) == {"e-again": "already_completed"}
     assert buckets(ledger) == (460, 0, 0, 0)
 
@@ -99,12 +117,16 @@ def test_an_order_completes_once() -> None:
 def test_settlement_moves_current_commission_and_settles_once() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.refund("R1", "O1", "B1", [("L1", 5000)], DONE),
-        ev.complete("O1", "B1", DONE),
-        ev.run("RUN1", DONE + FROZEN),
-        ev.run("RUN2", DONE + 2 * FROZEN),
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.refund("R1", "O1", "B1", [("L1", 5000)], DONE),
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+            ev.run("RUN2", DONE + 2 * FROZEN),
+        ]
+    )
     assert buckets(ledger) == (0, 230, 0, 0)
     assert [e.kind for e in ledger.entries].count("settlement") == 1
 
@@ -112,11 +134,15 @@ def test_settlement_moves_current_commission_and_settles_once() -> None:
 def test_fully_refunded_order_settles_nothing() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE),
-        ev.complete("O1", "B1", DONE),
-        ev.run("RUN1", DONE + FROZEN),
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE),
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+        ]
+    )
     assert ledger.balances() == {}
     assert "settlement" not in [e.kind for e in ledger.entries]
 
@@ -124,26 +150,38 @@ def test_fully_refunded_order_settles_nothing() -> None:
 def test_reversal_after_settlement_comes_out_of_available_whatever_its_time() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.complete("O1", "B1", DONE), ev.run("RUN1", DONE + FROZEN),
-        ev.refund("R1", "O1", "B1", [("L1", 5000)], DONE),  # timed before the run
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+            ev.refund("R1", "O1", "B1", [("L1", 5000)], DONE),  # timed before the run
+        ]
+    )
     assert buckets(ledger) == (0, 230, 0, 0)
     reversal = ledger.entries[-1]
     assert {p.account: p.amount for p in reversal.postings} == {
-        "sharer:S1:available": -230, "platform:fees": -40, "merchant:M1:charges": 270,
+        "sharer:S1:available": -230,
+        "platform:fees": -40,
+        "merchant:M1:charges": 270,
     }
 
 
 def clawed_back(ev: Ev) -> InMemoryLedger:
     """S1 settles 460, withdraws 400 (paid), then O1 is fully refunded: available −400."""
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.complete("O1", "B1", DONE), ev.run("RUN1", DONE + FROZEN),
-        ev.request("PAY1", "S1", 400, at=DONE + FROZEN + 1),
-        ev.settled("PAY1", "S1", at=DONE + FROZEN + 2),
-        ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE + FROZEN + 3),
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+            ev.request("PAY1", "S1", 400, at=DONE + FROZEN + 1),
+            ev.settled("PAY1", "S1", at=DONE + FROZEN + 2),
+            ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE + FROZEN + 3),
+        ]
+    )
     assert ledger.rejected == []
     return ledger
 
@@ -159,10 +197,13 @@ def test_negative_available_is_not_netted_against_pending_nor_written_off() -> N
     ev = Ev()
     ledger = clawed_back(ev)
     t = DONE + FROZEN + 10
-    ledger.ingest(sold(ev, "O2", t, 20_000) + [
-        ev.run("RUN2", t + 30 * DAY),  # O2 not completed: nothing to settle
-        ev.request("PAY2", "S1", 1, at=t + 30 * DAY, event_id="e-blocked"),
-    ])
+    ledger.ingest(
+        sold(ev, "O2", t, 20_000)
+        + [
+            ev.run("RUN2", t + 30 * DAY),  # O2 not completed: nothing to settle
+            ev.request("PAY2", "S1", 1, at=t + 30 * DAY, event_id="e-blocked"),
+        ]
+    )
     assert reasons(ledger) == {"e-blocked": "insufficient_available"}
     assert buckets(ledger) == (920, -400, 0, 400)
 
@@ -171,11 +212,15 @@ def test_negative_available_is_recovered_from_later_earnings_before_payouts() ->
     ev = Ev()
     ledger = clawed_back(ev)
     t = DONE + FROZEN + 10
-    ledger.ingest(sold(ev, "O2", t, 20_000) + [
-        ev.complete("O2", "B1", t), ev.run("RUN2", t + FROZEN),
-        ev.request("PAY2", "S1", 521, at=t + FROZEN + 1, event_id="e-over"),
-        ev.request("PAY3", "S1", 520, at=t + FROZEN + 2),
-    ])
+    ledger.ingest(
+        sold(ev, "O2", t, 20_000)
+        + [
+            ev.complete("O2", "B1", t),
+            ev.run("RUN2", t + FROZEN),
+            ev.request("PAY2", "S1", 521, at=t + FROZEN + 1, event_id="e-over"),
+            ev.request("PAY3", "S1", 520, at=t + FROZEN + 2),
+        ]
+    )
     assert reasons(ledger) == {"e-over": "insufficient_available"}
     assert buckets(ledger) == (0, 0, 520, 400)
 
@@ -184,27 +229,38 @@ def test_negative_available_in_one_currency_leaves_another_alone() -> None:
     ev = Ev()
     ledger = clawed_back(ev)
     t = DONE + FROZEN + 10
-    ledger.ingest([
-        ev.order("O-usd", "B1", t, [("L1", 10_000, None)], currency="USD"),
-        ev.complete("O-usd", "B1", t), ev.run("RUN2", t + FROZEN),
-        ev.request("PAY-usd", "S1", 460, "USD", at=t + FROZEN + 1),
-        ev.request("PAY-cny", "S1", 1, "CNY", at=t + FROZEN + 2, event_id="e-cny"),
-    ])
+    ledger.ingest(
+        [
+            ev.order("O-usd", "B1", t, [("L1", 10_000, None)], currency="USD"),
+            ev.complete("O-usd", "B1", t),
+            ev.run("RUN2", t + FROZEN),
+            ev.request("PAY-usd", "S1", 460, "USD", at=t + FROZEN + 1),
+            ev.request("PAY-cny", "S1", 1, "CNY", at=t + FROZEN + 2, event_id="e-cny"),
+        ]
+    )
     assert reasons(ledger) == {"e-cny": "insufficient_available"}
     assert buckets(ledger) == (0, -400, 0, 400)
     assert sharer_buckets(ledger, "S1", "USD") == {
-        "pending": 0, "available": 0, "inflight": 460, "paid": 0,
+        "pending": 0,
+        "available": 0,
+        "inflight": 460,
+        "paid": 0,
     }
 
 
 def test_failed_payout_returns_to_available_even_after_a_clawback() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest(base(ev) + sold(ev) + [
-        ev.complete("O1", "B1", DONE), ev.run("RUN1", DONE + FROZEN),
-        ev.request("PAY1", "S1", 300, at=DONE + FROZEN + 1),
-        ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE + FROZEN + 2),
-    ])
+    ledger.ingest(
+        base(ev)
+        + sold(ev)
+        + [
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+            ev.request("PAY1", "S1", 300, at=DONE + FROZEN + 1),
+            ev.refund("R1", "O1", "B1", [("L1", 10_000)], DONE + FROZEN + 2),
+        ]
+    )
     assert buckets(ledger) == (0, -300, 300, 0)
     ledger.ingest([ev.failed("PAY1", "S1", at=DONE + FROZEN + 3)])
     assert ledger.rejected == []
@@ -214,6 +270,12 @@ def test_failed_payout_returns_to_available_even_after_a_clawback() -> None:
 def test_settlement_of_an_order_that_earned_nothing_posts_nothing() -> None:
     ev = Ev()
     ledger = InMemoryLedger()
-    ledger.ingest([ev.plan(), ev.order("O1", "B1", AT), ev.complete("O1", "B1", DONE),
-                   ev.run("RUN1", DONE + FROZEN)])
+    ledger.ingest(
+        [
+            ev.plan(),
+            ev.order("O1", "B1", AT),
+            ev.complete("O1", "B1", DONE),
+            ev.run("RUN1", DONE + FROZEN),
+        ]
+    )
     assert ledger.rejected == [] and ledger.entries == []

@@ -18,8 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("consumer_offsets") as batch:
-        batch.add_column(sa.Column("marker", sa.BigInteger(), nullable=False,
-                                   server_default="-1"))
+        batch.add_column(sa.Column("marker", sa.BigInteger(), nullable=False, server_default="-1"))
 
 
 def downgrade() -> None:

@@ -37,8 +37,10 @@ NO_REPLACE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "settlement_runs": (("run_id",),),
 }
 _EVENT_LINK_COLUMNS = (
-    ("chain", sa.String(200), ""), ("chain_seq", sa.BigInteger(), "0"),
-    ("prev_hash", sa.String(64), ""), ("hash", sa.String(64), ""),
+    ("chain", sa.String(200), ""),
+    ("chain_seq", sa.BigInteger(), "0"),
+    ("prev_hash", sa.String(64), ""),
+    ("hash", sa.String(64), ""),
 )
 
 
@@ -46,10 +48,13 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     for name, type_, default in _EVENT_LINK_COLUMNS:
         op.add_column("events", sa.Column(name, type_, nullable=False, server_default=default))
-    op.add_column("chain_heads", sa.Column("events_seq", sa.BigInteger(), nullable=False,
-                                           server_default="0"))
-    op.add_column("chain_heads", sa.Column("events_hash", sa.String(64), nullable=False,
-                                           server_default=GENESIS))
+    op.add_column(
+        "chain_heads", sa.Column("events_seq", sa.BigInteger(), nullable=False, server_default="0")
+    )
+    op.add_column(
+        "chain_heads",
+        sa.Column("events_hash", sa.String(64), nullable=False, server_default=GENESIS),
+    )
     _link_existing_events(dialect)
     if dialect == "postgresql":
         for name, _type, _default in _EVENT_LINK_COLUMNS:
@@ -84,9 +89,15 @@ def _link_existing_events(dialect: str) -> None:
     """Link the rows written before this revision into chain ``legacy`` by arrival order
     (the append-only trigger is lifted for these UPDATEs only, inside this transaction)."""
     bind = op.get_bind()
-    rows = [dict(r._mapping) for r in bind.execute(sa.text(
-        "SELECT seq, event_id, type, occurred_at, source, outcome, payload FROM events "
-        "ORDER BY seq"))]
+    rows = [
+        dict(r._mapping)
+        for r in bind.execute(
+            sa.text(
+                "SELECT seq, event_id, type, occurred_at, source, outcome, payload FROM events "
+                "ORDER BY seq"
+            )
+        )
+    ]
     if not rows:
         return
     head = link_events(LEGACY_CHAIN, (0, GENESIS), rows)
@@ -95,8 +106,10 @@ def _link_existing_events(dialect: str) -> None:
     else:
         op.execute("DROP TRIGGER events_no_update")
     bind.execute(
-        sa.text("UPDATE events SET chain = :chain, chain_seq = :chain_seq, "
-                "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"),
+        sa.text(
+            "UPDATE events SET chain = :chain, chain_seq = :chain_seq, "
+            "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq"
+        ),
         [{k: r[k] for k in ("chain", "chain_seq", "prev_hash", "hash", "seq")} for r in rows],
     )
     if dialect == "postgresql":
@@ -104,8 +117,10 @@ def _link_existing_events(dialect: str) -> None:
     else:
         op.execute(sqlite.trigger_ddl("events", "UPDATE"))
     bind.execute(
-        sa.text("INSERT INTO chain_heads (chain, chain_seq, hash, events_seq, events_hash) "
-                "VALUES (:chain, 0, :genesis, :seq, :hash)"),
+        sa.text(
+            "INSERT INTO chain_heads (chain, chain_seq, hash, events_seq, events_hash) "
+            "VALUES (:chain, 0, :genesis, :seq, :hash)"
+        ),
         {"chain": LEGACY_CHAIN, "genesis": GENESIS, "seq": head[0], "hash": head[1]},
     )
 

@@ -33,8 +33,10 @@ def upgrade() -> None:
         "view_balances",
         sa.Column("sharer_id", sa.String(length=200), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        *(sa.Column(name, sa.BigInteger(), nullable=False)
-          for name in ("pending", "available", "inflight", "paid", "earned", "reversed")),
+        *(
+            sa.Column(name, sa.BigInteger(), nullable=False)
+            for name in ("pending", "available", "inflight", "paid", "earned", "reversed")
+        ),
         sa.PrimaryKeyConstraint("sharer_id", "currency"),
     )
     op.create_table(
@@ -54,8 +56,12 @@ def upgrade() -> None:
         sa.Column("settle_chain_seq", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("order_id", "sharer_id"),
     )
-    op.create_index("ix_view_order_levels_sharer", "view_order_levels",
-                    ["sharer_id", "currency", "settled_at"], unique=False)
+    op.create_index(
+        "ix_view_order_levels_sharer",
+        "view_order_levels",
+        ["sharer_id", "currency", "settled_at"],
+        unique=False,
+    )
     op.create_table(
         "view_fee_totals",
         sa.Column("day", sa.Integer(), nullable=False),
@@ -67,6 +73,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("view_fee_totals", "view_order_levels", "view_balances", "view_checkpoints",
-                  "view_projectors"):
+    for table in (
+        "view_fee_totals",
+        "view_order_levels",
+        "view_balances",
+        "view_checkpoints",
+        "view_projectors",
+    ):
         op.drop_table(table)
