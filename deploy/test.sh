@@ -9,6 +9,7 @@
 # test.sh run started it; one that was already running (say, from deploy/kafka/start.sh)
 # is left alone. Test runs in parallel share the servers: each holds a lease
 # (<cache>/test-runs/<pid>) and the last run to finish stops what test runs started.
+# A run of unit tests only (every path given under tests/unit) starts no server.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,21 +80,36 @@ cleanup() {
     exit "$rc"
 }
 
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-runs_lock
-prune_leases
-touch "$RUNS/run-$$"
-start_server kafka
-start_server postgres
-runs_unlock
-
-export LEDGER_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
-export LEDGER_TEST_PG_URL=$PG_URL
+# Unit tests need no server: a run whose every path is under tests/unit starts none.
+needs_servers() {
+    local arg path paths=0
+    for arg in "$@"; do
+        path=${arg%%::*}
+        [[ $arg != -* && -e $REPO_DIR/$path ]] || continue
+        paths=$((paths + 1))
+        [[ $(realpath "$REPO_DIR/$path") == "$REPO_DIR"/tests/unit* ]] || return 0
+    done
+    ((paths == 0))
+}
 
 cd "$REPO_DIR"
+if needs_servers "$@"; then
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    runs_lock
+    prune_leases
+    touch "$RUNS/run-$$"
+    start_server kafka
+    start_server postgres
+    runs_unlock
+    export LEDGER_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+    export LEDGER_TEST_PG_URL=$PG_URL
+else
+    echo "Only unit tests selected: Kafka and PostgreSQL are not started."
+fi
+
 set +e
 "$REPO_DIR/.venv/bin/python" -m pytest "$@"
 rc=$?

@@ -437,6 +437,16 @@ class ConsumerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 
+    def wait_started(self, timeout: float = 60.0) -> None:
+        """Poll the log until this start of the process has logged "consumer started" (its
+        signal handlers are in place from then on; a SIGTERM before that simply kills it)."""
+        deadline = time.monotonic() + timeout
+        while sum(r.get("event") == "consumer started" for r in self.log_lines()) < self.starts:
+            self.alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumer not started within {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait: the consumer finishes its batch and exits 0."""
         if self.proc is None or self.proc.poll() is not None:

@@ -262,6 +262,7 @@ def test_consumers_joining_and_leaving(backlog: Backlog, fresh_pg_url: str, tmp_
                 running.append(rng.choice(idle).start())
             else:
                 leaving = rng.choice(running)
+                leaving.wait_started()  # scaling down a consumer that runs, as operators do
                 assert leaving.terminate() == 0
                 running.remove(leaving)
             changes += 1
