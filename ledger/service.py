@@ -40,8 +40,8 @@ from ledger.offsets import Advance, Fenced, Marker, Stored, TopicPartition, adva
 from ledger.payload import dump_event
 from ledger.store import offsets as stored_offsets
 from ledger.store import tables as t
-from ledger.store.base import Store
 from ledger.store.state_sql import SqlStateLoader, write_changes
+from ledger.store.store import Store
 
 log = get_logger("ledger.service")
 

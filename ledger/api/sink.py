@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ledger.domain.events import Event
 from ledger.service import LedgerService, Received
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import runner
 
 
