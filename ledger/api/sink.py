@@ -39,8 +39,8 @@ class EmbeddedSink:
             return {
                 **out,
                 "outcome": "rejected",
-                "reason": dead["reason"],
-                "message": dead["message"],
+                "reason": dead.reason,
+                "message": dead.message,
             }
         return {**out, "outcome": "parked" if report.parked else "applied"}
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 # The database is down, restarting, or chose this transaction as a deadlock victim: retry
 # the whole batch later. Any other database error is the batch's own fault.
 UNAVAILABLE = (OperationalError, InterfaceError)
+
+# A unique key refused a row: in a batch written on optimistic assumptions (ids taken as
+# new without a query), the sign that one was not new after all.
+DUPLICATE_KEY = IntegrityError
 
 
 class StoreError(ValueError):

@@ -12,7 +12,7 @@ What differs between PostgreSQL and SQLite is behind ``store.specifics``, a ``Ba
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -171,7 +171,7 @@ class Store:
         self,
         conn: Connection,
         events: Sequence[dict[str, Any]],
-        entries: dict[str, list[JournalEntry]],
+        entries: Mapping[str, Sequence[JournalEntry]],
         recorded_at: int,
     ) -> None:
         """A batch's event-log rows and journal entries. Every chain involved is locked
