@@ -30,6 +30,7 @@ from consumers.decode import decode_partition
 from consumers.metrics import ConsumerMetrics
 from consumers.ordering import Batch, Item, Merger
 from consumers.retry import Backoff, retry
+from ledger.dead_letters import DeadLetter
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
@@ -52,7 +53,7 @@ class ConsumerLoop:
         service: LedgerService,
         metrics: ConsumerMetrics | None = None,
         sleep: Callable[[float], None] | None = None,
-        dead_letter_sink: Callable[[list[dict[str, Any]]], None] | None = None,
+        dead_letter_sink: Callable[[list[DeadLetter]], None] | None = None,
         seal: Callable[[int, list[int]], None] | None = None,
     ) -> None:
         self.config = config

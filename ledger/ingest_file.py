@@ -18,7 +18,7 @@ from ledger.domain.events import InvalidEvent
 from ledger.jsonform import parse_line
 from ledger.logs import get_logger
 from ledger.service import BatchReport, LedgerService, Received, Undecodable
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 log = get_logger("ledger.ingest")
 

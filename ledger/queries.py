@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Select, func, select
 
 from ledger.store import tables as t
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 BUCKETS = ("pending", "available", "inflight", "paid")
 

@@ -13,7 +13,7 @@ from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, allow, store_of
 from ledger.api.models import ID_PATTERN, CheckReport, EntryPage, Verification
 from ledger.store import tables as t
-from ledger.store.base import verify as verify_store
+from ledger.store.verify import verify as verify_store
 from projectors.check import check as check_views
 from projectors.recompute import BUCKETS, split_sharer_account
 

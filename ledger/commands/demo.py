@@ -22,7 +22,8 @@ from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 

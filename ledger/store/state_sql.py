@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.sql import Select
 
 from ledger.domain.events import SharerEnrolled
@@ -43,7 +53,7 @@ class SqlStateLoader:
         self.conn = conn
         self.lock_rows = lock_rows
 
-    def _locked(self, query: Select) -> Select:  # type: ignore[type-arg]
+    def _locked(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update() if self.lock_rows else query
 
     def plans(self) -> list[Plan]:
@@ -104,7 +114,7 @@ class SqlStateLoader:
     def processed(self, event_ids: Iterable[str]) -> set[str]:
         return self._existing(t.events.c.event_id, event_ids)
 
-    def _existing(self, column, ids: Iterable[str]) -> set[str]:  # type: ignore[no-untyped-def]
+    def _existing(self, column: Column[str], ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(ids):
             found.update(self.conn.execute(select(column).where(column.in_(chunk))).scalars())
@@ -243,7 +253,10 @@ def _plan_from_json(body: str) -> Plan:
 # --- writing a batch's changes ----------------------------------------------------------------
 
 
-def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+BulkInsert = Callable[[Connection, Table, Sequence[dict[str, Any]]], None]
+
+
+def write_changes(conn: Connection, insert_rows: BulkInsert, changes: Changes, now_ms: int) -> None:
     """Persist ``changes``; ``insert_rows(conn, table, rows)`` is the backend's bulk insert."""
     c = changes
     if c.plans:
