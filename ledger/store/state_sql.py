@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 
+from ledger.domain import refs
 from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.money import Split
@@ -147,10 +148,10 @@ class SqlStateLoader:
         found: dict[str, str | None] = {}
         for chunk in _chunks(sharer_ids):
             query = select(t.parked.c.subject, t.parked.c.waits_for).where(
-                t.parked.c.subject.in_(chunk), t.parked.c.type == "sharer_enrolled"
+                t.parked.c.subject.in_(chunk), t.parked.c.type == SharerEnrolled.TYPE
             )
             for subject, waits_for in self.conn.execute(query):
-                found[subject] = waits_for.removeprefix("sharer:")
+                found[subject] = refs.ref_id(waits_for, refs.SHARER)
         return found
 
 
@@ -312,7 +313,7 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
                 {
                     "event_id": p.event.event_id,
                     "waits_for": p.waits_for,
-                    "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
+                    "subject": p.subject,
                     "arrival": p.arrival,
                     "type": p.event.TYPE,
                     "source": p.source,
