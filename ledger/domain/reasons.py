@@ -52,3 +52,7 @@ class Reason(StrEnum):
     PAYOUT_MISMATCH = "payout_mismatch"
     # the database refused the record (ledger/service.py)
     UNSTORABLE = "unstorable"
+
+    def __repr__(self) -> str:
+        # shown like the plain code it replaced, e.g. in a logged {reason: count} dict
+        return str.__repr__(self)

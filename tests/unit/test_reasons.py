@@ -47,7 +47,8 @@ def test_the_enum_is_the_documented_table() -> None:
 
 
 def test_members_equal_their_codes() -> None:
-    assert all(r == r.value and str(r) == r.value for r in Reason)
+    assert all(r == r.value and str(r) == f"{r}" == r.value for r in Reason)
+    assert all(repr(r) == repr(r.value) for r in Reason)  # logs show the plain code
 
 
 def test_no_code_emits_a_reason_outside_the_enum() -> None:
