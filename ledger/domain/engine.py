@@ -3,6 +3,9 @@
 ``apply(event, arrival, state)`` assumes the event passed ``validation.problem`` and was
 not seen before (the processor checks both). It changes ``state`` only when the event
 is applied, or for a rejected payout request, whose id is remembered as rejected.
+
+Each event type has one entry in ``RULES``: its handler and, beside it, what the handler
+reads (its ``needs``), which the service loads for a whole batch before running it.
 """
 
 from __future__ import annotations
