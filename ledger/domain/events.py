@@ -7,8 +7,8 @@ epoch (UTC); money is integer minor units with an ISO 4217 currency code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
 from ledger.domain.reasons import Reason
 
@@ -204,10 +204,21 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
 )
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("plan_published", "min_payouts"): MinPayout,
-    ("order_placed", "lines"): OrderLine,
-    ("refund_issued", "lines"): RefundLine,
+
+def _tuple_items(cls: type[Event]) -> dict[str, type]:
+    """Field name -> item type of every ``tuple[X, ...]`` field of an event type."""
+    hints = get_type_hints(cls)
+    return {
+        f.name: get_args(hints[f.name])[0]
+        for f in fields(cls)
+        if get_origin(hints[f.name]) is tuple
+    }
+
+
+# (event type, field) -> item type of its list fields, read off the annotations; items
+# that are dataclasses (order lines, …) are built from their dict form
+_TUPLE_ITEMS: dict[tuple[str, str], type] = {
+    (cls.TYPE, name): item for cls in EVENT_CLASSES for name, item in _tuple_items(cls).items()
 }
 
 
@@ -237,7 +248,8 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
                 continue
             raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}: missing field {f.name!r}")
         value = record[f.name]
-        nested = _NESTED.get((event_type, f.name))
+        item_type = _TUPLE_ITEMS.get((event_type, f.name))
+        nested = item_type if item_type is not None and is_dataclass(item_type) else None
         if nested is not None:
             if not isinstance(value, (list, tuple)):
                 raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name} must be a list")
@@ -247,7 +259,7 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
                 )
             except TypeError as exc:
                 raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name}: {exc}") from exc
-        elif f.name == "level_shares_bps":
+        elif item_type is not None:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
