@@ -31,6 +31,7 @@ from consumers.metrics import ConsumerMetrics
 from consumers.ordering import Batch, Item, Merger
 from consumers.retry import Backoff, retry
 from ledger.dead_letters import DeadLetter
+from ledger.domain.reasons import Reason
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
@@ -285,7 +286,7 @@ class ConsumerLoop:
                 if item.barrier >= self._accounts_end:
                     items[n] = Undecodable(
                         item.source,
-                        "marker_ahead_of_accounts",
+                        Reason.MARKER_AHEAD_OF_ACCOUNTS,
                         f"marker for accounts offset {item.barrier}, but the accounts topic "
                         f"ends at {self._accounts_end}",
                         "",

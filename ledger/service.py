@@ -15,20 +15,11 @@ from dataclasses import dataclass, field
 
 from ledger.dead_letters import DeadLetter
 from ledger.domain.engine import Applied, Parked, Rejected
-from ledger.domain.entries import JournalEntry, sharer_account
-from ledger.domain.events import (
-    ClickRecorded,
-    Event,
-    OrderCompleted,
-    OrderPlaced,
-    PayoutFailed,
-    PayoutRequested,
-    PayoutSettled,
-    RefundIssued,
-    SettlementRun,
-    SharerEnrolled,
-)
+from ledger.domain.entries import JournalEntry
+from ledger.domain.events import Event
+from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
+from ledger.domain.reasons import Reason
 from ledger.domain.state import WorkingState
 from ledger.logs import get_logger
 from ledger.offsets import Advance, Fenced, Marker, Stored, TopicPartition, advances_for, after
@@ -217,7 +208,7 @@ class LedgerService:
         while True:
             state = WorkingState(loader, optimistic_balances=True)
             state.prefetch(balances=exact)
-            _prefetch(state, [i.event for i in incoming], optimistic=optimistic)
+            prefetch(state, [i.event for i in incoming], optimistic=optimistic)
             results = process(incoming, state)
             breached = state.breaches()
             if not breached:
@@ -333,7 +324,7 @@ def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
     if isinstance(item, Undecodable):
         return Undecodable(
             item.source,
-            "unstorable",
+            Reason.UNSTORABLE,
             f"{item.reason}: {exc}"[:2000],
             item.payload,
             position=item.position,
@@ -341,86 +332,10 @@ def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
     event = item.event
     return Undecodable(
         item.source,
-        "unstorable",
+        Reason.UNSTORABLE,
         f"the database refused it: {exc}"[:2000],
         dump_event(event),
         event_id=event.event_id,  # the store keeps it only if it is a usable id
         event_type=event.TYPE,
         position=item.position,
     )
-
-
-def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) -> None:
-    """One bulk look-up per kind of reference the batch's events name.
-
-    ``optimistic``: ids that are only read to detect a duplicate (the event ids, the ids of
-    new clicks and orders) are assumed new without a query. A wrong assumption cannot go
-    unnoticed: the event, click or order row is then inserted a second time, the unique
-    key refuses it, and the batch is redone without assumptions (see ``ingest``)."""
-    sharers: set[str] = set()
-    named_clicks: set[str] = set()
-    new_clicks: set[str] = set()
-    click_sharers: dict[str, set[str]] = {}  # buyer -> sharers of this batch's clicks
-    buyers: set[str] = set()
-    orders: set[str] = set()
-    new_orders: set[str] = set()
-    refunds: set[str] = set()
-    payouts: set[str] = set()
-    runs: set[str] = set()
-    refs: set[str] = set()  # what events of this batch may release
-    balances: set[tuple[str, str]] = set()  # balances a decision reads (payout requests)
-    first_order_at: int | None = None
-    for e in events:
-        if isinstance(e, ClickRecorded):
-            new_clicks.add(e.click_id)
-            click_sharers.setdefault(e.buyer_id, set()).add(e.sharer_id)
-        elif isinstance(e, OrderPlaced):
-            new_orders.add(e.order_id)
-            buyers.add(e.buyer_id)
-            refs.add(f"order:{e.order_id}")
-            if first_order_at is None or e.occurred_at < first_order_at:
-                first_order_at = e.occurred_at
-            if e.click_id:
-                named_clicks.add(e.click_id)
-        elif isinstance(e, (OrderCompleted, RefundIssued)):
-            orders.add(e.order_id)
-            if isinstance(e, RefundIssued):
-                refunds.add(e.refund_id)
-        elif isinstance(e, SharerEnrolled):
-            sharers.add(e.sharer_id)
-            refs.add(f"sharer:{e.sharer_id}")
-        elif isinstance(e, (PayoutRequested, PayoutSettled, PayoutFailed)):
-            payouts.add(e.payout_id)
-            if isinstance(e, PayoutRequested):
-                refs.add(f"payout:{e.payout_id}")
-                balances.add((sharer_account(e.sharer_id, "available"), e.currency))
-        elif isinstance(e, SettlementRun):
-            runs.add(e.run_id)
-    for buyer in buyers:  # the sharers an order of this batch may be attributed to
-        sharers.update(click_sharers.get(buyer, ()))
-    event_ids = {e.event_id for e in events}
-    if optimistic:
-        state.assume_absent(
-            processed=event_ids,
-            clicks=new_clicks - named_clicks,
-            orders=new_orders - orders,
-        )
-        event_ids = set()
-        new_clicks = set()
-        new_orders = set()
-    # attribution reads clicks back to the longest window of any plan, no further
-    longest_window = max((p.window_ms for p in state.plans), default=0)
-    state.prefetch(
-        sharers=sharers,
-        clicks=named_clicks | new_clicks,
-        buyers=buyers,
-        orders=orders | new_orders,
-        refunds=refunds,
-        payouts=payouts,
-        runs=runs,
-        processed=event_ids,
-        parked_refs=refs,
-        balances=balances,
-        clicks_since=(first_order_at or 0) - longest_window,
-    )
-    state.prefetch_levels(sharers)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
+from ledger.domain import refs
 from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.money import Split
@@ -157,10 +158,10 @@ class SqlStateLoader:
         found: dict[str, str | None] = {}
         for chunk in _chunks(sharer_ids):
             query = select(t.parked.c.subject, t.parked.c.waits_for).where(
-                t.parked.c.subject.in_(chunk), t.parked.c.type == "sharer_enrolled"
+                t.parked.c.subject.in_(chunk), t.parked.c.type == SharerEnrolled.TYPE
             )
             for subject, waits_for in self.conn.execute(query):
-                found[subject] = waits_for.removeprefix("sharer:")
+                found[subject] = refs.ref_id(waits_for, refs.SHARER)
         return found
 
 
@@ -325,7 +326,7 @@ def write_changes(conn: Connection, insert_rows: BulkInsert, changes: Changes, n
                 {
                     "event_id": p.event.event_id,
                     "waits_for": p.waits_for,
-                    "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
+                    "subject": p.subject,
                     "arrival": p.arrival,
                     "type": p.event.TYPE,
                     "source": p.source,
