@@ -34,6 +34,7 @@ DEFAULT_CHUNK = 50_000  # entries per statement: bounds one statement's memory, 
 # A rebuild folds the ranges of every chain together: each statement scans postings once,
 # so fewer, larger statements are faster (one scan in all, not one per chain or chunk).
 REBUILD_CHUNK = 2_000_000
+REBUILD_WORK_MEM = "256MB"  # per hash/sort node of a rebuild statement (PostgreSQL)
 
 
 @dataclass
@@ -86,6 +87,9 @@ def _run(
         with store.begin() as conn:
             _lock(store, conn, projector.name)
             if rebuild:
+                if store.backend == "postgresql":
+                    # hash the whole journal in memory rather than in batches on disk
+                    conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
                 for table in projector.tables:
                     conn.execute(delete(table))
                 conn.execute(
