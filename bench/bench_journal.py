@@ -134,7 +134,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(
             f"verify: ok={result.ok} {total} entries in {seconds:.2f} s "
-            f"({total / seconds:,.0f} entries/s); head {result.head}"
+            f"({total / seconds:,.0f} entries/s, {total / seconds * 60:,.0f} entries/min); "
+            f"head {result.head}"
         )
     finally:
         store.dispose()

@@ -7,7 +7,9 @@ batches of 2,000 events over four chains into a scratch database, catches the vi
 then measures: ``ledger rebuild`` of every view (postings/s), and p50/p99 of the
 balance of one sharer, that balance as of a recent time, and one order's multi-level
 payout view (random sharers and orders, one read snapshot per query, like the API).
-Writes ``bench/results/views-<time>.json``. Env: LEDGER_BENCH_PG_URL.
+Then rebuilds each view alone and times ``verify`` (chains and replay) in entries/min.
+``--keep`` keeps the scratch database and ``--db URL`` measures an existing ledger
+(no ingest). Writes ``bench/results/views-<time>.json``. Env: LEDGER_BENCH_PG_URL.
 """
 
 from __future__ import annotations
@@ -20,22 +22,47 @@ import random
 import statistics
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.pool import NullPool
 
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from projectors import read, runner
-from tests.kafka_helpers import fresh_database
+from ledger.store.store import Store
+from ledger.store.verify import verify
+from ledger.store.view_tables import VIEW_TABLES
+from projectors import catalog, read, runner
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
+
+
+@contextmanager
+def scratch_database(pg_url: str, *, keep: bool = False) -> Iterator[str]:
+    """A new empty database on ``pg_url``'s cluster, dropped afterwards unless ``keep``."""
+    name = f"bench_views_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            if not keep:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -56,18 +83,13 @@ def timed(store, samples: int, query) -> dict[str, float]:  # type: ignore[no-un
     return percentiles(took)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200_000)
-    parser.add_argument("--samples", type=int, default=2000)
-    args = parser.parse_args()
-    configure_logging("console", "warning")
-    pg = os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG)
-    rng = random.Random(1)
-    with fresh_database(pg, "bench_views_") as url:
-        store = open_store(url)
+def build_ledger(url: str, orders: int) -> dict[str, float | int]:
+    """Simulate ``orders`` orders and ingest them into ``url`` over four chains; catch the
+    views up. Returns events and ingest seconds."""
+    store = open_store(url)
+    try:
         started = time.perf_counter()
-        events = generate(3, sharers=2000, buyers=20_000, orders=args.orders, days=60).all()
+        events = generate(3, sharers=2000, buyers=20_000, orders=orders, days=60).all()
         service = LedgerService(store)
         for start in range(0, len(events), 2000):
             chain = f"ledger.orders/{(start // 2000) % 4}"
@@ -79,40 +101,117 @@ def main() -> None:
             )
         ingest_s = time.perf_counter() - started
         runner.catch_up(store)
+    finally:
+        store.dispose()
+    return {"events": len(events), "ingest_s": round(ingest_s, 1)}
+
+
+def vacuum_views(store: Store) -> None:
+    """VACUUM ANALYZE the view tables (PostgreSQL): each rebuild leaves its predecessor's
+    rows dead, and a timed rebuild should meet the table as autovacuum keeps it, not
+    the bloat of the rebuild timed just before."""
+    if store.backend != "postgresql":
+        return
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in VIEW_TABLES:
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+
+
+def measure_rebuild(store: Store, postings: int) -> dict[str, Any]:
+    """Rebuild every view, then each view alone: seconds and postings/s."""
+    vacuum_views(store)
+    started = time.perf_counter()
+    runner.rebuild(store)
+    seconds = time.perf_counter() - started
+    per_view = {}
+    for name in catalog.PROJECTORS:
+        vacuum_views(store)
+        began = time.perf_counter()
+        runner.rebuild(store, name)
+        per_view[name] = round(time.perf_counter() - began, 2)
+    return {
+        "rebuild_all_views_s": round(seconds, 2),
+        "rebuild_postings_per_s": round(postings / seconds),
+        "rebuild_per_view_s": per_view,
+    }
+
+
+def measure_verify(store: Store) -> dict[str, Any]:
+    """``ledger verify`` (chains and replay) over the whole ledger: entries per minute."""
+    with store.read() as conn:
+        entries = conn.execute(select(func.count()).select_from(t.entries)).scalar() or 0
+    started = time.perf_counter()
+    report = verify(store)
+    seconds = time.perf_counter() - started
+    if not report.ok:
+        raise SystemExit(f"verify failed: {report.problem}")
+    return {
+        "entries": entries,
+        "verify_s": round(seconds, 2),
+        "verify_entries_per_min": round(entries / seconds * 60),
+    }
+
+
+def measure_queries(store: Store, samples: int) -> dict[str, Any]:
+    """p50/p99 of a sharer's balances (now and an hour back) and an order's payout view."""
+    rng = random.Random(1)
+    with store.read() as conn:
+        sharers = [r for (r,) in conn.execute(select(t.sharers.c.sharer_id))]
+        orders = [
+            r for (r,) in conn.execute(select(t.orders.c.order_id).where(t.orders.c.levels != "[]"))
+        ]
+        latest = conn.execute(select(func.max(t.postings.c.occurred_at))).scalar() or 0
+    return {
+        "balance": timed(store, samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers))),
+        "balance_as_of_1h_ago": timed(
+            store,
+            samples,
+            lambda c: read.balances(c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000),
+        ),
+        "order_payout_view": timed(
+            store, samples, lambda c: read.order_levels(c, rng.choice(orders))
+        ),
+    }
+
+
+def measure(url: str, samples: int, *, with_verify: bool = True) -> dict[str, Any]:
+    """Every figure of this benchmark on the ledger at ``url``."""
+    store = open_store(url)
+    try:
         with store.read() as conn:
             postings = conn.execute(select(func.count()).select_from(t.postings)).scalar() or 0
-            sharers = [r for (r,) in conn.execute(select(t.sharers.c.sharer_id))]
-            orders = [
-                r
-                for (r,) in conn.execute(
-                    select(t.orders.c.order_id).where(t.orders.c.levels != "[]")
-                )
-            ]
-            latest = conn.execute(select(func.max(t.postings.c.occurred_at))).scalar() or 0
-        started = time.perf_counter()
-        runner.rebuild(store)
-        rebuild_s = time.perf_counter() - started
-        result = {
-            "events": len(events),
-            "postings": postings,
-            "ingest_s": round(ingest_s, 1),
-            "rebuild_all_views_s": round(rebuild_s, 2),
-            "rebuild_postings_per_s": round(postings / rebuild_s),
-            "balance": timed(
-                store, args.samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers))
-            ),
-            "balance_as_of_1h_ago": timed(
-                store,
-                args.samples,
-                lambda c: read.balances(c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000),
-            ),
-            "order_payout_view": timed(
-                store, args.samples, lambda c: read.order_levels(c, rng.choice(orders))
-            ),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-        }
+        result: dict[str, Any] = {"postings": postings}
+        result.update(measure_rebuild(store, postings))
+        if with_verify:
+            result.update(measure_verify(store))
+        result.update(measure_queries(store, samples))
+    finally:
         store.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--db", help="measure this existing ledger instead of building one")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch database (prints its URL)"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip timing verify")
+    args = parser.parse_args()
+    configure_logging("console", "warning")
+    pg = os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG)
+    result: dict[str, Any] = {}
+    with ExitStack() as stack:
+        url = args.db
+        if url is None:
+            url = stack.enter_context(scratch_database(pg, keep=args.keep))
+            print(f"ledger database: {url}", file=sys.stderr)
+            result.update(build_ledger(url, args.orders))
+        result.update(measure(url, args.samples, with_verify=not args.no_verify))
+    result["machine"] = platform.platform()
+    result["python"] = platform.python_version()
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"views-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(

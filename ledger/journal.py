@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -217,10 +218,10 @@ class _ChainState:
 
 
 def _is_link(value: object) -> bool:
-    return type(value) is str and len(value) == 64 and all(c in _HEX for c in value)
+    return type(value) is str and _LINK.fullmatch(value) is not None
 
 
-_HEX = frozenset("0123456789abcdef")
+_LINK = re.compile("[0-9a-f]{64}")
 
 
 @dataclass

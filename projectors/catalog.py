@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Table
@@ -9,34 +10,30 @@ from sqlalchemy import Table
 from ledger.store import view_tables as v
 from projectors import sql
 
+Build = Callable[[str, sql.Source], tuple[str, ...]]  # (backend, entries source) -> SQL
+
 
 @dataclass(frozen=True)
 class Projector:
     name: str
     tables: tuple[Table, ...]
-    statements: dict[str, tuple[str, ...]]  # backend -> SQL run, in order, per chain range
+    build: Build  # the statements folding one source of entries, run in order
 
     def sql_for(self, backend: str) -> tuple[str, ...]:
-        return self.statements[backend]
+        """Statements folding one range of one chain (:chain, :lo, :hi): the catch-up."""
+        return self.build(backend, sql.ONE_CHAIN)
 
-
-def _same(*statements: str) -> dict[str, tuple[str, ...]]:
-    return {"postgresql": statements, "sqlite": statements}
+    def sql_for_ranges(self, backend: str) -> tuple[str, ...]:
+        """Statements folding a JSON list of ranges of any chains (:ranges): the rebuild."""
+        return self.build(backend, sql.MANY_CHAINS[backend])
 
 
 PROJECTORS: dict[str, Projector] = {
     p.name: p
     for p in (
-        Projector("balances", (v.view_balances,), _same(sql.BALANCES)),
-        Projector(
-            "payouts",
-            (v.view_order_levels,),
-            {
-                backend: (skeleton, sql.ORDER_LEVEL_AMOUNTS)
-                for backend, skeleton in sql.ORDER_LEVELS_SKELETON.items()
-            },
-        ),
-        Projector("totals", (v.view_fee_totals,), _same(sql.FEE_TOTALS)),
+        Projector("balances", (v.view_balances,), lambda _, s: (sql.balances(s),)),
+        Projector("payouts", (v.view_order_levels,), lambda b, s: (sql.order_levels(b, s),)),
+        Projector("totals", (v.view_fee_totals,), lambda _, s: (sql.fee_totals(s),)),
     )
 }
 

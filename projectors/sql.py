@@ -1,7 +1,8 @@
-"""The SQL each projector runs over one range of one hash chain's entries.
+"""The SQL each projector runs over ranges of the hash chains' entries.
 
-Every statement reads ``entries``/``postings`` rows with ``chain = :chain`` and
-``:lo < chain_seq <= :hi`` and folds them into its view with an upsert that adds
+A statement reads the ``entries``/``postings`` rows of its source: one range of one chain
+(``ONE_CHAIN``, a catch-up) or ranges of many chains at once (``MANY_CHAINS``, a
+rebuild), and folds them into its view with an upsert that adds
 (``x = view.x + excluded.x``). Additions commute, so the result does not depend on the
 order in which chains are caught up, nor on where the ranges were cut: a live view and
 one rebuilt from scratch hold the same rows. The database does the work (set-based), so
@@ -26,8 +27,27 @@ PATTERNS = {
     "fees_account": "platform:fees",
 }
 
-RANGE = "e.chain = :chain AND e.chain_seq > :lo AND e.chain_seq <= :hi"
-JOURNAL = "entries e JOIN postings p ON p.entry_seq = e.seq"
+# Where a statement's entries come from: (FROM items naming ``entries e``, WHERE condition).
+# ``ONE_CHAIN``: one range of one chain (:chain, :lo, :hi), what a catch-up folds.
+# ``MANY_CHAINS``: any ranges of any chains at once, :ranges being a JSON list of
+# {"chain", "lo", "hi"} objects; a rebuild folds every chain in one statement, so each view
+# scans ``postings`` once instead of once per chain.
+Source = tuple[str, str]
+ONE_CHAIN: Source = ("entries e", "e.chain = :chain AND e.chain_seq > :lo AND e.chain_seq <= :hi")
+_IN_RANGES = "ON e.chain = r.chain AND e.chain_seq > r.lo AND e.chain_seq <= r.hi"
+MANY_CHAINS: dict[str, Source] = {
+    "postgresql": (
+        "json_to_recordset(CAST(:ranges AS json)) AS r(chain text, lo bigint, hi bigint)"
+        f" JOIN entries e {_IN_RANGES}",
+        "true",
+    ),
+    "sqlite": (
+        "(SELECT json_extract(value, '$.chain') AS chain, json_extract(value, '$.lo') AS lo,"
+        " json_extract(value, '$.hi') AS hi FROM json_each(:ranges)) r"
+        f" JOIN entries e {_IN_RANGES}",
+        "true",
+    ),
+}
 
 # The sharer id inside a sharer account: drop "sharer:" (7 chars) and ":{bucket}".
 SHARER_ID = (
@@ -41,7 +61,10 @@ SHARER_ID = (
 # UTC day number of an event time, floored also before 1970 (SQL's / truncates).
 DAY = f"(p.occurred_at - ((p.occurred_at % {DAY_MS}) + {DAY_MS}) % {DAY_MS}) / {DAY_MS}"
 
-BALANCES = f"""
+
+def balances(source: Source) -> str:
+    entries, in_range = source
+    return f"""
 INSERT INTO view_balances (sharer_id, currency, pending, available, inflight, paid, earned,
                            reversed)
 SELECT sharer_id, currency, sum(pending), sum(available), sum(inflight), sum(paid),
@@ -54,8 +77,8 @@ FROM (
         CASE WHEN p.account LIKE :like_paid THEN p.amount ELSE 0 END AS paid,
         CASE WHEN e.kind = 'accrual' THEN p.amount ELSE 0 END AS earned,
         CASE WHEN e.kind = 'reversal' THEN -p.amount ELSE 0 END AS reversed
-    FROM {JOURNAL}
-    WHERE {RANGE} AND p.account LIKE :like_sharer
+    FROM {entries} JOIN postings p ON p.entry_seq = e.seq
+    WHERE {in_range} AND p.account LIKE :like_sharer
 ) x
 WHERE true
 GROUP BY sharer_id, currency
@@ -68,57 +91,55 @@ ON CONFLICT (sharer_id, currency) DO UPDATE SET
     reversed = view_balances.reversed + excluded.reversed
 """
 
-_ORDERS_IN_RANGE = f"""
-    SELECT e.order_id FROM entries e WHERE {RANGE} AND e.order_id IS NOT NULL
-"""
 
-# One row per level of every order the range touches, amounts zero: the levels come from
-# the order's reference row (written in the same transaction as its accrual), because a
-# level whose commission rounds to 0 posts nothing and so leaves no trace in the journal.
-ORDER_LEVELS_SKELETON = {
-    "postgresql": f"""
-INSERT INTO view_order_levels (order_id, sharer_id, level, currency, downline_id, merchant_id,
-                               plan_id, accrued, reversed, settled)
-SELECT o.order_id, l.value, l.ord, o.currency, CAST(o.levels AS json) ->> 0, o.merchant_id,
-       o.plan_id, 0, 0, 0
-FROM orders o
-CROSS JOIN LATERAL json_array_elements_text(CAST(o.levels AS json)) WITH ORDINALITY
-    AS l(value, ord)
-WHERE o.order_id IN ({_ORDERS_IN_RANGE})
-ON CONFLICT (order_id, sharer_id) DO NOTHING
-""",
-    "sqlite": f"""
-INSERT INTO view_order_levels (order_id, sharer_id, level, currency, downline_id, merchant_id,
-                               plan_id, accrued, reversed, settled)
-SELECT o.order_id, l.value, l.key + 1, o.currency, json_extract(o.levels, '$[0]'),
-       o.merchant_id, o.plan_id, 0, 0, 0
-FROM orders o, json_each(o.levels) l
-WHERE o.order_id IN ({_ORDERS_IN_RANGE})
-ON CONFLICT (order_id, sharer_id) DO NOTHING
-""",
+# Each level of an order, numbered from 1, and the order's level-1 sharer (its downline).
+_LEVELS = {
+    "postgresql": (
+        "CROSS JOIN LATERAL json_array_elements_text(CAST(o.levels AS json)) WITH ORDINALITY"
+        " AS l(value, ord)",
+        "l.ord",
+        "CAST(o.levels AS json) ->> 0",
+    ),
+    "sqlite": (", json_each(o.levels) l", "l.key + 1", "json_extract(o.levels, '$[0]')"),
 }
 
-ORDER_LEVEL_AMOUNTS = f"""
-INSERT INTO view_order_levels (order_id, sharer_id, level, currency, downline_id, merchant_id,
-                               plan_id, accrued, reversed, settled, settled_at, settle_chain,
-                               settle_chain_seq)
-SELECT a.order_id, a.sharer_id, ol.level, ol.currency, ol.downline_id, ol.merchant_id,
-       ol.plan_id, a.accrued, a.reversed, a.settled, a.settled_at,
-       CASE WHEN a.settled_at IS NULL THEN NULL ELSE :chain END, a.settle_seq
-FROM (
+
+def order_levels(backend: str, source: Source) -> str:
+    """One row per level of every order the range touches, with the range's amounts added
+    (zero for a level without postings in it). The levels come from the order's reference
+    row (written in the same transaction as its accrual), because a level whose commission
+    rounds to 0 posts nothing and so leaves no trace in the journal. An order has at most
+    one settlement entry, so its time and chain link are those of any settlement posting."""
+    entries, in_range = source
+    levels, level_number, downline = _LEVELS[backend]
+    return f"""
+WITH touched AS (
+    SELECT e.seq, e.kind, e.order_id, e.chain, e.chain_seq, e.occurred_at
+    FROM {entries}
+    WHERE {in_range} AND e.order_id IS NOT NULL
+),
+amounts AS (
     SELECT e.order_id AS order_id, {SHARER_ID} AS sharer_id,
         sum(CASE WHEN e.kind = 'accrual' THEN p.amount ELSE 0 END) AS accrued,
         sum(CASE WHEN e.kind = 'reversal' THEN -p.amount ELSE 0 END) AS reversed,
         sum(CASE WHEN e.kind = 'settlement' AND p.amount > 0 THEN p.amount ELSE 0 END)
             AS settled,
         max(CASE WHEN e.kind = 'settlement' THEN e.occurred_at END) AS settled_at,
+        max(CASE WHEN e.kind = 'settlement' THEN e.chain END) AS settle_chain,
         max(CASE WHEN e.kind = 'settlement' THEN e.chain_seq END) AS settle_seq
-    FROM {JOURNAL}
-    WHERE {RANGE} AND e.order_id IS NOT NULL AND p.account LIKE :like_sharer
+    FROM touched e JOIN postings p ON p.entry_seq = e.seq
+    WHERE p.account LIKE :like_sharer
     GROUP BY e.order_id, {SHARER_ID}
-) a
-JOIN view_order_levels ol ON ol.order_id = a.order_id AND ol.sharer_id = a.sharer_id
-WHERE true
+)
+INSERT INTO view_order_levels (order_id, sharer_id, level, currency, downline_id, merchant_id,
+                               plan_id, accrued, reversed, settled, settled_at, settle_chain,
+                               settle_chain_seq)
+SELECT o.order_id, l.value, {level_number}, o.currency, {downline}, o.merchant_id, o.plan_id,
+       COALESCE(a.accrued, 0), COALESCE(a.reversed, 0), COALESCE(a.settled, 0),
+       a.settled_at, a.settle_chain, a.settle_seq
+FROM orders o {levels}
+LEFT JOIN amounts a ON a.order_id = o.order_id AND a.sharer_id = l.value
+WHERE o.order_id IN (SELECT order_id FROM touched)
 ON CONFLICT (order_id, sharer_id) DO UPDATE SET
     accrued = view_order_levels.accrued + excluded.accrued,
     reversed = view_order_levels.reversed + excluded.reversed,
@@ -128,15 +149,18 @@ ON CONFLICT (order_id, sharer_id) DO UPDATE SET
     settle_chain_seq = COALESCE(view_order_levels.settle_chain_seq, excluded.settle_chain_seq)
 """
 
-FEE_TOTALS = f"""
+
+def fee_totals(source: Source) -> str:
+    entries, in_range = source
+    return f"""
 INSERT INTO view_fee_totals (day, currency, fees, merchant_charges)
 SELECT day, currency, sum(fee), sum(charge)
 FROM (
     SELECT {DAY} AS day, p.currency AS currency,
         CASE WHEN p.account = :fees_account THEN p.amount ELSE 0 END AS fee,
         CASE WHEN p.account LIKE :like_merchant THEN -p.amount ELSE 0 END AS charge
-    FROM {JOURNAL}
-    WHERE {RANGE} AND (p.account = :fees_account OR p.account LIKE :like_merchant)
+    FROM {entries} JOIN postings p ON p.entry_seq = e.seq
+    WHERE {in_range} AND (p.account = :fees_account OR p.account LIKE :like_merchant)
 ) x
 WHERE true
 GROUP BY day, currency
