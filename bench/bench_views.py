@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select
 
+from bench.support import fresh_database
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.base import open_store
 from projectors import read, runner
-from tests.kafka_helpers import fresh_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"

@@ -1,0 +1,82 @@
+"""Ours, end to end: ``ledger consume`` processes of one group, Kafka -> a fresh PostgreSQL
+ledger, timed from their start (process start-up and group join included) until the
+offsets stored in the ledger database reach the topics' end offsets. The consumers' RSS
+is sampled from /proc with the records applied so far, every second."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.support import (
+    ConsumerProcess,
+    LedgerService,
+    RssSampler,
+    Topics,
+    applied_offsets,
+    end_offsets,
+    fresh_database,
+    open_store,
+    summarize_rss,
+    tables,
+    unique,
+    wait_until_applied,
+)
+
+
+def e2e(
+    bootstrap: str, topics: Topics, pg_url: str, consumers: int, timeout: float = 1800
+) -> dict[str, Any]:
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    with fresh_database(pg_url, prefix="bench_e2e_") as url:
+        store = open_store(url)  # migrates the schema before the consumers start
+        service = LedgerService(store)
+        group = unique("bench-run")
+        ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
+
+        def applied() -> int:
+            return sum((applied_offsets(service, group) or {}).values())
+
+        started = time.perf_counter()
+        procs = [
+            ConsumerProcess(url, bootstrap, group, topics, log_dir / f"consumer-{n}.log")
+            for n in range(consumers)
+        ]
+        try:
+            with RssSampler([p.pid for p in procs], applied) as sampler:
+
+                def alive() -> None:
+                    for proc in procs:
+                        proc.alive()
+
+                wait_until_applied(store, group, ends, timeout, alive)
+                seconds = time.perf_counter() - started
+        finally:
+            for proc in procs:
+                proc.terminate()
+        with store.read() as conn:
+            counts = service_counts(conn)
+        store.dispose()
+    return {
+        "consumers": consumers,
+        "records": sum(ends.values()),
+        "seconds": round(seconds, 3),
+        "rss": summarize_rss(sampler.samples),
+        **counts,
+    }
+
+
+def service_counts(conn: Any) -> dict[str, int]:
+    """Rows the run left: events in the log, journal entries, postings."""
+    return {
+        name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        for name, table in (
+            ("logged_events", tables.events),
+            ("entries", tables.entries),
+            ("postings", tables.postings),
+        )
+    }
