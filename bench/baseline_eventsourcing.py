@@ -31,6 +31,7 @@ from bench.support import (
     split_lines,
 )
 
+SETUP_CHUNK = 500
 NAMESPACE = uuid.UUID("6f1c1d2e-0000-4000-8000-000000000016")
 
 
@@ -98,8 +99,9 @@ class Commissions(Application[uuid.UUID]):
     def publish_plan(self, e: PlanPublished) -> None:
         self.plans = sorted([*self.plans, e], key=lambda p: p.effective_from)
 
-    def enroll(self, e: SharerEnrolled) -> None:
-        self.save(Sharer(e.sharer_id, e.upline_id))
+    def enroll(self, enrollments: list[SharerEnrolled]) -> None:
+        """The setup (not timed), saved in chunks to keep the run short."""
+        self.save(*(Sharer(e.sharer_id, e.upline_id) for e in enrollments))
 
     def click(self, e: ClickRecorded) -> None:
         self.save(Click(e.click_id, e.sharer_id, e.buyer_id, e.occurred_at))
@@ -166,12 +168,17 @@ def run(
         events = orders = postings = 0
         started = time.perf_counter()
         orders_from = 0.0  # when the first buyer event arrived (setup done)
+        setup: list[SharerEnrolled] = []
         for e in stream_events(bootstrap, topics):
             if not orders_from and isinstance(e, ClickRecorded | OrderPlaced):
+                app.enroll(setup)
                 orders_from = time.perf_counter()
             events += 1
             if isinstance(e, SharerEnrolled):
-                app.enroll(e)
+                setup.append(e)
+                if len(setup) == SETUP_CHUNK:
+                    app.enroll(setup)
+                    setup.clear()
             elif isinstance(e, PlanPublished):
                 app.publish_plan(e)
             elif isinstance(e, ClickRecorded):

@@ -1,7 +1,7 @@
 """Ours, end to end: ``ledger consume`` processes of one group, Kafka -> a fresh PostgreSQL
 ledger, timed from their start (process start-up and group join included) until the
 offsets stored in the ledger database reach the topics' end offsets. The consumers' RSS
-is sampled from /proc with the records applied so far, every second."""
+is sampled from /proc with the records applied so far, every half second."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from bench.support import (
     end_offsets,
     fresh_database,
     open_store,
+    steady_rate,
     summarize_rss,
     tables,
     unique,
@@ -65,7 +66,8 @@ def e2e(
         "consumers": consumers,
         "records": sum(ends.values()),
         "seconds": round(seconds, 3),
-        "rss": summarize_rss(sampler.samples),
+        "steady_records_per_s": round(steady_rate(sampler.samples, sum(ends.values()), seconds)),
+        "rss": summarize_rss(sampler.samples, sum(ends.values())),
         **counts,
     }
 

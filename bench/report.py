@@ -48,6 +48,7 @@ def _stream_rows(section: str, s: dict[str, Any]) -> list[Row]:
     consume = _rate(s["raw_consume"]["records"], s["raw_consume"]["seconds"])
     decode = _rate(s["raw_decode"]["records"], s["raw_decode"]["seconds"])
     one = _rate(s["e2e_1"]["records"], s["e2e_1"]["seconds"])
+    steady = s["e2e_1"]["steady_records_per_s"]
     out = [
         Row(section, "ceiling: kafka-python consume", consume, "records/s", "1.00x consume", ""),
         Row(
@@ -63,7 +64,8 @@ def _stream_rows(section: str, s: dict[str, Any]) -> list[Row]:
             "ours e2e, 1 consumer",
             one,
             "records/s",
-            f"{one / decode:.1%} of consume+decode",
+            f"{one / decode:.1%} of consume+decode; steady (start-up excluded) "
+            + (f"{steady:,.0f} = {steady / decode:.1%}" if steady else "n/a (run too short)"),
             f">= 50% of consume+decode: {_met(one >= 0.5 * decode)}"
             if section == "realistic mix"
             else "",
@@ -77,11 +79,18 @@ def _stream_rows(section: str, s: dict[str, Any]) -> list[Row]:
                 "ours e2e, 2 consumers (one group)",
                 two,
                 "records/s",
-                f"{_x(two, one)} one consumer; {two / decode:.1%} of consume+decode",
+                f"{_x(two, one)} one consumer; {two / decode:.1%} of consume+decode; steady "
+                + _steady_ratio(s["e2e_2"]["steady_records_per_s"], steady),
                 f">= 1.6x one: {_met(two >= 1.6 * one)}",
             )
         )
     return out
+
+
+def _steady_ratio(two: float | None, one: float | None) -> str:
+    if not two or not one:
+        return "n/a (run too short)"
+    return f"{two:,.0f} = {two / one:.2f}x one's steady"
 
 
 def _baseline_rate(b: dict[str, Any]) -> float:
@@ -208,7 +217,8 @@ def markdown(result: dict[str, Any]) -> str:
     if rss:
         tail = [
             "",
-            "Consumer RSS (sum over the group's processes), sampled every second:",
+            "Consumer RSS (sum over the group's processes), sampled every half second;"
+            " first/last/quarters from 10% of the records on (after warm-up):",
             "",
             "| run | records | first MiB | last MiB | max MiB | last/first quarter | flat ±20% |",
             "|---|---:|---:|---:|---:|---:|---|",

@@ -245,7 +245,7 @@ class RssSampler:
     in a daemon thread: rows of (seconds since start, progress, total RSS KiB)."""
 
     def __init__(
-        self, pids: Sequence[int], progress: Callable[[], int], every: float = 1.0
+        self, pids: Sequence[int], progress: Callable[[], int], every: float = 0.5
     ) -> None:
         self.pids = list(pids)
         self.progress = progress
@@ -275,20 +275,31 @@ class RssSampler:
         self._thread.join(5)
 
 
-def summarize_rss(samples: list[tuple[float, int, int]]) -> dict[str, Any]:
-    """First/last/max RSS and the drift between the first and last quarter of progress."""
-    if not samples:
-        return {"samples": []}
-    rss = [s[2] for s in samples if s[2]]
-    if not rss:
+def summarize_rss(samples: list[tuple[float, int, int]], records: int) -> dict[str, Any]:
+    """RSS after warm-up (once 10% of ``records`` were applied: start-up, imports and the
+    first batches are behind) against the end: the mean of the last quarter of those
+    samples over the mean of the first quarter (target: within ±20%)."""
+    warm = [s for s in samples if s[2] and s[1] >= records // 10]
+    if len(warm) < 2:
         return {"samples": samples}
-    quarter = max(1, len(rss) // 4)
-    early = sum(rss[:quarter]) / quarter
-    late = sum(rss[-quarter:]) / quarter
+    quarter = max(1, len(warm) // 4)
+    early = sum(s[2] for s in warm[:quarter]) / quarter
+    late = sum(s[2] for s in warm[-quarter:]) / quarter
     return {
-        "first_mib": round(rss[0] / 1024, 1),
-        "last_mib": round(rss[-1] / 1024, 1),
-        "max_mib": round(max(rss) / 1024, 1),
+        "first_mib": round(warm[0][2] / 1024, 1),
+        "last_mib": round(warm[-1][2] / 1024, 1),
+        "max_mib": round(max(s[2] for s in samples) / 1024, 1),
         "late_vs_early": round(late / early, 3),
         "samples": samples,
     }
+
+
+def steady_rate(
+    samples: list[tuple[float, int, int]], records: int, seconds: float
+) -> float | None:
+    """Records/s from the first sample with records applied to the end: the rate once the
+    processes have started and joined the group (start-up excluded)."""
+    first = next((s for s in samples if s[1] > 0), None)
+    if first is None or seconds <= first[0] or first[1] > records // 2:
+        return None  # too short a run to see a steady state
+    return (records - first[1]) / (seconds - first[0])
