@@ -24,10 +24,15 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg2
+from eventsourcing.persistence import PersistenceError
+from sqlalchemy.exc import OperationalError
 
 from bench import baseline_copy, baseline_eventsourcing, baseline_naive, large, ours, report
 from bench.ceiling import ensure_fixture, raw_consume
@@ -35,10 +40,32 @@ from bench.support import DEFAULT_KAFKA, DEFAULT_PG, RESULTS, Topics, configure_
 from bench.workloads import count_orders, orders_only, realistic
 
 PARTITIONS = 4
+T = TypeVar("T")
 
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+RETRIED: list[str] = []
+# what a PostgreSQL restart looks like to SQLAlchemy, psycopg2, the eventsourcing library,
+# and to the wait helpers (a consumer process that gave up)
+LOST_DATABASE = (OperationalError, psycopg2.OperationalError, PersistenceError, SystemExit)
+
+
+def retried(name: str, step: Callable[[], T], attempts: int = 3) -> T:
+    """Runs ``step`` again (from scratch, on a fresh database) when PostgreSQL went away
+    under it: the servers are shared, and other work may restart them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except LOST_DATABASE as exc:
+            if attempt == attempts:
+                raise
+            say(f"{name}: failed ({str(exc).splitlines()[0][:120]}); again in 10 s")
+            RETRIED.append(name)
+            time.sleep(10)
+    raise AssertionError("unreachable")
 
 
 def ceiling_and_ours(
@@ -50,12 +77,15 @@ def ceiling_and_ours(
     say(f"{name}: {fixture['records']:,} records in {stem}-* (reused: {fixture['reused']})")
     out: dict[str, Any] = {"events": len(events), "orders": count_orders(events)}
     out["fixture"] = fixture
-    out["raw_consume"] = raw_consume(args.bootstrap, topics, fixture["records"], decode=False)
-    out["raw_decode"] = raw_consume(args.bootstrap, topics, fixture["records"], decode=True)
+    records = fixture["records"]
+    out["raw_consume"] = raw_consume(args.bootstrap, topics, records, decode=False)
+    out["raw_decode"] = raw_consume(args.bootstrap, topics, records, decode=True)
     consume, decode = out["raw_consume"]["seconds"], out["raw_decode"]["seconds"]
     say(f"{name}: raw consume {consume} s, consume + decode {decode} s")
     for n in (1, 2):
-        run = ours.e2e(args.bootstrap, topics, args.pg_url, n)
+        run = retried(
+            f"{name} e2e {n}", lambda n=n: ours.e2e(args.bootstrap, topics, args.pg_url, n)
+        )
         out[f"e2e_{n}"] = run
         say(f"{name}: ours e2e, {n} consumer(s): {run['seconds']} s, {run['postings']:,} postings")
     return topics, out
@@ -63,12 +93,15 @@ def ceiling_and_ours(
 
 def baselines(topics: Topics, args: argparse.Namespace, out: dict[str, Any]) -> None:
     b, pg = args.bootstrap, args.pg_url
-    out["naive"] = baseline_naive.run(b, topics, pg, args.naive_orders)
+    out["naive"] = retried("naive", lambda: baseline_naive.run(b, topics, pg, args.naive_orders))
     say(f"naive: {out['naive']['orders']} orders in {out['naive']['orders_seconds']} s")
     for key, cache in (("es_default", False), ("es_cache", True)):
-        out[key] = baseline_eventsourcing.run(b, topics, pg, args.es_orders, cache=cache)
+        out[key] = retried(
+            key,
+            lambda cache=cache: baseline_eventsourcing.run(b, topics, pg, args.es_orders, cache),
+        )
         say(f"{key}: {out[key]['orders']} orders in {out[key]['orders_seconds']} s")
-    out["copy"] = baseline_copy.run(b, topics, pg, args.orders)
+    out["copy"] = retried("copy", lambda: baseline_copy.run(b, topics, pg, args.orders))
     say(f"copy: {out['copy']['orders']} orders in {out['copy']['orders_seconds']} s")
 
 
@@ -145,8 +178,11 @@ def main() -> None:
         if "baselines" not in skip:
             baselines(topics, args, result["orders"])
     if "large" not in skip:
-        result["large"] = large.run(args.pg_url, args.postings, args.samples, args.seed)
+        result["large"] = retried(
+            "large", lambda: large.run(args.pg_url, args.postings, args.samples, args.seed)
+        )
         say(f"large: {result['large']['postings']:,} postings")
+    result["retried_after_database_loss"] = RETRIED
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     base = RESULTS / f"run-{stamp}{'-quick' if args.quick else ''}"
