@@ -126,6 +126,18 @@ def _orders_rows(s: dict[str, Any]) -> list[Row]:
         "es_cache": "peer: eventsourcing (aggregate cache)",
         "copy": "bare batched COPY (no rules/hash/log)",
     }
+    if s.get("commit_probe"):
+        c = s["commit_probe"]
+        out.append(
+            Row(
+                "orders only",
+                "context: PostgreSQL one-row commits (what bounds a commit per event)",
+                c["commits_per_s"],
+                "commits/s",
+                f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms",
+                "",
+            )
+        )
     for key, name in names.items():
         if s.get(key):
             rate = _baseline_rate(s[key])

@@ -34,7 +34,15 @@ import psycopg2
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.exc import OperationalError
 
-from bench import baseline_copy, baseline_eventsourcing, baseline_naive, large, ours, report
+from bench import (
+    baseline_copy,
+    baseline_eventsourcing,
+    baseline_naive,
+    large,
+    ours,
+    probe,
+    report,
+)
 from bench.ceiling import ensure_fixture, raw_consume
 from bench.support import DEFAULT_KAFKA, DEFAULT_PG, RESULTS, Topics, configure_logging
 from bench.workloads import count_orders, orders_only, realistic
@@ -93,6 +101,8 @@ def ceiling_and_ours(
 
 def baselines(topics: Topics, args: argparse.Namespace, out: dict[str, Any]) -> None:
     b, pg = args.bootstrap, args.pg_url
+    out["commit_probe"] = retried("probe", lambda: probe.commits_per_second(pg))
+    say(f"PostgreSQL one-row commits: {out['commit_probe']['commits_per_s']}/s")
     out["naive"] = retried("naive", lambda: baseline_naive.run(b, topics, pg, args.naive_orders))
     say(f"naive: {out['naive']['orders']} orders in {out['naive']['orders_seconds']} s")
     for key, cache in (("es_default", False), ("es_cache", True)):
