@@ -38,7 +38,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     if orders:
         out += _stream_rows("orders only", orders)
         out += _orders_rows(orders)
-    if large:
+    if large and "error" not in large:
         out += _large_rows(large)
     return out
 
@@ -210,11 +210,26 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
+def _caveats(result: dict[str, Any]) -> list[str]:
+    """Lines that say how far the run got."""
+    out = []
+    if not result.get("complete", True):
+        out.append("**Incomplete run**: only the sections finished so far are below.")
+    if result.get("retried_after_database_loss"):
+        again = ", ".join(result["retried_after_database_loss"])
+        out.append(f"Steps run again after PostgreSQL went away: {again}.")
+    if "error" in (result.get("large") or {}):
+        out.append(f"Large ledger not measured: {result['large']['error']}")
+    return ["", *out] if out else []
+
+
 def markdown(result: dict[str, Any]) -> str:
     head = [
         f"# bench/run.py {result['time']}",
         "",
         f"Machine: {result['machine']}, {result['cpus']} cores; {result['note']}",
+        *_caveats(result),
+        "",
         f"Sizes: {result['sizes']}",
         "",
         "| stream | measure | rate | unit | ratios | target |",

@@ -180,27 +180,39 @@ def main() -> None:
         "sizes": sizes,
         "note": "Kafka, PostgreSQL and the consumers share the machine's cores",
     }
+    RESULTS.mkdir(exist_ok=True)
+    base = RESULTS / f"run-{stamp}{'-quick' if args.quick else ''}"
+
+    def save(complete: bool) -> None:
+        """Written after every section, so a run cut short still leaves its figures."""
+        result["complete"] = complete
+        result["retried_after_database_loss"] = RETRIED
+        result["total_seconds"] = round(time.perf_counter() - started, 1)
+        base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        base.with_suffix(".md").write_text(report.markdown(result))
+        report.chart(result, base.with_suffix(".png"))
+
     if "mix" not in skip:
         _, result["mix"] = ceiling_and_ours("mix", realistic(args.seed, args.mix_orders), args)
+        save(False)
     if "orders" not in skip:
         events = orders_only(args.seed, args.orders, sharers=args.sharers)
         topics, result["orders"] = ceiling_and_ours("orders", events, args)
+        save(False)
         if "baselines" not in skip:
             baselines(topics, args, result["orders"])
+            save(False)
     if "large" not in skip:
-        result["large"] = retried(
-            "large", lambda: large.run(args.pg_url, args.postings, args.samples, args.seed)
-        )
-        say(f"large: {result['large']['postings']:,} postings")
-    result["retried_after_database_loss"] = RETRIED
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    RESULTS.mkdir(exist_ok=True)
-    base = RESULTS / f"run-{stamp}{'-quick' if args.quick else ''}"
-    base.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    table = report.markdown(result)
-    base.with_suffix(".md").write_text(table)
-    report.chart(result, base.with_suffix(".png"))
-    print(table)
+        try:
+            result["large"] = retried(
+                "large", lambda: large.run(args.pg_url, args.postings, args.samples, args.seed)
+            )
+            say(f"large: {result['large']['postings']:,} postings")
+        except LOST_DATABASE as exc:
+            result["large"] = {"error": str(exc).splitlines()[0]}
+            say(f"large: given up ({result['large']['error'][:120]})")
+    save(True)
+    print(report.markdown(result))
     say(f"total {result['total_seconds']} s; wrote {base}.json/.md/.png")
 
 
