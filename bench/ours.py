@@ -65,6 +65,7 @@ def e2e(
     return {
         "consumers": consumers,
         "records": sum(ends.values()),
+        "accounts_records": sum(v for (t, _), v in ends.items() if t == topics.accounts),
         "seconds": round(seconds, 3),
         "steady_records_per_s": round(steady_rate(sampler.samples, sum(ends.values()), seconds)),
         "rss": summarize_rss(sampler.samples, sum(ends.values())),

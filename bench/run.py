@@ -126,6 +126,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--es-orders", type=int, help="orders fed to each eventsourcing run")
     parser.add_argument("--samples", type=int, default=2000, help="balance queries timed")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
     parser.add_argument("--skip", default="", help="comma list of: mix,orders,baselines,large")
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
     parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
@@ -152,8 +153,19 @@ def parse() -> argparse.Namespace:
     return args
 
 
+def render(path: Path) -> None:
+    """Write the .md and .png of a saved result again (after a change to bench/report.py)."""
+    result = json.loads(path.read_text())
+    path.with_suffix(".md").write_text(report.markdown(result))
+    report.chart(result, path.with_suffix(".png"))
+    print(report.markdown(result))
+
+
 def main() -> None:
     args = parse()
+    if args.render:
+        render(Path(args.render))
+        return
     configure_logging("console", "warning")
     skip = set(filter(None, args.skip.split(",")))
     stamp = time.strftime("%Y%m%d-%H%M%S")
