@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bench.support import (
     ConsumerProcess,
@@ -38,9 +38,13 @@ def e2e(
         service = LedgerService(store)
         group = unique("bench-run")
         ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
+        server_started = postmaster_start(store)
 
         def applied() -> int:
-            return sum((applied_offsets(service, group) or {}).values())
+            stored = applied_offsets(service, group)
+            if stored is None:  # unreachable: no sample rather than a false zero
+                raise ConnectionError("PostgreSQL unreachable")
+            return sum(stored.values())
 
         started = time.perf_counter()
         procs = [
@@ -59,6 +63,10 @@ def e2e(
         finally:
             for proc in procs:
                 proc.terminate()
+        # the consumers ride out a PostgreSQL restart (other work restarts the shared
+        # server), but their time would then include it: such a run is done again
+        if postmaster_start(store) != server_started:
+            raise SystemExit("PostgreSQL restarted during the run")
         with store.read() as conn:
             counts = service_counts(conn)
         store.dispose()
@@ -71,6 +79,11 @@ def e2e(
         "rss": summarize_rss(sampler.samples, sum(ends.values())),
         **counts,
     }
+
+
+def postmaster_start(store: Any) -> Any:
+    with store.read() as conn:
+        return conn.execute(text("SELECT pg_postmaster_start_time()")).scalar_one()
 
 
 def service_counts(conn: Any) -> dict[str, int]:
