@@ -37,26 +37,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from bench.ceiling import ensure_fixture
+from bench.support import (
+    ConsumerProcess,
+    end_offsets,
+    fresh_database,
+    unique,
+    wait_until_applied,
+)
 from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger.config import Topics
 from ledger.logs import configure_logging
-from ledger.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.simulate import generate, generate_dense
 from ledger.store.opening import open_store
 from schemas.codec import DecodeError, default_codec
-from tests.kafka_helpers import (
-    ConsumerProcess,
-    end_offsets,
-    fresh_database,
-    unique,
-    wait_for_partitions,
-    wait_until_applied,
-)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_KAFKA = "127.0.0.1:19092"
@@ -74,54 +72,6 @@ def workload(args: argparse.Namespace) -> list[Any]:
     return generate(
         seed=args.seed, sharers=args.sharers, buyers=args.buyers, orders=args.orders
     ).all()
-
-
-def ensure_fixture(bootstrap: str, topics: Topics, partitions: int, events: list) -> dict:
-    """Create and fill the topics unless they already hold these events (and markers)."""
-    sidecar = RESULTS / ".fixtures" / f"{topics.orders}.json"
-    names = [topics.orders, topics.accounts]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        existing = set(admin.list_topics())
-        if set(names) <= existing and sidecar.exists():
-            want = json.loads(sidecar.read_text())
-            if sum(end_offsets(bootstrap, names).values()) == want["records"]:
-                return {"reused": True, "load_seconds": 0.0, **want}
-        doomed = [n for n in names if n in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-            deadline = time.monotonic() + 60
-            while set(doomed) & set(admin.list_topics()):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"topics {doomed} were not deleted within 60 s")
-                time.sleep(0.2)
-        admin.create_topics(
-            [NewTopic(topics.orders, partitions, 1), NewTopic(topics.accounts, 1, 1)]
-        )
-    finally:
-        admin.close()
-    wait_for_partitions(bootstrap, {topics.orders: partitions, topics.accounts: 1})
-    started = time.perf_counter()
-    with Publisher(bootstrap, topics) as publisher:
-        for event in events:
-            publisher.publish(event)
-    facts = {
-        "events": len(events),
-        "markers": publisher.markers,
-        "records": len(events) + publisher.markers,
-    }
-    loaded = sum(end_offsets(bootstrap, names).values())
-    if loaded != facts["records"]:
-        raise SystemExit(f"loaded {loaded} records, expected {facts['records']}")
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(json.dumps(facts))
-    seconds = time.perf_counter() - started
-    return {
-        "reused": False,
-        "load_seconds": round(seconds, 2),
-        "publish_events_per_s": round(len(events) / seconds),
-        **facts,
-    }
 
 
 def raw_consume(bootstrap: str, topics: Topics, count: int) -> dict:
@@ -233,14 +183,7 @@ def e2e_processes(
         ends = end_offsets(bootstrap, names)
         started = time.perf_counter()
         procs = [
-            ConsumerProcess(
-                url,
-                bootstrap,
-                group,
-                names,
-                log_dir / f"consumer-{n}.log",
-                env={"LEDGER_LOG_LEVEL": "warning"},
-            ).start()
+            ConsumerProcess(url, bootstrap, group, topics, log_dir / f"consumer-{n}.log")
             for n in range(consumers)
         ]
         try:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import fresh_database
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.kafka_helpers import fresh_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make .venv ready: create it with python3.11 (or $PYTHON) when missing, and run
-# `pip install -e '.[test]'` only when pyproject.toml changed since the last install
+# `pip install -e '.[test,bench]'` only when pyproject.toml changed since the last install
 # (its sha256 is stamped in .venv). Quiet unless it fails; then shows pip's output.
 set -euo pipefail
 
@@ -26,10 +26,11 @@ if [[ ! -x $VENV/bin/python ]]; then
     "$PYTHON" -m venv "$VENV" >"$LOG" 2>&1 || fail "could not create $VENV"
 fi
 
-want=$(sha256sum "$REPO_DIR/pyproject.toml" | cut -d' ' -f1)
+EXTRAS=test,bench
+want="$(sha256sum "$REPO_DIR/pyproject.toml" | cut -d' ' -f1) $EXTRAS"
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [[ $want != "$have" || ! -x $VENV/bin/ledger ]]; then
     (cd "$REPO_DIR" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -e '.[test]') >"$LOG" 2>&1 || fail "pip install -e '.[test]' failed"
+        -e ".[$EXTRAS]") >"$LOG" 2>&1 || fail "pip install -e '.[$EXTRAS]' failed"
     echo "$want" >"$STAMP"
 fi

@@ -1,0 +1,144 @@
+"""A large ledger (>= the requested postings) for view rebuild, verify and balance queries.
+
+Built in-process: the orders-only stream sized to the postings target, through
+``LedgerService.ingest`` in batches of 2,000 events over four chains (like
+bench_views.py; no Kafka, so the build is also a figure of the service alone). Then:
+``runner.rebuild`` of every view (postings/s: each posting folded by each view),
+``verify`` (entries/s, the full check including the replay through the rules), and the
+p50/p99 of one sharer's balances (one read snapshot per query, like the API).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg2
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from bench.bench_views import timed
+from bench.support import (
+    LedgerService,
+    Received,
+    fresh_database,
+    open_store,
+    read,
+    runner,
+    tables,
+    verify,
+)
+from bench.workloads import orders_only
+
+LOST = (OperationalError, psycopg2.OperationalError)
+POSTINGS_PER_ORDER = 4.4  # merchant + fee + 1 to 3 levels, measured on this stream
+BATCH = 2_000
+CHAINS = 4
+
+
+T = TypeVar("T")
+
+
+class Outages:
+    """Runs each step again when PostgreSQL went away under it (the servers are shared and
+    other work restarts them), and keeps the time lost so the figures can leave it out.
+    Each step is one transaction or a read, so running it again is safe (an ingest batch
+    that did commit comes back as duplicates)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.lost = 0.0
+        self.count = 0
+
+    def run(self, step: Callable[[], T]) -> T:
+        for _ in range(10):
+            started = time.perf_counter()
+            try:
+                return step()
+            except LOST:
+                self.count += 1
+                self._wait_for_server()
+                self.lost += time.perf_counter() - started
+        raise SystemExit("PostgreSQL kept going away")
+
+    def _wait_for_server(self, timeout: float = 180.0) -> None:
+        engine = create_engine(self.url, poolclass=NullPool)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT 1"))
+                    return
+                except LOST:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1)
+        finally:
+            engine.dispose()
+
+
+def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
+    orders = int(postings / POSTINGS_PER_ORDER) + 1
+    events = orders_only(seed, orders)
+    rng = random.Random(seed)
+    with fresh_database(pg_url, prefix="bench_large_") as url:
+        store = open_store(url)
+        service = LedgerService(store)
+        outages = Outages(url)
+        started = time.perf_counter()
+        for start in range(0, len(events), BATCH):
+            chain = f"bench/{(start // BATCH) % CHAINS}"
+            batch = [
+                Received(e, f"bench:{start + i}", chain)
+                for i, e in enumerate(events[start : start + BATCH])
+            ]
+            outages.run(lambda batch=batch: service.ingest(batch))
+        ingest_s = time.perf_counter() - started - outages.lost
+        counted, entries, sharers = outages.run(lambda: _counts(store))
+        rebuild_s = outages.run(lambda: _seconds(lambda: runner.rebuild(store)))
+        report = None
+
+        def verified() -> float:
+            nonlocal report
+            started = time.perf_counter()
+            report = verify(store)
+            return time.perf_counter() - started
+
+        verify_s = outages.run(verified)
+        balance = outages.run(
+            lambda: timed(store, samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers)))
+        )
+        store.dispose()
+    return {
+        "events": len(events),
+        "orders": orders,
+        "postings": int(counted),
+        "entries": int(entries),
+        "ingest_seconds": round(ingest_s, 2),
+        "rebuild_seconds": round(rebuild_s, 2),
+        "verify_seconds": round(verify_s, 2),
+        "verify_ok": report is not None and report.ok,
+        "outages": outages.count,
+        "seconds_lost_to_outages": round(outages.lost, 1),
+        "balance_samples": samples,
+        "balance_p50_ms": balance["p50_ms"],
+        "balance_p99_ms": balance["p99_ms"],
+    }
+
+
+def _counts(store: Any) -> tuple[int, int, list[str]]:
+    with store.read() as conn:
+        postings = conn.execute(select(func.count()).select_from(tables.postings)).scalar_one()
+        entries = conn.execute(select(func.count()).select_from(tables.entries)).scalar_one()
+        sharers = [r for (r,) in conn.execute(select(tables.sharers.c.sharer_id))]
+    return int(postings), int(entries), sharers
+
+
+def _seconds(step: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started

@@ -1,0 +1,307 @@
+"""What the benchmarks need from the project and from the servers, in one place.
+
+Every import of ledger/consumers/projectors internals used under bench/ goes through this
+module (the store package is being reorganised: fix the imports here only). It also holds
+the Kafka/PostgreSQL helpers the benchmarks used to borrow from tests/: nothing under
+bench/ imports ``tests``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
+from consumers.loop import ConsumerLoop
+from consumers.metrics import ConsumerMetrics
+from ledger.config import Topics
+from ledger.domain.entries import JournalEntry, Posting, merchant_account, sharer_account
+from ledger.domain.events import (
+    ClickRecorded,
+    Event,
+    OrderLine,
+    OrderPlaced,
+    PlanPublished,
+    SharerEnrolled,
+)
+from ledger.domain.memory import InMemoryLedger
+from ledger.domain.money import split_lines
+from ledger.logs import configure_logging
+from ledger.payload import dump_event
+from ledger.publisher import Publisher
+from ledger.service import LedgerService, Received
+from ledger.simulate import PRODUCER, START, Workload, generate, generate_dense, plans
+from ledger.store import tables
+from ledger.store.opening import open_store
+from ledger.store.store import Store
+from ledger.store.verify import verify
+from projectors import read, runner
+from schemas.codec import DecodeError, default_codec
+
+__all__ = [
+    "CONSUMER_DEFAULTS",
+    "PRODUCER",
+    "START",
+    "ClickRecorded",
+    "ConsumerConfig",
+    "ConsumerLoop",
+    "ConsumerMetrics",
+    "DecodeError",
+    "Event",
+    "InMemoryLedger",
+    "JournalEntry",
+    "LedgerService",
+    "OrderLine",
+    "OrderPlaced",
+    "PlanPublished",
+    "Posting",
+    "Publisher",
+    "Received",
+    "SharerEnrolled",
+    "Store",
+    "Topics",
+    "Workload",
+    "configure_logging",
+    "default_codec",
+    "dump_event",
+    "generate",
+    "generate_dense",
+    "merchant_account",
+    "open_store",
+    "plans",
+    "read",
+    "runner",
+    "sharer_account",
+    "split_lines",
+    "tables",
+    "verify",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+LEDGER_BIN = Path(sys.executable).with_name("ledger")
+DEFAULT_KAFKA = "127.0.0.1:19092"
+DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
+POLL_S = 0.05
+
+Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(pg_url: str, prefix: str = "bench_") -> Iterator[str]:
+    """A new empty database beside ``pg_url``'s (never the ledger database itself),
+    dropped afterwards with its sessions."""
+    name = unique(prefix).replace("-", "_")
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+# --- Kafka ---------------------------------------------------------------------------------
+
+
+def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 30.0) -> None:
+    """Poll metadata until every topic in ``want`` has that many partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {name: len(consumer.partitions_for_topic(name) or ()) for name in want}
+            if seen == want:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"topics not ready after {timeout}s: want {want}, see {seen}")
+            time.sleep(POLL_S)
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> Ends:
+    """The end offset of every partition of ``topic_names`` (what has been produced)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [
+            TopicPartition(name, p)
+            for name in topic_names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        return {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def applied_offsets(service: LedgerService, group: str) -> Ends | None:
+    """The group's offsets stored in the ledger database (None if unreachable)."""
+    try:
+        return service.stored_offsets(group)
+    except OperationalError:
+        return None
+
+
+def wait_until_applied(
+    store: Store,
+    group: str,
+    ends: Ends,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Poll the offsets the ledger stored for ``group`` until each reaches ``ends``."""
+    service = LedgerService(store)
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = applied_offsets(service, group) or {}
+        if all(stored.get(k, 0) >= v for k, v in ends.items()):
+            return
+        if alive is not None:
+            alive()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"group {group} not caught up after {timeout}s")
+        time.sleep(POLL_S)
+
+
+# --- consumer processes --------------------------------------------------------------------
+
+
+class ConsumerProcess:
+    """``ledger consume`` as a subprocess (one consumer of a group), logs to a file."""
+
+    def __init__(
+        self, db_url: str, bootstrap: str, group: str, topics: Topics, log_path: Path
+    ) -> None:
+        args = [str(LEDGER_BIN), "consume", "--db", db_url, "--bootstrap", bootstrap]
+        args += ["--group", group, "--topic-orders", topics.orders]
+        args += ["--topic-accounts", topics.accounts]
+        env = {**os.environ, "LEDGER_LOG_FORMAT": "json", "LEDGER_LOG_LEVEL": "warning"}
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            )
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+            raise SystemExit(f"consumer exited ({self.proc.returncode}):\n" + "\n".join(tail))
+
+    def terminate(self, timeout: float = 60.0) -> None:
+        """SIGTERM (the consumer finishes its batch), SIGKILL if it does not stop."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+# --- memory --------------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of ``pid`` in KiB from /proc (psutil is not a dependency); None once gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples the RSS of some processes and a progress counter every ``every`` seconds
+    in a daemon thread: rows of (seconds since start, progress, total RSS KiB)."""
+
+    def __init__(
+        self, pids: Sequence[int], progress: Callable[[], int], every: float = 0.5
+    ) -> None:
+        self.pids = list(pids)
+        self.progress = progress
+        self.every = every
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
+        self._started = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            sizes = [rss_kib(pid) for pid in self.pids]
+            try:
+                done = self.progress()
+            except Exception:  # noqa: BLE001 - a missed sample is not a failed benchmark
+                continue
+            self.samples.append(
+                (round(time.perf_counter() - self._started, 2), done, sum(s or 0 for s in sizes))
+            )
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def summarize_rss(samples: list[tuple[float, int, int]], records: int) -> dict[str, Any]:
+    """RSS after warm-up (once 10% of ``records`` were applied: start-up, imports and the
+    first batches are behind) against the end: the mean of the last quarter of those
+    samples over the mean of the first quarter (target: within ±20%)."""
+    warm = [s for s in samples if s[2] and s[1] >= records // 10]
+    if len(warm) < 2:
+        return {"samples": samples}
+    quarter = max(1, len(warm) // 4)
+    early = sum(s[2] for s in warm[:quarter]) / quarter
+    late = sum(s[2] for s in warm[-quarter:]) / quarter
+    return {
+        "first_mib": round(warm[0][2] / 1024, 1),
+        "last_mib": round(warm[-1][2] / 1024, 1),
+        "max_mib": round(max(s[2] for s in samples) / 1024, 1),
+        "late_vs_early": round(late / early, 3),
+        "samples": samples,
+    }
+
+
+def steady_rate(
+    samples: list[tuple[float, int, int]], records: int, seconds: float
+) -> float | None:
+    """Records/s from the first sample with records applied to the end: the rate once the
+    processes have started and joined the group (start-up excluded)."""
+    first = next((s for s in samples if s[1] > 0), None)
+    if first is None or seconds <= first[0] or first[1] > records // 2:
+        return None  # too short a run to see a steady state
+    return (records - first[1]) / (seconds - first[0])

@@ -1,0 +1,86 @@
+"""bench/run.py's pieces still fit together (a few seconds; the benchmark itself is not run):
+its helpers work against the real PostgreSQL, and its report renders every section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from bench import probe, report, workloads
+from bench.support import fresh_database, rss_kib, summarize_rss
+
+
+def test_scratch_database_is_created_and_dropped(pg_url: str) -> None:
+    with fresh_database(pg_url, prefix="bench_smoke_") as url:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        engine.dispose()
+        name = url.rsplit("/", 1)[1]
+    admin = create_engine(pg_url)
+    with admin.connect() as conn:
+        left = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        assert left.first() is None
+    admin.dispose()
+    assert probe.commits_per_second(pg_url, commits=20)["commits"] == 20
+
+
+def test_orders_only_stream_is_setup_then_click_and_order() -> None:
+    events = workloads.orders_only(1, 10, sharers=20)
+    assert len(events) == 2 + 20 + 2 * 10
+    assert workloads.count_orders(events) == 10
+    assert events[-1].click_id == events[-2].click_id  # type: ignore[attr-defined]
+
+
+def _run(records: int, seconds: float) -> dict:
+    samples = [(t * 0.5, int(records * t / 10), 100_000 + t) for t in range(11)]
+    return {
+        "records": records,
+        "accounts_records": 22,
+        "seconds": seconds,
+        "steady_records_per_s": records / seconds,
+        "rss": summarize_rss(samples, records),
+    }
+
+
+def test_report_renders_every_section(tmp_path: Path) -> None:
+    raw = {"records": 1000, "seconds": 0.1}
+    stream = {"raw_consume": raw, "raw_decode": raw, "e2e_1": _run(1000, 2.0)}
+    stream["e2e_2"] = _run(1000, 1.2)
+    baseline = {"orders": 10, "orders_seconds": 1.0}
+    result = {
+        "time": "t",
+        "machine": "m",
+        "cpus": 2,
+        "note": "n",
+        "sizes": {},
+        "mix": {**stream, "events": 1000, "orders": 100},
+        "orders": {
+            **stream,
+            "events": 1020,
+            "orders": 499,
+            "naive": baseline,
+            "es_default": baseline,
+            "es_cache": baseline,
+            "copy": baseline,
+            "commit_probe": {"commits_per_s": 900, "p50_ms": 1.0, "p99_ms": 3.0},
+        },
+        "large": {
+            "events": 100,
+            "ingest_seconds": 1.0,
+            "postings": 1000,
+            "rebuild_seconds": 0.5,
+            "entries": 200,
+            "verify_seconds": 0.1,
+            "verify_ok": True,
+            "balance_p50_ms": 1.0,
+            "balance_p99_ms": 2.0,
+        },
+    }
+    table = report.markdown(result)
+    assert "ours e2e, 2 consumers" in table and "balance query p99" in table
+    report.chart(result, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+    assert (rss_kib(os.getpid()) or 0) > 0
