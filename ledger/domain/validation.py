@@ -1,7 +1,7 @@
 """Value checks every event must pass before any rule reads it.
 
 ``problem(event)`` returns None for a well-formed event, else a ``(reason, message)``
-pair. Reasons are machine-readable codes (docs/reasons.md); messages name the field.
+pair. Reasons are machine-readable codes (docs/rules.md); messages name the field.
 """
 
 from __future__ import annotations
