@@ -1,4 +1,4 @@
-"""The import contract of ../shared/ARCHITECTURE.md: dependencies point inward."""
+"""The import contract of docs/architecture.md: dependencies point inward."""
 
 from __future__ import annotations
 
