@@ -47,7 +47,7 @@ from ledger.logs import configure_logging
 from ledger.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.simulate import generate, generate_dense
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from schemas.codec import DecodeError, default_codec
 from tests.kafka_helpers import (
     ConsumerProcess,

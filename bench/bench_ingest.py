@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from tests.kafka_helpers import fresh_database
 
 RESULTS = Path(__file__).resolve().parent / "results"

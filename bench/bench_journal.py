@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from ledger.domain.entries import JournalEntry, Posting
 from ledger.store import tables
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 
 POSTINGS_PER_ENTRY = 5
 

@@ -30,7 +30,7 @@ from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from projectors import read, runner
 from tests.kafka_helpers import fresh_database
 

@@ -10,10 +10,10 @@ and its ``reason`` header the reason code.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from kafka import KafkaProducer
 
+from ledger.dead_letters import DeadLetter
 from ledger.logs import get_logger
 
 log = get_logger("ledger.dead_letters")
@@ -28,27 +28,27 @@ class DeadLetterTopic:
             bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20
         )
 
-    def __call__(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            value = json.dumps({name: row.get(name) for name in FIELDS}, sort_keys=True)
-            key = str(row.get("event_id") or row["source"])
+    def __call__(self, dead_letters: list[DeadLetter]) -> None:
+        for dead in dead_letters:
+            value = json.dumps({name: getattr(dead, name) for name in FIELDS}, sort_keys=True)
+            key = dead.event_id or dead.source
             try:
                 future = self._producer.send(
                     self.topic,
                     key=key.encode(),
                     value=value.encode(),
-                    headers=[("reason", str(row["reason"]).encode())],
+                    headers=[("reason", dead.reason.encode())],
                 )
-                future.add_errback(self._failed, row)
+                future.add_errback(self._failed, dead)
             except Exception as exc:  # noqa: BLE001 - a mirror never stops the ledger
-                self._failed(exc, row)
+                self._failed(exc, dead)
 
-    def _failed(self, exc: BaseException, row: dict[str, Any]) -> None:
+    def _failed(self, exc: BaseException, dead: DeadLetter) -> None:
         self.failures += 1
         log.warning(
             "dead letter not mirrored to its topic (it is in the database)",
             topic=self.topic,
-            dead_letter=row.get("id"),
+            dead_letter=dead.id,
             error=str(exc)[:300],
         )
 

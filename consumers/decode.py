@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.ordering import Item
+from ledger.domain.reasons import Reason
 from ledger.offsets import Marker
 from ledger.service import Received, Undecodable
 from ledger.topics import marker_offset
@@ -38,12 +39,14 @@ def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any)
             barrier = marker_offset(record.headers)
         except ValueError as bad:
             return Undecodable(
-                source, "bad_barrier_marker", str(bad), (value or b"").hex(), position=position
+                source, Reason.BAD_BARRIER_MARKER, str(bad), (value or b"").hex(), position=position
             )
         if barrier is not None:
             return Marker(barrier, source, position)
     if value is None:
-        return Undecodable(source, "empty_record", "record has no value", "", position=position)
+        return Undecodable(
+            source, Reason.EMPTY_RECORD, "record has no value", "", position=position
+        )
     try:
         return Received(codec.decode(value), source, chain, position)
     except DecodeError as bad:

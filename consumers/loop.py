@@ -30,6 +30,8 @@ from consumers.decode import decode_partition
 from consumers.metrics import ConsumerMetrics
 from consumers.ordering import Batch, Item, Merger
 from consumers.retry import Backoff, retry
+from ledger.dead_letters import DeadLetter
+from ledger.domain.reasons import Reason
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
@@ -52,7 +54,7 @@ class ConsumerLoop:
         service: LedgerService,
         metrics: ConsumerMetrics | None = None,
         sleep: Callable[[float], None] | None = None,
-        dead_letter_sink: Callable[[list[dict[str, Any]]], None] | None = None,
+        dead_letter_sink: Callable[[list[DeadLetter]], None] | None = None,
         seal: Callable[[int, list[int]], None] | None = None,
     ) -> None:
         self.config = config
@@ -284,7 +286,7 @@ class ConsumerLoop:
                 if item.barrier >= self._accounts_end:
                     items[n] = Undecodable(
                         item.source,
-                        "marker_ahead_of_accounts",
+                        Reason.MARKER_AHEAD_OF_ACCOUNTS,
                         f"marker for accounts offset {item.barrier}, but the accounts topic "
                         f"ends at {self._accounts_end}",
                         "",

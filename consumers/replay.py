@@ -18,7 +18,7 @@ from consumers.client import ConsumerConfig
 from consumers.loop import ConsumerLoop
 from ledger.config import Topics
 from ledger.service import LedgerService
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 
 def end_offsets(bootstrap: str, topics: Topics) -> dict[tuple[str, int], int]:

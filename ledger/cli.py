@@ -52,7 +52,7 @@ class LazyGroup(click.Group):
         from sqlalchemy.exc import DBAPIError
 
         from ledger.config import ConfigError
-        from ledger.store.base import StoreError
+        from ledger.store.errors import StoreError
 
         try:
             return super().invoke(ctx)
@@ -99,7 +99,7 @@ def database_message(exc: BaseException) -> str:
     """One line for a database error, with a hint that fits the backend."""
     orig = getattr(exc, "orig", None)
     first = _first_line(orig if orig is not None else exc)
-    from ledger.store.base import database_hint
+    from ledger.store.errors import database_hint
 
     backend = "sqlite" if type(orig).__module__.startswith("sqlite3") else "postgresql"
     return f"cannot use the database: {first} ({database_hint(backend)})"

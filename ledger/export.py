@@ -30,7 +30,8 @@ from ledger.journal import ledger_head
 from ledger.payload import load_event
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.store import tables as t
-from ledger.store.base import Store, verify
+from ledger.store.store import Store
+from ledger.store.verify import verify
 from schemas.codec import Codec, EncodeError
 from schemas.registry import Registry
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ledger.domain.events import InvalidEvent
+from ledger.domain.reasons import Reason
 from ledger.jsonform import parse_line
 from ledger.logs import get_logger
 from ledger.service import BatchReport, LedgerService, Received, Undecodable
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 log = get_logger("ledger.ingest")
 
@@ -142,7 +143,7 @@ def _refuse_foreign_encoding(first: bytes, name: str) -> None:
 def _too_long(start: bytes, source: str) -> Undecodable:
     return Undecodable(
         source,
-        "line_too_long",
+        Reason.LINE_TOO_LONG,
         f"the line is longer than {MAX_LINE_BYTES} bytes; its first {len(start)} are kept",
         start.decode("utf-8", "replace"),
     )

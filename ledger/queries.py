@@ -11,10 +11,17 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import Select, func, select
 
+from ledger.domain import refs
+from ledger.domain.entries import (
+    SHARER_ACCOUNTS_LIKE,
+    SHARER_BUCKETS,
+    sharer_accounts,
+    split_sharer_account,
+)
 from ledger.store import tables as t
-from ledger.store.base import Store
+from ledger.store.store import Store
 
-BUCKETS = ("pending", "available", "inflight", "paid")
+BUCKETS = SHARER_BUCKETS
 
 
 @dataclass(frozen=True)
@@ -38,15 +45,16 @@ def sharer_balances(
     p = t.postings
     query = _sums(store, as_of)
     if sharer_id is not None:
-        query = query.where(p.c.account.in_([f"sharer:{sharer_id}:{b}" for b in BUCKETS]))
+        query = query.where(p.c.account.in_(sharer_accounts(sharer_id)))
     else:
-        query = query.where(p.c.account.like("sharer:%"))
+        query = query.where(p.c.account.like(SHARER_ACCOUNTS_LIKE))
     totals: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     with store.read() as conn:
         for account, currency, *parts in conn.execute(query):
-            bucket = account.rsplit(":", 1)[1]  # ids may hold ':', the bucket never does
-            sharer = account[len("sharer:") : -len(bucket) - 1]
-            totals[(sharer, currency)][bucket] = _total(parts)
+            parsed = split_sharer_account(account)
+            if parsed is not None:
+                sharer, bucket = parsed
+                totals[(sharer, currency)][bucket] = _total(parts)
     return [
         SharerBalance(sharer, currency, **{b: v for b, v in buckets.items() if b in BUCKETS})
         for (sharer, currency), buckets in sorted(totals.items())
@@ -106,9 +114,9 @@ def parked_events(store: Store, limit: int = 1000) -> list[dict[str, object]]:
 
 # parked-reference prefix -> (table, key column) holding what the event waits for
 _REFERENCES = {
-    "order": (t.orders, "order_id"),
-    "sharer": (t.sharers, "sharer_id"),
-    "payout": (t.payouts, "payout_id"),
+    refs.ORDER: (t.orders, "order_id"),
+    refs.SHARER: (t.sharers, "sharer_id"),
+    refs.PAYOUT: (t.payouts, "payout_id"),
 }
 
 
@@ -120,10 +128,10 @@ def orphaned_parked(store: Store) -> list[dict[str, object]]:
     with store.read() as conn:
         for prefix, (table, key) in _REFERENCES.items():
             column = table.c[key]
-            ref = func.substr(q.c.waits_for, len(prefix) + 2)
+            ref = func.substr(q.c.waits_for, len(refs.ref(prefix, "")) + 1)
             rows = conn.execute(
                 select(q.c.event_id, q.c.type, q.c.waits_for, q.c.source, q.c.parked_at)
-                .where(q.c.waits_for.like(f"{prefix}:%"))
+                .where(q.c.waits_for.like(refs.ref(prefix, "%")))
                 .where(select(column).where(column == ref).exists())
                 .order_by(q.c.arrival)
             )

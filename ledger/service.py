@@ -9,45 +9,27 @@ any event seen again is a no-op by its event id.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-
+from ledger.dead_letters import DeadLetter
 from ledger.domain.engine import Applied, Parked, Rejected
-from ledger.domain.entries import JournalEntry, sharer_account
-from ledger.domain.events import (
-    ClickRecorded,
-    Event,
-    OrderCompleted,
-    OrderPlaced,
-    PayoutFailed,
-    PayoutRequested,
-    PayoutSettled,
-    RefundIssued,
-    SettlementRun,
-    SharerEnrolled,
-)
+from ledger.domain.entries import JournalEntry
+from ledger.domain.events import Event
+from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
+from ledger.domain.reasons import Reason
 from ledger.domain.state import WorkingState
-from ledger.domain.validation import valid_event_id
 from ledger.logs import get_logger
 from ledger.offsets import Advance, Fenced, Marker, Stored, TopicPartition, advances_for, after
 from ledger.payload import dump_event
 from ledger.store import offsets as stored_offsets
-from ledger.store import tables as t
-from ledger.store.base import Store
-from ledger.store.state_sql import SqlStateLoader, write_changes
+from ledger.store.batch import BatchTransaction, BatchWrite, LoggedEvent, begin_batch
+from ledger.store.errors import DUPLICATE_KEY, UNAVAILABLE
+from ledger.store.store import Store
 
 log = get_logger("ledger.service")
-
-# The database is down, restarting, or chose this transaction as a deadlock victim: retry
-# the whole batch later. Any other database error is the batch's own fault.
-UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def wall_clock_ms() -> int:
@@ -94,7 +76,7 @@ class BatchReport:
     reasons: dict[str, int] = field(default_factory=dict)  # rejections by reason
     undecodable_reasons: dict[str, int] = field(default_factory=dict)
     last_event_time: int | None = None
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # rows as committed
+    dead_letters: list[DeadLetter] = field(default_factory=list)  # as committed
 
     def merge(self, other: BatchReport) -> BatchReport:
         """The totals of two reports (self is updated and returned)."""
@@ -148,15 +130,15 @@ class LedgerService:
         ``Fenced`` if another process moved one first). Raises only for infrastructure
         failures and fencing (the transaction is then rolled back whole)."""
         try:
-            with self.store.begin() as conn:
-                return self._ingest(conn, batch, advances, group, optimistic=True)
-        except IntegrityError:
+            with begin_batch(self.store) as tx:
+                return self._ingest(tx, batch, advances, group, optimistic=True)
+        except DUPLICATE_KEY:
             # a duplicate the optimistic pass assumed away (a redelivery, a reused id):
             # redo the batch checking every id first. Rare: only after a crash or a
             # publisher's retry does an event come again.
             log.info("redoing a batch with duplicate checks", size=len(batch))
-            with self.store.begin() as conn:
-                return self._ingest(conn, batch, advances, group, optimistic=False)
+            with begin_batch(self.store) as tx:
+                return self._ingest(tx, batch, advances, group, optimistic=False)
 
     def ingest_isolating(
         self,
@@ -198,18 +180,15 @@ class LedgerService:
     ) -> dict[TopicPartition, Stored]:
         """Make sure ``group`` has a checkpoint row for each partition; returns every
         checkpoint of the group."""
-        with self.store.begin() as conn:
-            stored_offsets.claim(conn, self.store.insert, group, partitions)
-            return stored_offsets.load(conn, group)
+        return stored_offsets.claim_partitions(self.store, group, partitions)
 
     def progress(self, group: str) -> dict[TopicPartition, Stored]:
         """Every checkpoint of ``group``, as committed."""
-        with self.store.read() as conn:
-            return stored_offsets.load(conn, group)
+        return stored_offsets.progress(self.store, group)
 
     def _ingest(
         self,
-        conn: Connection,
+        tx: BatchTransaction,
         batch: Sequence[Received | Undecodable],
         advances: Sequence[Advance],
         group: str | None,
@@ -217,19 +196,19 @@ class LedgerService:
         optimistic: bool,
     ) -> BatchReport:
         # first: a fenced batch stops here, and the row locks order rival writers
-        stored_offsets.advance(conn, group or "", advances)
+        tx.advance(group or "", advances)
         now = self.clock()
         report = BatchReport(received=len(batch))
         received = [item for item in batch if isinstance(item, Received)]
-        arrivals = iter(self.store.allocate(conn, "arrival", len(received)))
+        arrivals = iter(tx.arrivals(len(received)))
         incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
 
-        loader = SqlStateLoader(conn, lock_rows=self.store.backend == "postgresql")
+        loader = tx.state_loader()
         exact: set[tuple[str, str]] = set()
         while True:
             state = WorkingState(loader, optimistic_balances=True)
             state.prefetch(balances=exact)
-            _prefetch(state, [i.event for i in incoming], optimistic=optimistic)
+            prefetch(state, [i.event for i in incoming], optimistic=optimistic)
             results = process(incoming, state)
             breached = state.breaches()
             if not breached:
@@ -239,143 +218,99 @@ class LedgerService:
             log.info("redoing a batch with balances checked", balances=len(breached))
             exact |= breached
 
-        events_rows: list[dict[str, Any]] = []
-        dead_rows: list[dict[str, Any]] = []
+        logged: list[LoggedEvent] = []
+        dead: list[DeadLetter] = []
         chains: dict[str, list[JournalEntry]] = {}
         for result in results:
-            self._account(result, report, events_rows, dead_rows, chains, now)
+            _account(result, report, logged, dead, chains, now)
         for item in batch:
             if isinstance(item, Undecodable):
                 report.undecodable += 1
                 reasons = report.undecodable_reasons
                 reasons[item.reason] = reasons.get(item.reason, 0) + 1
-                dead_rows.append(
-                    {
-                        "event_id": _storable_id(item.event_id),
-                        "event_type": item.event_type,
-                        "source": item.source,
-                        "reason": item.reason,
-                        "message": _storable_text(item.message),
-                        "payload": _storable_text(item.payload),
-                        "recorded_at": now,
-                        _UNDECODABLE: True,
-                    }
-                )
+                dead.append(_undecodable_dead_letter(item, now))
 
-        self.store.append_batch(conn, events_rows, chains, now)  # locks chains in one order
-        if dead_rows:
-            report.dead_letters = self._store_dead_letters(conn, dead_rows, report)
-        write_changes(conn, self.store.bulk_insert, state.changes(), now)
+        persisted = tx.persist(BatchWrite(now, logged, chains, dead, state.changes()))
+        for skipped in persisted.already_dead:
+            _count_as_duplicate(skipped, report)
+        report.dead_letters = persisted.dead_letters
         return report
-
-    @staticmethod
-    def _account(
-        result: Result,
-        report: BatchReport,
-        events_rows: list,
-        dead_rows: list,
-        chains: dict[str, list[JournalEntry]],
-        now: int,
-    ) -> None:
-        inc, outcome = result.incoming, result.outcome
-        event = inc.event
-        if isinstance(outcome, Duplicate):
-            report.duplicates += 1
-            return
-        kind = {Applied: "applied", Rejected: "rejected", Parked: "parked"}[type(outcome)]
-        report.count(event.TYPE, kind)
-        payload = dump_event(event)
-        if result.released:
-            report.released += 1
-        elif valid_event_id(event.event_id):  # an unusable id cannot be deduplicated
-            events_rows.append(
-                {
-                    "seq": inc.arrival,
-                    "event_id": event.event_id,
-                    "type": event.TYPE,
-                    "occurred_at": event.occurred_at,
-                    "recorded_at": now,
-                    "source": inc.source,
-                    "outcome": kind,
-                    "payload": payload,
-                    "chain": inc.chain,
-                }
-            )
-        if isinstance(outcome, Applied):
-            report.applied += 1
-            report.entries += len(outcome.entries)
-            chains.setdefault(inc.chain, []).extend(outcome.entries)
-            if report.last_event_time is None or event.occurred_at > report.last_event_time:
-                report.last_event_time = event.occurred_at
-        elif isinstance(outcome, Rejected):
-            report.rejected += 1
-            report.reasons[outcome.reason] = report.reasons.get(outcome.reason, 0) + 1
-            dead_rows.append(
-                {
-                    "event_id": _storable_id(event.event_id),
-                    "event_type": event.TYPE,
-                    "source": inc.source,
-                    "reason": outcome.reason,
-                    "message": outcome.message,
-                    "payload": payload,
-                    "recorded_at": now,
-                }
-            )
-        else:
-            report.parked += 1
-
-    def _store_dead_letters(
-        self, conn: Connection, rows: list[dict[str, Any]], report: BatchReport
-    ) -> list[dict[str, Any]]:
-        """Insert ``rows``, skipping any whose record is already a dead letter (same
-        source, same payload: a file or a topic ingested again). A skipped row counts as a
-        duplicate instead of a rejection; returns the rows stored."""
-        for row, dead_id in zip(
-            rows, self.store.allocate(conn, "dead_letters", len(rows)), strict=True
-        ):
-            row["id"] = dead_id
-            row["dedup_key"] = _dead_letter_key(row["source"], row["payload"])
-            if len(row["message"]) > MAX_MESSAGE:  # it may quote a hostile value at length
-                row["message"] = row["message"][: MAX_MESSAGE - 1] + "…"
-        columns = [c.name for c in t.dead_letters.columns]
-        stmt = (
-            self.store.insert(t.dead_letters)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(t.dead_letters.c.id)
-        )
-        stored = set(
-            conn.execute(stmt, [{c: row.get(c) for c in columns} for row in rows]).scalars()
-        )
-        for row in rows:
-            if row["id"] not in stored:
-                _count_as_duplicate(row, report)
-        return [{c: row.get(c) for c in columns} for row in rows if row["id"] in stored]
 
     def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
         """The next offset to read per (topic, partition), as last committed here."""
         return {tp: s.next_offset for tp, s in self.progress(group).items()}
 
 
-MAX_MESSAGE = 2000  # characters of a dead letter's message; the payload is kept whole
-_UNDECODABLE = "_undecodable"  # marks a dead-letter row counted as undecodable, not rejected
+def _account(
+    result: Result,
+    report: BatchReport,
+    logged: list[LoggedEvent],
+    dead: list[DeadLetter],
+    chains: dict[str, list[JournalEntry]],
+    now: int,
+) -> None:
+    """Count ``result`` in ``report`` and collect what it writes."""
+    inc, outcome = result.incoming, result.outcome
+    event = inc.event
+    if isinstance(outcome, Duplicate):
+        report.duplicates += 1
+        return
+    kind = {Applied: "applied", Rejected: "rejected", Parked: "parked"}[type(outcome)]
+    report.count(event.TYPE, kind)
+    payload = dump_event(event)
+    if result.released:
+        report.released += 1
+    else:
+        logged.append(LoggedEvent(inc, kind, payload))
+    if isinstance(outcome, Applied):
+        report.applied += 1
+        report.entries += len(outcome.entries)
+        chains.setdefault(inc.chain, []).extend(outcome.entries)
+        if report.last_event_time is None or event.occurred_at > report.last_event_time:
+            report.last_event_time = event.occurred_at
+    elif isinstance(outcome, Rejected):
+        report.rejected += 1
+        report.reasons[outcome.reason] = report.reasons.get(outcome.reason, 0) + 1
+        dead.append(
+            DeadLetter(
+                source=inc.source,
+                reason=outcome.reason,
+                message=outcome.message,
+                payload=payload,
+                recorded_at=now,
+                event_id=event.event_id,
+                event_type=event.TYPE,
+            )
+        )
+    else:
+        report.parked += 1
 
 
-def _dead_letter_key(source: str, payload: str) -> str:
-    """The idempotency key of a dead letter: where the record came from (file:line,
-    topic/partition@offset) and what it held. The same record again has the same key."""
-    return hashlib.sha256(f"{source}\n{payload}".encode("utf-8", "surrogatepass")).hexdigest()
+def _undecodable_dead_letter(item: Undecodable, now: int) -> DeadLetter:
+    return DeadLetter(
+        source=item.source,
+        reason=item.reason,
+        message=item.message,
+        payload=item.payload,
+        recorded_at=now,
+        event_id=item.event_id,
+        event_type=item.event_type,
+        undecodable=True,
+    )
 
 
-def _count_as_duplicate(row: dict[str, Any], report: BatchReport) -> None:
-    """Move a dead-letter row's count from rejected/undecodable to duplicates."""
-    reason = row["reason"]
-    if row.get(_UNDECODABLE):
+def _count_as_duplicate(dead: DeadLetter, report: BatchReport) -> None:
+    """Move a dead letter's count from rejected/undecodable to duplicates (its record was
+    a dead letter already)."""
+    reason = dead.reason
+    if dead.undecodable:
         report.undecodable -= 1
         counts = report.undecodable_reasons
     else:
         report.rejected -= 1
         counts = report.reasons
-        per_type = report.by_type[row["event_type"]]
+        assert dead.event_type is not None  # a rejected event has its type
+        per_type = report.by_type[dead.event_type]
         per_type["rejected"] -= 1
         if not per_type["rejected"]:
             del per_type["rejected"]
@@ -389,7 +324,7 @@ def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
     if isinstance(item, Undecodable):
         return Undecodable(
             item.source,
-            "unstorable",
+            Reason.UNSTORABLE,
             f"{item.reason}: {exc}"[:2000],
             item.payload,
             position=item.position,
@@ -397,97 +332,10 @@ def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
     event = item.event
     return Undecodable(
         item.source,
-        "unstorable",
+        Reason.UNSTORABLE,
         f"the database refused it: {exc}"[:2000],
         dump_event(event),
-        event_id=_storable_id(event.event_id),
+        event_id=event.event_id,  # the store keeps it only if it is a usable id
         event_type=event.TYPE,
         position=item.position,
     )
-
-
-def _storable_text(text: str) -> str:
-    """PostgreSQL text holds no NUL and no lone surrogate: escape them, keep the rest."""
-    if "\x00" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    return text
-
-
-def _storable_id(event_id: str | None) -> str | None:
-    return event_id if event_id is not None and valid_event_id(event_id) else None
-
-
-def _prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) -> None:
-    """One bulk look-up per kind of reference the batch's events name.
-
-    ``optimistic``: ids that are only read to detect a duplicate (the event ids, the ids of
-    new clicks and orders) are assumed new without a query. A wrong assumption cannot go
-    unnoticed: the event, click or order row is then inserted a second time, the unique
-    key refuses it, and the batch is redone without assumptions (see ``ingest``)."""
-    sharers: set[str] = set()
-    named_clicks: set[str] = set()
-    new_clicks: set[str] = set()
-    click_sharers: dict[str, set[str]] = {}  # buyer -> sharers of this batch's clicks
-    buyers: set[str] = set()
-    orders: set[str] = set()
-    new_orders: set[str] = set()
-    refunds: set[str] = set()
-    payouts: set[str] = set()
-    runs: set[str] = set()
-    refs: set[str] = set()  # what events of this batch may release
-    balances: set[tuple[str, str]] = set()  # balances a decision reads (payout requests)
-    first_order_at: int | None = None
-    for e in events:
-        if isinstance(e, ClickRecorded):
-            new_clicks.add(e.click_id)
-            click_sharers.setdefault(e.buyer_id, set()).add(e.sharer_id)
-        elif isinstance(e, OrderPlaced):
-            new_orders.add(e.order_id)
-            buyers.add(e.buyer_id)
-            refs.add(f"order:{e.order_id}")
-            if first_order_at is None or e.occurred_at < first_order_at:
-                first_order_at = e.occurred_at
-            if e.click_id:
-                named_clicks.add(e.click_id)
-        elif isinstance(e, (OrderCompleted, RefundIssued)):
-            orders.add(e.order_id)
-            if isinstance(e, RefundIssued):
-                refunds.add(e.refund_id)
-        elif isinstance(e, SharerEnrolled):
-            sharers.add(e.sharer_id)
-            refs.add(f"sharer:{e.sharer_id}")
-        elif isinstance(e, (PayoutRequested, PayoutSettled, PayoutFailed)):
-            payouts.add(e.payout_id)
-            if isinstance(e, PayoutRequested):
-                refs.add(f"payout:{e.payout_id}")
-                balances.add((sharer_account(e.sharer_id, "available"), e.currency))
-        elif isinstance(e, SettlementRun):
-            runs.add(e.run_id)
-    for buyer in buyers:  # the sharers an order of this batch may be attributed to
-        sharers.update(click_sharers.get(buyer, ()))
-    event_ids = {e.event_id for e in events}
-    if optimistic:
-        state.assume_absent(
-            processed=event_ids,
-            clicks=new_clicks - named_clicks,
-            orders=new_orders - orders,
-        )
-        event_ids = set()
-        new_clicks = set()
-        new_orders = set()
-    # attribution reads clicks back to the longest window of any plan, no further
-    longest_window = max((p.window_ms for p in state.plans), default=0)
-    state.prefetch(
-        sharers=sharers,
-        clicks=named_clicks | new_clicks,
-        buyers=buyers,
-        orders=orders | new_orders,
-        refunds=refunds,
-        payouts=payouts,
-        runs=runs,
-        processed=event_ids,
-        parked_refs=refs,
-        balances=balances,
-        clicks_since=(first_order_at or 0) - longest_window,
-    )
-    state.prefetch_levels(sharers)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from ledger.domain.entries import JournalEntry, Posting
 from ledger.store import tables as t
 from ledger.store import view_tables as v
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import catalog
 from projectors.recompute import OrderInfo, Views, recompute
 from projectors.runner import checkpoints

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, select, text
 from ledger.logs import get_logger
 from ledger.store import tables as t
 from ledger.store import view_tables as v
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import catalog, sql
 from projectors.catalog import Projector
 

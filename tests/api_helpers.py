@@ -15,7 +15,8 @@ import httpx
 from ledger.api.auth import TokenBook, hash_token
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
-from ledger.store.base import Store, open_store
+from ledger.store.opening import open_store
+from ledger.store.store import Store
 from projectors import runner
 
 TOKENS = {

@@ -43,7 +43,8 @@ from ledger.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.simulate import Workload
 from ledger.store import tables as t
-from ledger.store.base import Store, verify
+from ledger.store.store import Store
+from ledger.store.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
 LEDGER_BIN = REPO / ".venv" / "bin" / "ledger"

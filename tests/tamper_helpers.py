@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 SEED = 3
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from ledger.store import view_tables as v
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 VIEW_TABLES = (v.view_balances, v.view_order_levels, v.view_fee_totals)
 

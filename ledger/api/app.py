@@ -21,7 +21,7 @@ from ledger.api import routes_audit, routes_commands, routes_read
 from ledger.api.auth import TokenBook
 from ledger.api.sink import EmbeddedSink, Sink
 from ledger.logs import get_logger
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import runner
 
 log = get_logger("ledger.api")

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from ledger.api.auth import TokenBook
 from ledger.api.models import Error
-from ledger.store.base import Store
+from ledger.store.store import Store
 
 bearer = HTTPBearer(auto_error=False, description="an API token (ledger api-token ROLE)")
 

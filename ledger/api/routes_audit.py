@@ -12,10 +12,10 @@ from sqlalchemy import Connection, select
 from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, allow, store_of
 from ledger.api.models import ID_PATTERN, CheckReport, EntryPage, Verification
+from ledger.domain.entries import sharer_accounts, split_sharer_account
 from ledger.store import tables as t
-from ledger.store.base import verify as verify_store
+from ledger.store.verify import verify as verify_store
 from projectors.check import check as check_views
-from projectors.recompute import BUCKETS, split_sharer_account
 
 router = APIRouter(
     prefix="/api/v1/audit",
@@ -92,8 +92,8 @@ def entries(
         query = query.where(e.c.event_id == event_id)
     elif order_id is not None:
         query = query.where(e.c.order_id == order_id)
-    else:
-        accounts = [f"sharer:{sharer_id}:{b}" for b in BUCKETS]
+    elif sharer_id is not None:
+        accounts = sharer_accounts(sharer_id)
         query = query.where(e.c.seq.in_(select(p.c.entry_seq).where(p.c.account.in_(accounts))))
     if after is not None:
         query = query.where(e.c.seq > after[0])

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ledger.domain.events import Event
 from ledger.service import LedgerService, Received
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import runner
 
 
@@ -39,8 +39,8 @@ class EmbeddedSink:
             return {
                 **out,
                 "outcome": "rejected",
-                "reason": dead["reason"],
-                "message": dead["message"],
+                "reason": dead.reason,
+                "message": dead.message,
             }
         return {**out, "outcome": "parked" if report.parked else "applied"}
 

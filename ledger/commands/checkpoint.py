@@ -23,8 +23,9 @@ from ledger.checkpoint import (
 )
 from ledger.commands.common import db_option, resolve_db
 from ledger.service import wall_clock_ms
-from ledger.store.base import open_store, verify
 from ledger.store.checkpoints import extension_problems, load_checkpoints, sign_checkpoint
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 
 
 @click.command()

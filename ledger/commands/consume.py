@@ -18,7 +18,8 @@ from ledger.config import Settings
 from ledger.logs import get_logger
 from ledger.publisher import Publisher
 from ledger.service import LedgerService
-from ledger.store.base import Store, open_store
+from ledger.store.opening import open_store
+from ledger.store.store import Store
 
 log = get_logger("ledger.consume")
 

@@ -17,12 +17,14 @@ from sqlalchemy import func, select
 from ledger import queries
 from ledger.commands.common import table
 from ledger.commands.demo_views import show_views
+from ledger.domain.entries import SHARER_ACCOUNTS_LIKE
 from ledger.domain.events import OrderPlaced
 from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 
@@ -129,7 +131,7 @@ def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped
         order_id = conn.execute(
             select(e.c.order_id)
             .join(p, p.c.entry_seq == e.c.seq)
-            .where(e.c.kind == "accrual", p.c.account.like("sharer:%"))
+            .where(e.c.kind == "accrual", p.c.account.like(SHARER_ACCOUNTS_LIKE))
             .group_by(e.c.seq, e.c.order_id)
             .having(func.count() == 3)
             .order_by(e.c.seq)

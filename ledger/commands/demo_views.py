@@ -9,7 +9,7 @@ import click
 
 from ledger.api.auth import hash_token, new_token
 from ledger.commands.common import table
-from ledger.store.base import Store
+from ledger.store.store import Store
 from projectors import read, runner
 
 

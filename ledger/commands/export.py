@@ -9,7 +9,8 @@ import click
 
 from ledger import export as history
 from ledger.commands.common import db_option, resolve_db
-from ledger.store.base import Store, open_store
+from ledger.store.opening import open_store
+from ledger.store.store import Store
 
 
 @click.command()
@@ -88,7 +89,7 @@ def _replay_kafka(
     from dataclasses import replace
 
     from consumers.replay import replay_topics
-    from ledger.store.base import verify
+    from ledger.store.verify import verify
 
     settings = ctx.obj
     topics = replace(

@@ -13,7 +13,8 @@ import click
 from ledger.commands.common import db_option, printable_id, resolve_db
 from ledger.domain.events import InvalidEvent
 from ledger.ingest_file import IngestSummary, InputError, ingest_stream, source_name
-from ledger.store.base import Store, open_store
+from ledger.store.opening import open_store
+from ledger.store.store import Store
 
 
 @click.command()

@@ -20,8 +20,8 @@ from ledger.commands.common import (
     table,
 )
 from ledger.journal import VerifyReport
-from ledger.store.base import open_store
-from ledger.store.base import verify as verify_store
+from ledger.store.opening import open_store
+from ledger.store.verify import verify as verify_store
 
 
 @click.command()

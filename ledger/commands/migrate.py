@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ledger.commands.common import db_option, resolve_db
-from ledger.store.base import head_revision, open_store
+from ledger.store.opening import head_revision, open_store
 from ledger.store.roles import grant_service
 
 

@@ -10,7 +10,7 @@ from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_
 from ledger.commands.common import db_option, resolve_db
 from ledger.config import Settings
 from ledger.logs import get_logger
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 
 log = get_logger("ledger.serve")
 

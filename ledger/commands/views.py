@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import click
 
 from ledger.commands.common import db_option, echo_json, resolve_db
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from projectors import catalog, runner
 from projectors.catalog import UnknownView
 from projectors.check import check as check_views

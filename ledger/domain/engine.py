@@ -3,12 +3,16 @@
 ``apply(event, arrival, state)`` assumes the event passed ``validation.problem`` and was
 not seen before (the processor checks both). It changes ``state`` only when the event
 is applied, or for a rejected payout request, whose id is remembered as rejected.
+
+Each event type has one entry in ``RULES``: its handler and, beside it, what the handler
+reads (its ``needs``), which the service loads for a whole batch before running it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from ledger.domain import referrals
 from ledger.domain.attribution import attribute
@@ -44,7 +48,10 @@ from ledger.domain.model import (
     Sharer,
 )
 from ledger.domain.money import Split, split_lines, zero_split
+from ledger.domain.needs import Needs
 from ledger.domain.plans import Plan
+from ledger.domain.reasons import Reason
+from ledger.domain.refs import order_ref, payout_ref, sharer_ref
 from ledger.domain.state import WorkingState
 from ledger.domain.validation import MAX_AMOUNT, valid_event_id
 
@@ -65,7 +72,7 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    reason: str
+    reason: Reason
     message: str
     creates: tuple[str, ...] = ()
 
@@ -80,7 +87,7 @@ Outcome = Applied | Rejected | Parked
 
 
 def apply(event: Event, arrival: int, state: WorkingState) -> Outcome:
-    return _HANDLERS[type(event)](event, arrival, state)
+    return RULES[type(event)].apply(event, arrival, state)
 
 
 # --- enrollments and plans ---------------------------------------------------------------
@@ -91,21 +98,30 @@ def _enrolled(e: SharerEnrolled, arrival: int, state: WorkingState) -> Outcome:
     if bad:
         return Rejected(*bad)
     if e.upline_id is not None and state.sharer(e.upline_id) is None:
-        return Parked(f"sharer:{e.upline_id}")
+        return Parked(sharer_ref(e.upline_id))
     state.add_sharer(Sharer(e.sharer_id, e.upline_id, e.occurred_at))
-    return Applied(creates=(f"sharer:{e.sharer_id}",))
+    return Applied(creates=(sharer_ref(e.sharer_id),))
+
+
+def _enrolled_needs(e: SharerEnrolled, needs: Needs) -> None:
+    needs.sharers.add(e.sharer_id)
+    needs.refs.add(sharer_ref(e.sharer_id))
 
 
 def _plan(e: PlanPublished, arrival: int, state: WorkingState) -> Outcome:
     if state.plans.get(e.plan_id) is not None:
-        return Rejected("duplicate_plan_id", f"plan {e.plan_id!r} was already published")
+        return Rejected(Reason.DUPLICATE_PLAN_ID, f"plan {e.plan_id!r} was already published")
     if state.plans.has_effective_from(e.effective_from):
         return Rejected(
-            "duplicate_effective_from",
+            Reason.DUPLICATE_EFFECTIVE_FROM,
             f"a plan effective from {e.effective_from} already exists",
         )
     state.add_plan(Plan.from_event(e))
     return Applied()
+
+
+def _plan_needs(e: PlanPublished, needs: Needs) -> None:
+    """Nothing: every plan is loaded with the state."""
 
 
 # --- buyer events: clicks, orders, completions, refunds --------------------------------
@@ -113,9 +129,14 @@ def _plan(e: PlanPublished, arrival: int, state: WorkingState) -> Outcome:
 
 def _click(e: ClickRecorded, arrival: int, state: WorkingState) -> Outcome:
     if state.click(e.click_id) is not None:
-        return Rejected("duplicate_click_id", f"click {e.click_id!r} was already recorded")
+        return Rejected(Reason.DUPLICATE_CLICK_ID, f"click {e.click_id!r} was already recorded")
     state.add_click(Click(e.click_id, e.buyer_id, e.sharer_id, e.occurred_at, arrival))
     return Applied()
+
+
+def _click_needs(e: ClickRecorded, needs: Needs) -> None:
+    needs.new_clicks.add(e.click_id)
+    needs.click_sharers.setdefault(e.buyer_id, set()).add(e.sharer_id)
 
 
 def _commission(order: Order, plan: Plan, refunding: dict[str, int] | None = None) -> Split:
@@ -146,7 +167,7 @@ def _levels_for(
 
 def _order(e: OrderPlaced, arrival: int, state: WorkingState) -> Outcome:
     if state.order(e.order_id) is not None:
-        return Rejected("duplicate_order_id", f"order {e.order_id!r} was already placed")
+        return Rejected(Reason.DUPLICATE_ORDER_ID, f"order {e.order_id!r} was already placed")
     plan = state.plans.in_force(e.occurred_at)
     levels: tuple[str, ...]
     why: str | None
@@ -177,14 +198,23 @@ def _order(e: OrderPlaced, arrival: int, state: WorkingState) -> Outcome:
     )
     entries: tuple[JournalEntry, ...] = ()
     if plan is not None and levels:
-        order.posted = _commission(order, plan)
+        order = replace(order, posted=_commission(order, plan))
         entries = _money_entry(e, RULE_ACCRUAL, "accrual", order, order.posted, "pending")
         beyond = _beyond_bound(entries, state)
         if beyond is not None:
             return beyond
     state.add_order(order)
     state.post(entries)
-    return Applied(entries, creates=(f"order:{e.order_id}",), note=why)
+    return Applied(entries, creates=(order_ref(e.order_id),), note=why)
+
+
+def _order_needs(e: OrderPlaced, needs: Needs) -> None:
+    needs.new_orders.add(e.order_id)
+    needs.buyers.add(e.buyer_id)
+    needs.refs.add(order_ref(e.order_id))
+    needs.order_at(e.occurred_at)
+    if e.click_id:
+        needs.named_clicks.add(e.click_id)
 
 
 def _beyond_bound(entries: Iterable[JournalEntry], state: WorkingState) -> Rejected | None:
@@ -195,7 +225,7 @@ def _beyond_bound(entries: Iterable[JournalEntry], state: WorkingState) -> Rejec
         return None
     account, currency, balance = beyond
     return Rejected(
-        "balance_out_of_range",
+        Reason.BALANCE_OUT_OF_RANGE,
         f"{account} would reach {balance} {currency}, beyond ±2^62 minor units",
     )
 
@@ -231,36 +261,42 @@ def _money_entry(
 def _completed(e: OrderCompleted, arrival: int, state: WorkingState) -> Outcome:
     order = state.order(e.order_id)
     if order is None:
-        return Parked(f"order:{e.order_id}")
+        return Parked(order_ref(e.order_id))
     if order.buyer_id != e.buyer_id:
-        return Rejected("buyer_mismatch", f"order {e.order_id!r} belongs to another buyer")
+        return Rejected(Reason.BUYER_MISMATCH, f"order {e.order_id!r} belongs to another buyer")
     if order.completed_at is not None:
-        return Rejected("already_completed", f"order {e.order_id!r} was already completed")
-    order.completed_at = e.occurred_at
+        return Rejected(Reason.ALREADY_COMPLETED, f"order {e.order_id!r} was already completed")
     plan = state.plans.get(order.plan_id) if order.plan_id else None
-    if plan is not None:
-        order.settle_due = e.occurred_at + plan.frozen_ms
-    state.order_changed(order)
+    settle_due = e.occurred_at + plan.frozen_ms if plan is not None else order.settle_due
+    state.update_order(replace(order, completed_at=e.occurred_at, settle_due=settle_due))
     return Applied()
+
+
+def _completed_needs(e: OrderCompleted, needs: Needs) -> None:
+    needs.orders.add(e.order_id)
 
 
 def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
     order = state.order(e.order_id)
     if order is None:
-        return Parked(f"order:{e.order_id}")
+        return Parked(order_ref(e.order_id))
     if state.refund_seen(e.refund_id):
-        return Rejected("duplicate_refund_id", f"refund {e.refund_id!r} was already applied")
+        return Rejected(Reason.DUPLICATE_REFUND_ID, f"refund {e.refund_id!r} was already applied")
     if order.buyer_id != e.buyer_id:
-        return Rejected("buyer_mismatch", f"order {e.order_id!r} belongs to another buyer")
+        return Rejected(Reason.BUYER_MISMATCH, f"order {e.order_id!r} belongs to another buyer")
     for line in e.lines:
         known = order.lines.get(line.line_id)
         if known is None:
-            return Rejected("unknown_line", f"order {e.order_id!r} has no line {line.line_id!r}")
+            return Rejected(
+                Reason.UNKNOWN_LINE, f"order {e.order_id!r} has no line {line.line_id!r}"
+            )
         if line.amount <= 0:
-            return Rejected("invalid_refund_amount", f"line {line.line_id!r}: amount must be > 0")
+            return Rejected(
+                Reason.INVALID_REFUND_AMOUNT, f"line {line.line_id!r}: amount must be > 0"
+            )
         if line.amount > known.remaining:
             return Rejected(
-                "over_refund",
+                Reason.OVER_REFUND,
                 f"line {line.line_id!r}: refund {line.amount} exceeds remaining {known.remaining}",
             )
     plan = state.plans.get(order.plan_id) if order.plan_id else None
@@ -274,15 +310,21 @@ def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
         beyond = _beyond_bound(entries, state)
         if beyond is not None:
             return beyond
+    lines = dict(order.lines)
     for line in e.lines:
-        order.lines[line.line_id].refunded += line.amount
-    order.posted = now
+        refunded = lines[line.line_id]
+        lines[line.line_id] = replace(refunded, refunded=refunded.refunded + line.amount)
     state.add_refund(e.refund_id, e.order_id)
-    state.order_changed(order)
+    state.update_order(replace(order, lines=lines, posted=now))
     state.post(entries)
     if plan is None or not order.levels:
         return Applied(note="order_earns_nothing")
     return Applied(entries)
+
+
+def _refund_needs(e: RefundIssued, needs: Needs) -> None:
+    needs.orders.add(e.order_id)
+    needs.refunds.add(e.refund_id)
 
 
 # --- finance commands: settlement runs and payouts -----------------------------------
@@ -290,10 +332,10 @@ def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
 
 def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
     if state.run_seen(e.run_id):
-        return Rejected("duplicate_run_id", f"settlement run {e.run_id!r} already ran")
+        return Rejected(Reason.DUPLICATE_RUN_ID, f"settlement run {e.run_id!r} already ran")
     if e.as_of > e.occurred_at:  # SPEC §3: only time that has passed releases commission
         return Rejected(
-            "as_of_in_future",
+            Reason.AS_OF_IN_FUTURE,
             f"as_of {e.as_of} is later than the run's own occurred_at {e.occurred_at}",
         )
     due = state.orders_due(e.as_of)
@@ -324,15 +366,18 @@ def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
         return beyond
     state.add_run(e.run_id, e.as_of)
     for order in due:
-        order.settled_by = e.run_id
-        state.order_changed(order)
+        state.update_order(replace(order, settled_by=e.run_id))
     state.post(entries)
     return Applied(tuple(entries))
 
 
+def _settlement_needs(e: SettlementRun, needs: Needs) -> None:
+    needs.runs.add(e.run_id)
+
+
 def _payout_requested(e: PayoutRequested, arrival: int, state: WorkingState) -> Outcome:
     if state.payout(e.payout_id) is not None:
-        return Rejected("duplicate_payout_id", f"payout {e.payout_id!r} was already requested")
+        return Rejected(Reason.DUPLICATE_PAYOUT_ID, f"payout {e.payout_id!r} was already requested")
     bad = _payout_problem(e, state)
     entry = _payout_entry(
         e,
@@ -349,10 +394,16 @@ def _payout_requested(e: PayoutRequested, arrival: int, state: WorkingState) -> 
         bad = (beyond.reason, beyond.message) if beyond is not None else None
     if bad is not None:
         state.add_payout(Payout(e.payout_id, e.sharer_id, e.currency, e.amount, PAYOUT_REJECTED))
-        return Rejected(*bad, creates=(f"payout:{e.payout_id}",))
+        return Rejected(*bad, creates=(payout_ref(e.payout_id),))
     state.add_payout(Payout(e.payout_id, e.sharer_id, e.currency, e.amount, PAYOUT_INFLIGHT))
     state.post((entry,))
-    return Applied((entry,), creates=(f"payout:{e.payout_id}",))
+    return Applied((entry,), creates=(payout_ref(e.payout_id),))
+
+
+def _payout_requested_needs(e: PayoutRequested, needs: Needs) -> None:
+    needs.payouts.add(e.payout_id)
+    needs.refs.add(payout_ref(e.payout_id))
+    needs.balances.add((sharer_account(e.sharer_id, "available"), e.currency))
 
 
 def remember_malformed(event: Event, state: WorkingState) -> tuple[str, ...]:
@@ -373,30 +424,30 @@ def remember_malformed(event: Event, state: WorkingState) -> tuple[str, ...]:
     state.add_payout(
         Payout(event.payout_id, event.sharer_id, event.currency, event.amount, PAYOUT_REJECTED)
     )
-    return (f"payout:{event.payout_id}",)
+    return (payout_ref(event.payout_id),)
 
 
-def _payout_problem(e: PayoutRequested, state: WorkingState) -> tuple[str, str] | None:
+def _payout_problem(e: PayoutRequested, state: WorkingState) -> tuple[Reason, str] | None:
     if e.amount <= 0:
-        return ("invalid_amount", f"payout amount must be > 0, got {e.amount}")
+        return (Reason.INVALID_AMOUNT, f"payout amount must be > 0, got {e.amount}")
     plan = state.plans.in_force(e.occurred_at)
     if plan is None:
-        return ("no_plan_in_force", "no plan is in force at the request's time")
+        return (Reason.NO_PLAN_IN_FORCE, "no plan is in force at the request's time")
     minimum = plan.min_payout(e.currency)
     if minimum is None:
         return (
-            "unknown_currency",
+            Reason.UNKNOWN_CURRENCY,
             f"plan {plan.plan_id!r} lists no payout minimum for {e.currency}",
         )
     if e.amount < minimum:
         return (
-            "below_minimum",
+            Reason.BELOW_MINIMUM,
             f"{e.amount} is under the minimum payout of {minimum} {e.currency}",
         )
     available = state.available(e.sharer_id, e.currency)
     if e.amount > available:
         return (
-            "insufficient_available",
+            Reason.INSUFFICIENT_AVAILABLE,
             f"{e.amount} {e.currency} exceeds the available balance of {available}",
         )
     return None
@@ -405,9 +456,9 @@ def _payout_problem(e: PayoutRequested, state: WorkingState) -> tuple[str, str] 
 def _payout_ended(e: PayoutSettled | PayoutFailed, arrival: int, state: WorkingState) -> Outcome:
     payout = state.payout(e.payout_id)
     if payout is None:
-        return Parked(f"payout:{e.payout_id}")
+        return Parked(payout_ref(e.payout_id))
     if payout.state != PAYOUT_INFLIGHT:
-        return Rejected("payout_not_inflight", f"payout {e.payout_id!r} is {payout.state}")
+        return Rejected(Reason.PAYOUT_NOT_INFLIGHT, f"payout {e.payout_id!r} is {payout.state}")
     for name, given, expected in (
         ("sharer_id", e.sharer_id, payout.sharer_id),
         ("amount", e.amount, payout.amount),
@@ -415,7 +466,7 @@ def _payout_ended(e: PayoutSettled | PayoutFailed, arrival: int, state: WorkingS
     ):
         if given is not None and given != expected:
             return Rejected(
-                "payout_mismatch",
+                Reason.PAYOUT_MISMATCH,
                 f"payout {e.payout_id!r}: {name} {given!r} differs from the request's {expected!r}",
             )
     settled = isinstance(e, PayoutSettled)
@@ -432,10 +483,13 @@ def _payout_ended(e: PayoutSettled | PayoutFailed, arrival: int, state: WorkingS
     beyond = _beyond_bound((entry,), state)
     if beyond is not None:
         return beyond
-    payout.state = PAYOUT_PAID if settled else PAYOUT_FAILED
-    state.payout_changed(payout)
+    state.update_payout(replace(payout, state=PAYOUT_PAID if settled else PAYOUT_FAILED))
     state.post((entry,))
     return Applied((entry,))
+
+
+def _payout_ended_needs(e: PayoutSettled | PayoutFailed, needs: Needs) -> None:
+    needs.payouts.add(e.payout_id)
 
 
 def _payout_entry(
@@ -455,15 +509,28 @@ def _payout_entry(
     )
 
 
-_HANDLERS: dict[type, Callable[..., Outcome]] = {
-    SharerEnrolled: _enrolled,
-    PlanPublished: _plan,
-    ClickRecorded: _click,
-    OrderPlaced: _order,
-    OrderCompleted: _completed,
-    RefundIssued: _refund,
-    SettlementRun: _settlement,
-    PayoutRequested: _payout_requested,
-    PayoutSettled: _payout_ended,
-    PayoutFailed: _payout_ended,
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRules(Generic[E]):
+    """What an event of one type does to the state, and what it reads from it (loaded in
+    bulk for a whole batch before it runs: ``ledger.domain.prefetch``)."""
+
+    apply: Callable[[E, int, WorkingState], Outcome]
+    needs: Callable[[E, Needs], None]
+
+
+# One entry per event type (tests/unit/test_registries.py checks that none is missing).
+RULES: dict[type[Event], EventRules[Any]] = {
+    SharerEnrolled: EventRules(_enrolled, _enrolled_needs),
+    PlanPublished: EventRules(_plan, _plan_needs),
+    ClickRecorded: EventRules(_click, _click_needs),
+    OrderPlaced: EventRules(_order, _order_needs),
+    OrderCompleted: EventRules(_completed, _completed_needs),
+    RefundIssued: EventRules(_refund, _refund_needs),
+    SettlementRun: EventRules(_settlement, _settlement_needs),
+    PayoutRequested: EventRules(_payout_requested, _payout_requested_needs),
+    PayoutSettled: EventRules(_payout_ended, _payout_ended_needs),
+    PayoutFailed: EventRules(_payout_ended, _payout_ended_needs),
 }

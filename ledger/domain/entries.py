@@ -49,10 +49,30 @@ class JournalEntry:
             raise UnbalancedEntry(f"{self.event_id}#{self.ordinal} does not balance: {unbalanced}")
 
 
-# Account names. Each is per currency: the posting carries the currency.
+# Account names: ``sharer:{id}:{bucket}`` (ids may contain ':'; the bucket never does),
+# ``merchant:{id}:charges``, ``platform:fees``. Each is per currency: the posting carries
+# the currency. Stored in ``postings.account``, so the spelling is a database contract.
+SHARER_BUCKETS = ("pending", "available", "inflight", "paid")
+_SHARER_PREFIX = "sharer:"
+SHARER_ACCOUNTS_LIKE = _SHARER_PREFIX + "%"  # a SQL LIKE pattern matching every sharer account
+
+
 def sharer_account(sharer_id: str, bucket: str) -> str:
     """bucket: pending | available | inflight | paid."""
-    return f"sharer:{sharer_id}:{bucket}"
+    return f"{_SHARER_PREFIX}{sharer_id}:{bucket}"
+
+
+def sharer_accounts(sharer_id: str) -> list[str]:
+    """The sharer's four accounts, in ``SHARER_BUCKETS`` order."""
+    return [sharer_account(sharer_id, bucket) for bucket in SHARER_BUCKETS]
+
+
+def split_sharer_account(account: str) -> tuple[str, str] | None:
+    """(sharer id, bucket) of a sharer account, else None."""
+    if not account.startswith(_SHARER_PREFIX):
+        return None
+    sharer, _, bucket = account[len(_SHARER_PREFIX) :].rpartition(":")
+    return (sharer, bucket) if bucket in SHARER_BUCKETS else None
 
 
 def merchant_account(merchant_id: str) -> str:

@@ -7,8 +7,10 @@ epoch (UTC); money is integer minor units with an ISO 4217 currency code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+
+from ledger.domain.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,9 @@ class Event:
     producer: str
 
     TYPE: ClassVar[str] = ""
+    # SPEC §4 item 5: buyer events (False) may interleave across buyers; a barrier (True)
+    # keeps its place among every other event. Each type says which it is.
+    BARRIER: ClassVar[bool]
 
     def ordering_key(self) -> str:
         """The Kafka key that keeps causally related events in one partition."""
@@ -29,6 +34,7 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class SharerEnrolled(Event):
     TYPE: ClassVar[str] = "sharer_enrolled"
+    BARRIER: ClassVar[bool] = True
     sharer_id: str = ""
     upline_id: str | None = None
 
@@ -45,6 +51,7 @@ class MinPayout:
 @dataclass(frozen=True, slots=True)
 class PlanPublished(Event):
     TYPE: ClassVar[str] = "plan_published"
+    BARRIER: ClassVar[bool] = True
     plan_id: str = ""
     effective_from: int = 0
     default_rate_bps: int = 0
@@ -62,6 +69,7 @@ class PlanPublished(Event):
 @dataclass(frozen=True, slots=True)
 class ClickRecorded(Event):
     TYPE: ClassVar[str] = "click_recorded"
+    BARRIER: ClassVar[bool] = False
     click_id: str = ""
     sharer_id: str = ""
     buyer_id: str = ""
@@ -83,6 +91,7 @@ class OrderLine:
 @dataclass(frozen=True, slots=True)
 class OrderPlaced(Event):
     TYPE: ClassVar[str] = "order_placed"
+    BARRIER: ClassVar[bool] = False
     order_id: str = ""
     buyer_id: str = ""
     merchant_id: str = ""
@@ -97,6 +106,7 @@ class OrderPlaced(Event):
 @dataclass(frozen=True, slots=True)
 class OrderCompleted(Event):
     TYPE: ClassVar[str] = "order_completed"
+    BARRIER: ClassVar[bool] = False
     order_id: str = ""
     buyer_id: str = ""
 
@@ -113,6 +123,7 @@ class RefundLine:
 @dataclass(frozen=True, slots=True)
 class RefundIssued(Event):
     TYPE: ClassVar[str] = "refund_issued"
+    BARRIER: ClassVar[bool] = False
     refund_id: str = ""
     order_id: str = ""
     buyer_id: str = ""
@@ -125,6 +136,7 @@ class RefundIssued(Event):
 @dataclass(frozen=True, slots=True)
 class SettlementRun(Event):
     TYPE: ClassVar[str] = "settlement_run"
+    BARRIER: ClassVar[bool] = True
     run_id: str = ""
     as_of: int = 0
 
@@ -135,6 +147,7 @@ class SettlementRun(Event):
 @dataclass(frozen=True, slots=True)
 class PayoutRequested(Event):
     TYPE: ClassVar[str] = "payout_requested"
+    BARRIER: ClassVar[bool] = True
     payout_id: str = ""
     sharer_id: str = ""
     amount: int = 0
@@ -149,6 +162,7 @@ class PayoutSettled(Event):
     """The payout reached the sharer. Amount and currency, when given, must match."""
 
     TYPE: ClassVar[str] = "payout_settled"
+    BARRIER: ClassVar[bool] = True
     payout_id: str = ""
     sharer_id: str = ""
     amount: int | None = None
@@ -163,6 +177,7 @@ class PayoutFailed(Event):
     """The payout bounced; its amount returns to available."""
 
     TYPE: ClassVar[str] = "payout_failed"
+    BARRIER: ClassVar[bool] = True
     payout_id: str = ""
     sharer_id: str = ""
     amount: int | None = None
@@ -173,26 +188,37 @@ class PayoutFailed(Event):
         return self.sharer_id
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls
-    for cls in (
-        SharerEnrolled,
-        PlanPublished,
-        ClickRecorded,
-        OrderPlaced,
-        OrderCompleted,
-        RefundIssued,
-        SettlementRun,
-        PayoutRequested,
-        PayoutSettled,
-        PayoutFailed,
-    )
-}
+# Every event type. tests/unit/test_registries.py checks that each registry keyed by event
+# type (rules, checks, topics, examples, the simulator) covers all of them.
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    SharerEnrolled,
+    PlanPublished,
+    ClickRecorded,
+    OrderPlaced,
+    OrderCompleted,
+    RefundIssued,
+    SettlementRun,
+    PayoutRequested,
+    PayoutSettled,
+    PayoutFailed,
+)
+EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("plan_published", "min_payouts"): MinPayout,
-    ("order_placed", "lines"): OrderLine,
-    ("refund_issued", "lines"): RefundLine,
+
+def _tuple_items(cls: type[Event]) -> dict[str, type]:
+    """Field name -> item type of every ``tuple[X, ...]`` field of an event type."""
+    hints = get_type_hints(cls)
+    return {
+        f.name: get_args(hints[f.name])[0]
+        for f in fields(cls)
+        if get_origin(hints[f.name]) is tuple
+    }
+
+
+# (event type, field) -> item type of its list fields, read off the annotations; items
+# that are dataclasses (order lines, …) are built from their dict form
+_TUPLE_ITEMS: dict[tuple[str, str], type] = {
+    (cls.TYPE, name): item for cls in EVENT_CLASSES for name, item in _tuple_items(cls).items()
 }
 
 
@@ -214,25 +240,26 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
     """
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
-        raise InvalidEvent("unknown_event_type", f"unknown event type {event_type!r}")
+        raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {event_type!r}")
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in record or record[f.name] is None:
             if f.default is None:
                 continue
-            raise InvalidEvent("invalid_field", f"{event_type}: missing field {f.name!r}")
+            raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}: missing field {f.name!r}")
         value = record[f.name]
-        nested = _NESTED.get((event_type, f.name))
+        item_type = _TUPLE_ITEMS.get((event_type, f.name))
+        nested = item_type if item_type is not None and is_dataclass(item_type) else None
         if nested is not None:
             if not isinstance(value, (list, tuple)):
-                raise InvalidEvent("invalid_field", f"{event_type}.{f.name} must be a list")
+                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name} must be a list")
             try:
                 value = tuple(
                     item if isinstance(item, nested) else nested(**item) for item in value
                 )
             except TypeError as exc:
-                raise InvalidEvent("invalid_field", f"{event_type}.{f.name}: {exc}") from exc
-        elif f.name == "level_shares_bps":
+                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name}: {exc}") from exc
+        elif item_type is not None:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
@@ -265,6 +292,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 __all__ = [
+    "EVENT_CLASSES",
     "EVENT_TYPES",
     "ClickRecorded",
     "Event",

@@ -1,13 +1,16 @@
 """The reference state the rules read: sharers, clicks, orders, payouts.
 
-Plain data. Orders and payouts change as events apply; everything else is written once.
+Plain data. Orders and payouts change as events apply: they are frozen, and a change is
+a new version handed to ``WorkingState.update_order``/``update_payout``, which also
+records it for writing. Everything else is written once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ledger.domain.events import Event
+from ledger.domain.events import Event, SharerEnrolled
 from ledger.domain.money import Split
 
 
@@ -27,7 +30,7 @@ class Click:
     arrival: int  # ledger arrival number: among equal times the first received wins
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     line_id: str
     amount: int
@@ -39,7 +42,7 @@ class Line:
         return self.amount - self.refunded
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
     buyer_id: str
@@ -48,7 +51,7 @@ class Order:
     occurred_at: int
     plan_id: str | None  # None: the order earns nothing
     levels: tuple[str, ...]  # level 1, 2, 3 sharer ids that exist; () = no commission
-    lines: dict[str, Line]
+    lines: Mapping[str, Line]
     posted: Split  # commission currently posted per party
     no_commission_reason: str | None = None
     completed_at: int | None = None
@@ -70,7 +73,7 @@ PAYOUT_FAILED = "failed"
 PAYOUT_REJECTED = "rejected"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Payout:
     payout_id: str
     sharer_id: str
@@ -87,3 +90,8 @@ class ParkedEvent:
     arrival: int
     source: str
     waits_for: str
+
+    @property
+    def subject(self) -> str | None:
+        """The sharer a waiting enrollment would enroll (stored, for the cycle check)."""
+        return self.event.sharer_id if isinstance(self.event, SharerEnrolled) else None

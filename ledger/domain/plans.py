@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ledger.domain.events import PlanPublished
@@ -79,7 +80,7 @@ class PlanBook:
         index = bisect_right(self._starts, at)
         return bool(index) and self._starts[index - 1] == at
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Plan]:
         return iter(self._plans)
 
     def __len__(self) -> int:

@@ -15,6 +15,7 @@ from ledger.domain import engine
 from ledger.domain.engine import Applied, Outcome, Parked, Rejected
 from ledger.domain.events import Event
 from ledger.domain.model import ParkedEvent
+from ledger.domain.reasons import Reason
 from ledger.domain.state import WorkingState
 from ledger.domain.validation import problem, valid_event_id
 
@@ -45,7 +46,7 @@ def process(batch: Iterable[Incoming], state: WorkingState) -> list[Result]:
     for incoming in batch:
         event_id = incoming.event.event_id
         if not valid_event_id(event_id):  # cannot be deduplicated, so never recorded as seen
-            bad = problem(incoming.event) or ("invalid_value", "event_id is not usable")
+            bad = problem(incoming.event) or (Reason.INVALID_VALUE, "event_id is not usable")
             results.append(Result(incoming, Rejected(*bad)))
             continue
         if state.is_processed(event_id):

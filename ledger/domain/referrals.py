@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.domain.reasons import Reason
 from ledger.domain.state import WorkingState
 
 MAX_LEVELS = 3  # deeper chains are pyramid selling (传销): never paid
@@ -20,17 +21,17 @@ def levels(level1: str, state: WorkingState) -> tuple[str, ...]:
 
 def enrollment_problem(
     sharer_id: str, upline_id: str | None, state: WorkingState
-) -> tuple[str, str] | None:
+) -> tuple[Reason, str] | None:
     """Re-enrollment or a cycle through applied or waiting enrollments, else None."""
     waiting, _ = state.waiting_upline(sharer_id)
     if state.sharer(sharer_id) is not None or waiting:
-        return ("already_enrolled", f"sharer {sharer_id!r} is already enrolled or waiting")
+        return (Reason.ALREADY_ENROLLED, f"sharer {sharer_id!r} is already enrolled or waiting")
     seen = {sharer_id}
     current = upline_id
     while current is not None:
         if current in seen:
             return (
-                "enrollment_cycle",
+                Reason.ENROLLMENT_CYCLE,
                 f"enrolling {sharer_id!r} under {upline_id!r} would close a referral cycle",
             )
         seen.add(current)

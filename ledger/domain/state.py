@@ -9,9 +9,9 @@ Everything here is pure: no I/O of its own, no clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Generic, Protocol, TypeVar
 
 from ledger.domain.entries import JournalEntry, sharer_account
 from ledger.domain.events import SharerEnrolled
@@ -116,8 +116,53 @@ def _click_order(click: Click) -> tuple[int, int]:
     return (click.occurred_at, click.arrival)
 
 
+V = TypeVar("V")
+
+
+class Lookup(Generic[V]):
+    """Get-or-load by id: each id is asked of the loader at most once, absent ones too
+    (remembered as ``absent``)."""
+
+    __slots__ = ("_absent", "_load", "known")
+
+    def __init__(self, load: Callable[[list[str]], Mapping[str, V]], absent: V) -> None:
+        self._load = load
+        self._absent = absent
+        self.known: dict[str, V] = {}
+
+    def get(self, key: str) -> V:
+        if key not in self.known:
+            self.fill((key,))
+        return self.known[key]
+
+    def fill(self, keys: Iterable[str]) -> None:
+        """Load every one of ``keys`` not known yet, in one look-up."""
+        known = self.known
+        missing = [k for k in set(keys) if k not in known]
+        if missing:
+            found = self._load(missing)
+            for key in missing:
+                known[key] = found.get(key, self._absent)
+
+    def assume_absent(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.known.setdefault(key, self._absent)
+
+    def put(self, key: str, value: V) -> None:
+        self.known[key] = value
+
+
+def _existing(load: Callable[[list[str]], set[str]]) -> Callable[[list[str]], dict[str, bool]]:
+    """A loader of the ids that exist, as a loader of ``{id: True}``."""
+    return lambda ids: dict.fromkeys(load(ids), True)
+
+
 class WorkingState:
     """Cache + unit of work. Absent keys are looked up once through the loader.
+
+    Orders and payouts are frozen records: the engine changes one by handing the state
+    its new version (``update_order``, ``update_payout``), the same call that records it
+    for the writer, so no change can be made and then forgotten.
 
     Account balances: with ``optimistic_balances`` False every balance an event posts to
     is loaded (once) and the bound is checked exactly, event by event. With True (the
@@ -131,29 +176,32 @@ class WorkingState:
         self, loader: StateLoader | None = None, *, optimistic_balances: bool = False
     ) -> None:
         self._loader: StateLoader = loader or NothingLoader()
-        self.plans = PlanBook(self._loader.plans())
-        self._sharers: dict[str, Sharer | None] = {}
-        self._clicks: dict[str, Click | None] = {}
+        load = self._loader
+        self.plans = PlanBook(load.plans())
+        self._sharers: Lookup[Sharer | None] = Lookup(load.sharers, None)
+        self._clicks: Lookup[Click | None] = Lookup(load.clicks, None)
         # buyer -> (clicks at or after this time are loaded, those clicks by (time, arrival))
         self._buyer_clicks: dict[str, tuple[int, list[Click]]] = {}
         # clicks added through this state, by buyer: merged into whatever the loader finds
         self._new_clicks: dict[str, list[Click]] = defaultdict(list)
-        self._orders: dict[str, Order | None] = {}
-        self._refunds: dict[str, bool] = {}
-        self._payouts: dict[str, Payout | None] = {}
-        self._runs: dict[str, bool] = {}
+        self._orders: Lookup[Order | None] = Lookup(load.orders, None)
+        self._refunds: Lookup[bool] = Lookup(_existing(load.refunds), False)
+        self._payouts: Lookup[Payout | None] = Lookup(load.payouts, None)
+        self._runs: Lookup[bool] = Lookup(_existing(load.runs), False)
+        self._processed: Lookup[bool] = Lookup(_existing(load.processed), False)
+        # sharer -> the upline its waiting enrollment waits for; None: none waits
+        self._waiting: Lookup[str | None] = Lookup(load.waiting_enrollments, None)
         self._optimistic = optimistic_balances
         self._base: dict[Key, int] = {}  # committed balances, loaded
         self._posted: dict[Key, int] = defaultdict(int)  # what this batch posted
         self._extremes: dict[Key, tuple[int, int]] = {}  # unloaded: (lowest, highest) posted
-        self._processed: dict[str, bool] = {}
-        self._waiting: dict[str, str | None] = {}  # sharer -> upline it waits for; None: none
         self._parked: dict[str, list[ParkedEvent]] = {}  # ref -> waiting events (loaded)
         self._changes = Changes()
-        self._new_order_ids: set[str] = set()
-        self._new_payout_ids: set[str] = set()
-        self._changed_order_ids: set[str] = set()
-        self._changed_payout_ids: set[str] = set()
+        # the latest version of every order and payout this batch created or changed
+        self._new_orders: dict[str, Order] = {}
+        self._changed_orders: dict[str, Order] = {}
+        self._new_payouts: dict[str, Payout] = {}
+        self._changed_payouts: dict[str, Payout] = {}
 
     # --- prefetch: one bulk look-up per kind instead of one per event --------------------
 
@@ -172,13 +220,13 @@ class WorkingState:
         parked_refs: Iterable[str] = (),
         balances: Iterable[Key] = (),
     ) -> None:
-        self._fill(self._sharers, sharers, self._loader.sharers)
-        self._fill(self._clicks, clicks, self._loader.clicks)
-        self._fill(self._orders, orders, self._loader.orders)
-        self._fill(self._payouts, payouts, self._loader.payouts)
-        self._fill_set(self._refunds, refunds, self._loader.refunds)
-        self._fill_set(self._runs, runs, self._loader.runs)
-        self._fill_set(self._processed, processed, self._loader.processed)
+        self._sharers.fill(sharers)
+        self._clicks.fill(clicks)
+        self._orders.fill(orders)
+        self._payouts.fill(payouts)
+        self._refunds.fill(refunds)
+        self._runs.fill(runs)
+        self._processed.fill(processed)
         self._load_buyer_clicks(buyers, clicks_since)
         self._load_parked(parked_refs)
         self._fill_balances(balances)
@@ -219,53 +267,33 @@ class WorkingState:
     ) -> None:
         """Treat these ids as unknown without asking the loader (see the service's
         optimistic pass: a wrong assumption is caught by the store's unique keys)."""
-        for event_id in processed:
-            self._processed.setdefault(event_id, False)
-        for click_id in clicks:
-            self._clicks.setdefault(click_id, None)
-        for order_id in orders:
-            self._orders.setdefault(order_id, None)
+        self._processed.assume_absent(processed)
+        self._clicks.assume_absent(clicks)
+        self._orders.assume_absent(orders)
 
     def prefetch_levels(self, also: Iterable[str] = ()) -> None:
         """Load the sharers of the cached clicks (and ``also``) with their uplines, 3
         levels deep, in three bulk look-ups instead of one per order."""
-        wanted = {c.sharer_id for c in self._clicks.values() if c is not None}
+        wanted = {c.sharer_id for c in self._clicks.known.values() if c is not None}
         wanted.update(also)
         for _, clicks in self._buyer_clicks.values():
             wanted.update(c.sharer_id for c in clicks)
+        sharers = self._sharers.known
         for _ in range(3):
-            self._fill(self._sharers, wanted, self._loader.sharers)
+            self._sharers.fill(wanted)
             wanted = {
                 s.upline_id
                 for k in wanted
-                if (s := self._sharers.get(k)) is not None and s.upline_id is not None
+                if (s := sharers.get(k)) is not None and s.upline_id is not None
             }
-
-    @staticmethod
-    def _fill(cache: dict, keys: Iterable[str], load) -> None:  # type: ignore[no-untyped-def]
-        missing = [k for k in set(keys) if k not in cache]
-        if missing:
-            found = load(missing)
-            for key in missing:
-                cache[key] = found.get(key)
-
-    @staticmethod
-    def _fill_set(cache: dict, keys: Iterable[str], load) -> None:  # type: ignore[no-untyped-def]
-        missing = [k for k in set(keys) if k not in cache]
-        if missing:
-            found = load(missing)
-            for key in missing:
-                cache[key] = key in found
 
     # --- idempotency --------------------------------------------------------------------
 
     def is_processed(self, event_id: str) -> bool:
-        if event_id not in self._processed:
-            self._fill_set(self._processed, (event_id,), self._loader.processed)
-        return self._processed[event_id]
+        return self._processed.get(event_id)
 
     def mark_processed(self, event_id: str) -> None:
-        self._processed[event_id] = True
+        self._processed.put(event_id, True)
 
     # --- plans ----------------------------------------------------------------------------
 
@@ -276,29 +304,22 @@ class WorkingState:
     # --- sharers ----------------------------------------------------------------------------
 
     def sharer(self, sharer_id: str) -> Sharer | None:
-        if sharer_id not in self._sharers:
-            self._fill(self._sharers, (sharer_id,), self._loader.sharers)
-        return self._sharers[sharer_id]
+        return self._sharers.get(sharer_id)
 
     def add_sharer(self, sharer: Sharer) -> None:
-        self._sharers[sharer.sharer_id] = sharer
-        self._waiting[sharer.sharer_id] = None
+        self._sharers.put(sharer.sharer_id, sharer)
+        self._waiting.put(sharer.sharer_id, None)
         self._changes.sharers.append(sharer)
 
     def waiting_upline(self, sharer_id: str) -> tuple[bool, str | None]:
         """(is an enrollment of this sharer waiting, its upline)."""
-        if sharer_id not in self._waiting:
-            found = self._loader.waiting_enrollments((sharer_id,))
-            self._waiting[sharer_id] = found.get(sharer_id)
-        upline = self._waiting[sharer_id]  # a waiting enrollment always waits for an upline
+        upline = self._waiting.get(sharer_id)  # a waiting enrollment always waits for one
         return upline is not None, upline
 
     # --- clicks ---------------------------------------------------------------------------
 
     def click(self, click_id: str) -> Click | None:
-        if click_id not in self._clicks:
-            self._fill(self._clicks, (click_id,), self._loader.clicks)
-        return self._clicks[click_id]
+        return self._clicks.get(click_id)
 
     def clicks_of(self, buyer_id: str, since: int = 0) -> list[Click]:
         """The buyer's clicks at or after ``since``, ordered by (time, arrival); the list
@@ -310,7 +331,7 @@ class WorkingState:
         return loaded[1]
 
     def add_click(self, click: Click) -> None:
-        self._clicks[click.click_id] = click
+        self._clicks.put(click.click_id, click)
         self._new_clicks[click.buyer_id].append(click)
         loaded = self._buyer_clicks.get(click.buyer_id)
         if loaded is not None:
@@ -323,32 +344,33 @@ class WorkingState:
     # --- orders ---------------------------------------------------------------------------
 
     def order(self, order_id: str) -> Order | None:
-        if order_id not in self._orders:
-            self._fill(self._orders, (order_id,), self._loader.orders)
-        return self._orders[order_id]
+        return self._orders.get(order_id)
 
     def add_order(self, order: Order) -> None:
-        self._orders[order.order_id] = order
-        self._new_order_ids.add(order.order_id)
-        self._changes.new_orders.append(order)
+        self._orders.put(order.order_id, order)
+        self._new_orders[order.order_id] = order
 
-    def order_changed(self, order: Order) -> None:
-        if order.order_id in self._new_order_ids or order.order_id in self._changed_order_ids:
-            return
-        self._changed_order_ids.add(order.order_id)
-        self._changes.changed_orders.append(order)
+    def update_order(self, order: Order) -> None:
+        """Replace the order of the same id with this version, to be written as such."""
+        order_id = order.order_id
+        self._orders.put(order_id, order)
+        if order_id in self._new_orders:
+            self._new_orders[order_id] = order
+        else:
+            self._changed_orders[order_id] = order
 
     def orders_due(self, as_of: int) -> list[Order]:
         """Completed, unsettled, commission-earning orders due by ``as_of``, by order id.
 
         Cached versions win over committed ones: they carry this batch's changes.
         """
+        cached = self._orders.known
         for order in self._loader.orders_due(as_of):
-            self._orders.setdefault(order.order_id, order)
+            cached.setdefault(order.order_id, order)
         return sorted(
             (
                 o
-                for o in self._orders.values()
+                for o in cached.values()
                 if o is not None
                 and o.earns
                 and not o.settled
@@ -361,41 +383,36 @@ class WorkingState:
     # --- refunds, runs ----------------------------------------------------------------------
 
     def refund_seen(self, refund_id: str) -> bool:
-        if refund_id not in self._refunds:
-            self._fill_set(self._refunds, (refund_id,), self._loader.refunds)
-        return self._refunds[refund_id]
+        return self._refunds.get(refund_id)
 
     def add_refund(self, refund_id: str, order_id: str) -> None:
-        self._refunds[refund_id] = True
+        self._refunds.put(refund_id, True)
         self._changes.refunds.append((refund_id, order_id))
 
     def run_seen(self, run_id: str) -> bool:
-        if run_id not in self._runs:
-            self._fill_set(self._runs, (run_id,), self._loader.runs)
-        return self._runs[run_id]
+        return self._runs.get(run_id)
 
     def add_run(self, run_id: str, as_of: int) -> None:
-        self._runs[run_id] = True
+        self._runs.put(run_id, True)
         self._changes.runs.append((run_id, as_of))
 
     # --- payouts, balances ------------------------------------------------------------------
 
     def payout(self, payout_id: str) -> Payout | None:
-        if payout_id not in self._payouts:
-            self._fill(self._payouts, (payout_id,), self._loader.payouts)
-        return self._payouts[payout_id]
+        return self._payouts.get(payout_id)
 
     def add_payout(self, payout: Payout) -> None:
-        self._payouts[payout.payout_id] = payout
-        self._new_payout_ids.add(payout.payout_id)
-        self._changes.new_payouts.append(payout)
+        self._payouts.put(payout.payout_id, payout)
+        self._new_payouts[payout.payout_id] = payout
 
-    def payout_changed(self, payout: Payout) -> None:
-        pid = payout.payout_id
-        if pid in self._new_payout_ids or pid in self._changed_payout_ids:
-            return
-        self._changed_payout_ids.add(pid)
-        self._changes.changed_payouts.append(payout)
+    def update_payout(self, payout: Payout) -> None:
+        """Replace the payout of the same id with this version, to be written as such."""
+        payout_id = payout.payout_id
+        self._payouts.put(payout_id, payout)
+        if payout_id in self._new_payouts:
+            self._new_payouts[payout_id] = payout
+        else:
+            self._changed_payouts[payout_id] = payout
 
     def available(self, sharer_id: str, currency: str) -> int:
         return self.balance(sharer_account(sharer_id, "available"), currency)
@@ -453,7 +470,7 @@ class WorkingState:
         self._changes.parked.append(parked)
         event = parked.event
         if isinstance(event, SharerEnrolled):
-            self._waiting[event.sharer_id] = event.upline_id
+            self._waiting.put(event.sharer_id, event.upline_id)
 
     def waiting_for(self, ref: str) -> list[ParkedEvent]:
         """Events waiting for ``ref``: committed ones (loaded once) and this batch's."""
@@ -472,16 +489,22 @@ class WorkingState:
                 self._changes.released.append(parked.event.event_id)
             event = parked.event
             if isinstance(event, SharerEnrolled):
-                self._waiting[event.sharer_id] = None
+                self._waiting.put(event.sharer_id, None)
         return waiting
 
     def changes(self) -> Changes:
-        return self._changes
+        return replace(
+            self._changes,
+            new_orders=list(self._new_orders.values()),
+            changed_orders=list(self._changed_orders.values()),
+            new_payouts=list(self._new_payouts.values()),
+            changed_payouts=list(self._changed_payouts.values()),
+        )
 
     def reset_changes(self) -> None:
         """Forget what was recorded (after the service wrote it), keep the cache."""
         self._changes = Changes()
-        self._new_order_ids.clear()
-        self._new_payout_ids.clear()
-        self._changed_order_ids.clear()
-        self._changed_payout_ids.clear()
+        self._new_orders.clear()
+        self._changed_orders.clear()
+        self._new_payouts.clear()
+        self._changed_payouts.clear()

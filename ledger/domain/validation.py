@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from ledger.domain.events import (
     ClickRecorded,
@@ -24,6 +25,7 @@ from ledger.domain.events import (
     SettlementRun,
     SharerEnrolled,
 )
+from ledger.domain.reasons import Reason
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_ID = 200
@@ -38,7 +40,7 @@ MAX_DAYS = 3650
 MIN_TIME_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
-Problem = tuple[str, str]
+Problem = tuple[Reason, str]
 
 
 class _Invalid(Exception):
@@ -198,7 +200,8 @@ def _payout_ended(e: PayoutSettled | PayoutFailed) -> None:
         _text(e.reason, "reason")
 
 
-_CHECKS: dict[type, Callable] = {  # type: ignore[type-arg]
+# One check per event type (tests/unit/test_registries.py checks that none is missing).
+CHECKS: dict[type[Event], Callable[[Any], None]] = {
     SharerEnrolled: _enrolled,
     PlanPublished: _plan,
     ClickRecorded: _click,
@@ -216,10 +219,10 @@ def problem(event: Event) -> Problem | None:
     """None when ``event`` is well formed, else ("invalid_value", what is wrong)."""
     try:
         _common(event)
-        check = _CHECKS.get(type(event))
+        check = CHECKS.get(type(event))
         if check is None:
-            return ("unknown_event_type", f"no rules for {type(event).__name__}")
+            return (Reason.UNKNOWN_EVENT_TYPE, f"no rules for {type(event).__name__}")
         check(event)
     except _Invalid as bad:
-        return ("invalid_value", bad.message)
+        return (Reason.INVALID_VALUE, bad.message)
     return None

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Table, select
 
 from ledger.checkpoint import Checkpoint, missing_links, parse, sign
 from ledger.store import tables
-from ledger.store.base import Store, verify
+from ledger.store.store import Store
+from ledger.store.verify import verify
 
 
 def stored_heads(store: Store) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:

@@ -9,14 +9,31 @@ second writer of the same partition wait, then find the offset moved and give up
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, Table, and_, select, update
 
 from ledger.offsets import NO_MARKER, Advance, Fenced, Stored, TopicPartition
 from ledger.store import tables as t
+from ledger.store.backend import UpsertInsert
+from ledger.store.store import Store
 
 _T = t.consumer_offsets
+
+
+def claim_partitions(
+    store: Store, group: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, Stored]:
+    """Make sure ``group`` has a checkpoint row for each partition (in one transaction);
+    returns every checkpoint of the group."""
+    with store.begin() as conn:
+        claim(conn, store.insert, group, partitions)
+        return load(conn, group)
+
+
+def progress(store: Store, group: str) -> dict[TopicPartition, Stored]:
+    """Every checkpoint of ``group``, as committed."""
+    with store.read() as conn:
+        return load(conn, group)
 
 
 def load(conn: Connection, group: str) -> dict[TopicPartition, Stored]:
@@ -29,7 +46,10 @@ def load(conn: Connection, group: str) -> dict[TopicPartition, Stored]:
 
 
 def claim(
-    conn: Connection, insert: Callable[[Any], Any], group: str, partitions: Iterable[TopicPartition]
+    conn: Connection,
+    insert: Callable[[Table], UpsertInsert],
+    group: str,
+    partitions: Iterable[TopicPartition],
 ) -> None:
     """Create the rows of partitions never applied by ``group`` (offset 0, no marker);
     rows that exist are left as they are. ``insert`` is the backend's dialect insert."""

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg2
 import psycopg2.extras
 from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 
+from ledger.store.backend import BalanceRow
 from ledger.store.tables import JOURNAL_TABLES
 
 # counter name -> sequence. NO CACHE (the default CACHE 1) on purpose: with a per-session
@@ -34,52 +36,88 @@ SEQUENCES = {
 # Serialises concurrent `open_store(migrate=True)` calls on one fresh database.
 MIGRATION_LOCK_KEY = 0x1ED6E4  # arbitrary constant, unique to this application
 
-insert = pg_insert
+
+class PostgresBackend:
+    """The store's Backend on PostgreSQL (ledger/store/backend.py)."""
+
+    name = "postgresql"
+    # several consumers write side by side: rows a batch decides on are read FOR UPDATE
+    locks_rows = True
+    # one snapshot for the whole read, so verify never sees half of a concurrent append
+    read_options: Mapping[str, Any] = {
+        "isolation_level": "REPEATABLE READ",
+        "postgresql_readonly": True,
+    }
+
+    def make_engine(self, url: URL, *, read_only: bool = False) -> Engine:
+        """psycopg2 only: COPY goes through its ``copy_expert``. ``read_only``: every
+        transaction of the session is READ ONLY, so no statement can write."""
+        if url.get_driver_name() != "psycopg2":
+            raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
+        if read_only:
+            options = "-c default_transaction_read_only=on"
+            return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+        return create_engine(url, pool_pre_ping=True)
+
+    def insert(self, table: Table) -> PostgresInsert:
+        return pg_insert(table)
+
+    def lock_for_migration(self, conn: Connection) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+    def allocate(self, conn: Connection, name: str, n: int) -> list[int]:
+        sequence = SEQUENCES[name]
+        rows = conn.execute(
+            text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)"), {"n": n}
+        )
+        return sorted(int(value) for (value,) in rows)
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """COPY ``rows`` into ``table`` (text format) inside the connection's transaction.
+
+        Every column of ``table`` is sent; a key missing from a row is NULL. COPY is ~15x
+        faster here than a multi-row INSERT at 1k-10k rows (bench/bench_journal.py).
+        """
+        columns = [c.name for c in table.columns]
+        lines = [_copy_line(row, columns) for row in rows]
+        buffer = io.StringIO("\n".join(lines) + "\n")
+        column_list = ", ".join(f'"{name}"' for name in columns)
+        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a Connection inside a transaction always holds one
+        cursor = raw.cursor()  # same transaction as `conn`
+        try:
+            cursor.copy_expert(statement, buffer)
+        except psycopg2.Error as exc:
+            # the raw cursor bypasses SQLAlchemy: wrap like it would, so callers see one
+            # exception family (IntegrityError for a duplicate, OperationalError for an outage)
+            raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
+        finally:
+            cursor.close()
+
+    def balance_shard(self, chain: str) -> str:
+        """One balance row per account and writing chain: no hot row shared by writers."""
+        return chain
+
+    def add_to_balances(self, conn: Connection, rows: Sequence[BalanceRow]) -> None:
+        """Add (account, currency, shard, amount) rows to ``account_balances``: multi-row
+        VALUES pages (one round trip per 1,000 rows, no statement to compile)."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a Connection inside a transaction always holds one
+        cursor = raw.cursor()
+        try:
+            psycopg2.extras.execute_values(cursor, ADD_TO_BALANCES, rows, page_size=1000)
+        except psycopg2.Error as exc:  # wrapped as SQLAlchemy would (see bulk_insert)
+            raise sa_exc.DBAPIError.instance(ADD_TO_BALANCES, None, exc, psycopg2.Error) from exc
+        finally:
+            cursor.close()
 
 
-def make_engine(url: URL, *, read_only: bool = False) -> Engine:
-    """psycopg2 only: COPY goes through its ``copy_expert``. ``read_only``: every
-    transaction of the session is READ ONLY, so no statement can write."""
-    if url.get_driver_name() != "psycopg2":
-        raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
-    if read_only:
-        options = "-c default_transaction_read_only=on"
-        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
-    return create_engine(url, pool_pre_ping=True)
-
-
-def lock_for_migration(conn: Connection) -> None:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-
-
-def allocate(conn: Connection, name: str, n: int) -> list[int]:
-    sequence = SEQUENCES[name]
-    rows = conn.execute(text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)"), {"n": n})
-    return sorted(int(value) for (value,) in rows)
-
-
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY ``rows`` into ``table`` (text format) inside the connection's transaction.
-
-    Every column of ``table`` is sent; a key missing from a row is NULL. COPY is ~15x
-    faster here than a multi-row INSERT at 1k-10k rows (bench/bench_journal.py).
-    """
-    columns = [c.name for c in table.columns]
-    lines = [_copy_line(row, columns) for row in rows]
-    buffer = io.StringIO("\n".join(lines) + "\n")
-    column_list = ", ".join(f'"{name}"' for name in columns)
-    statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
-    raw = conn.connection.dbapi_connection
-    assert raw is not None  # a Connection inside a transaction always holds one
-    cursor = raw.cursor()  # same transaction as `conn`
-    try:
-        cursor.copy_expert(statement, buffer)
-    except psycopg2.Error as exc:
-        # the raw cursor bypasses SQLAlchemy: wrap like it would, so callers see one
-        # exception family (IntegrityError for a duplicate, OperationalError for an outage)
-        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
-    finally:
-        cursor.close()
+ADD_TO_BALANCES = (
+    "INSERT INTO account_balances (account, currency, shard, balance) VALUES %s "
+    "ON CONFLICT (account, currency, shard) "
+    "DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance"
+)
 
 
 _SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -121,32 +159,6 @@ def _copy_text(value: object) -> str:
     if isinstance(value, str):  # a str subclass (e.g. a StrEnum): its plain value
         return _copy_text(str.__str__(value))
     raise TypeError(f"cannot COPY a {type(value).__name__}: {value!r}")
-
-
-def balance_shard(chain: str) -> str:
-    """One balance row per account and writing chain: no hot row shared by writers."""
-    return chain
-
-
-ADD_TO_BALANCES = (
-    "INSERT INTO account_balances (account, currency, shard, balance) VALUES %s "
-    "ON CONFLICT (account, currency, shard) "
-    "DO UPDATE SET balance = account_balances.balance + EXCLUDED.balance"
-)
-
-
-def add_to_balances(conn: Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
-    """Add (account, currency, shard, amount) rows to ``account_balances``: multi-row
-    VALUES pages (one round trip per 1,000 rows, no statement to compile)."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None  # a Connection inside a transaction always holds one
-    cursor = raw.cursor()
-    try:
-        psycopg2.extras.execute_values(cursor, ADD_TO_BALANCES, rows, page_size=1000)
-    except psycopg2.Error as exc:  # wrapped as SQLAlchemy would (see bulk_insert)
-        raise sa_exc.DBAPIError.instance(ADD_TO_BALANCES, None, exc, psycopg2.Error) from exc
-    finally:
-        cursor.close()
 
 
 # --- DDL, used by the migrations -------------------------------------------------------

@@ -9,15 +9,17 @@ deferred ``BEGIN``, which in WAL mode reads a consistent snapshot without blocki
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 
+from ledger.store.backend import BalanceRow
 from ledger.store.tables import JOURNAL_TABLES
 
 BUSY_TIMEOUT_MS = 30_000
@@ -29,49 +31,91 @@ COUNTER_NAMES = ("entries", "events", "dead_letters", "arrival")
 # contention problem here, because SQLite serialises writers anyway.
 COUNTERS_TABLE = "ledger_counters"
 
-insert = sqlite_insert
 
+class SqliteBackend:
+    """The store's Backend on SQLite (ledger/store/backend.py)."""
 
-def make_engine(url: URL, *, read_only: bool = False) -> Engine:
-    """Raises ValueError for an in-memory database: it would vanish with the process.
-    ``read_only``: the file must exist and is opened with SQLite's ``mode=ro``, so
-    nothing can create or change it (SQLite may still add its -wal/-shm reader files
-    beside a WAL-mode database that has none)."""
-    database = url.database or ""
-    if (
-        database in ("", ":memory:")
-        or url.query.get("mode") == "memory"
-        or (database.startswith("file:") and "mode=memory" in database)
-    ):
-        raise ValueError(
-            "an in-memory SQLite database keeps nothing once the command ends: "
-            "name a file, sqlite:///PATH (e.g. sqlite:///ledger.sqlite)"
+    name = "sqlite"
+    # BEGIN IMMEDIATE already holds the whole database: no row locks to take
+    locks_rows = False
+    read_options: Mapping[str, Any] = {READ_ONLY_OPTION: True}
+
+    def make_engine(self, url: URL, *, read_only: bool = False) -> Engine:
+        """Raises ValueError for an in-memory database: it would vanish with the process.
+        ``read_only``: the file must exist and is opened with SQLite's ``mode=ro``, so
+        nothing can create or change it (SQLite may still add its -wal/-shm reader files
+        beside a WAL-mode database that has none)."""
+        database = url.database or ""
+        if (
+            database in ("", ":memory:")
+            or url.query.get("mode") == "memory"
+            or (database.startswith("file:") and "mode=memory" in database)
+        ):
+            raise ValueError(
+                "an in-memory SQLite database keeps nothing once the command ends: "
+                "name a file, sqlite:///PATH (e.g. sqlite:///ledger.sqlite)"
+            )
+        if read_only:
+            url = read_only_url(url)
+        # check_same_thread off: pooled connections move between threads (never concurrently).
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         )
-    if read_only:
-        url = read_only_url(url)
-    # check_same_thread off: pooled connections move between threads (never concurrently).
-    engine = create_engine(
-        url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-    )
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module (which would not BEGIN
-        # before SELECTs or DDL); SQLAlchemy's "begin" event below issues BEGIN itself.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not read_only:  # switching to WAL writes the file header
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.close()
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the sqlite3 module (which would not BEGIN
+            # before SELECTs or DDL); SQLAlchemy's "begin" event below issues BEGIN itself.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if not read_only:  # switching to WAL writes the file header
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
-    return engine
+        return engine
+
+    def insert(self, table: Table) -> SqliteInsert:
+        return sqlite_insert(table)
+
+    def lock_for_migration(self, conn: Connection) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database's write lock."""
+
+    def allocate(self, conn: Connection, name: str, n: int) -> list[int]:
+        """Reserve ``n`` ids by advancing the counter row; the write lock is already held."""
+        last = conn.execute(
+            text(
+                f"UPDATE {COUNTERS_TABLE} SET next_value = next_value + :n "
+                "WHERE name = :name RETURNING next_value"
+            ),
+            {"n": n, "name": name},
+        ).scalar_one()
+        first = int(last) - n
+        return list(range(first, first + n))
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """executemany of one INSERT; a column missing from a row is NULL."""
+        columns = [c.name for c in table.columns]
+        conn.execute(table.insert(), [{name: row.get(name) for name in columns} for row in rows])
+
+    def balance_shard(self, chain: str) -> str:
+        """One balance row per account: SQLite has one writer at a time (tables.py)."""
+        return ""
+
+    def add_to_balances(self, conn: Connection, rows: Sequence[BalanceRow]) -> None:
+        """Add (account, currency, shard, amount) rows to ``account_balances``."""
+        conn.exec_driver_sql(
+            "INSERT INTO account_balances (account, currency, shard, balance) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (account, currency, shard) "
+            "DO UPDATE SET balance = account_balances.balance + excluded.balance",
+            list(rows),
+        )
 
 
 def read_only_url(url: URL) -> URL:
@@ -83,44 +127,6 @@ def read_only_url(url: URL) -> URL:
         raise ValueError(f"no ledger at {path}: the file does not exist")
     uri = "file:" + quote(str(Path(path).resolve()))
     return url.set(database=uri, query={"mode": "ro", "uri": "true"})
-
-
-def lock_for_migration(conn: Connection) -> None:
-    """Nothing to do: BEGIN IMMEDIATE already holds the database's write lock."""
-
-
-def allocate(conn: Connection, name: str, n: int) -> list[int]:
-    """Reserve ``n`` ids by advancing the counter row; the write lock is already held."""
-    last = conn.execute(
-        text(
-            f"UPDATE {COUNTERS_TABLE} SET next_value = next_value + :n "
-            "WHERE name = :name RETURNING next_value"
-        ),
-        {"n": n, "name": name},
-    ).scalar_one()
-    first = int(last) - n
-    return list(range(first, first + n))
-
-
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """executemany of one INSERT; a column missing from a row is NULL."""
-    columns = [c.name for c in table.columns]
-    conn.execute(table.insert(), [{name: row.get(name) for name in columns} for row in rows])
-
-
-def balance_shard(chain: str) -> str:
-    """One balance row per account: SQLite has one writer at a time (tables.py)."""
-    return ""
-
-
-def add_to_balances(conn: Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
-    """Add (account, currency, shard, amount) rows to ``account_balances``."""
-    conn.exec_driver_sql(
-        "INSERT INTO account_balances (account, currency, shard, balance) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (account, currency, shard) "
-        "DO UPDATE SET balance = account_balances.balance + excluded.balance",
-        list(rows),
-    )
 
 
 # --- DDL, used by the migrations -------------------------------------------------------

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.sql import Select
 
+from ledger.domain import refs
 from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.money import Split
@@ -43,7 +54,7 @@ class SqlStateLoader:
         self.conn = conn
         self.lock_rows = lock_rows
 
-    def _locked(self, query: Select) -> Select:  # type: ignore[type-arg]
+    def _locked(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update() if self.lock_rows else query
 
     def plans(self) -> list[Plan]:
@@ -104,7 +115,7 @@ class SqlStateLoader:
     def processed(self, event_ids: Iterable[str]) -> set[str]:
         return self._existing(t.events.c.event_id, event_ids)
 
-    def _existing(self, column, ids: Iterable[str]) -> set[str]:  # type: ignore[no-untyped-def]
+    def _existing(self, column: Column[str], ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(ids):
             found.update(self.conn.execute(select(column).where(column.in_(chunk))).scalars())
@@ -147,10 +158,10 @@ class SqlStateLoader:
         found: dict[str, str | None] = {}
         for chunk in _chunks(sharer_ids):
             query = select(t.parked.c.subject, t.parked.c.waits_for).where(
-                t.parked.c.subject.in_(chunk), t.parked.c.type == "sharer_enrolled"
+                t.parked.c.subject.in_(chunk), t.parked.c.type == SharerEnrolled.TYPE
             )
             for subject, waits_for in self.conn.execute(query):
-                found[subject] = waits_for.removeprefix("sharer:")
+                found[subject] = refs.ref_id(waits_for, refs.SHARER)
         return found
 
 
@@ -243,7 +254,10 @@ def _plan_from_json(body: str) -> Plan:
 # --- writing a batch's changes ----------------------------------------------------------------
 
 
-def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) -> None:  # type: ignore[no-untyped-def]
+BulkInsert = Callable[[Connection, Table, Sequence[dict[str, Any]]], None]
+
+
+def write_changes(conn: Connection, insert_rows: BulkInsert, changes: Changes, now_ms: int) -> None:
     """Persist ``changes``; ``insert_rows(conn, table, rows)`` is the backend's bulk insert."""
     c = changes
     if c.plans:
@@ -312,7 +326,7 @@ def write_changes(conn: Connection, insert_rows, changes: Changes, now_ms: int) 
                 {
                     "event_id": p.event.event_id,
                     "waits_for": p.waits_for,
-                    "subject": p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None,
+                    "subject": p.subject,
                     "arrival": p.arrival,
                     "type": p.event.TYPE,
                     "source": p.source,

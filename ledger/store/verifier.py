@@ -89,12 +89,12 @@ def _lenient(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "sqlite" or raw is None:
         yield
         return
-    previous = raw.text_factory  # type: ignore[attr-defined]
-    raw.text_factory = lenient_text  # type: ignore[attr-defined]
+    previous = raw.text_factory
+    raw.text_factory = lenient_text
     try:
         yield
     finally:
-        raw.text_factory = previous  # type: ignore[attr-defined]
+        raw.text_factory = previous
 
 
 def _stored_heads(conn: Connection) -> tuple[Heads, Heads, list[tuple[str | None, str]]]:

@@ -28,7 +28,9 @@ from ledger.ingest_file import ingest_stream
 from ledger.jsonform import canonical_json
 from ledger.simulate import generate_dense
 from ledger.store import tables as t
-from ledger.store.base import Store, open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.store import Store
+from ledger.store.verify import verify
 from tests.kafka_helpers import (
     LEDGER_BIN,
     ConsumerProcess,

@@ -94,7 +94,7 @@ def ledger_path(tmp_path_factory) -> Path:
 def client(ledger_path, tmp_path):
     copy = tmp_path / "ledger.sqlite"
     copy.write_bytes(ledger_path.read_bytes())  # each test changes its own copy
-    from ledger.store.base import open_store
+    from ledger.store.opening import open_store
 
     with TestClient(create_app(open_store(f"sqlite:///{copy}"), token_book())) as test_client:
         yield test_client

@@ -21,8 +21,10 @@ from ledger.cli import main
 from ledger.domain.events import OrderPlaced
 from ledger.service import LedgerService, Received
 from ledger.store import tables
-from ledger.store.base import Store, open_store, verify
 from ledger.store.checkpoints import CheckpointSigner, load_checkpoints
+from ledger.store.opening import open_store
+from ledger.store.store import Store
+from ledger.store.verify import verify
 from tests.tamper_helpers import build_ledger, triggers_lifted
 
 

@@ -14,7 +14,7 @@ from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import ClickRecorded, PayoutRequested
 from ledger.service import LedgerService
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from schemas.codec import default_codec
 from tests.kafka_helpers import end_offsets, produce_raw, seal, unique, wait_until_applied
 

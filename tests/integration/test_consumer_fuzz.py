@@ -22,7 +22,7 @@ from ledger.domain.events import Event, event_to_record
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from ledger.topics import record_key, topic_for
 from schemas.codec import DECODE_REASONS, HEADER_SIZE, MARKER, DecodeError, default_codec
 from tests.kafka_helpers import (

@@ -13,7 +13,7 @@ import time
 
 from ledger.config import Topics
 from ledger.simulate import generate
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.kafka_helpers import (
     ConsumerThread,
     RecordingService,

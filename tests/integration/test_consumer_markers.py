@@ -17,7 +17,7 @@ from ledger.domain.events import ClickRecorded, SharerEnrolled
 from ledger.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.store import tables as t
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from ledger.topics import marker_headers, record_key
 from schemas.codec import default_codec
 from tests.kafka_helpers import end_offsets, produce_raw, unique, wait_until_applied

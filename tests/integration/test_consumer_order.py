@@ -11,7 +11,7 @@ from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.domain.memory import InMemoryLedger
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.kafka_helpers import ConsumerThread, end_offsets, publish, unique, wait_until_applied
 from tests.unit.test_worked_example import setup as worked_example
 

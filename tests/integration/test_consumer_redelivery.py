@@ -10,7 +10,7 @@ from __future__ import annotations
 from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.kafka_helpers import (
     ConsumerThread,
     assert_same_ledger,

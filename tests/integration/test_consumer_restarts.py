@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.kafka_helpers import (
     REPO,
     ConsumerProcess,

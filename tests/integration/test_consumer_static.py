@@ -13,7 +13,7 @@ from __future__ import annotations
 from ledger import queries
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.kafka_helpers import (
     ConsumerProcess,
     create_topics,

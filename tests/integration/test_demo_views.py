@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from ledger.api.app import create_app
 from ledger.api.auth import TokenBook
 from ledger.cli import main
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from ledger.web.pages import mount
 
 

@@ -20,7 +20,8 @@ from ledger.export import ReplayError, export, read_export, replay
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from schemas.docgen import VECTORS_DIR
 from tests.streams import T0, Ev
 

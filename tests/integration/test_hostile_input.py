@@ -26,7 +26,7 @@ from ledger.domain.validation import MAX_AMOUNT
 from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.streams import DAY, T0, Ev
 
 AT = T0 + DAY
@@ -548,7 +548,7 @@ def test_revision_0003_fills_the_balances_of_a_ledger_written_before_it(
 ) -> None:
     from alembic import command
 
-    from ledger.store.base import alembic_config, run_migrations
+    from ledger.store.opening import alembic_config, run_migrations
 
     ev = Ev()
     events = [

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from ledger.cli import main
 from ledger.jsonform import event_to_json
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from tests.strategies import events
 
 SUMMARY = re.compile(

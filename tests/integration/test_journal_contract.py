@@ -23,14 +23,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
 from ledger.journal import GENESIS, ledger_head, link_hash
 from ledger.store import tables
-from ledger.store.base import (
-    Store,
-    StoreError,
-    alembic_config,
-    include_object,
-    open_store,
-)
-from ledger.store.base import verify as verify_ledger
+from ledger.store.errors import StoreError
+from ledger.store.opening import alembic_config, include_object, open_store
+from ledger.store.store import Store
+from ledger.store.verify import verify as verify_ledger
 from tests.tamper_helpers import triggers_lifted as tampering
 
 

@@ -11,7 +11,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.cli import main
 from ledger.store import tables
-from ledger.store.base import StoreError, open_store, verify
+from ledger.store.errors import StoreError
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from tests.conftest import PgRoles
 from tests.tamper_helpers import build_ledger
 

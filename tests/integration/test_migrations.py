@@ -6,7 +6,7 @@ from alembic import command
 from sqlalchemy import inspect
 
 from ledger.store import tables
-from ledger.store.base import alembic_config, open_store, run_migrations
+from ledger.store.opening import alembic_config, open_store, run_migrations
 
 
 def test_downgrade_to_base_then_upgrade_again(db_url: str) -> None:

@@ -10,7 +10,7 @@ from ledger.cli import main
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.unit.test_worked_example import setup as worked_example
 
 

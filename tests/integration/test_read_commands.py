@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
 from ledger.cli import main
-from ledger.store.base import alembic_config, open_store
+from ledger.store.opening import alembic_config, open_store
 from tests.tamper_helpers import build_ledger
 
 READS = (["verify"], ["balances"], ["dead-letters"], ["parked"], ["verify", "--json"])

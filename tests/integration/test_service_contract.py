@@ -12,7 +12,8 @@ from ledger.domain.memory import InMemoryLedger
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from tests.unit.test_worked_example import setup as worked_example
 
 

@@ -17,7 +17,8 @@ from ledger.domain.memory import InMemoryLedger
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
-from ledger.store.base import open_store, verify
+from ledger.store.opening import open_store
+from ledger.store.verify import verify
 from tests.streams import streams
 from tests.views_helpers import url_factory
 

@@ -25,8 +25,10 @@ from ledger.journal import link_hash
 from ledger.payload import dump_event
 from ledger.service import LedgerService, Received
 from ledger.store import tables
-from ledger.store.base import Store, open_store, verify
+from ledger.store.opening import open_store
 from ledger.store.state_sql import order_from_row
+from ledger.store.store import Store
+from ledger.store.verify import verify
 from tests.tamper_helpers import build_ledger, triggers_lifted
 
 

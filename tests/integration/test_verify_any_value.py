@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ledger.cli import main
 from ledger.store import tables
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from tests.tamper_helpers import build_ledger
 
 

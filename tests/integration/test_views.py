@@ -15,7 +15,7 @@ from ledger.domain.memory import InMemoryLedger
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import view_tables as v
-from ledger.store.base import open_store
+from ledger.store.opening import open_store
 from projectors import read, runner
 from projectors.check import check
 from projectors.recompute import OrderInfo, recompute, split_sharer_account

@@ -1,6 +1,6 @@
 """Alembic environment for the ledger schema.
 
-Run programmatically by ``ledger.store.base.run_migrations``, which passes an open
+Run programmatically by ``ledger.store.opening.run_migrations``, which passes an open
 Connection already inside a transaction (``config.attributes["connection"]``), so the
 whole upgrade commits or rolls back as one. For developers, ``alembic -c
 ledger/store/alembic.ini …`` works too: the URL then comes from ``LEDGER_DB_URL``.
@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from sqlalchemy import Connection
 
-from ledger.store.base import include_object
+from ledger.store.opening import include_object
 from ledger.store.tables import metadata
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -36,12 +37,11 @@ def run_migrations_online() -> None:
     if not url:
         raise SystemExit("set LEDGER_DB_URL to the database to migrate")
     # Through the store's engine, so SQLite gets BEGIN IMMEDIATE and PG the advisory lock.
-    from ledger.store.base import open_store
+    from ledger.store.opening import migration_transaction, open_store
 
     store = open_store(url, migrate=False)
     try:
-        with store.begin() as conn:
-            store._impl.lock_for_migration(conn)
+        with migration_transaction(store) as conn:
             _run(conn)
     finally:
         store.dispose()

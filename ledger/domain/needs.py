@@ -1,0 +1,32 @@
+"""What a batch's events will read, so the state loads each kind in one bulk look-up.
+
+Each event type declares its needs beside its rules (``engine.RULES``); ``prefetch``
+gathers them over a batch and loads them before the batch runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.domain.state import Key
+
+
+@dataclass
+class Needs:
+    sharers: set[str] = field(default_factory=set)
+    named_clicks: set[str] = field(default_factory=set)  # clicks an order names
+    new_clicks: set[str] = field(default_factory=set)  # clicks this batch records
+    click_sharers: dict[str, set[str]] = field(default_factory=dict)  # buyer -> its sharers
+    buyers: set[str] = field(default_factory=set)  # buyers whose clicks attribution reads
+    orders: set[str] = field(default_factory=set)  # orders read (completed, refunded)
+    new_orders: set[str] = field(default_factory=set)  # orders this batch places
+    refunds: set[str] = field(default_factory=set)
+    payouts: set[str] = field(default_factory=set)
+    runs: set[str] = field(default_factory=set)
+    refs: set[str] = field(default_factory=set)  # what events of this batch may release
+    balances: set[Key] = field(default_factory=set)  # balances a decision reads
+    first_order_at: int | None = None  # the earliest order: how far back clicks matter
+
+    def order_at(self, occurred_at: int) -> None:
+        if self.first_order_at is None or occurred_at < self.first_order_at:
+            self.first_order_at = occurred_at

@@ -1,0 +1,33 @@
+"""References: what a parked event waits for and what an applied event creates.
+
+A reference is ``{kind}:{id}`` (ids may contain ':'; the kind never does). Stored in
+``parked.waits_for``, so the spelling is part of the database contract.
+"""
+
+from __future__ import annotations
+
+ORDER = "order"
+SHARER = "sharer"
+PAYOUT = "payout"
+KINDS = (ORDER, SHARER, PAYOUT)
+
+
+def ref(kind: str, ident: str) -> str:
+    return f"{kind}:{ident}"
+
+
+def order_ref(order_id: str) -> str:
+    return ref(ORDER, order_id)
+
+
+def sharer_ref(sharer_id: str) -> str:
+    return ref(SHARER, sharer_id)
+
+
+def payout_ref(payout_id: str) -> str:
+    return ref(PAYOUT, payout_id)
+
+
+def ref_id(reference: str, kind: str) -> str:
+    """The id inside a reference of ``kind`` (``ref_id("sharer:S1", SHARER) == "S1"``)."""
+    return reference.removeprefix(ref(kind, ""))

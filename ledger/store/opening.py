@@ -1,0 +1,153 @@
+"""Opening a store: connecting to a URL, checking the schema revision, migrating.
+
+``open_store(url)`` builds the engine for the URL's backend, brings the schema to the
+latest Alembic revision (or, read-only, checks that it is there) and returns a Store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+
+from ledger.store.backend import Backend
+from ledger.store.errors import StoreError, database_hint
+from ledger.store.postgres import PostgresBackend
+from ledger.store.sqlite import COUNTERS_TABLE, SqliteBackend
+from ledger.store.store import Store
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_BACKENDS: dict[str, Backend] = {
+    backend.name: backend for backend in (PostgresBackend(), SqliteBackend())
+}
+
+
+def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
+    """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
+    ``migrate`` is False, bring the schema to the latest revision (safe to run from
+    several processes at once). Raises StoreError for an unsupported URL.
+
+    ``read_only`` (the read commands): never migrates, never creates a file, and every
+    transaction is read-only; the database must already hold a ledger at the latest
+    revision, else StoreError says what is missing."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise StoreError(f"not a database URL: {url!r} ({exc})") from exc
+    name = parsed.get_backend_name()
+    specifics = _BACKENDS.get(name)
+    if specifics is None:
+        raise StoreError(f"unsupported database {name!r}: use postgresql or sqlite")
+    try:
+        engine = specifics.make_engine(parsed, read_only=read_only)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
+    store = Store(engine, specifics, url)
+    if read_only:
+        try:
+            check_schema(store)
+        except BaseException:
+            store.dispose()
+            raise
+    elif migrate and current_revision(store) != head_revision():
+        try:
+            run_migrations(store)
+        except ProgrammingError as exc:  # e.g. a least-privilege role: permission denied
+            store.dispose()
+            raise StoreError(
+                f"the database is not at schema revision {head_revision()} and this role "
+                f"cannot migrate it ({_first_line(exc)}): run `ledger migrate --db OWNER_URL`"
+            ) from exc
+    return store
+
+
+def current_revision(store: Store) -> str | None:
+    """The database's Alembic revision, None when it has no ledger schema yet."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        revision = context.get_current_revision()
+        conn.rollback()
+    return revision
+
+
+def _first_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def check_schema(store: Store) -> None:
+    """StoreError unless the database holds a ledger schema at the latest revision."""
+    where = make_url(store.url).render_as_string(hide_password=True)
+    try:
+        with store.read() as conn:
+            version = (
+                conn.execute(select(text("version_num")).select_from(text("alembic_version")))
+                .scalars()
+                .all()
+            )
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        first = _first_line(exc)
+        if "alembic_version" in first:
+            raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
+        raise StoreError(
+            f"cannot read a ledger from {where}: {first} ({database_hint(store.backend)})"
+        ) from exc
+    head = head_revision()
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    unknown = [v for v in version if v not in known]
+    if unknown:
+        raise StoreError(
+            f"the ledger in {where} is at schema revision {', '.join(map(str, unknown))}, "
+            f"unknown to this program (it reads {head}): was it written by a newer version?"
+        )
+    if version != [head]:
+        found = ", ".join(map(str, version)) or "none"
+        raise StoreError(
+            f"the ledger in {where} is at schema revision {found}, this program reads {head}: "
+            "run `ledger migrate` first"
+        )
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic filter: tables kept outside tables.metadata on purpose are not schema drift."""
+    return not (type_ == "table" and name == COUNTERS_TABLE)
+
+
+def run_migrations(store: Store, revision: str = "head") -> None:
+    """Upgrade to ``revision`` in one transaction, serialised against other migrators."""
+    config = alembic_config()
+    with migration_transaction(store) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+@contextmanager
+def migration_transaction(store: Store) -> Iterator[Connection]:
+    """A write transaction holding the migration lock: one migrator at a time."""
+    with store.begin() as conn:
+        store.specifics.lock_for_migration(conn)
+        yield conn

@@ -1,0 +1,239 @@
+"""The store: one database (PostgreSQL or SQLite) holding the journal and reference state.
+
+``open_store(url)`` (ledger/store/opening.py) returns a :class:`Store`. Everything a
+writer does happens on a Connection from ``store.begin()``, inside one transaction that
+the caller owns: a batch's journal entries, events, reference state and Kafka offsets are
+written together (ledger/store/batch.py), so they commit or vanish together.
+
+What differs between PostgreSQL and SQLite is behind ``store.specifics``, a ``Backend``
+(ledger/store/backend.py); the journal's hash chains are appended here, alike for both.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select, update
+
+from ledger.domain.entries import JournalEntry
+from ledger.eventlog import link_events
+from ledger.journal import GENESIS, link_hash, validate_entry
+from ledger.store import tables
+from ledger.store.backend import Backend, UpsertInsert
+from ledger.store.errors import StoreError
+
+COUNTERS = ("entries", "events", "dead_letters", "arrival")
+
+
+class Store:
+    """A database with the ledger schema. Holds no connection itself (pool in ``engine``)."""
+
+    def __init__(self, engine: Engine, specifics: Backend, url: str) -> None:
+        self.engine = engine
+        self.specifics = specifics
+        self.backend = specifics.name  # "postgresql" | "sqlite"
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"Store({self.backend}, {self.engine.url!r})"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one write transaction: commit on success, rollback on error.
+
+        On SQLite the transaction starts with BEGIN IMMEDIATE (it holds the write lock)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection inside one read-only snapshot transaction (never takes write locks)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**self.specifics.read_options)
+            with conn.begin():
+                yield conn
+
+    def insert(self, table: Table) -> UpsertInsert:
+        """The backend's INSERT construct for ``table``, with ``on_conflict_do_nothing`` /
+        ``on_conflict_do_update`` (PostgreSQL and SQLite dialects share those names)."""
+        return self.specifics.insert(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def allocate(self, conn: Connection, name: str, n: int) -> list[int]:
+        """``n`` fresh ids of counter ``name``, increasing; never reused, may leave gaps.
+
+        PostgreSQL: sequences, so concurrent writers never wait on each other here.
+        SQLite: a counter row, under the write lock the transaction already holds."""
+        if name not in COUNTERS:
+            raise StoreError(f"unknown counter {name!r}; known: {', '.join(COUNTERS)}")
+        if type(n) is not int or n < 0:
+            raise StoreError(f"cannot allocate {n!r} ids")
+        if n == 0:
+            return []
+        return self.specifics.allocate(conn, name, n)
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ``rows`` (dicts by column name; missing keys are NULL). PostgreSQL: COPY."""
+        if rows:
+            self.specifics.bulk_insert(conn, table, rows)
+
+    def append_entries(
+        self, conn: Connection, chain: str, entries: Sequence[JournalEntry], recorded_at: int
+    ) -> list[int]:
+        """Append ``entries`` in order to hash chain ``chain``; return their global seqs.
+
+        Raises UnbalancedEntry (or TypeError for a mistyped field) before writing
+        anything; IntegrityError if an (event_id, ordinal) is already journaled (the
+        caller dedupes first, and must roll back on any error). Locks the chain's head row
+        until the caller's transaction ends, so writers of one chain queue and writers of
+        other chains proceed."""
+        _check_chain(chain)
+        entries = list(entries)
+        if type(recorded_at) is not int:
+            raise TypeError(f"recorded_at must be an int, not {recorded_at!r}")
+        for entry in entries:
+            validate_entry(entry)
+            entry.check_balanced()
+        if not entries:
+            return []
+        head_seq, prev, _, _ = self._lock_head(conn, chain)
+        seqs = self.allocate(conn, "entries", len(entries))
+        entry_rows: list[dict[str, Any]] = []
+        posting_rows: list[dict[str, Any]] = []
+        for offset, (seq, entry) in enumerate(zip(seqs, entries, strict=True)):
+            chain_seq = head_seq + 1 + offset
+            digest = link_hash(prev, chain, chain_seq, entry)
+            entry_rows.append(_entry_row(seq, chain, chain_seq, entry, recorded_at, prev, digest))
+            posting_rows.extend(
+                {
+                    "entry_seq": seq,
+                    "ordinal": ordinal,
+                    "account": p.account,
+                    "currency": p.currency,
+                    "amount": p.amount,
+                    "occurred_at": entry.occurred_at,
+                }
+                for ordinal, p in enumerate(entry.postings)
+            )
+            prev = digest
+        self.bulk_insert(conn, tables.entries, entry_rows)
+        self.bulk_insert(conn, tables.postings, posting_rows)
+        self._add_to_balances(conn, chain, posting_rows)
+        heads = tables.chain_heads
+        conn.execute(
+            update(heads)
+            .where(heads.c.chain == chain)
+            .values(chain_seq=head_seq + len(entries), hash=prev)
+        )
+        return seqs
+
+    def _add_to_balances(
+        self, conn: Connection, chain: str, posting_rows: list[dict[str, Any]]
+    ) -> None:
+        """Add the postings to ``account_balances`` (see tables.py), in the same
+        transaction. The shard's rows are only written under this chain's head lock."""
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        for row in posting_rows:
+            sums[(row["account"], row["currency"])] += row["amount"]
+        shard = self.specifics.balance_shard(chain)
+        rows = [
+            (account, currency, shard, amount)
+            for (account, currency), amount in sorted(sums.items())
+            if amount
+        ]
+        if rows:
+            self.specifics.add_to_balances(conn, rows)
+
+    def append_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert event-log rows, each linked into the hash chain named by its "chain" key
+        (ledger/eventlog.py), in order. Locks those chains' head rows like append_entries."""
+        by_chain: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_chain.setdefault(row["chain"], []).append(row)
+        heads = tables.chain_heads
+        for chain, linked in sorted(by_chain.items()):
+            _check_chain(chain)
+            _, _, events_seq, events_hash = self._lock_head(conn, chain)
+            new_seq, new_hash = link_events(chain, (events_seq, events_hash), linked)
+            conn.execute(
+                update(heads)
+                .where(heads.c.chain == chain)
+                .values(events_seq=new_seq, events_hash=new_hash)
+            )
+        self.bulk_insert(conn, tables.events, rows)
+
+    def append_batch(
+        self,
+        conn: Connection,
+        events: Sequence[dict[str, Any]],
+        entries: Mapping[str, Sequence[JournalEntry]],
+        recorded_at: int,
+    ) -> None:
+        """A batch's event-log rows and journal entries. Every chain involved is locked
+        first, in name order, so two batches never wait on each other in a cycle."""
+        for chain in sorted({row["chain"] for row in events} | set(entries)):
+            _check_chain(chain)
+            self._lock_head(conn, chain)
+        self.append_events(conn, events)
+        for chain, chain_entries in sorted(entries.items()):
+            self.append_entries(conn, chain, chain_entries, recorded_at)
+
+    def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str, int, str]:
+        """Lock the chain's head row (creating it at GENESIS on first use) and read it:
+        (entries chain_seq, hash, event-log chain_seq, hash).
+
+        INSERT … ON CONFLICT DO NOTHING then SELECT … FOR UPDATE is safe when two writers
+        create the same chain at once: the second insert waits for the first, then does
+        nothing, and its SELECT sees (and waits for) the committed row."""
+        heads = tables.chain_heads
+        query = (
+            select(heads.c.chain_seq, heads.c.hash, heads.c.events_seq, heads.c.events_hash)
+            .where(heads.c.chain == chain)
+            .with_for_update()
+        )
+        row = conn.execute(query).first()
+        if row is None:
+            conn.execute(
+                self.insert(heads)
+                .values(chain=chain, chain_seq=0, hash=GENESIS, events_seq=0, events_hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["chain"])
+            )
+            row = conn.execute(query).one()
+        return int(row.chain_seq), str(row.hash), int(row.events_seq), str(row.events_hash)
+
+
+def _check_chain(chain: object) -> None:
+    if not isinstance(chain, str) or not chain or len(chain) > 200:
+        raise StoreError(f"a chain name is a non-empty string of at most 200 chars: {chain!r}")
+
+
+def _entry_row(
+    seq: int,
+    chain: str,
+    chain_seq: int,
+    entry: JournalEntry,
+    recorded_at: int,
+    prev: str,
+    digest: str,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "chain": chain,
+        "chain_seq": chain_seq,
+        "event_id": entry.event_id,
+        "ordinal": entry.ordinal,
+        "kind": entry.kind,
+        "rule": entry.rule,
+        "plan_id": entry.plan_id,
+        "order_id": entry.order_id,
+        "payout_id": entry.payout_id,
+        "occurred_at": entry.occurred_at,
+        "recorded_at": recorded_at,
+        "prev_hash": prev,
+        "hash": digest,
+    }
