@@ -49,7 +49,7 @@ from ledger.service import LedgerService
 from ledger.simulate import generate, generate_dense
 from ledger.store.opening import open_store
 from schemas.codec import DecodeError, default_codec
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     ConsumerProcess,
     end_offsets,
     fresh_database,

@@ -29,7 +29,7 @@ from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.kafka_helpers import fresh_database
+from tests.support.kafka import fresh_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"

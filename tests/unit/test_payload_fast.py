@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 from ledger.domain.events import Event
 from ledger.payload import dump_event, dump_event_reference, load_event
-from tests.strategies import events
+from tests.support.strategies import events
 
 
 @settings(max_examples=300)
