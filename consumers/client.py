@@ -23,7 +23,7 @@ from ledger.offsets import TopicPartition as TP
 
 log = get_logger("ledger.consumer")
 
-# Tuned per ../shared/FACTS.md: bigger polls and fetches take kafka-python from ~80k to
+# Tuned per docs/platform.md: bigger polls and fetches take kafka-python from ~80k to
 # ~116k records/s; one DB transaction per batch keeps the write side batched too.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "max_poll_records": 5_000,

@@ -23,6 +23,8 @@ from typing import Any
 
 from ledger.journal import GENESIS
 
+_str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
 EVENT_CANONICAL_VERSION = 1
 HASHED_FIELDS = ("event_id", "type", "occurred_at", "source", "outcome", "payload")
 _INT_FIELDS = frozenset({"occurred_at"})
@@ -37,13 +39,24 @@ def canonical_event_bytes(chain: str, chain_seq: int, row: Mapping[str, Any]) ->
         raise TypeError(f"chain must be a str, not {chain!r}")
     if type(chain_seq) is not int:
         raise TypeError(f"chain_seq must be an int, not {chain_seq!r}")
-    body: dict[str, Any] = {"v": EVENT_CANONICAL_VERSION, "chain": chain, "chain_seq": chain_seq}
     for name in HASHED_FIELDS:
-        value = row[name]
         wanted = int if name in _INT_FIELDS else str
-        if type(value) is not wanted:
-            raise TypeError(f"{name} must be a {wanted.__name__}, not {value!r}")
-        body[name] = value
+        if type(row[name]) is not wanted:
+            raise TypeError(f"{name} must be a {wanted.__name__}, not {row[name]!r}")
+    # Written out by hand in sorted key order: byte for byte what the JSON definition
+    # (canonical_event_bytes_reference) gives, a test holds them equal; several times faster.
+    return (
+        f'{{"chain":{_str(chain)},"chain_seq":{chain_seq},"event_id":{_str(row["event_id"])},'
+        f'"occurred_at":{row["occurred_at"]},"outcome":{_str(row["outcome"])},'
+        f'"payload":{_str(row["payload"])},"source":{_str(row["source"])},'
+        f'"type":{_str(row["type"])},"v":{EVENT_CANONICAL_VERSION}}}'
+    ).encode("ascii")
+
+
+def canonical_event_bytes_reference(chain: str, chain_seq: int, row: Mapping[str, Any]) -> bytes:
+    """The definition ``canonical_event_bytes`` implements (kept for the equality test)."""
+    body: dict[str, Any] = {"v": EVENT_CANONICAL_VERSION, "chain": chain, "chain_seq": chain_seq}
+    body.update((name, row[name]) for name in HASHED_FIELDS)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
         "ascii"
     )

@@ -51,6 +51,9 @@ from typing import Any, Protocol
 
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
 
+# JSON string encoding as json.dumps(ensure_ascii=True) does it (the C implementation)
+_str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
 GENESIS = "0" * 64
 CANONICAL_VERSION = 1
 
@@ -65,7 +68,23 @@ def canonical_entry_bytes(chain: str, chain_seq: int, entry: JournalEntry) -> by
         raise TypeError(f"chain must be a str, not {chain!r}")
     _require_int("chain_seq", chain_seq)
     validate_entry(entry)
-    postings = [[p.account, p.currency, p.amount] for p in entry.postings]
+    # Written out by hand in sorted key order: byte for byte what json.dumps(sort_keys=True,
+    # separators=(",", ":"), ensure_ascii=True) gives (a test holds them equal), at a
+    # fraction of its cost on the hot path and in verify.
+    postings = ",".join(
+        f"[{_str(p.account)},{_str(p.currency)},{p.amount}]" for p in entry.postings
+    )
+    return (
+        f'{{"chain":{_str(chain)},"chain_seq":{chain_seq},"event_id":{_str(entry.event_id)},'
+        f'"kind":{_str(entry.kind)},"occurred_at":{entry.occurred_at},'
+        f'"order_id":{_opt(entry.order_id)},"ordinal":{entry.ordinal},'
+        f'"payout_id":{_opt(entry.payout_id)},"plan_id":{_opt(entry.plan_id)},'
+        f'"postings":[{postings}],"rule":{_str(entry.rule)},"v":{CANONICAL_VERSION}}}'
+    ).encode("ascii")
+
+
+def canonical_entry_bytes_reference(chain: str, chain_seq: int, entry: JournalEntry) -> bytes:
+    """The definition ``canonical_entry_bytes`` implements (kept for the equality test)."""
     body = {
         "v": CANONICAL_VERSION,
         "chain": chain,
@@ -78,15 +97,39 @@ def canonical_entry_bytes(chain: str, chain_seq: int, entry: JournalEntry) -> by
         "order_id": entry.order_id,
         "payout_id": entry.payout_id,
         "occurred_at": entry.occurred_at,
-        "postings": postings,
+        "postings": [[p.account, p.currency, p.amount] for p in entry.postings],
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
         "ascii"
     )
 
 
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _str(value)
+
+
 def validate_entry(entry: JournalEntry) -> None:
     """Raise TypeError unless every field has exactly its declared type (str, int, None)."""
+    # exact type checks, spelled out: this runs for every entry written and verified
+    if not (
+        type(entry.event_id) is str
+        and type(entry.kind) is str
+        and type(entry.rule) is str
+        and (entry.plan_id is None or type(entry.plan_id) is str)
+        and (entry.order_id is None or type(entry.order_id) is str)
+        and (entry.payout_id is None or type(entry.payout_id) is str)
+        and type(entry.ordinal) is int
+        and type(entry.occurred_at) is int
+        and type(entry.postings) in (tuple, list)
+        and all(
+            type(p.account) is str and type(p.currency) is str and type(p.amount) is int
+            for p in entry.postings
+        )
+    ):
+        _check_slowly(entry)
+
+
+def _check_slowly(entry: JournalEntry) -> None:
     for name in ("event_id", "kind", "rule"):
         if not isinstance(getattr(entry, name), str):
             raise TypeError(f"{name} must be a str, not {getattr(entry, name)!r}")
@@ -102,6 +145,7 @@ def validate_entry(entry: JournalEntry) -> None:
         if not isinstance(posting.account, str) or not isinstance(posting.currency, str):
             raise TypeError(f"posting account and currency must be str: {posting!r}")
         _require_int("amount", posting.amount)
+    # reached only for str subclasses (a StrEnum kind, say): they serialise as their text
 
 
 def _require_int(name: str, value: object) -> None:

@@ -26,7 +26,7 @@ from schemas.codec import Codec, EncodeError, default_codec
 
 log = get_logger(__name__)
 
-# Throughput-oriented defaults (FACTS.md: ~30k records/s with these on this machine kind).
+# Throughput-oriented defaults (docs/platform.md: ~30k records/s with these on this machine kind).
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,

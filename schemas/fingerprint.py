@@ -2,7 +2,7 @@
 
 Written out here (rather than taken from fastavro) because the fingerprint is the wire
 contract of single-object encoding: fastavro gets the canonical form wrong for named types
-shared across files (see FACTS.md), and the tests cross-check this module against
+shared across files (docs/platform.md), and the tests cross-check this module against
 fastavro for our self-contained schemas and against Apache Avro for Java.
 """
 

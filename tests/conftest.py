@@ -23,12 +23,13 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+
+from tests.support.roles import PgRoles
 
 KAFKA_ENV = "LEDGER_TEST_KAFKA_BOOTSTRAP"
 PG_ENV = "LEDGER_TEST_PG_URL"
@@ -141,13 +142,6 @@ def fresh_pg_url(pg_url: str, _pg_admin: Engine) -> Iterator[str]:
     finally:
         with _pg_admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@dataclass(frozen=True)
-class PgRoles:
-    admin: str
-    owner: str
-    service: str
 
 
 @pytest.fixture

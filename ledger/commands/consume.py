@@ -17,6 +17,7 @@ from ledger.commands.common import db_option, resolve_db
 from ledger.config import Settings
 from ledger.logs import get_logger
 from ledger.publisher import Publisher
+from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -75,6 +76,7 @@ def consume(
     """Apply events from Kafka to the ledger, one transaction per poll batch.
 
     Stops cleanly on SIGTERM/SIGINT: the batch in hand is finished and committed first."""
+    tune_gc_for_throughput()
     settings: Settings = ctx.obj
     forward_kafka_client_logs()  # broker outages and reconnects show in our log
     stopping: list[int] = []

@@ -9,6 +9,7 @@ import click
 
 from ledger import export as history
 from ledger.commands.common import db_option, resolve_db
+from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 
@@ -57,6 +58,7 @@ def replay(
     --db, then print both ledger heads; exit 1 unless they are equal. With --from-kafka,
     rebuild it from the topics at offset 0 and print its head (docs/ordering.md: the
     same head as any complete consumption of those topics)."""
+    tune_gc_for_throughput()
     if from_kafka == (source is not None):
         raise click.UsageError("give either SOURCE or --from-kafka")
     store = open_store(resolve_db(ctx, db_url))

@@ -13,6 +13,7 @@ import click
 from ledger.commands.common import db_option, printable_id, resolve_db
 from ledger.domain.events import InvalidEvent
 from ledger.ingest_file import IngestSummary, InputError, ingest_stream, source_name
+from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 
@@ -43,6 +44,7 @@ def ingest(ctx: click.Context, path: Path, db_url: str | None, batch_size: int, 
     Bad lines become dead letters with their reason, and never stop the lines after them.
     Running the same file again changes nothing (events are idempotent by event_id, dead
     letters by source and content). Exits 1 if no line could be read as an event."""
+    tune_gc_for_throughput()
     store = open_store(resolve_db(ctx, db_url))
     name = "<stdin>" if str(path) == "-" else path.name
     with _open(path) as stream:

@@ -267,18 +267,20 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
 
 def event_to_record(event: Event) -> dict[str, Any]:
     """The plain-dict form of an event (the JSON form minus ``type``), times in ms."""
-    record: dict[str, Any] = {}
-    for name in _field_names(type(event)):
-        value = getattr(event, name)
-        if type(value) is tuple:
-            value = [
-                {n: getattr(item, n) for n in _field_names(type(item))}
-                if hasattr(item, "__dataclass_fields__")
-                else item
-                for item in value
-            ]
-        record[name] = value
-    return record
+    return {name: event_to_record_value(getattr(event, name)) for name in _field_names(type(event))}
+
+
+def event_to_record_value(value: Any) -> Any:
+    """One field's plain form: a tuple of records (order lines, minimums) as a list of
+    dicts, anything else as it is."""
+    if type(value) is not tuple:
+        return value
+    return [
+        {n: getattr(item, n) for n in _field_names(type(item))}
+        if hasattr(item, "__dataclass_fields__")
+        else item
+        for item in value
+    ]
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

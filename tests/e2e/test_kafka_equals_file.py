@@ -31,7 +31,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     LEDGER_BIN,
     ConsumerProcess,
     ConsumerThread,

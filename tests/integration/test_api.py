@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
-from tests.api_helpers import auth, serving, small_ledger, token_book
+from tests.support.api import auth, serving, small_ledger, token_book
 
 # (method, path, body, roles allowed)
 ENDPOINTS = [

@@ -19,7 +19,7 @@ from schemathesis.checks import (
 )
 
 from ledger.api.app import create_app
-from tests.api_helpers import auth, small_ledger, token_book
+from tests.support.api import auth, small_ledger, token_book
 
 ROLE_OF_TAG = {
     "finance": "finance",

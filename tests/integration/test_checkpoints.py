@@ -25,7 +25,7 @@ from ledger.store.checkpoints import CheckpointSigner, load_checkpoints
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from tests.tamper_helpers import build_ledger, triggers_lifted
+from tests.support.tamper import build_ledger, triggers_lifted
 
 
 def _run(*args: str):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from ledger.cli import main
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.jsonform import event_to_json
 from ledger.store.opening import open_store
-from tests.unit.test_worked_example import setup as worked_example
+from tests.support.worked_example import setup as worked_example
 
 T0 = 1_767_225_600_000
 

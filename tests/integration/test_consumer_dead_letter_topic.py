@@ -16,7 +16,7 @@ from ledger.domain.events import ClickRecorded, PayoutRequested
 from ledger.service import LedgerService
 from ledger.store.opening import open_store
 from schemas.codec import default_codec
-from tests.kafka_helpers import end_offsets, produce_raw, seal, unique, wait_until_applied
+from tests.support.kafka import end_offsets, produce_raw, seal, unique, wait_until_applied
 
 
 def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_pg_url) -> None:

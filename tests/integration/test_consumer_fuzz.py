@@ -25,7 +25,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.topics import record_key, topic_for
 from schemas.codec import DECODE_REASONS, HEADER_SIZE, MARKER, DecodeError, default_codec
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     ConsumerThread,
     end_offsets,
     produce_raw,

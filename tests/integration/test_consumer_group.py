@@ -14,7 +14,7 @@ import time
 from ledger.config import Topics
 from ledger.simulate import generate
 from ledger.store.opening import open_store
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     ConsumerThread,
     RecordingService,
     assert_same_ledger,

@@ -20,7 +20,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.topics import marker_headers, record_key
 from schemas.codec import default_codec
-from tests.kafka_helpers import end_offsets, produce_raw, unique, wait_until_applied
+from tests.support.kafka import end_offsets, produce_raw, unique, wait_until_applied
 
 
 def run_loop(loop: ConsumerLoop) -> threading.Thread:

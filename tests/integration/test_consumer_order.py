@@ -12,8 +12,8 @@ from ledger.config import Topics
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.domain.memory import InMemoryLedger
 from ledger.store.opening import open_store
-from tests.kafka_helpers import ConsumerThread, end_offsets, publish, unique, wait_until_applied
-from tests.unit.test_worked_example import setup as worked_example
+from tests.support.kafka import ConsumerThread, end_offsets, publish, unique, wait_until_applied
+from tests.support.worked_example import setup as worked_example
 
 
 def test_a_file_published_in_order_is_applied_in_order(

@@ -11,7 +11,7 @@ from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
 from ledger.store.opening import open_store
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     ConsumerThread,
     assert_same_ledger,
     end_offsets,

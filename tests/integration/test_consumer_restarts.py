@@ -29,7 +29,7 @@ from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
 from ledger.store.opening import open_store
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     REPO,
     ConsumerProcess,
     applied_count,

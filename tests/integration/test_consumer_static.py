@@ -14,7 +14,7 @@ from ledger import queries
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
 from ledger.store.opening import open_store
-from tests.kafka_helpers import (
+from tests.support.kafka import (
     ConsumerProcess,
     create_topics,
     delete_topics,

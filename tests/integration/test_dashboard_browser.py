@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.api_helpers import TOKENS, serving, small_ledger
+from tests.support.api import TOKENS, serving, small_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / ".cache" / "screenshots"

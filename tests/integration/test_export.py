@@ -23,7 +23,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
 from schemas.docgen import VECTORS_DIR
-from tests.streams import T0, Ev
+from tests.support.streams import T0, Ev
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from ledger.offsets import Advance, Fenced, Stored, advances_for
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from tests.unit.test_worked_example import setup as worked_example
+from tests.support.worked_example import setup as worked_example
 
 TP = ("orders", 0)
 

@@ -27,7 +27,7 @@ from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from tests.streams import DAY, T0, Ev
+from tests.support.streams import DAY, T0, Ev
 
 AT = T0 + DAY
 LEDGER = str(Path(sys.executable).with_name("ledger"))

@@ -31,7 +31,7 @@ from ledger.cli import main
 from ledger.jsonform import event_to_json
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.strategies import events
+from tests.support.strategies import events
 
 SUMMARY = re.compile(
     r"(\d+) events: (\d+) applied, (\d+) rejected, (\d+) parked, (\d+) released from waiting, "

@@ -27,7 +27,7 @@ from ledger.store.errors import StoreError
 from ledger.store.opening import alembic_config, include_object, open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify as verify_ledger
-from tests.tamper_helpers import triggers_lifted as tampering
+from tests.support.tamper import triggers_lifted as tampering
 
 
 def verify(store: Store, **options: object):  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ from ledger.store import tables
 from ledger.store.errors import StoreError
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.conftest import PgRoles
-from tests.tamper_helpers import build_ledger
+from tests.support.roles import PgRoles
+from tests.support.tamper import build_ledger
 
 
 def _migrate(roles: PgRoles) -> None:

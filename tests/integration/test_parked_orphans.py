@@ -11,7 +11,7 @@ from ledger.domain.events import RefundIssued, RefundLine
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from tests.unit.test_worked_example import setup as worked_example
+from tests.support.worked_example import setup as worked_example
 
 
 def test_a_parked_event_whose_reference_is_applied_is_reported(db_url: str) -> None:

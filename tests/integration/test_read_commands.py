@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from ledger.cli import main
 from ledger.store.opening import alembic_config, open_store
-from tests.tamper_helpers import build_ledger
+from tests.support.tamper import build_ledger
 
 READS = (["verify"], ["balances"], ["dead-letters"], ["parked"], ["verify", "--json"])
 

@@ -14,7 +14,7 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.unit.test_worked_example import setup as worked_example
+from tests.support.worked_example import setup as worked_example
 
 
 def ingest(store, events, batch_size=100, chain="test"):

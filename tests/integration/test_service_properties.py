@@ -19,8 +19,8 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from tests.streams import streams
-from tests.views_helpers import url_factory
+from tests.support.streams import streams
+from tests.support.views import url_factory
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -29,7 +29,7 @@ from ledger.store.opening import open_store
 from ledger.store.state_sql import order_from_row
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from tests.tamper_helpers import build_ledger, triggers_lifted
+from tests.support.tamper import build_ledger, triggers_lifted
 
 
 @pytest.fixture

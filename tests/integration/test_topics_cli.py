@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from ledger.cli import main
-from tests.kafka_helpers import delete_topics, unique
+from tests.support.kafka import delete_topics, unique
 
 
 def partitions(bootstrap: str, name: str) -> int:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from ledger.cli import main
 from ledger.store import tables
 from ledger.store.opening import open_store
-from tests.tamper_helpers import build_ledger
+from tests.support.tamper import build_ledger
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from ledger.store.opening import open_store
 from projectors import read, runner
 from projectors.check import check
 from projectors.recompute import OrderInfo, recompute, split_sharer_account
-from tests.streams import DAY, T0, Ev, streams
-from tests.views_helpers import snapshot, url_factory
+from tests.support.streams import DAY, T0, Ev, streams
+from tests.support.views import snapshot, url_factory
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,11 +1,9 @@
-"""The import contract of ../shared/ARCHITECTURE.md: dependencies point inward."""
+"""The import contract of docs/architecture.md: dependencies point inward."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from tests.support.imports import ROOT, imports_of
 
-ROOT = Path(__file__).resolve().parents[2]
 IO_LIBRARIES = {
     "kafka",
     "sqlalchemy",
@@ -20,17 +18,6 @@ IO_LIBRARIES = {
     "requests",
     "httpx",
 }
-
-
-def imports_of(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
 
 
 def test_the_domain_imports_no_io_and_nothing_of_ours_outside_it() -> None:

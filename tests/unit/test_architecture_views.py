@@ -4,7 +4,7 @@ or the Kafka consumer; projectors know nothing of HTTP."""
 
 from __future__ import annotations
 
-from tests.unit.test_architecture import ROOT, imports_of
+from tests.support.imports import ROOT, imports_of
 
 RULES = {
     "projectors": {"ledger.api", "ledger.web", "ledger.commands", "consumers", "fastapi", "kafka"},

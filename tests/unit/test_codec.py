@@ -17,7 +17,7 @@ from schemas.codec import Codec, EncodeError, decode, encode, event_type_of
 from schemas.fingerprint import crc64_avro, fingerprint, parsing_canonical_form
 from schemas.records import compile_converter
 from schemas.registry import NAMESPACE, Registry, production_schema_files, record_name
-from tests.strategies import EVENT_STRATEGIES, events, order_placed
+from tests.support.strategies import EVENT_STRATEGIES, events, order_placed
 
 REGISTRY = Registry.default()
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ledger.domain.events import Event
 from schemas.codec import DECODE_REASONS, Codec, DecodeError, decode, encode
 from schemas.registry import Registry
-from tests.strategies import events
+from tests.support.strategies import events
 
 REGISTRY = Registry.default()
 CODEC = Codec(REGISTRY)

@@ -16,7 +16,7 @@ from ledger.domain.events import event_to_record
 from schemas.codec import Codec, DecodeError
 from schemas.compat import check_resolvable
 from schemas.registry import Registry, RegistryError, production_schema_files
-from tests.strategies import order_placed
+from tests.support.strategies import order_placed
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "schemas"
 V2 = FIXTURES / "order_placed.v2.avsc"

@@ -19,7 +19,7 @@ from ledger.topics import (
     topic_for,
 )
 from schemas.docgen import EXAMPLES
-from tests.strategies import buyer_events, events
+from tests.support.strategies import buyer_events, events
 
 TOPICS = Topics(orders="t.orders", accounts="t.accounts")
 

@@ -14,7 +14,7 @@ from ledger.domain.validation import MAX_TEXT, MAX_TIME_MS, MIN_TIME_MS, problem
 from ledger.jsonform import event_to_json, parse_json, parse_line
 from schemas import times
 from schemas.codec import decode, encode
-from tests.streams import reasons
+from tests.support.streams import reasons
 
 ENROLL = {
     "type": "sharer_enrolled",

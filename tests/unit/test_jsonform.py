@@ -22,7 +22,7 @@ from ledger.jsonform import (
 )
 from schemas.codec import MAX_TIME_MS, MIN_TIME_MS, decode, encode
 from schemas.docgen import EXAMPLES
-from tests.strategies import EVENT_STRATEGIES, events
+from tests.support.strategies import EVENT_STRATEGIES, events
 
 ORDER = next(e for e in EXAMPLES if e.TYPE == "order_placed")
 PLAN = next(e for e in EXAMPLES if e.TYPE == "plan_published")

@@ -1,4 +1,4 @@
-"""Properties of the engine over random coherent event streams (tests/streams.py).
+"""Properties of the engine over random coherent event streams (tests/support/streams.py).
 
 SPEC §4.2 double entry, §4.3 exactly-once, §4.5 determinism and the reordering promise,
 §3 "never more than 3 levels", refunds back to zero, conservation of sharer money, and a
@@ -32,7 +32,7 @@ from ledger.domain.events import (
 )
 from ledger.domain.memory import InMemoryLedger
 from ledger.domain.processor import Duplicate
-from tests.streams import DAY, Ev, interleavings, streams
+from tests.support.streams import DAY, Ev, interleavings, streams
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,7 @@
 the formula puts them, merchant rate null → plan default, 0 → nothing, quantity ignored."""
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, chain, postings_of
+from tests.support.streams import DAY, T0, Ev, chain, postings_of
 
 AT = T0 + DAY
 

@@ -8,7 +8,7 @@ upline; an order of 10000 at the default rate pays its level-1 sharer 460.
 import pytest
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, earned
+from tests.support.streams import DAY, T0, Ev, earned
 
 ORDER_AT = T0 + 40 * DAY
 WINDOW = 30 * DAY

@@ -14,7 +14,7 @@ from ledger.domain.memory import InMemoryLedger
 from ledger.domain.model import Sharer
 from ledger.domain.state import BALANCE_BOUND, NothingLoader, WorkingState
 from ledger.domain.validation import MAX_AMOUNT, MAX_LINES, problem
-from tests.streams import DAY, T0, Ev, reasons, sharer_buckets
+from tests.support.streams import DAY, T0, Ev, reasons, sharer_buckets
 
 AT = T0 + DAY
 DONE = T0 + 2 * DAY

@@ -2,7 +2,7 @@
 available are per currency; an entry carries one currency."""
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, reasons, sharer_buckets
+from tests.support.streams import DAY, T0, Ev, reasons, sharer_buckets
 
 AT = T0 + DAY
 READY = T0 + 20 * DAY

@@ -6,7 +6,7 @@ import pytest
 
 from ledger.domain.memory import InMemoryLedger
 from ledger.domain.processor import Duplicate
-from tests.streams import DAY, T0, Ev, earned, reasons, sharer_buckets
+from tests.support.streams import DAY, T0, Ev, earned, reasons, sharer_buckets
 
 AT = T0 + DAY
 READY = T0 + 20 * DAY

@@ -4,7 +4,7 @@
 import pytest
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, chain, earned, postings_of, reasons
+from tests.support.streams import DAY, T0, Ev, chain, earned, postings_of, reasons
 
 LINES = [("L1", 8800, 2500), ("L2", 1200, None)]
 LEVELS = [1067, 640, 426]

@@ -7,7 +7,7 @@ S1 has 460 CNY available at READY (plan minimum 100 CNY, 10 USD).
 import pytest
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, reasons, sharer_buckets
+from tests.support.streams import DAY, T0, Ev, reasons, sharer_buckets
 
 READY = T0 + 20 * DAY
 

@@ -6,7 +6,7 @@ of 10000 at the default rate pays S1 460 (pool 1000, fee 80).
 """
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, earned, postings_of, reasons
+from tests.support.streams import DAY, T0, Ev, earned, postings_of, reasons
 
 
 def base(ev: Ev) -> list:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, chain, earned, postings_of, reasons
+from tests.support.streams import DAY, T0, Ev, chain, earned, postings_of, reasons
 
 LINES = [("L1", 8800, 2500), ("L2", 1200, None)]
 AT = T0 + DAY

@@ -8,7 +8,7 @@ S1 is enrolled alone (level 1 only); plan frozen 7 days, payout minimum 1 CNY. A
 import pytest
 
 from ledger.domain.memory import InMemoryLedger
-from tests.streams import DAY, T0, Ev, reasons, sharer_buckets
+from tests.support.streams import DAY, T0, Ev, reasons, sharer_buckets
 
 AT = T0 + DAY
 DONE = T0 + 2 * DAY

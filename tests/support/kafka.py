@@ -46,7 +46,7 @@ from ledger.store import tables as t
 from ledger.store.store import Store
 from ledger.store.verify import verify
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LEDGER_BIN = REPO / ".venv" / "bin" / "ledger"
 POLL_S = 0.05  # how often the wait helpers look again
 
