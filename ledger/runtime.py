@@ -1,4 +1,5 @@
-"""Process-wide tuning for the long-running ingestion commands (consume, ingest, replay)."""
+"""Process-wide tuning for the long-running commands that apply events (consume, ingest,
+replay, and verify, which replays the event log)."""
 
 from __future__ import annotations
 

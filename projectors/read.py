@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
+from ledger.domain.entries import sharer_accounts, split_sharer_account
+from ledger.domain.plans import DAY_MS
 from ledger.store import tables as t
 from ledger.store import view_tables as v
-from projectors.recompute import BUCKETS, DAY_MS, split_sharer_account
 from projectors.runner import checkpoints
 
 BALANCE_FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
@@ -59,7 +60,7 @@ def _rewind(conn: Connection, rows: list[dict[str, Any]], as_of: int) -> list[di
     balances checkpoints, so the result is exact for what the view has seen). The postings
     after ``as_of`` come by the (account, currency, occurred_at) index: few for recent times."""
     e, p = t.entries, t.postings
-    accounts = [f"sharer:{r['sharer_id']}:{bucket}" for r in rows for bucket in BUCKETS]
+    accounts = [account for r in rows for account in sharer_accounts(r["sharer_id"])]
     held = checkpoints(conn, "balances")
     later = [
         (account, currency, kind, amount)

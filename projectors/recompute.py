@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ledger.domain.entries import PLATFORM_FEES, JournalEntry
+from ledger.domain.entries import PLATFORM_FEES, SHARER_BUCKETS, JournalEntry, split_sharer_account
+from ledger.domain.plans import DAY_MS
 
-DAY_MS = 86_400_000
-BUCKETS = ("pending", "available", "inflight", "paid")
+BUCKETS = SHARER_BUCKETS  # the balances view's bucket columns, in this order
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,6 @@ class Views:
     order_levels: dict[tuple[str, str], list[object]] = field(default_factory=dict)
     # (day, currency) -> [fees, merchant_charges]
     fee_totals: dict[tuple[int, str], list[int]] = field(default_factory=dict)
-
-
-def split_sharer_account(account: str) -> tuple[str, str] | None:
-    """(sharer id, bucket) of a sharer account, else None."""
-    if not account.startswith("sharer:"):
-        return None
-    sharer, _, bucket = account[len("sharer:") :].rpartition(":")
-    return (sharer, bucket) if bucket in BUCKETS else None
 
 
 def recompute(

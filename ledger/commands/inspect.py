@@ -20,6 +20,7 @@ from ledger.commands.common import (
     table,
 )
 from ledger.journal import VerifyReport
+from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.verify import verify as verify_store
 
@@ -46,6 +47,7 @@ def verify(
 ) -> None:
     """Recompute every hash chain and replay the event log; exit 1 and name the first bad
     row if anything was altered. Never writes to the database."""
+    tune_gc_for_throughput()  # the replay allocates like ingestion does
     store = open_store(resolve_db(ctx, db_url), read_only=True)
     try:
         report = verify_store(store, expect_head=expect_head, replay=not no_replay)
