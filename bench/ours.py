@@ -18,9 +18,11 @@ from bench.support import (
     RssSampler,
     Topics,
     applied_offsets,
+    cpu_seconds,
     end_offsets,
     fresh_database,
     open_store,
+    server_cpu,
     steady_rate,
     summarize_rss,
     tables,
@@ -46,6 +48,7 @@ def e2e(
                 raise ConnectionError("PostgreSQL unreachable")
             return sum(stored.values())
 
+        servers_before = server_cpu()
         started = time.perf_counter()
         procs = [
             ConsumerProcess(url, bootstrap, group, topics, log_dir / f"consumer-{n}.log")
@@ -60,6 +63,7 @@ def e2e(
 
                 wait_until_applied(store, group, ends, timeout, alive)
                 seconds = time.perf_counter() - started
+                cpu = cpu_split(procs, servers_before, sum(ends.values()), seconds)
         finally:
             for proc in procs:
                 proc.terminate()
@@ -77,8 +81,28 @@ def e2e(
         "seconds": round(seconds, 3),
         "steady_records_per_s": round(steady_rate(sampler.samples, sum(ends.values()), seconds)),
         "rss": summarize_rss(sampler.samples, sum(ends.values())),
+        "cpu": cpu,
         **counts,
     }
+
+
+def cpu_split(
+    procs: list[ConsumerProcess], servers_before: dict[str, float], records: int, seconds: float
+) -> dict[str, float]:
+    """Where the run's CPU went, per record: the consumers, PostgreSQL, Kafka; and how many
+    cores were busy on average. Says how many cores a rate would take on a bigger machine."""
+    servers = server_cpu()
+    used = {
+        "consumers_s": sum(cpu_seconds(p.pid) for p in procs),
+        "postgres_s": servers["postgres_s"] - servers_before["postgres_s"],
+        "kafka_s": servers["kafka_s"] - servers_before["kafka_s"],
+    }
+    per_record = {
+        name.replace("_s", "_us_per_record"): round(value / records * 1e6, 1)
+        for name, value in used.items()
+    }
+    busy = sum(used.values()) / seconds
+    return {**{k: round(v, 2) for k, v in used.items()}, **per_record, "cores_busy": round(busy, 2)}
 
 
 def postmaster_start(store: Any) -> Any:

@@ -236,6 +236,28 @@ def rss_rows(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cpu_rows(result: dict[str, Any]) -> list[str]:
+    """One line per e2e run: CPU per record of the consumers, PostgreSQL and Kafka."""
+    lines = []
+    for stream in ("mix", "orders"):
+        for key in ("e2e_1", "e2e_2"):
+            run = (result.get(stream) or {}).get(key)
+            cpu = (run or {}).get("cpu")
+            if not cpu:
+                continue
+            total = (
+                cpu["consumers_us_per_record"]
+                + cpu["postgres_us_per_record"]
+                + cpu["kafka_us_per_record"]
+            )
+            lines.append(
+                f"| {stream} {key} | {cpu['consumers_us_per_record']} | "
+                f"{cpu['postgres_us_per_record']} | {cpu['kafka_us_per_record']} | "
+                f"{total:.1f} | {cpu['cores_busy']} |"
+            )
+    return lines
+
+
 def _fmt(value: float) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
@@ -280,6 +302,17 @@ def markdown(result: dict[str, Any]) -> str:
             "| run | records | first MiB | last MiB | max MiB | last/first quarter | flat ±20% |",
             "|---|---:|---:|---:|---:|---:|---|",
             *rss,
+        ]
+    cpu = cpu_rows(result)
+    if cpu:
+        tail += [
+            "",
+            "CPU per record (µs; consumers from /proc, PostgreSQL: the postmaster and its"
+            " children, Kafka: the broker) and the cores busy on average during the run:",
+            "",
+            "| run | consumers | PostgreSQL | Kafka | total | cores busy |",
+            "|---|---:|---:|---:|---:|---:|",
+            *cpu,
         ]
     return "\n".join(head + body + tail) + "\n"
 

@@ -277,6 +277,48 @@ class RssSampler:
         self._thread.join(5)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU time (user + system, all threads) of ``pid`` from /proc; with ``children``,
+    also what its exited children used (the PostgreSQL backends that have ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = int(fields[11]) + int(fields[12])  # utime, stime
+    waited = int(fields[13]) + int(fields[14]) if children else 0  # cutime, cstime
+    return (own + waited) / _TICKS
+
+
+def _processes() -> Iterator[tuple[int, int, list[str]]]:
+    """(pid, parent pid, argv) of every process we can read."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        yield int(entry.name), ppid, [a.decode(errors="replace") for a in argv if a]
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the Kafka broker and by the PostgreSQL cluster (the
+    postmaster, its live children and the children that have exited)."""
+    procs = list(_processes())
+    kafka = sum(cpu_seconds(pid) for pid, _, argv in procs if "kafka.Kafka" in argv)
+    masters = {
+        pid for pid, _, argv in procs if argv and argv[0].endswith("/postgres") and "-D" in argv
+    }
+    postgres = sum(cpu_seconds(pid, children=True) for pid in masters) + sum(
+        cpu_seconds(pid) for pid, ppid, _ in procs if ppid in masters
+    )
+    return {"kafka_s": kafka, "postgres_s": postgres}
+
+
 def summarize_rss(samples: list[tuple[float, int, int]], records: int) -> dict[str, Any]:
     """RSS after warm-up (once 10% of ``records`` were applied: start-up, imports and the
     first batches are behind) against the end: the mean of the last quarter of those

@@ -4,12 +4,13 @@ its helpers work against the real PostgreSQL, and its report renders every secti
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from bench import probe, report, workloads
-from bench.support import fresh_database, rss_kib, summarize_rss
+from bench.support import cpu_seconds, fresh_database, rss_kib, server_cpu, summarize_rss
 
 
 def test_scratch_database_is_created_and_dropped(pg_url: str) -> None:
@@ -42,6 +43,12 @@ def _run(records: int, seconds: float) -> dict:
         "seconds": seconds,
         "steady_records_per_s": records / seconds,
         "rss": summarize_rss(samples, records),
+        "cpu": {
+            "consumers_us_per_record": 70.0,
+            "postgres_us_per_record": 27.0,
+            "kafka_us_per_record": 2.0,
+            "cores_busy": 1.0,
+        },
     }
 
 
@@ -81,6 +88,16 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     }
     table = report.markdown(result)
     assert "ours e2e, 2 consumers" in table and "balance query p99" in table
+    assert "| mix e2e_1 | 70.0 | 27.0 | 2.0 | 99.0 | 1.0 |" in table  # CPU per record
     report.chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000
     assert (rss_kib(os.getpid()) or 0) > 0
+
+
+def test_cpu_of_the_servers_and_of_this_process_is_read() -> None:
+    busy = time.process_time() + 0.05
+    while time.process_time() < busy:  # burn a little CPU to see it counted
+        pass
+    assert cpu_seconds(os.getpid()) > 0
+    cpu = server_cpu()  # the suite's Kafka and PostgreSQL run on this machine
+    assert cpu["kafka_s"] > 0 and cpu["postgres_s"] > 0
