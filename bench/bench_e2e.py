@@ -36,8 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kafka import KafkaConsumer, TopicPartition
 
+from bench import ceiling
 from bench.ceiling import ensure_fixture
 from bench.support import (
     ConsumerProcess,
@@ -54,7 +54,6 @@ from ledger.logs import configure_logging
 from ledger.service import LedgerService
 from ledger.simulate import generate, generate_dense
 from ledger.store.opening import open_store
-from schemas.codec import DecodeError, default_codec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_KAFKA = "127.0.0.1:19092"
@@ -76,45 +75,8 @@ def workload(args: argparse.Namespace) -> list[Any]:
 
 def raw_consume(bootstrap: str, topics: Topics, count: int) -> dict:
     """(a) kafka-python consume + decode, tuned like the ledger consumer, no database."""
-    options = {
-        k: v
-        for k, v in CONSUMER_DEFAULTS.items()
-        if k not in ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")
-    }
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options)
-    codec = default_codec()
-    try:
-        tps = [
-            TopicPartition(topic, p)
-            for topic in (topics.orders, topics.accounts)
-            for p in sorted(consumer.partitions_for_topic(topic))
-        ]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        seen = bad = 0
-        started = time.perf_counter()
-        deadline = time.monotonic() + 600
-        while seen < count:
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    if record.headers:  # a barrier marker: nothing to decode
-                        continue
-                    try:
-                        codec.decode(record.value)
-                    except DecodeError:
-                        bad += 1
-                seen += len(records)
-            if time.monotonic() > deadline:
-                raise SystemExit(f"raw consume stuck at {seen}/{count}")
-        seconds = time.perf_counter() - started
-    finally:
-        consumer.close()
-    return {
-        "records": seen,
-        "undecodable": bad,
-        "seconds": round(seconds, 3),
-        "records_per_s": round(seen / seconds),
-    }
+    result = ceiling.raw_consume(bootstrap, topics, count, decode=True)
+    return {**result, "records_per_s": round(result["records"] / result["seconds"])}
 
 
 def e2e_consume(

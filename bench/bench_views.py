@@ -22,17 +22,15 @@ import random
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, make_url, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select, text
 
+from bench.support import fresh_database
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
@@ -47,22 +45,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 
-@contextmanager
-def scratch_database(pg_url: str, *, keep: bool = False) -> Iterator[str]:
+def scratch_database(pg_url: str, *, keep: bool = False) -> AbstractContextManager[str]:
     """A new empty database on ``pg_url``'s cluster, dropped afterwards unless ``keep``."""
-    name = f"bench_views_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            if not keep:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    return fresh_database(pg_url, prefix="bench_views", keep=keep)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -108,9 +108,9 @@ def unique(prefix: str) -> str:
 
 
 @contextmanager
-def fresh_database(pg_url: str, prefix: str = "bench_") -> Iterator[str]:
+def fresh_database(pg_url: str, prefix: str = "bench_", *, keep: bool = False) -> Iterator[str]:
     """A new empty database beside ``pg_url``'s (never the ledger database itself),
-    dropped afterwards with its sessions."""
+    dropped afterwards with its sessions unless ``keep``. The tests use it too."""
     name = unique(prefix).replace("-", "_")
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
@@ -119,8 +119,9 @@ def fresh_database(pg_url: str, prefix: str = "bench_") -> Iterator[str]:
         try:
             yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if not keep:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
 
@@ -138,7 +139,7 @@ def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 3
             if seen == want:
                 return
             if time.monotonic() > deadline:
-                raise SystemExit(f"topics not ready after {timeout}s: want {want}, see {seen}")
+                raise TimeoutError(f"topics not ready after {timeout}s: want {want}, see {seen}")
             time.sleep(POLL_S)
     finally:
         consumer.close()
@@ -170,20 +171,30 @@ def wait_until_applied(
     store: Store,
     group: str,
     ends: Ends,
-    timeout: float,
+    timeout: float = 120.0,
     alive: Callable[[], None] | None = None,
 ) -> None:
-    """Poll the offsets the ledger stored for ``group`` until each reaches ``ends``."""
+    """Poll the offsets stored in the ledger database for ``group`` until each partition's
+    reaches ``ends``. ``alive`` is called on every poll and may raise to fail fast (e.g.
+    the consumer process died). Raises TimeoutError at the deadline, with the progress."""
     service = LedgerService(store)
     deadline = time.monotonic() + timeout
     while True:
-        stored = applied_offsets(service, group) or {}
-        if all(stored.get(k, 0) >= v for k, v in ends.items()):
+        stored = applied_offsets(service, group)
+        behind = (
+            {k: (stored.get(k, 0), v) for k, v in ends.items() if stored.get(k, 0) < v}
+            if stored is not None
+            else {"database": "unreachable"}
+        )
+        if not behind:
             return
         if alive is not None:
             alive()
         if time.monotonic() > deadline:
-            raise SystemExit(f"group {group} not caught up after {timeout}s")
+            raise TimeoutError(
+                f"group {group} not caught up after {timeout}s: "
+                f"(stored, end) per partition {behind}"
+            )
         time.sleep(POLL_S)
 
 

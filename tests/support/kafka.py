@@ -21,19 +21,19 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from sqlalchemy import create_engine, func, make_url, select, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
+# Scratch databases and topic plumbing are shared with the benchmarks (one copy, in bench/).
+from bench.support import applied_offsets, end_offsets, unique, wait_for_partitions
+from bench.support import fresh_database as fresh_database
+from bench.support import wait_until_applied as wait_until_applied
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger import queries
@@ -51,10 +51,6 @@ LEDGER_BIN = REPO / ".venv" / "bin" / "ledger"
 POLL_S = 0.05  # how often the wait helpers look again
 
 Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset (next offset to write)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 # --- topics --------------------------------------------------------------------------------
@@ -116,38 +112,8 @@ def topic_exists(bootstrap: str, name: str) -> bool:
         admin.close()
 
 
-def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 30.0) -> None:
-    """Poll metadata until every topic in ``want`` has that many partitions."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = {name: len(consumer.partitions_for_topic(name) or ()) for name in want}
-            if seen == want:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topics not ready after {timeout}s: want {want}, see {seen}")
-            time.sleep(POLL_S)
-    finally:
-        consumer.close()
-
-
 def names(topics: Topics) -> list[str]:
     return [topics.orders, topics.accounts]
-
-
-def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> Ends:
-    """The end offset of every partition of ``topic_names`` (what has been produced)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tps = [
-            TopicPartition(name, p)
-            for name in topic_names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
-        return {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
 
 
 # --- producing -----------------------------------------------------------------------------
@@ -195,48 +161,9 @@ def seal(bootstrap: str, topics: Topics) -> None:
         publisher.seal(end - 1)
 
 
-def _stored_offsets(service: LedgerService, group: str) -> dict[tuple[str, int], int] | None:
-    """The group's stored offsets, or None while the database is unreachable (restarts)."""
-    try:
-        return service.stored_offsets(group)
-    except OperationalError:
-        return None
-
-
-def wait_until_applied(
-    store: Store,
-    group: str,
-    ends: Ends,
-    timeout: float = 120.0,
-    alive: Callable[[], None] | None = None,
-) -> None:
-    """Poll the offsets stored in the ledger database for ``group`` until each partition's
-    reaches ``ends``. ``alive`` is called on every poll and may raise to fail fast (e.g.
-    the consumer process died). Raises AssertionError at the deadline, with the progress."""
-    service = LedgerService(store)
-    deadline = time.monotonic() + timeout
-    while True:
-        stored = _stored_offsets(service, group)
-        behind = (
-            {k: (stored.get(k, 0), v) for k, v in ends.items() if stored.get(k, 0) < v}
-            if stored is not None
-            else {"database": "unreachable"}
-        )
-        if not behind:
-            return
-        if alive is not None:
-            alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"group {group} not caught up after {timeout}s: "
-                f"(stored, end) per partition {behind}"
-            )
-        time.sleep(POLL_S)
-
-
 def applied_count(store: Store, group: str) -> int:
     """How many records the group has applied so far (sum of stored next offsets)."""
-    stored = _stored_offsets(LedgerService(store), group)
+    stored = applied_offsets(LedgerService(store), group)
     return 0 if stored is None else sum(stored.values())
 
 
@@ -266,27 +193,6 @@ def produce_phases(
             during(phase, ends)
         wait_until_applied(store, group, ends, timeout, alive)
     return ends
-
-
-# --- databases -----------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(pg_url: str, prefix: str = "kt_") -> Iterator[str]:
-    """A new empty database on ``pg_url``'s cluster (for a test that needs two), dropped
-    afterwards with its sessions."""
-    name = unique(prefix).replace("-", "_")
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 # --- consumers -----------------------------------------------------------------------------
