@@ -297,11 +297,12 @@ def write_changes(conn: Connection, insert_rows: BulkInsert, changes: Changes, n
         insert_rows(conn, t.orders, [_order_row(o) for o in c.new_orders])
     if c.changed_orders:
         # replace the changed rows: two set statements instead of one UPDATE per row
-        # (the rows are locked FOR UPDATE by this transaction since they were read)
-        changed = [o.order_id for o in c.changed_orders]
-        for chunk in _chunks(changed):
+        # (the rows are locked FOR UPDATE by this transaction since they were read), a
+        # slice at a time so a settlement run's orders are never all rows at once
+        by_id = {o.order_id: o for o in c.changed_orders}
+        for chunk in _chunks(by_id):
             conn.execute(delete(t.orders).where(t.orders.c.order_id.in_(chunk)))
-        insert_rows(conn, t.orders, [_order_row(o) for o in c.changed_orders])
+            insert_rows(conn, t.orders, [_order_row(by_id[order_id]) for order_id in chunk])
     if c.refunds:
         insert_rows(conn, t.refunds, [{"refund_id": r, "order_id": o} for r, o in c.refunds])
     if c.new_payouts:

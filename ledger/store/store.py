@@ -26,6 +26,7 @@ from ledger.store.backend import Backend, UpsertInsert
 from ledger.store.errors import StoreError
 
 COUNTERS = ("entries", "events", "dead_letters", "arrival")
+ROWS_PER_COPY = 20_000  # entries per COPY when a batch brings more (a settlement run)
 
 
 class Store:
@@ -103,27 +104,35 @@ class Store:
             return []
         head_seq, prev, _, _ = self._lock_head(conn, chain)
         seqs = self.allocate(conn, "entries", len(entries))
-        entry_rows: list[dict[str, Any]] = []
-        posting_rows: list[dict[str, Any]] = []
-        for offset, (seq, entry) in enumerate(zip(seqs, entries, strict=True)):
-            chain_seq = head_seq + 1 + offset
-            digest = link_hash(prev, chain, chain_seq, entry)
-            entry_rows.append(_entry_row(seq, chain, chain_seq, entry, recorded_at, prev, digest))
-            posting_rows.extend(
-                {
-                    "entry_seq": seq,
-                    "ordinal": ordinal,
-                    "account": p.account,
-                    "currency": p.currency,
-                    "amount": p.amount,
-                    "occurred_at": entry.occurred_at,
-                }
-                for ordinal, p in enumerate(entry.postings)
-            )
-            prev = digest
-        self.bulk_insert(conn, tables.entries, entry_rows)
-        self.bulk_insert(conn, tables.postings, posting_rows)
-        self._add_to_balances(conn, chain, posting_rows)
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        # Rows are built and copied a chunk at a time: a settlement run can bring one entry
+        # per due order, and rows held all at once would cost several times the entries.
+        for start in range(0, len(entries), ROWS_PER_COPY):
+            entry_rows: list[dict[str, Any]] = []
+            posting_rows: list[dict[str, Any]] = []
+            for offset in range(start, min(start + ROWS_PER_COPY, len(entries))):
+                seq, entry = seqs[offset], entries[offset]
+                chain_seq = head_seq + 1 + offset
+                digest = link_hash(prev, chain, chain_seq, entry)
+                entry_rows.append(
+                    _entry_row(seq, chain, chain_seq, entry, recorded_at, prev, digest)
+                )
+                for ordinal, p in enumerate(entry.postings):
+                    posting_rows.append(
+                        {
+                            "entry_seq": seq,
+                            "ordinal": ordinal,
+                            "account": p.account,
+                            "currency": p.currency,
+                            "amount": p.amount,
+                            "occurred_at": entry.occurred_at,
+                        }
+                    )
+                    sums[(p.account, p.currency)] += p.amount
+                prev = digest
+            self.bulk_insert(conn, tables.entries, entry_rows)
+            self.bulk_insert(conn, tables.postings, posting_rows)
+        self._add_to_balances(conn, chain, sums)
         heads = tables.chain_heads
         conn.execute(
             update(heads)
@@ -133,13 +142,11 @@ class Store:
         return seqs
 
     def _add_to_balances(
-        self, conn: Connection, chain: str, posting_rows: list[dict[str, Any]]
+        self, conn: Connection, chain: str, sums: Mapping[tuple[str, str], int]
     ) -> None:
-        """Add the postings to ``account_balances`` (see tables.py), in the same
-        transaction. The shard's rows are only written under this chain's head lock."""
-        sums: dict[tuple[str, str], int] = defaultdict(int)
-        for row in posting_rows:
-            sums[(row["account"], row["currency"])] += row["amount"]
+        """Add the net amount per (account, currency) to ``account_balances`` (see
+        tables.py), in the same transaction. The shard's rows are only written under this
+        chain's head lock."""
         shard = self.specifics.balance_shard(chain)
         rows = [
             (account, currency, shard, amount)
