@@ -93,16 +93,25 @@ class Store:
         caller dedupes first, and must roll back on any error). Locks the chain's head row
         until the caller's transaction ends, so writers of one chain queue and writers of
         other chains proceed."""
-        _check_chain(chain)
-        entries = list(entries)
-        if type(recorded_at) is not int:
-            raise TypeError(f"recorded_at must be an int, not {recorded_at!r}")
-        for entry in entries:
-            validate_entry(entry)
-            entry.check_balanced()
+        entries = _checked(chain, entries, recorded_at)
         if not entries:
             return []
         head_seq, prev, _, _ = self._lock_head(conn, chain)
+        seqs, last = self._write_entries(conn, chain, (head_seq, prev), entries, recorded_at)
+        self._move_head(conn, chain, chain_seq=head_seq + len(entries), hash=last)
+        return seqs
+
+    def _write_entries(
+        self,
+        conn: Connection,
+        chain: str,
+        head: tuple[int, str],
+        entries: list[JournalEntry],
+        recorded_at: int,
+    ) -> tuple[list[int], str]:
+        """Write checked ``entries`` after ``head`` (last chain_seq, last hash) of a locked
+        chain, with their postings and balances; returns their seqs and the last hash."""
+        head_seq, prev = head
         seqs = self.allocate(conn, "entries", len(entries))
         sums: dict[tuple[str, str], int] = defaultdict(int)
         # Rows are built and copied a chunk at a time: a settlement run can bring one entry
@@ -133,13 +142,11 @@ class Store:
             self.bulk_insert(conn, tables.entries, entry_rows)
             self.bulk_insert(conn, tables.postings, posting_rows)
         self._add_to_balances(conn, chain, sums)
+        return seqs, prev
+
+    def _move_head(self, conn: Connection, chain: str, **values: object) -> None:
         heads = tables.chain_heads
-        conn.execute(
-            update(heads)
-            .where(heads.c.chain == chain)
-            .values(chain_seq=head_seq + len(entries), hash=prev)
-        )
-        return seqs
+        conn.execute(update(heads).where(heads.c.chain == chain).values(**values))
 
     def _add_to_balances(
         self, conn: Connection, chain: str, sums: Mapping[tuple[str, str], int]
@@ -159,20 +166,7 @@ class Store:
     def append_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event-log rows, each linked into the hash chain named by its "chain" key
         (ledger/eventlog.py), in order. Locks those chains' head rows like append_entries."""
-        by_chain: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_chain.setdefault(row["chain"], []).append(row)
-        heads = tables.chain_heads
-        for chain, linked in sorted(by_chain.items()):
-            _check_chain(chain)
-            _, _, events_seq, events_hash = self._lock_head(conn, chain)
-            new_seq, new_hash = link_events(chain, (events_seq, events_hash), linked)
-            conn.execute(
-                update(heads)
-                .where(heads.c.chain == chain)
-                .values(events_seq=new_seq, events_hash=new_hash)
-            )
-        self.bulk_insert(conn, tables.events, rows)
+        self.append_batch(conn, rows, {}, 0)
 
     def append_batch(
         self,
@@ -182,13 +176,31 @@ class Store:
         recorded_at: int,
     ) -> None:
         """A batch's event-log rows and journal entries. Every chain involved is locked
-        first, in name order, so two batches never wait on each other in a cycle."""
-        for chain in sorted({row["chain"] for row in events} | set(entries)):
+        first, in name order, so two batches never wait on each other in a cycle; each
+        chain's head is read once and written once."""
+        checked = {
+            chain: _checked(chain, chain_entries, recorded_at)
+            for chain, chain_entries in entries.items()
+        }
+        by_chain: dict[str, list[dict[str, Any]]] = {}
+        for row in events:
+            by_chain.setdefault(row["chain"], []).append(row)
+        for chain in by_chain:
             _check_chain(chain)
-            self._lock_head(conn, chain)
-        self.append_events(conn, events)
-        for chain, chain_entries in sorted(entries.items()):
-            self.append_entries(conn, chain, chain_entries, recorded_at)
+        for chain in sorted(set(by_chain) | {c for c, e in checked.items() if e}):
+            head_seq, head_hash, events_seq, events_hash = self._lock_head(conn, chain)
+            moved: dict[str, object] = {}
+            if chain in by_chain:
+                new_seq, new_hash = link_events(chain, (events_seq, events_hash), by_chain[chain])
+                moved.update(events_seq=new_seq, events_hash=new_hash)
+            chain_entries = checked.get(chain)
+            if chain_entries:
+                _, last = self._write_entries(
+                    conn, chain, (head_seq, head_hash), chain_entries, recorded_at
+                )
+                moved.update(chain_seq=head_seq + len(chain_entries), hash=last)
+            self._move_head(conn, chain, **moved)
+        self.bulk_insert(conn, tables.events, events)
 
     def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str, int, str]:
         """Lock the chain's head row (creating it at GENESIS on first use) and read it:
@@ -212,6 +224,19 @@ class Store:
             )
             row = conn.execute(query).one()
         return int(row.chain_seq), str(row.hash), int(row.events_seq), str(row.events_hash)
+
+
+def _checked(chain: str, entries: Sequence[JournalEntry], recorded_at: int) -> list[JournalEntry]:
+    """``entries`` as a list once every one is well typed and balanced (raises otherwise,
+    before anything is written)."""
+    _check_chain(chain)
+    if type(recorded_at) is not int:
+        raise TypeError(f"recorded_at must be an int, not {recorded_at!r}")
+    checked = list(entries)
+    for entry in checked:
+        validate_entry(entry)
+        entry.check_balanced()
+    return checked
 
 
 def _check_chain(chain: object) -> None:
