@@ -90,7 +90,7 @@ def ceiling_and_ours(
     out["raw_decode"] = raw_consume(args.bootstrap, topics, records, decode=True)
     consume, decode = out["raw_consume"]["seconds"], out["raw_decode"]["seconds"]
     say(f"{name}: raw consume {consume} s, consume + decode {decode} s")
-    for n in (1, 2):
+    for n in args.consumers:
         run = retried(
             f"{name} e2e {n}", lambda n=n: ours.e2e(args.bootstrap, topics, args.pg_url, n)
         )
@@ -128,9 +128,17 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
     parser.add_argument("--skip", default="", help="comma list of: mix,orders,baselines,large")
+    parser.add_argument(
+        "--consumers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="group sizes of the e2e runs (1,2); a long RSS run may want only 1",
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
     parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
     args = parser.parse_args()
+    if 1 not in args.consumers:
+        parser.error("--consumers must include 1: every ratio is against one consumer")
     full = {
         "orders": 50_000,
         "sharers": 10_000,

@@ -44,7 +44,7 @@ from ledger.payload import dump_event
 from ledger.publisher import Publisher
 from ledger.service import LedgerService, Received
 from ledger.simulate import PRODUCER, START, Workload, generate, generate_dense, plans
-from ledger.store import tables
+from ledger.store import tables, view_tables
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
@@ -52,6 +52,7 @@ from projectors import read, runner
 from schemas.codec import DecodeError, default_codec
 
 __all__ = [
+    "view_tables",
     "CONSUMER_DEFAULTS",
     "PRODUCER",
     "START",

@@ -242,27 +242,42 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
     if cls is None:
         raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {event_type!r}")
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in record or record[f.name] is None:
-            if f.default is None:
+    for name, optional, item_type, nested in _record_layout(cls):
+        value = record.get(name)
+        if value is None:
+            if optional:
                 continue
-            raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}: missing field {f.name!r}")
-        value = record[f.name]
-        item_type = _TUPLE_ITEMS.get((event_type, f.name))
-        nested = item_type if item_type is not None and is_dataclass(item_type) else None
+            raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}: missing field {name!r}")
         if nested is not None:
             if not isinstance(value, (list, tuple)):
-                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name} must be a list")
+                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{name} must be a list")
             try:
                 value = tuple(
                     item if isinstance(item, nested) else nested(**item) for item in value
                 )
             except TypeError as exc:
-                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{f.name}: {exc}") from exc
+                raise InvalidEvent(Reason.INVALID_FIELD, f"{event_type}.{name}: {exc}") from exc
         elif item_type is not None:
             value = tuple(value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+# (field, optional, tuple item type, item dataclass) per event class: built once, because
+# every decoded event goes through event_from_record.
+_RECORD_LAYOUTS: dict[type, tuple[tuple[str, bool, Any, Any], ...]] = {}
+
+
+def _record_layout(cls: type[Event]) -> tuple[tuple[str, bool, Any, Any], ...]:
+    layout = _RECORD_LAYOUTS.get(cls)
+    if layout is None:
+        rows = []
+        for f in fields(cls):
+            item_type = _TUPLE_ITEMS.get((cls.TYPE, f.name))
+            nested = item_type if item_type is not None and is_dataclass(item_type) else None
+            rows.append((f.name, f.default is None, item_type, nested))
+        layout = _RECORD_LAYOUTS[cls] = tuple(rows)
+    return layout
 
 
 def event_to_record(event: Event) -> dict[str, Any]:

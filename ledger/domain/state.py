@@ -435,14 +435,22 @@ class WorkingState:
     def beyond_bound(self, entries: Iterable[JournalEntry]) -> tuple[str, str, int] | None:
         """The first (account, currency, balance) that posting ``entries`` would take
         beyond ±BALANCE_BOUND, or None. Unloaded balances are skipped when optimistic."""
-        for (account, currency), amount in sorted(_sums(entries).items()):
-            key = (account, currency)
-            if self._optimistic and key not in self._base:
+        sums = _sums(entries)
+        if not self._optimistic:
+            self._fill_balances(sums)
+        base, posted = self._base, self._posted
+        beyond = []
+        for key, amount in sums.items():
+            committed = base.get(key)
+            if committed is None:  # not loaded: assumed far from the bound (optimistic)
                 continue
-            after = self.balance(account, currency) + amount
+            after = committed + posted.get(key, 0) + amount
             if not -BALANCE_BOUND <= after <= BALANCE_BOUND:
-                return account, currency, after
-        return None
+                beyond.append((key, after))
+        if not beyond:
+            return None
+        (account, currency), after = min(beyond)
+        return account, currency, after
 
     def post(self, entries: Iterable[JournalEntry]) -> None:
         """Record that ``entries`` were applied (their postings move the balances)."""

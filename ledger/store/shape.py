@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Table
+from sqlalchemy import BigInteger, Connection, Integer, String, Table, Text, text
 
 # A lone surrogate: what a non-UTF-8 byte becomes under ``lenient_text``. One regex search
 # runs in C; text that is ASCII (nearly all) needs no search at all.
@@ -62,6 +62,60 @@ def row_problem(table: Table, row: Mapping[Any, Any]) -> str | None:
         problem = value_problem(table, name, value)
         if problem is not None:
             return problem
+    return None
+
+
+# What PostgreSQL's catalog calls each declared column type.
+_CATALOG_TYPES = (
+    (BigInteger, "bigint"),
+    (Integer, "integer"),
+    (Text, "text"),
+    (String, "character varying"),
+)
+
+
+def typed_by_catalog(conn: Connection, wanted: list[Table]) -> set[str]:
+    """The tables of ``wanted`` whose stored values PostgreSQL itself guarantees: every
+    column has its declared type and is NOT NULL where declared so, in a UTF-8 database.
+    Such a table cannot hold a value ``row_problem`` would report (a bigint is a 64-bit
+    int, text is valid UTF-8), so verify skips the per-row checks there. A table whose
+    catalog differs (a superuser altered a column) keeps them. Empty on SQLite, which
+    stores any value anywhere."""
+    if conn.dialect.name != "postgresql":
+        return set()
+    encoding = conn.execute(
+        text(
+            "SELECT pg_encoding_to_char(encoding) FROM pg_database"
+            " WHERE datname = current_database()"
+        )
+    ).scalar()
+    if encoding != "UTF8":
+        return set()
+    catalog: dict[tuple[str, str], tuple[str, bool]] = {
+        (table, column): (data_type, nullable == "YES")
+        for table, column, data_type, nullable in conn.execute(
+            text(
+                "SELECT table_name, column_name, data_type, is_nullable"
+                " FROM information_schema.columns WHERE table_schema = current_schema()"
+            )
+        )
+    }
+    trusted = set()
+    for table in wanted:
+        stored = [catalog.get((table.name, c.name)) for c in table.columns]
+        declared = [(_catalog_type(c.type), bool(c.nullable)) for c in table.columns]
+        if all(
+            s is not None and s[0] == d[0] and (d[1] or not s[1])
+            for s, d in zip(stored, declared, strict=True)
+        ):
+            trusted.add(table.name)
+    return trusted
+
+
+def _catalog_type(declared: Any) -> str | None:
+    for kind, name in _CATALOG_TYPES:
+        if isinstance(declared, kind):
+            return name
     return None
 
 
