@@ -34,6 +34,7 @@ from bench.support import (
     view_tables,
 )
 from bench.workloads import orders_only
+from ledger.runtime import tune_gc_for_throughput
 
 LOST = (OperationalError, psycopg2.OperationalError)
 POSTINGS_PER_ORDER = 4.4  # merchant + fee + 1 to 3 levels, measured on this stream
@@ -90,6 +91,7 @@ class Outages:
 
 
 def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
+    tune_gc_for_throughput()  # as `ledger ingest` and `ledger verify` do
     orders = int(postings / POSTINGS_PER_ORDER) + 1
     events = orders_only(seed, orders)
     rng = random.Random(seed)

@@ -84,6 +84,21 @@ def _stream_rows(section: str, s: dict[str, Any]) -> list[Row]:
                 f">= 1.6x one: {_met(two >= 1.6 * one)}",
             )
         )
+    for n in sorted(int(key[4:]) for key in s if key.startswith("e2e_") and key != "e2e_1"):
+        if n == 2:
+            continue
+        run = s[f"e2e_{n}"]
+        rate = _rate(run["records"], run["seconds"])
+        out.append(
+            Row(
+                section,
+                f"ours e2e, {n} consumers (one group)",
+                rate,
+                "records/s",
+                f"{_x(rate, one)} one consumer; {rate / decode:.1%} of consume+decode",
+                "",
+            )
+        )
     return out
 
 
@@ -251,7 +266,7 @@ def rss_rows(result: dict[str, Any]) -> list[str]:
     """One line per e2e run: RSS at start/end, and the last quarter against the first."""
     lines = []
     for stream in ("mix", "orders"):
-        for key in ("e2e_1", "e2e_2"):
+        for key in _e2e_keys(result.get(stream)):
             run = (result.get(stream) or {}).get(key)
             if not run or "first_mib" not in run["rss"]:
                 continue
@@ -268,7 +283,7 @@ def cpu_rows(result: dict[str, Any]) -> list[str]:
     """One line per e2e run: CPU per record of the consumers, PostgreSQL and Kafka."""
     lines = []
     for stream in ("mix", "orders"):
-        for key in ("e2e_1", "e2e_2"):
+        for key in _e2e_keys(result.get(stream)):
             run = (result.get(stream) or {}).get(key)
             cpu = (run or {}).get("cpu")
             if not cpu:
@@ -284,6 +299,12 @@ def cpu_rows(result: dict[str, Any]) -> list[str]:
                 f"{total:.1f} | {cpu['cores_busy']} |"
             )
     return lines
+
+
+def _e2e_keys(stream: dict[str, Any] | None) -> list[str]:
+    """e2e_1, e2e_2, … of a stream's result, by group size."""
+    keys = [k for k in (stream or {}) if k.startswith("e2e_")]
+    return sorted(keys, key=lambda k: int(k[4:]))
 
 
 def _fmt(value: float) -> str:
@@ -367,7 +388,7 @@ def chart(result: dict[str, Any], out: Path) -> None:
             ax.text(r.rate, y, f" {_fmt(r.rate)}", va="center", fontsize=7)
     ax = axes[2]
     for stream in ("mix", "orders"):
-        for key in ("e2e_1", "e2e_2"):
+        for key in _e2e_keys(result.get(stream)):
             run = (result.get(stream) or {}).get(key)
             if run and run["rss"].get("samples"):
                 samples = run["rss"]["samples"]

@@ -291,11 +291,13 @@ class ChainChecker:
             why = row.malformed or f"chain name {row.chain!r} is not text"
             self._note(row.seq, _text(row.chain), f"malformed row at seq {row.seq!r}: {why}")
             return
-        state = self.chains.setdefault(row.chain, _ChainState())
-        problem = self._row_problem(row, state)
+        state = self.chains.get(row.chain)
+        if state is None:
+            state = self.chains[row.chain] = _ChainState()
+        well_typed = type(row.chain_seq) is int and type(row.seq) is int and _is_link(row.hash)
+        problem = self._row_problem(row, state, well_typed)
         if problem is not None:
             self._note(row.seq, row.chain, problem)
-        well_typed = type(row.chain_seq) is int and type(row.seq) is int and _is_link(row.hash)
         if well_typed and row.chain_seq > state.chain_seq:
             state.chain_seq, state.hash, state.seq = row.chain_seq, row.hash, row.seq
 
@@ -338,7 +340,28 @@ class ChainChecker:
             problems_found=self.problems_found,
         )
 
-    def _row_problem(self, row: LinkedRow, state: _ChainState) -> str | None:
+    def _row_problem(self, row: LinkedRow, state: _ChainState, well_typed: bool) -> str | None:
+        # The common case, a row that follows its chain's last one and hashes right, is
+        # decided before any message is worded.
+        if (
+            well_typed
+            and row.chain_seq == state.chain_seq + 1
+            and row.seq > state.seq
+            and row.prev_hash == state.hash
+            and _is_link(row.prev_hash)
+        ):
+            stored_head = self.stored_heads.get(row.chain)
+            if stored_head is not None and row.chain_seq <= stored_head[0]:
+                try:
+                    recomputed = row.recompute()
+                except (TypeError, ValueError):
+                    recomputed = None
+                if recomputed == row.hash:
+                    where = f"{self.label}seq {row.seq} (chain {row.chain} #{row.chain_seq})"
+                    return row.content_problem(where)
+        return self._worded_problem(row, state)
+
+    def _worded_problem(self, row: LinkedRow, state: _ChainState) -> str | None:
         where = f"{self.label}seq {row.seq} (chain {row.chain} #{row.chain_seq})"
         for name in ("seq", "chain_seq"):
             if type(getattr(row, name)) is not int:
