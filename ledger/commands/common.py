@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,3 +127,35 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
             )
         )
     return "\n".join(out)
+
+
+@contextmanager
+def stage_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(stage, done, total)`` callback drawing one click progress bar per stage
+    on stderr when it is a terminal (stdout stays for the result, e.g. ``--json``; a
+    script capturing both gets no bar text mixed in)."""
+    current: dict[str, Any] = {}
+    if not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+
+    def close() -> None:
+        if current:
+            current["bar"].__exit__(None, None, None)
+            current.clear()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if current.get("stage") != stage:
+            close()
+            bar = click.progressbar(
+                length=max(total, 1), label=f"{stage:<18}", file=sys.stderr, show_pos=True
+            )
+            bar.__enter__()
+            current.update(stage=stage, bar=bar, at=0)
+        current["bar"].update(done - current["at"])
+        current["at"] = done
+
+    try:
+        yield progress
+    finally:
+        close()

@@ -17,6 +17,7 @@ from ledger.commands.common import (
     hex_digest,
     printable_id,
     resolve_db,
+    stage_bars,
     table,
 )
 from ledger.journal import VerifyReport
@@ -50,7 +51,10 @@ def verify(
     tune_gc_for_throughput()  # the replay allocates like ingestion does
     store = open_store(resolve_db(ctx, db_url), read_only=True)
     try:
-        report = verify_store(store, expect_head=expect_head, replay=not no_replay)
+        with stage_bars() as progress:
+            report = verify_store(
+                store, expect_head=expect_head, replay=not no_replay, progress=progress
+            )
     finally:
         store.dispose()
     if as_json:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
@@ -35,13 +35,22 @@ from ledger.store import tables as t
 from ledger.store.state_sql import order_from_row, order_to_row, plan_from_json
 
 Mismatch = tuple[str, object, str]  # (table, key, what differs)
+Progress = Callable[[str, int, int], object]  # (stage, done, total)
+PROGRESS_EVERY = 10_000
+
+
+def _ignore(stage: str, done: int, total: int) -> None:
+    return None
+
+
 _OUTCOME = {Applied: "applied", Rejected: "rejected", Parked: "parked"}
 
 
-def check_replay(conn: Connection) -> Mismatch | None:
+def check_replay(conn: Connection, progress: Progress = _ignore) -> Mismatch | None:
     """The first difference between the stored ledger and a replay of its event log."""
     incoming: list[Incoming] = []
     stored_outcome: dict[str, str] = {}
+    total = int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
     for row in conn.execute(select(t.events).order_by(t.events.c.seq)).mappings():
         event, problem = _decode(row)
         if problem is not None:
@@ -49,14 +58,22 @@ def check_replay(conn: Connection) -> Mismatch | None:
         assert event is not None
         incoming.append(Incoming(event, row["seq"], row["source"], row["chain"]))
         stored_outcome[row["event_id"]] = row["outcome"]
+        if len(incoming) % PROGRESS_EVERY == 0:
+            progress("replay: reading", len(incoming), total)
+    progress("replay: reading", len(incoming), total)
     state = WorkingState()
+    results: list[Result] = []
     try:
-        results = process(incoming, state)
+        # in slices only to report progress: process() carries nothing between calls but
+        # the state, so the slices give the results of one call
+        for start in range(0, len(incoming), PROGRESS_EVERY):
+            results += process(incoming[start : start + PROGRESS_EVERY], state)
+            progress("replay: rules", min(start + PROGRESS_EVERY, len(incoming)), len(incoming))
     except Exception as exc:  # noqa: BLE001 - a forged log may hold anything
         return ("events", None, f"the event log cannot be replayed: {exc!r}"[:500])
     return (
         _check_outcomes(results, stored_outcome)
-        or _check_entries(conn, results)
+        or _check_entries(conn, results, progress)
         or _check_dead_letters(conn, results)
         or _check_state(conn, state.changes())
     )
@@ -106,7 +123,9 @@ def _entry_digest(chain: str, entry: JournalEntry) -> bytes:
     return hashlib.sha256(canonical_entry_bytes(chain, 0, entry)).digest()
 
 
-def _check_entries(conn: Connection, results: list[Result]) -> Mismatch | None:
+def _check_entries(
+    conn: Connection, results: list[Result], progress: Progress = _ignore
+) -> Mismatch | None:
     """Digests, not entries, are kept for the replayed side: memory grows by ~100 bytes
     per entry however large the ledger."""
     implied: dict[tuple[str, int], bytes] = {}
@@ -116,7 +135,11 @@ def _check_entries(conn: Connection, results: list[Result]) -> Mismatch | None:
                 implied[(entry.event_id, entry.ordinal)] = _entry_digest(
                     result.incoming.chain, entry
                 )
+    total, done = len(implied), 0
     for row, entry in _stored_entries(conn):
+        done += 1
+        if done % PROGRESS_EVERY == 0:
+            progress("replay: comparing", done, total)
         key = (entry.event_id, entry.ordinal)
         digest = implied.pop(key, None)
         where = f"journal entry seq {row['seq']} ({entry.event_id}#{entry.ordinal})"
@@ -128,6 +151,7 @@ def _check_entries(conn: Connection, results: list[Result]) -> Mismatch | None:
                 row["seq"],
                 f"{where} differs from what the rules give for its event",
             )
+    progress("replay: comparing", done, total)
     if implied:
         event_id, ordinal = min(implied)
         return (

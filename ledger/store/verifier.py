@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, select
+from sqlalchemy import Connection, Table, exists, func, select
 
 from ledger.eventlog import EventRow, events_head
 from ledger.journal import ChainChecker, EntryRow, VerifyReport, entry_from_row
@@ -20,6 +20,9 @@ from ledger.store import tables
 from ledger.store.shape import lenient_text, row_problem, typed_by_catalog
 
 Heads = dict[str, tuple[int, str]]
+# progress(stage, done, total): rows of the stage done so far, out of total
+Progress = Callable[[str, int, int], object]
+STAGES = ("journal", "event log", "replay: reading", "replay: rules", "replay: comparing")
 
 
 def verify_snapshot(
@@ -27,10 +30,16 @@ def verify_snapshot(
     *,
     batch_size: int,
     expect_head: str | None,
-    replay: Callable[[Connection], tuple[str, Any, str] | None] | None,
+    replay: Callable[[Connection, Progress], tuple[str, Any, str] | None] | None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify what ``conn`` (inside a read snapshot) sees; see ``base.verify``."""
+    """Verify what ``conn`` (inside a read snapshot) sees; see ``verify.verify``."""
+    report_progress = progress or _ignore
     with _lenient(conn):
+        totals = {
+            "journal": _count(conn, tables.entries),
+            "event log": _count(conn, tables.events),
+        }
         entry_heads, event_heads, head_problems = _stored_heads(conn)
         journal = ChainChecker(entry_heads)
         for chain, problem in head_problems:
@@ -38,6 +47,9 @@ def verify_snapshot(
         trusted = typed_by_catalog(conn, [tables.entries, tables.postings, tables.events])
         for row in _stream_entries(conn, batch_size, trusted):
             journal.feed(row)
+            if journal.entries_checked % batch_size == 0:
+                report_progress("journal", journal.entries_checked, totals["journal"])
+        report_progress("journal", journal.entries_checked, totals["journal"])
         orphan = _first_orphan_posting(conn)
         if orphan is not None:
             journal.note_orphan_posting(orphan)
@@ -45,6 +57,9 @@ def verify_snapshot(
         log = ChainChecker(event_heads, label="event log: ")
         for event in _stream_events(conn, batch_size, trusted):
             log.feed(event)
+            if log.entries_checked % batch_size == 0:
+                report_progress("event log", log.entries_checked, totals["event log"])
+        report_progress("event log", log.entries_checked, totals["event log"])
         log.check_heads()
         found: tuple[str, int | None, str | None, str] | None = None
         replayed = 0
@@ -62,7 +77,7 @@ def verify_snapshot(
                 problem,
             )
         elif replay is not None:
-            mismatch = replay(conn)
+            mismatch = replay(conn, report_progress)
             if mismatch is not None:
                 replayed = 1
                 table, key, problem = mismatch
@@ -81,6 +96,14 @@ def verify_snapshot(
         event_chains=event_chains,
         events_head=events_head(event_chains),
     )
+
+
+def _ignore(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _count(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 @contextmanager

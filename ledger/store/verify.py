@@ -6,7 +6,7 @@ from __future__ import annotations
 from ledger.journal import VerifyReport
 from ledger.store.errors import StoreError
 from ledger.store.store import Store
-from ledger.store.verifier import verify_snapshot
+from ledger.store.verifier import Progress, verify_snapshot
 
 
 def verify(
@@ -15,6 +15,7 @@ def verify(
     batch_size: int = 10_000,
     expect_head: str | None = None,
     replay: bool = True,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Recompute every chain from the stored rows and report the first bad row.
 
@@ -25,7 +26,8 @@ def verify(
     (ledger/eventlog.py). Then, unless ``replay`` is False, the event log is replayed
     through the rules and what it implies is compared with the journal and the reference
     state (ledger/store/replay.py). Compares the ledger head with ``expect_head`` when
-    given. Never raises for a stored value of any type: that is a reported problem."""
+    given. Never raises for a stored value of any type: that is a reported problem.
+    ``progress(stage, done, total)`` is called as each stage advances (``STAGES``)."""
     if type(batch_size) is not int or batch_size < 1:
         raise StoreError(f"batch_size must be a positive int, not {batch_size!r}")
     check = None
@@ -34,4 +36,10 @@ def verify(
 
         check = check_replay
     with store.read() as conn:
-        return verify_snapshot(conn, batch_size=batch_size, expect_head=expect_head, replay=check)
+        return verify_snapshot(
+            conn,
+            batch_size=batch_size,
+            expect_head=expect_head,
+            replay=check,
+            progress=progress,
+        )
