@@ -32,14 +32,18 @@ from bench.support import (
 
 
 def e2e(
-    bootstrap: str, topics: Topics, pg_url: str, consumers: int, timeout: float = 1800
+    bootstrap: str, topics: Topics, pg_url: str, consumers: int, timeout: float | None = None
 ) -> dict[str, Any]:
+    """One e2e run. ``timeout``: by default long enough for 500 records/s (at least 30
+    minutes): a 10M-record run on a growing ledger outlasted a fixed 30 minutes."""
     log_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))
     with fresh_database(pg_url, prefix="bench_e2e_") as url:
         store = open_store(url)  # migrates the schema before the consumers start
         service = LedgerService(store)
         group = unique("bench-run")
         ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
+        if timeout is None:
+            timeout = max(1800.0, sum(ends.values()) / 500)
         server_started = postmaster_start(store)
 
         def applied() -> int:
