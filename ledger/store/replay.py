@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
@@ -33,24 +33,20 @@ from ledger.journal import canonical_entry_bytes, entry_from_row
 from ledger.payload import dump_event, load_event
 from ledger.store import tables as t
 from ledger.store.state_sql import order_from_row, order_to_row, plan_from_json
+from ledger.store.verifier import Progress, ignore_progress, plain_dicts
 
 Mismatch = tuple[str, object, str]  # (table, key, what differs)
-Progress = Callable[[str, int, int], object]  # (stage, done, total)
 PROGRESS_EVERY = 10_000
-
-
-def _ignore(stage: str, done: int, total: int) -> None:
-    return None
-
-
 _OUTCOME = {Applied: "applied", Rejected: "rejected", Parked: "parked"}
 
 
-def check_replay(conn: Connection, progress: Progress = _ignore) -> Mismatch | None:
-    """The first difference between the stored ledger and a replay of its event log."""
+def check_replay(
+    conn: Connection, progress: Progress = ignore_progress, total: int = 0
+) -> Mismatch | None:
+    """The first difference between the stored ledger and a replay of its event log
+    (``total``: the events the log holds, for ``progress`` only)."""
     incoming: list[Incoming] = []
     stored_outcome: dict[str, str] = {}
-    total = int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
     for row in conn.execute(select(t.events).order_by(t.events.c.seq)).mappings():
         event, problem = _decode(row)
         if problem is not None:
@@ -124,7 +120,7 @@ def _entry_digest(chain: str, entry: JournalEntry) -> bytes:
 
 
 def _check_entries(
-    conn: Connection, results: list[Result], progress: Progress = _ignore
+    conn: Connection, results: list[Result], progress: Progress = ignore_progress
 ) -> Mismatch | None:
     """Digests, not entries, are kept for the replayed side: memory grows by ~100 bytes
     per entry however large the ledger."""
@@ -170,21 +166,17 @@ def _stored_entries(conn: Connection, batch: int = 10_000) -> Iterator[tuple[Any
     while True:
         query = select(e).order_by(e.c.seq).limit(batch)
         result = conn.execute(query if last is None else query.where(e.c.seq > last))
-        rows = _dicts(result)
+        rows = plain_dicts(result.keys(), result)
         if not rows:
             return
         last = rows[-1]["seq"]
         postings: dict[int, list[Any]] = {}
         query = select(p).where(p.c.entry_seq.in_([row["seq"] for row in rows]))
-        for posting in _dicts(conn.execute(query.order_by(p.c.entry_seq, p.c.ordinal))):
+        result = conn.execute(query.order_by(p.c.entry_seq, p.c.ordinal))
+        for posting in plain_dicts(result.keys(), result):
             postings.setdefault(posting["entry_seq"], []).append(posting)
         for row in rows:
             yield row, entry_from_row(row, postings.get(row["seq"], []))
-
-
-def _dicts(result: Any) -> list[dict[str, Any]]:
-    keys = tuple(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def _check_dead_letters(conn: Connection, results: list[Result]) -> Mismatch | None:
@@ -238,19 +230,18 @@ def _stored_state(
 ) -> Iterable[tuple[Any, Any]]:
     rows = conn.execute(select(t.metadata.tables[table])).mappings()
     for r in rows:
-        if table == "orders":
-            # Nearly every row equals its replayed (canonical) form: compare as stored first
-            # and parse only a row that differs, to say how.
-            stored = dict(r)
-            key = r["order_id"]
-            yield key, stored if implied.get(key) == stored else _stored_order(r)
-            continue
         if table == "plans":
             yield r["plan_id"], _stored_plan(r)
         elif table == "sharers":
             yield r["sharer_id"], (r["upline_id"], r["enrolled_at"])
         elif table == "clicks":
             yield r["click_id"], (r["buyer_id"], r["sharer_id"], r["occurred_at"], r["arrival"])
+        elif table == "orders":
+            # Nearly every row equals its replayed (canonical) form: compare it as stored
+            # first, and parse only a row that differs, to say how.
+            stored = dict(r)
+            same = implied.get(r["order_id"]) == stored
+            yield r["order_id"], stored if same else _stored_order(r)
         elif table == "refunds":
             yield r["refund_id"], r["order_id"]
         elif table == "payouts":

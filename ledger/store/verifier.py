@@ -30,11 +30,11 @@ def verify_snapshot(
     *,
     batch_size: int,
     expect_head: str | None,
-    replay: Callable[[Connection, Progress], tuple[str, Any, str] | None] | None,
+    replay: Callable[[Connection, Progress, int], tuple[str, Any, str] | None] | None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify what ``conn`` (inside a read snapshot) sees; see ``verify.verify``."""
-    report_progress = progress or _ignore
+    report_progress = progress or ignore_progress
     with _lenient(conn):
         totals = {
             "journal": _count(conn, tables.entries),
@@ -77,7 +77,7 @@ def verify_snapshot(
                 problem,
             )
         elif replay is not None:
-            mismatch = replay(conn, report_progress)
+            mismatch = replay(conn, report_progress, totals["event log"])
             if mismatch is not None:
                 replayed = 1
                 table, key, problem = mismatch
@@ -98,7 +98,7 @@ def verify_snapshot(
     )
 
 
-def _ignore(stage: str, done: int, total: int) -> None:
+def ignore_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
@@ -147,12 +147,14 @@ def _ordered(conn: Connection, table: Table, batch_size: int) -> Iterator[list[d
     result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
     keys = tuple(result.keys())
     for partition in result.partitions(batch_size):
-        yield _dicts(keys, partition)
+        yield plain_dicts(keys, partition)
 
 
-def _dicts(keys: tuple[str, ...], rows: Iterable[Any]) -> list[dict[str, Any]]:
-    # plain dicts: read several times per row, and much cheaper to index than RowMappings
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+def plain_dicts(keys: Iterable[str], rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows as plain dicts: verify reads each value several times, and a dict is much
+    cheaper to index than a RowMapping."""
+    names = tuple(keys)
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _stream_entries(conn: Connection, batch_size: int, trusted: set[str]) -> Iterator[EntryRow]:
@@ -165,7 +167,7 @@ def _stream_entries(conn: Connection, batch_size: int, trusted: set[str]) -> Ite
         if seqs:
             query = select(p).where(p.c.entry_seq.in_(seqs)).order_by(p.c.entry_seq, p.c.ordinal)
             result = conn.execute(query)
-            for posting in _dicts(tuple(result.keys()), result):
+            for posting in plain_dicts(result.keys(), result):
                 by_entry.setdefault(posting["entry_seq"], []).append(posting)
         for row in rows:
             yield _entry_row(row, by_entry.get(row["seq"], []), check_entries, check_postings)
