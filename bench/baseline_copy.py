@@ -10,13 +10,13 @@ hash chain, no event log, no reference state: what "just write the money" costs.
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 from sqlalchemy import create_engine, text
 
 from bench.ceiling import stream_events
 from bench.support import (
+    BaselineClock,
     ClickRecorded,
     OrderPlaced,
     PlanPublished,
@@ -58,8 +58,7 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
         plans: list[PlanPublished] = []
         buffer = io.StringIO()
         events = orders = postings = 0
-        started = time.perf_counter()
-        orders_from = 0.0  # when the first buyer event arrived (setup done)
+        clock = BaselineClock()
 
         def flush() -> None:
             buffer.seek(0)
@@ -69,8 +68,8 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
             buffer.truncate()
 
         for event in stream_events(bootstrap, topics):
-            if not orders_from and isinstance(event, ClickRecorded | OrderPlaced):
-                orders_from = time.perf_counter()
+            if clock.first_buyer_event(event):
+                clock.start_orders()
             events += 1
             if isinstance(event, SharerEnrolled):
                 uplines[event.sharer_id] = event.upline_id
@@ -115,15 +114,8 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
                 if orders >= max_orders:
                     break
         flush()
-        finished = time.perf_counter()
-        seconds = finished - started
+        clock.stop()
         cursor.close()
         raw.close()
         engine.dispose()
-    return {
-        "events": events,
-        "orders": orders,
-        "postings": postings,
-        "seconds": round(seconds, 3),
-        "orders_seconds": round(finished - orders_from, 3),
-    }
+    return clock.figures(events, orders, postings)

@@ -12,7 +12,6 @@ aggregate cache (``AGGREGATE_CACHE_MAXSIZE``).
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import make_url
 
 from bench.ceiling import stream_events
 from bench.support import (
+    BaselineClock,
     ClickRecorded,
     OrderPlaced,
     PlanPublished,
@@ -166,13 +166,12 @@ def run(
     with fresh_database(pg_url, prefix="bench_es_") as url:
         app = Commissions(recorder_env(url, cache))
         events = orders = postings = 0
-        started = time.perf_counter()
-        orders_from = 0.0  # when the first buyer event arrived (setup done)
+        clock = BaselineClock()
         setup: list[SharerEnrolled] = []
         for e in stream_events(bootstrap, topics):
-            if not orders_from and isinstance(e, ClickRecorded | OrderPlaced):
+            if clock.first_buyer_event(e):
                 app.enroll(setup)
-                orders_from = time.perf_counter()
+                clock.start_orders()
             events += 1
             if isinstance(e, SharerEnrolled):
                 setup.append(e)
@@ -188,14 +187,6 @@ def run(
                 orders += 1
                 if orders >= max_orders:
                     break
-        finished = time.perf_counter()
-        seconds = finished - started
+        clock.stop()
         app.close()
-    return {
-        "events": events,
-        "orders": orders,
-        "postings": postings,
-        "seconds": round(seconds, 3),
-        "orders_seconds": round(finished - orders_from, 3),
-        "aggregate_cache": cache,
-    }
+    return {**clock.figures(events, orders, postings), "aggregate_cache": cache}

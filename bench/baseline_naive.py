@@ -8,7 +8,6 @@ as ORM objects and commit. No batching, no COPY, no hash chain.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import BigInteger, String, Text, create_engine
@@ -16,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from bench.ceiling import stream_events
 from bench.support import (
-    ClickRecorded,
+    BaselineClock,
     InMemoryLedger,
     OrderPlaced,
     Topics,
@@ -56,12 +55,11 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
         Base.metadata.create_all(engine)
         rules = InMemoryLedger(chain="naive")
         events = orders = postings = 0
-        started = time.perf_counter()
-        orders_from = 0.0  # when the first buyer event arrived (setup done)
+        clock = BaselineClock()
         with Session(engine) as session:
             for event in stream_events(bootstrap, topics):
-                if not orders_from and isinstance(event, ClickRecorded | OrderPlaced):
-                    orders_from = time.perf_counter()
+                if clock.first_buyer_event(event):
+                    clock.start_orders()
                 entries = []
                 for result in rules.ingest([event]):
                     entries.extend(getattr(result.outcome, "entries", ()))
@@ -81,7 +79,7 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
                         postings += 1
                 # the setup (not timed) commits every SETUP_CHUNK events, to keep the run
                 # short; from the first buyer event on, one commit per event
-                if orders_from or events % SETUP_CHUNK == 0:
+                if clock.in_orders or events % SETUP_CHUNK == 0:
                     session.commit()
                 rules.entries.clear()  # the database holds them; keep the memory flat
                 rules.results.clear()
@@ -90,13 +88,6 @@ def run(bootstrap: str, topics: Topics, pg_url: str, max_orders: int) -> dict[st
                     orders += 1
                     if orders >= max_orders:
                         break
-        finished = time.perf_counter()
-        seconds = finished - started
+        clock.stop()
         engine.dispose()
-    return {
-        "events": events,
-        "orders": orders,
-        "postings": postings,
-        "seconds": round(seconds, 3),
-        "orders_seconds": round(finished - orders_from, 3),
-    }
+    return clock.figures(events, orders, postings)

@@ -25,27 +25,21 @@ from bench.bench_views import timed
 from bench.support import (
     LedgerService,
     Received,
+    catalog,
     fresh_database,
     open_store,
     read,
     runner,
     tables,
+    tune_gc_for_throughput,
     verify,
-    view_tables,
 )
 from bench.workloads import orders_only
-from ledger.runtime import tune_gc_for_throughput
 
 LOST = (OperationalError, psycopg2.OperationalError)
 POSTINGS_PER_ORDER = 4.4  # merchant + fee + 1 to 3 levels, measured on this stream
 BATCH = 2_000
 CHAINS = 4
-VIEWS = ("balances", "payouts", "totals")  # each rebuilt and timed on its own
-VIEW_TABLES = {
-    "balances": view_tables.view_balances,
-    "payouts": view_tables.view_order_levels,
-    "totals": view_tables.view_fee_totals,
-}
 
 
 T = TypeVar("T")
@@ -111,7 +105,7 @@ def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
         counted, entries, sharers = outages.run(lambda: _counts(store))
         views = {
             name: outages.run(lambda name=name: _seconds(lambda: runner.rebuild(store, name)))
-            for name in VIEWS
+            for name in catalog.PROJECTORS  # each view rebuilt and timed on its own
         }
         rows = outages.run(lambda: _view_rows(store))
         reports: dict[bool, Any] = {}
@@ -152,8 +146,11 @@ def _view_rows(store: Any) -> dict[str, int]:
     """Rows each view holds after its rebuild (what its rebuild wrote)."""
     with store.read() as conn:
         return {
-            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for name, table in VIEW_TABLES.items()
+            name: sum(
+                int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in projector.tables
+            )
+            for name, projector in catalog.PROJECTORS.items()
         }
 
 

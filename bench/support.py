@@ -42,17 +42,20 @@ from ledger.domain.money import split_lines
 from ledger.logs import configure_logging
 from ledger.payload import dump_event
 from ledger.publisher import Publisher
+from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService, Received
 from ledger.simulate import PRODUCER, START, Workload, generate, generate_dense, plans
-from ledger.store import tables, view_tables
+from ledger.store import tables
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from projectors import read, runner
+from projectors import catalog, read, runner
 from schemas.codec import DecodeError, default_codec
 
 __all__ = [
-    "view_tables",
+    "BaselineClock",
+    "catalog",
+    "tune_gc_for_throughput",
     "CONSUMER_DEFAULTS",
     "PRODUCER",
     "START",
@@ -197,6 +200,42 @@ def wait_until_applied(
                 f"(stored, end) per partition {behind}"
             )
         time.sleep(POLL_S)
+
+
+# --- baselines -----------------------------------------------------------------------------
+
+
+class BaselineClock:
+    """The timing every baseline reports: the whole run, and its orders phase, from the
+    first buyer event on (the plans and enrollments before it are setup, not timed)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.orders_from = 0.0
+        self.finished = 0.0
+
+    def first_buyer_event(self, event: Event) -> bool:
+        """True for the first click or order: the setup is over."""
+        return not self.orders_from and isinstance(event, ClickRecorded | OrderPlaced)
+
+    def start_orders(self) -> None:
+        self.orders_from = time.perf_counter()
+
+    @property
+    def in_orders(self) -> bool:
+        return bool(self.orders_from)
+
+    def stop(self) -> None:
+        self.finished = time.perf_counter()
+
+    def figures(self, events: int, orders: int, postings: int) -> dict[str, Any]:
+        return {
+            "events": events,
+            "orders": orders,
+            "postings": postings,
+            "seconds": round(self.finished - self.started, 3),
+            "orders_seconds": round(self.finished - self.orders_from, 3),
+        }
 
 
 # --- consumer processes --------------------------------------------------------------------
