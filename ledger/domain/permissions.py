@@ -1,0 +1,67 @@
+"""Least authority (SPEC §4.7): which role may submit which event type.
+
+One table, read by every path that writes: the HTTP API (a token's role), the Kafka
+consumer (a topic's writer principal, docs/security.md) and the docs. Buyer activity and
+enrollments come from the publishing services; plans, settlement runs and payouts move
+money on finance's decision only. Auditors write nothing.
+
+Command event ids: finance's commands derive their event ids from the command's id
+(``payout-requested:{payout_id}``, …) so that a retried command is recognised. Those id
+prefixes are finance's alone: an event of another role carrying one would squat the id
+and make finance's later command look like a duplicate.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+from types import MappingProxyType
+
+from ledger.domain.events import EVENT_TYPES
+
+
+@unique
+class Role(StrEnum):
+    PUBLISHER = "publisher"
+    FINANCE = "finance"
+    AUDITOR = "auditor"
+
+
+# event type -> the one role that may submit it
+WRITER: MappingProxyType[str, Role] = MappingProxyType(
+    {
+        "sharer_enrolled": Role.PUBLISHER,
+        "click_recorded": Role.PUBLISHER,
+        "order_placed": Role.PUBLISHER,
+        "order_completed": Role.PUBLISHER,
+        "refund_issued": Role.PUBLISHER,
+        "plan_published": Role.FINANCE,
+        "settlement_run": Role.FINANCE,
+        "payout_requested": Role.FINANCE,
+        "payout_settled": Role.FINANCE,
+        "payout_failed": Role.FINANCE,
+    }
+)
+assert set(WRITER) == set(EVENT_TYPES), "every event type needs exactly one writer role"
+
+# the event-id prefixes of finance's commands (ledger/api/routes_commands.py builds them)
+COMMAND_ID_PREFIXES: tuple[str, ...] = (
+    "settlement-run:",
+    "payout-requested:",
+    "payout-settled:",
+    "payout-failed:",
+)
+
+
+def may_submit(role: str, event_type: str) -> bool:
+    """True when ``role`` may submit an event of ``event_type`` (unknown types: False)."""
+    return WRITER.get(event_type) == role
+
+
+def event_types_of(role: str) -> frozenset[str]:
+    """The event types ``role`` may submit (empty for auditors and unknown roles)."""
+    return frozenset(t for t, writer in WRITER.items() if writer == role)
+
+
+def is_command_id(event_id: str) -> bool:
+    """True when ``event_id`` lies in the id space reserved for finance's commands."""
+    return event_id.startswith(COMMAND_ID_PREFIXES)
