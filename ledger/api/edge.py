@@ -34,7 +34,9 @@ DOCS_CSP = _CSP.format(extra=" 'unsafe-inline'")
 HEADERS = {
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser posts forms with "Origin:
+    # null", which the dashboard must refuse (it cannot tell such a post from a forged one)
+    "referrer-policy": "same-origin",
     "cross-origin-opener-policy": "same-origin",
 }
 NO_STORE = ("/api/", "/dashboard/")  # balances and tokens stay out of shared caches

@@ -72,9 +72,9 @@ def decode(cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | Non
 def _is_key_part(value: Any, kind: type) -> bool:
     if type(value) is not kind:  # `is`, not isinstance: True is not an int key
         return False
-    if kind is int:
-        return bool(-(2**63) <= value < 2**63)  # a BIGINT column's range
-    if kind is str:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63  # a BIGINT column's range
+    if isinstance(value, str):
         # printable, like every id the rules accept: no NUL (PostgreSQL refuses it), no
         # control characters and no lone surrogate (UTF-8 cannot encode it: the driver raises)
         return len(value) <= MAX_KEY_TEXT and value.isprintable()

@@ -81,7 +81,7 @@ def test_every_response_carries_the_security_headers(signed_in) -> None:
         assert response.status_code == status, (path, response.text[:300])
         assert response.headers["x-frame-options"] == "DENY", path
         assert response.headers["x-content-type-options"] == "nosniff", path
-        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert response.headers["referrer-policy"] == "same-origin", path
         csp = response.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, path
         if path.startswith(("/api/", "/dashboard/")):
@@ -436,3 +436,26 @@ def test_the_event_limit_admits_the_largest_legitimate_event() -> None:
     assert size <= edge.MAX_EVENT_BODY < 2 * size
     assert edge.body_limit("/api/v1/events") == edge.MAX_EVENT_BODY
     assert edge.body_limit("/dashboard/login") == edge.MAX_FORM_BODY
+
+
+def test_hostile_ids_and_cursors_on_both_backends(db_url) -> None:
+    """On PostgreSQL a NUL or a lone surrogate reaching a query raised in the driver (500);
+    each is now refused before the database sees it."""
+    small_ledger(db_url, orders=20).dispose()
+    app = mount(create_app(open_store(db_url), token_book()))
+    surrogate = CRAFTED["lone-surrogate"]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert dashboard_login(client, TOKENS["finance"]).status_code == 303
+        for path in [
+            "/dashboard/sharers/%00",
+            "/dashboard/orders/%00",
+            "/dashboard/lookup?q=a%00b",
+            _url("/dashboard/", surrogate),
+            _url("/dashboard/dead-letters", CRAFTED["nested-1400"]),
+            _url("/api/v1/balances", surrogate),
+            _url("/api/v1/sharers/u00001/orders", CRAFTED["lone-surrogate-one"]),
+            _url("/api/v1/dead-letters", CRAFTED["nested-1400"]),
+            _url("/api/v1/balances", CRAFTED["nul"]),
+        ]:
+            response = client.get(path, headers=auth("finance"))
+            assert response.status_code == 400, (path, response.status_code, response.text[:300])
