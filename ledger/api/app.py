@@ -174,7 +174,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     """No connection in time, or the database refused one (down, locked): 503 and retry,
     never a 500. Admission (ledger.api.edge) keeps the pool from running dry in the first
     place; this is the answer if it does anyway."""
-    log.warning("database unavailable", path=request.url.path, error=str(exc)[:300])
+    log.warning("database unavailable", path=request.scope["path"], error=str(exc)[:300])
     return JSONResponse(
         {"detail": "the database is unavailable or busy: retry shortly"},
         status_code=503,

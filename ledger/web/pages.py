@@ -19,7 +19,7 @@ import hmac
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -90,12 +90,16 @@ def _login_redirect() -> RedirectResponse:
 
 def _same_origin(request: Request) -> bool:
     """A browser names the page a form was posted from in Origin (else Referer): it must
-    be this host. Neither header (a script, not a browser): the form token decides."""
+    be this host. Neither header (a script, not a browser): the form token decides.
+    Compared as text, never parsed: a malformed header is just another origin."""
     host = request.headers.get("host", "")
-    for header in ("origin", "referer"):
-        value = request.headers.get(header)
-        if value is not None:
-            return bool(host) and urlsplit(value).netloc == host  # "null" origin: refused
+    origins = (f"http://{host}", f"https://{host}")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return bool(host) and origin in origins  # "null" (a sandbox, a redirect): refused
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return bool(host) and referer.startswith(tuple(f"{o}/" for o in origins))
     return True
 
 
@@ -138,7 +142,7 @@ def _login_page(request: Request, status: int = 200, error: str | None = None) -
 
 
 def _https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    return request.scope.get("scheme") == "https"  # not request.url: a bad Host would raise
 
 
 @router.get("/login")

@@ -90,6 +90,19 @@ def test_every_response_carries_the_security_headers(signed_in) -> None:
     assert too_big.status_code == 413 and all(h in too_big.headers for h in SECURITY)
 
 
+def test_even_an_unexpected_500_carries_the_headers(ledger_path) -> None:
+    app = create_app(open_store(f"sqlite:///{ledger_path}"), token_book())
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken")
+    assert response.status_code == 500
+    assert all(h in response.headers for h in SECURITY)
+
+
 def test_the_dashboard_allows_no_inline_script_or_style(signed_in) -> None:
     csp = signed_in.get("/dashboard/").headers["content-security-policy"]
     assert "unsafe-inline" not in csp and "script-src 'self'" in csp
@@ -139,8 +152,20 @@ def _login_form(client: TestClient) -> str:
         {"Origin": "http://testserver.evil.example"},
         {"Referer": "http://evil.example/page"},
         {"Origin": "http://evil.example", "Referer": "http://testserver/dashboard/login"},
+        {"Referer": "http://testserver.evil.example/"},
+        {"Origin": "http://[::1"},  # unparsable: was a 500 (urlsplit raised)
+        {"Referer": "http://[::1/x"},
     ],
-    ids=["origin", "null-origin", "suffix-origin", "referer", "origin-over-referer"],
+    ids=[
+        "origin",
+        "null-origin",
+        "suffix-origin",
+        "referer",
+        "origin-over-referer",
+        "suffix-referer",
+        "bad-origin",
+        "bad-referer",
+    ],
 )
 def test_a_cross_site_sign_in_is_refused(ledger_path, headers) -> None:
     app = mount(create_app(open_store(f"sqlite:///{ledger_path}"), token_book()))
