@@ -73,5 +73,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad request", "model": Error},
     401: {"description": "missing or unknown token", "model": Error},
     403: {"description": "the token's role may not do this", "model": Error},
+    413: {"description": "the request body is larger than this route allows", "model": Error},
     422: {"description": "a parameter or the body is invalid", "model": Error},
+    503: {
+        "description": "busy or the database is unavailable: retry after Retry-After seconds",
+        "model": Error,
+    },
 }

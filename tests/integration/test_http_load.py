@@ -114,7 +114,7 @@ def _load(base: str, clients: int = 64, rounds: int = 6) -> tuple[Counter[int], 
 
 
 def test_64_concurrent_readers_get_no_500(db_url) -> None:
-    small_ledger(db_url, orders=80).dispose()
+    small_ledger(db_url, seed=7, orders=300).dispose()  # the demo's workload (ledger demo)
     with server_process(db_url) as (base, _process):
         started = time.monotonic()
         statuses, problems = _load(base)
