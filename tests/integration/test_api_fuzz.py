@@ -1,6 +1,7 @@
 """Schemathesis fuzzes the API from its own OpenAPI document: no response is a 500, every
-status code and body matches the schema, every response carries the security headers. Each operation is called with a token of a role
-allowed to make it (so the fuzzing reaches the handlers), plus a share with no token."""
+status code and body matches the schema, every response carries the security headers.
+Each operation is called with a token of a role allowed to make it (so the fuzzing
+reaches the handlers), plus a share with no token."""
 
 from __future__ import annotations
 
