@@ -242,7 +242,7 @@ def lookup(request: Request, q: str = "") -> Response:
     return RedirectResponse(f"/dashboard/{target}/{quote(q, safe='')}", status_code=303)
 
 
-@router.get("/sharers/{sharer_id}")
+@router.get("/sharers/{sharer_id:path}")  # :path: an id may hold "/"
 def sharer_page(request: Request, sharer_id: str) -> Response:
     role = _role(request)
     if role is None:
@@ -269,7 +269,7 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     )
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id:path}")
 def order_page(request: Request, order_id: str) -> Response:
     role = _role(request)
     if role is None:

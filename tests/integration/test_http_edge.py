@@ -484,3 +484,17 @@ def test_hostile_ids_and_cursors_on_both_backends(db_url) -> None:
         ]:
             response = client.get(path, headers=auth("finance"))
             assert response.status_code == 400, (path, response.status_code, response.text[:300])
+
+
+def test_a_sharer_whose_id_holds_a_slash_is_reachable_on_the_dashboard(tmp_path) -> None:
+    from ledger.domain.events import SharerEnrolled
+    from ledger.service import LedgerService, Received
+
+    store = small_ledger(tmp_path / "ledger.sqlite", orders=5)
+    enrolled = SharerEnrolled("enrol-team/a", 1, "test", sharer_id="team/a", upline_id=None)
+    LedgerService(store).ingest([Received(enrolled, "test:1", "test")])
+    with TestClient(mount(create_app(store, token_book()))) as client:
+        assert dashboard_login(client, TOKENS["finance"]).status_code == 303
+        found = client.get("/dashboard/lookup?q=team/a")
+        assert found.status_code == 200 and "Sharer team/a" in found.text
+        assert client.get("/dashboard/sharers/team/a").status_code == 200
