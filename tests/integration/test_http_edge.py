@@ -383,7 +383,8 @@ def test_decode_raises_nothing_but_invalid_cursor() -> None:
     "path",
     [
         "/dashboard/sharers/%00",
-        "/dashboard/sharers/a%0Ab",
+        "/dashboard/sharers/a%09b",
+        "/dashboard/orders/a%1Fb",
         "/dashboard/orders/%7F",
         f"/dashboard/sharers/{'x' * 201}",
         f"/dashboard/orders/{'x' * 5000}",
@@ -396,6 +397,11 @@ def test_an_id_no_event_could_carry_gets_400_on_the_dashboard(signed_in, path) -
     response = signed_in.get(path, follow_redirects=False)
     assert response.status_code == 400, (path, response.status_code)
     assert "Not an id" in response.text
+
+
+def test_a_newline_in_a_dashboard_id_is_a_4xx(signed_in) -> None:
+    response = signed_in.get("/dashboard/sharers/a%0Ab", follow_redirects=False)
+    assert response.status_code in (400, 404)  # no route takes a newline
 
 
 def test_lookup_finds_orders_and_sharers(signed_in) -> None:
