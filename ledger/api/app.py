@@ -108,6 +108,8 @@ def db_capacity(engine: Engine) -> int:
     connections (a read snapshot and a command's write), and the views' catch-up thread
     one, so the pool (size + overflow; 5 + 10 by default) always has one for each."""
     pool: Any = engine.pool
+    if not callable(getattr(pool, "size", None)):  # a pool without a bound (not QueuePool)
+        return 4
     connections = pool.size() + max(0, getattr(pool, "_max_overflow", 0))
     return max(1, (connections - 1) // 2)
 

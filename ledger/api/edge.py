@@ -42,7 +42,7 @@ HEADERS = {
 NO_STORE = ("/api/", "/dashboard/")  # balances and tokens stay out of shared caches
 
 # Body limits. The largest legitimate event is an order of MAX_LINES lines whose ids are
-# MAX_ID characters, each written as a JSON escape pair "\\uD83D\\uDE00" (12 bytes);
+# MAX_ID characters, each an astral one written as a JSON escape pair \uD83D\uDE00 (12 bytes);
 # per line also the keys, three integers and punctuation; per event a header of a dozen
 # such strings. About 49 MB: a bound, not a size anyone sends.
 _MAX_STRING = 2 + 12 * MAX_ID

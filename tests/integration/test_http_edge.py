@@ -504,3 +504,17 @@ def test_a_sharer_whose_id_holds_a_slash_is_reachable_on_the_dashboard(tmp_path)
         found = client.get("/dashboard/lookup?q=team/a")
         assert found.status_code == 200 and "Sharer team/a" in found.text
         assert client.get("/dashboard/sharers/team/a").status_code == 200
+
+
+def test_admission_fits_the_pool(tmp_path) -> None:
+    """Two connections per admitted request and one for the views' catch-up fit the pool."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from ledger.api.app import db_capacity
+
+    default = create_engine(f"sqlite:///{tmp_path / 'a.sqlite'}")  # QueuePool 5 + 10
+    assert db_capacity(default) == 7 and 2 * 7 + 1 <= 15
+    small = create_engine(f"sqlite:///{tmp_path / 'b.sqlite'}", pool_size=2, max_overflow=0)
+    assert db_capacity(small) == 1
+    assert db_capacity(create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}", poolclass=NullPool)) == 4
