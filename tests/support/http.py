@@ -59,9 +59,9 @@ def post_raw(
     with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         deadline = time.monotonic() + timeout
-        for chunk in chunks:
+        for chunk in _slices(chunks):
             if select.select([sock], [], [], 0)[0]:
-                break  # answered already
+                break  # answered already: stop before the server's close resets the socket
             frame = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
             try:
                 sock.sendall(frame)
@@ -69,6 +69,12 @@ def post_raw(
                 break
             assert time.monotonic() < deadline, "the server never answered"
         return _status_line(sock, max(1.0, deadline - time.monotonic()))
+
+
+def _slices(chunks: Iterable[bytes], size: int = 64 * 1024) -> Iterator[bytes]:
+    for chunk in chunks:
+        for start in range(0, len(chunk), size):
+            yield chunk[start : start + size]
 
 
 @contextmanager
