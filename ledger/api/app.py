@@ -3,7 +3,9 @@
 ``create_app(store, tokens, sink)`` builds an app over an open store; ``ledger serve``
 is its composition root (it also mounts the dashboard, ledger.web). A daemon thread
 catches the views up every ``interval`` seconds while the app runs (lifespan), so
-reads trail the journal by about that much.
+reads trail the journal by about that much. The whole app sits behind ``ledger.api.edge``
+(security headers, body limits, admission to the database); /docs is served offline
+(``ledger.api.docs``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.api import routes_audit, routes_commands, routes_read
+from ledger.api import edge, routes_audit, routes_commands, routes_read
 from ledger.api.auth import TokenBook
+from ledger.api.docs import add_docs
 from ledger.api.sink import EmbeddedSink, Sink
 from ledger.logs import get_logger
 from ledger.store.store import Store
@@ -61,6 +68,52 @@ class Projecting:
             self.stop.wait(self.interval)
 
 
+class BearerFirst:
+    """401 before anything else under /api/ (a body is not even read for an unknown
+    caller); each route then checks the role (403). Plain ASGI, not BaseHTTPMiddleware,
+    so an error raised while reading the body (a 413) reaches the app's handlers as is."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenBook) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            header = Headers(scope=scope).get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or self.tokens.role_of(token.strip()) is None:
+                detail = "missing bearer token" if not token else "unknown token"
+                response = JSONResponse(
+                    {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class LedgerApp(FastAPI):
+    """FastAPI with ``ledger.api.edge`` outside everything, Starlette's error page too."""
+
+    db_capacity = 1  # requests using the database at once (set from the pool's size)
+    db_wait = 5.0  # seconds a request may wait for that before a 503
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return edge.guard(
+            super().build_middleware_stack(), capacity=self.db_capacity, wait=self.db_wait
+        )
+
+
+def db_capacity(engine: Engine) -> int:
+    """How many requests may use the database at once: a request holds at most two
+    connections (a read snapshot and a command's write), and the views' catch-up thread
+    one, so the pool (size + overflow; 5 + 10 by default) always has one for each."""
+    pool: Any = engine.pool
+    if not callable(getattr(pool, "size", None)):  # a pool without a bound (not QueuePool)
+        return 4
+    connections = pool.size() + max(0, getattr(pool, "_max_overflow", 0))
+    return max(1, (connections - 1) // 2)
+
+
 def create_app(
     store: Store,
     tokens: TokenBook,
@@ -79,31 +132,26 @@ def create_app(
         finally:
             projecting.halt()
 
-    app = FastAPI(
+    app = LedgerApp(
         title="Commission ledger",
         version="1",
         description="Finance, auditor and publisher endpoints. Every request needs "
         "`Authorization: Bearer <token>` of a role allowed to make it.",
         lifespan=lifespan,
+        docs_url=None,  # add_docs serves it without a CDN
+        redoc_url=None,
     )
+    app.db_capacity = db_capacity(store.engine)
+    add_docs(app)
     app.state.store = store
     app.state.tokens = tokens
     app.state.sink = sink if sink is not None else EmbeddedSink(store)
     app.state.end_offsets = end_offsets
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(sa_exc.TimeoutError, _unavailable)
+    app.add_exception_handler(sa_exc.OperationalError, _unavailable)
 
-    @app.middleware("http")
-    async def authenticate_first(request: Request, call_next: Any) -> Any:
-        """401 before anything else (a body is not even parsed for an unknown caller);
-        each route then checks the role (403)."""
-        if request.url.path.startswith("/api/"):
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or tokens.role_of(token.strip()) is None:
-                detail = "missing bearer token" if not token else "unknown token"
-                return JSONResponse(
-                    {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-                )
-        return await call_next(request)
+    app.add_middleware(BearerFirst, tokens=tokens)
 
     for router in (
         routes_read.router,
@@ -122,3 +170,15 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
         where = ".".join(str(part) for part in error.get("loc", ()))
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """No connection in time, or the database refused one (down, locked): 503 and retry,
+    never a 500. Admission (ledger.api.edge) keeps the pool from running dry in the first
+    place; this is the answer if it does anyway."""
+    log.warning("database unavailable", path=request.scope["path"], error=str(exc)[:300])
+    return JSONResponse(
+        {"detail": "the database is unavailable or busy: retry shortly"},
+        status_code=503,
+        headers={"Retry-After": str(edge.RETRY_AFTER)},
+    )

@@ -24,7 +24,17 @@ def store_of(request: Request) -> Store:
 
 
 def read_conn(request: Request) -> Iterator[Connection]:
-    """One read-only snapshot for the whole request."""
+    """One read-only snapshot for the whole request.
+
+    Why requests pass ``ledger.api.edge.Admission`` first: FastAPI runs this sync
+    generator's enter in one worker thread and the (sync) endpoint in another, both from
+    the one thread limiter (40). Under 64 concurrent readers the 15 pooled connections
+    (5 + overflow 10) went to requests now queued for a thread for their endpoint, while
+    the 40 threads were all taken by other requests' enters, blocked in the pool waiting
+    for a connection: nobody gave one back until the pool's 30 s timeout made them 500s.
+    Admission lets at most (connections - 1) // 2 requests in at once (each holds two
+    connections at most), far fewer than the threads, so a request holding a connection
+    always gets a thread, and the others wait in the event loop, holding nothing."""
     with store_of(request).read() as conn:
         yield conn
 
@@ -63,5 +73,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad request", "model": Error},
     401: {"description": "missing or unknown token", "model": Error},
     403: {"description": "the token's role may not do this", "model": Error},
+    413: {"description": "the request body is larger than this route allows", "model": Error},
     422: {"description": "a parameter or the body is invalid", "model": Error},
+    503: {
+        "description": "busy or the database is unavailable: retry after Retry-After seconds",
+        "model": Error,
+    },
 }

@@ -4,13 +4,22 @@
 The session is the token itself in an HttpOnly, SameSite=Strict cookie, checked against
 the configured hashes on every request (finance and auditor may sign in). Pages are not
 part of the OpenAPI document.
+
+Cross-site forms (CSRF, login CSRF too) are refused with 403: a POST must come from this
+origin (its Origin, else its Referer, names this host) and carry the form's token: on the
+sign-in form a random value also set as a cookie (double submit), on the sign-out form a
+value derived from the session. Ids and cursors from the URL are checked like API input
+(400 with a message).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,12 +28,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 
 from ledger.api import paging
+from ledger.domain.validation import MAX_ID, valid_event_id
 from ledger.store import tables as t
 from projectors import read
 from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
 COOKIE = "ledger_token"
+CSRF_COOKIE = "ledger_csrf"  # the sign-in form's double-submit token
 ROLES = ("finance", "auditor")
 FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
 PAGE = 50
@@ -44,8 +55,27 @@ def mount(app: FastAPI) -> FastAPI:
     return app
 
 
-def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
+def _render(
+    name: str, status: int = 200, request: Request | None = None, **context: Any
+) -> HTMLResponse:
+    csrf = _session_csrf(request) if request is not None else ""
+    return HTMLResponse(
+        templates.get_template(name).render(csrf=csrf, **context), status_code=status
+    )
+
+
+def _problem(
+    request: Request, status: int, heading: str, message: str, role: str | None = None
+) -> HTMLResponse:
+    return _render(
+        "problem.html",
+        status=status,
+        request=request,
+        title=heading,
+        role=role,
+        heading=heading,
+        message=message,
+    )
 
 
 def _role(request: Request) -> str | None:
@@ -58,41 +88,115 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/dashboard/login", status_code=303)
 
 
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form was posted from in Origin (else Referer): it must
+    be this host. Neither header (a script, not a browser): the form token decides.
+    Compared as text, never parsed: a malformed header is just another origin."""
+    host = request.headers.get("host", "")
+    origins = (f"http://{host}", f"https://{host}")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return bool(host) and origin in origins  # "null" (a sandbox, a redirect): refused
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return bool(host) and referer.startswith(tuple(f"{o}/" for o in origins))
+    return True
+
+
+def _session_csrf(request: Request | None) -> str:
+    """The sign-out form's token: derived from the session, unknown to another site."""
+    token = request.cookies.get(COOKIE) if request is not None else None
+    if not token:
+        return ""
+    return hmac.new(token.encode("utf-8", "surrogatepass"), b"logout", hashlib.sha256).hexdigest()
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form's first value of each field (the body is bounded by the edge)."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {name: values[0] for name, values in form.items()}
+
+
+def _matches(given: str | None, expected: str | None) -> bool:
+    return bool(given) and bool(expected) and hmac.compare_digest(str(given), str(expected))
+
+
+def _forbidden(request: Request) -> HTMLResponse:
+    return _problem(request, 403, "Forbidden", "This form was not sent from this site's own page.")
+
+
+def _login_page(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
+    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = _render(
+        "login.html", status=status, title="Sign in", role=None, login_csrf=csrf, error=error
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        path="/dashboard",
+        secure=_https(request),
+    )
+    return response
+
+
+def _https(request: Request) -> bool:
+    return request.scope.get("scheme") == "https"  # not request.url: a bad Host would raise
+
+
 @router.get("/login")
-def login_page() -> HTMLResponse:
-    return _render("login.html", title="Sign in", role=None)
+def login_page(request: Request) -> HTMLResponse:
+    return _login_page(request)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
+    if not _same_origin(request):
+        return _forbidden(request)
+    form = await _form(request)
+    if not _matches(form.get("csrf"), request.cookies.get(CSRF_COOKIE)):
+        return _login_page(request, 403, "This sign-in form has expired: sign in again.")
+    token = form.get("token", "").strip()
     role = request.app.state.tokens.role_of(token) if token else None
     if role not in ROLES:
-        return _render(
-            "login.html",
-            status=401,
-            title="Sign in",
-            role=None,
-            error="That token is not a finance or auditor token.",
-        )
+        return _login_page(request, 401, "That token is not a finance or auditor token.")
     response = RedirectResponse("/dashboard/", status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/dashboard")
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="strict", path="/dashboard", secure=_https(request)
+    )
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _forbidden(request)
+    if request.cookies.get(COOKIE):
+        form = await _form(request)
+        if not _matches(form.get("csrf"), _session_csrf(request)):
+            return _forbidden(request)
     response = _login_redirect()
     response.delete_cookie(COOKIE, path="/dashboard")
     return response
 
 
 def _cursor(request: Request, types: tuple[type, ...]) -> tuple[Any, ...] | None:
-    try:
-        return paging.decode(request.query_params.get("cursor"), types)
-    except Exception:  # noqa: BLE001 - a mangled link shows the first page
+    """The page's cursor; InvalidCursor (400) for anything this server did not issue."""
+    return paging.decode(request.query_params.get("cursor"), types)
+
+
+def _bad_id(request: Request, value: str, role: str) -> HTMLResponse | None:
+    """A 400 page for an id no event could carry (the rules' one rule for ids)."""
+    if valid_event_id(value):
         return None
+    return _problem(
+        request,
+        400,
+        "Bad request",
+        f"Not an id: ids are 1 to {MAX_ID} characters without control characters.",
+        role,
+    )
 
 
 @router.get("/")
@@ -100,14 +204,15 @@ def balances_page(request: Request) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
+    try:
+        after = _cursor(request, (str, str))
+    except paging.InvalidCursor as bad:
+        return _problem(request, 400, "Bad request", str(bad.detail), role)
     with request.app.state.store.read() as conn:
-        rows = read.balances(
-            conn,
-            after=_cursor(request, (str, str)),  # type: ignore[arg-type]
-            limit=PAGE,
-        )
+        rows = read.balances(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
     return _render(
         "balances.html",
+        request=request,
         title="Balances",
         role=role,
         nav="balances",
@@ -121,24 +226,30 @@ def balances_page(request: Request) -> Response:
 @router.get("/lookup")
 def lookup(request: Request, q: str = "") -> Response:
     """The header's search box: an order id or a sharer id."""
-    if _role(request) is None:
+    role = _role(request)
+    if role is None:
         return _login_redirect()
+    q = q.strip()
+    bad = _bad_id(request, q, role)
+    if bad is not None:
+        return bad
     with request.app.state.store.read() as conn:
         is_order = (
             conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
             is not None
         )
-    from urllib.parse import quote
-
     target = "orders" if is_order else "sharers"
     return RedirectResponse(f"/dashboard/{target}/{quote(q, safe='')}", status_code=303)
 
 
-@router.get("/sharers/{sharer_id}")
+@router.get("/sharers/{sharer_id:path}")  # :path: an id may hold "/"
 def sharer_page(request: Request, sharer_id: str) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
+    bad = _bad_id(request, sharer_id, role)
+    if bad is not None:
+        return bad
     with request.app.state.store.read() as conn:
         context: dict[str, Any] = {
             "balances": read.balances(conn, sharer_id=sharer_id, limit=1000),
@@ -148,6 +259,7 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
         }
     return _render(
         "sharer.html",
+        request=request,
         title=f"Sharer {sharer_id}",
         role=role,
         nav="balances",
@@ -157,22 +269,26 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     )
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id:path}")
 def order_page(request: Request, order_id: str) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
+    bad = _bad_id(request, order_id, role)
+    if bad is not None:
+        return bad
     with request.app.state.store.read() as conn:
         order = read.order_levels(conn, order_id)
     if order is None:
-        return _render(
-            "not_found.html",
-            status=404,
-            title="Not found",
-            role=role,
-            message=f"No order {order_id!r}.",
-        )
-    return _render("order.html", title=f"Order {order_id}", role=role, nav="balances", order=order)
+        return _problem(request, 404, "Not found", f"No order {order_id!r}.", role)
+    return _render(
+        "order.html",
+        request=request,
+        title=f"Order {order_id}",
+        role=role,
+        nav="balances",
+        order=order,
+    )
 
 
 def chart(
@@ -225,6 +341,7 @@ def totals_page(request: Request, period: str = "day") -> Response:
     currencies = sorted({r["currency"] for r in rows})
     return _render(
         "totals.html",
+        request=request,
         title="Fees and charges",
         role=role,
         nav="totals",
@@ -240,7 +357,10 @@ def dead_letters_page(request: Request) -> Response:
     if role is None:
         return _login_redirect()
     d = t.dead_letters
-    after = _cursor(request, (int,))
+    try:
+        after = _cursor(request, (int,))
+    except paging.InvalidCursor as bad:
+        return _problem(request, 400, "Bad request", str(bad.detail), role)
     query = select(d).order_by(d.c.id).limit(PAGE)
     if after is not None:
         query = query.where(d.c.id > after[0])
@@ -254,6 +374,7 @@ def dead_letters_page(request: Request) -> Response:
         }
     return _render(
         "dead_letters.html",
+        request=request,
         title="Dead letters",
         role=role,
         nav="dead",

@@ -1,6 +1,7 @@
 """Schemathesis fuzzes the API from its own OpenAPI document: no response is a 500, every
-status code and body matches the schema. Each operation is called with a token of a role
-allowed to make it (so the fuzzing reaches the handlers), plus a share with no token."""
+status code and body matches the schema, every response carries the security headers.
+Each operation is called with a token of a role allowed to make it (so the fuzzing
+reaches the handlers), plus a share with no token."""
 
 from __future__ import annotations
 
@@ -27,11 +28,24 @@ ROLE_OF_TAG = {
     "auditor": "auditor",
     "publisher": "publisher",
 }
+SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options")
+
+
+@schemathesis.check
+def carries_security_headers(ctx, response, case) -> None:
+    """Every response, whatever the input, carries the edge's headers (ledger/api/edge.py)."""
+    have = {name.lower() for name in response.headers}
+    missing = [h for h in SECURITY_HEADERS if h not in have]
+    if missing:
+        raise AssertionError(f"{case.operation.label}: no {', '.join(missing)}")
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    carries_security_headers,
 ]
 
 

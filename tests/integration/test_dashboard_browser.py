@@ -97,3 +97,31 @@ def test_pages_in_chromium(chromium, site) -> None:
         browser.close()
     assert external == []  # nothing loads from outside
     print(f"screenshots in {SHOTS}")
+
+
+def test_docs_render_with_the_network_cut_off(chromium, site) -> None:
+    """/docs in Chromium with every request to another host aborted: Swagger UI renders
+    the operations from local assets, and the page's CSP blocks nothing it needs."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        external: list[str] = []
+        console: list[str] = []
+
+        def only_this_site(route) -> None:
+            if route.request.url.startswith(site):
+                route.continue_()
+            else:
+                external.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_this_site)
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.goto(f"{site}/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        assert page.locator(".opblock").count() >= 14  # every operation of the API
+        assert "Commission ledger" in page.inner_text(".info")
+        page.screenshot(path=str(SHOTS / "08-docs-offline.png"), full_page=False)
+        browser.close()
+    assert external == []
+    assert not [m for m in console if "Content Security Policy" in m], console

@@ -14,6 +14,7 @@ from ledger.api.auth import TokenBook
 from ledger.cli import main
 from ledger.store.opening import open_store
 from ledger.web.pages import mount
+from tests.support.api import dashboard_login
 
 
 def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
@@ -34,7 +35,8 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
 
     app = mount(create_app(open_store(f"sqlite:///{db}"), tokens))
     with TestClient(app) as client:
-        signed_in = client.post("/dashboard/login", data={"token": token})
+        assert dashboard_login(client, token).status_code == 303
+        signed_in = client.get("/dashboard/")
         assert signed_in.status_code == 200 and 'id="balances"' in signed_in.text
         assert client.get("/api/v1/balances", headers={"Authorization": f"Bearer {token}"}).json()[
             "items"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,9 +36,10 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-def small_ledger(path: Path, *, seed: int = 11, orders: int = 120) -> Store:
-    """A SQLite ledger of a simulated platform, views caught up."""
-    store = open_store(f"sqlite:///{path}")
+def small_ledger(path: Path | str, *, seed: int = 11, orders: int = 120) -> Store:
+    """A ledger of a simulated platform, views caught up: SQLite at ``path``, or at a
+    database URL."""
+    store = open_store(path if isinstance(path, str) else f"sqlite:///{path}")
     events = generate(seed, orders=orders).all()
     LedgerService(store).ingest([Received(e, f"sim:{n}", "sim") for n, e in enumerate(events)])
     runner.catch_up(store)
@@ -56,6 +58,15 @@ def free_port() -> int:
 def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
     """A real ``ledger serve`` process on loopback over ``db_path``; yields its base URL
     once it answers (polled to a deadline), and stops it afterwards."""
+    with server_process(f"sqlite:///{db_path}", timeout=timeout) as (base, _process):
+        yield base
+
+
+@contextmanager
+def server_process(
+    db_url: str, *, timeout: float = 30
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``ledger serve`` over ``db_url``: yields (base URL, the process) once it answers."""
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
     process = subprocess.Popen(
@@ -63,7 +74,7 @@ def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
             str(Path(sys.executable).parent / "ledger"),
             "serve",
             "--db",
-            f"sqlite:///{db_path}",
+            db_url,
             "--port",
             str(port),
             "--interval",
@@ -87,10 +98,32 @@ def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
                     out = process.stdout.read() if process.stdout else ""
                     raise AssertionError(f"ledger serve did not start: {out[-3000:]}") from None
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
+
+
+def dashboard_login(client: httpx.Client, token: str, origin: str | None = None) -> httpx.Response:
+    """Sign in as a browser does: load the form (its CSRF token and cookie), post it back
+    from the same origin. ``client`` is a TestClient or an httpx.Client with a base_url."""
+    form = client.get("/dashboard/login")
+    found = LOGIN_CSRF.search(form.text)
+    assert found is not None, form.text
+    own = (
+        origin
+        if origin is not None
+        else f"{client.base_url.scheme}://{client.base_url.netloc.decode()}"
+    )
+    return client.post(
+        "/dashboard/login",
+        data={"token": token, "csrf": found.group(1)},
+        headers={"Origin": own},
+        follow_redirects=False,
+    )
