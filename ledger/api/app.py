@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from ledger.api import routes_audit, routes_commands, routes_read
 from ledger.api.auth import TokenBook
+from ledger.api.ids import RawPathRouting
 from ledger.api.sink import EmbeddedSink, Sink
 from ledger.logs import get_logger
 from ledger.store.store import Store
@@ -91,6 +92,7 @@ def create_app(
     app.state.sink = sink if sink is not None else EmbeddedSink(store)
     app.state.end_offsets = end_offsets
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_middleware(RawPathRouting)  # ids in paths: one encoded segment each (ids.py)
 
     @app.middleware("http")
     async def authenticate_first(request: Request, call_next: Any) -> Any:
