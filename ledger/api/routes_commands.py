@@ -21,11 +21,12 @@ from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 
 from ledger import queries
 from ledger.api.auth import ROLES
-from ledger.api.deps import ERRORS, Conn, allow
+from ledger.api.deps import ERRORS, Conn, allow, bearer, role_of
 from ledger.api.models import (
     Error,
     IdPath,
@@ -45,15 +46,13 @@ from ledger.domain.events import (
     PlanPublished,
     SettlementRun,
 )
-from ledger.domain.permissions import WRITER, Role, event_types_of, is_command_id
+from ledger.domain.permissions import WRITER, Role, event_types_of, is_command_id, may_submit
 from ledger.domain.validation import problem
 from ledger.jsonform import event_from_json
 from ledger.payload import load_event
 from ledger.store import tables as t
 
-finance = APIRouter(
-    prefix="/api/v1", tags=["finance commands"], dependencies=[Depends(allow("finance"))]
-)
+finance = APIRouter(prefix="/api/v1", tags=["finance commands"])
 publisher = APIRouter(prefix="/api/v1", tags=["publisher"])
 
 # finance's event types and the one command that submits each (one way to do each thing)
@@ -67,6 +66,30 @@ COMMAND_OF = {
 assert set(COMMAND_OF) == event_types_of(Role.FINANCE), "every finance type needs a command"
 # what POST /events carries: the publishers' types
 EVENT_TYPES = event_types_of(Role.PUBLISHER)
+
+
+def not_allowed(role: str, event_type: str) -> str:
+    where = COMMAND_OF.get(event_type, "POST /api/v1/events")
+    return (
+        f"the {role} role may not submit {event_type} events: "
+        f"only {WRITER[event_type]} may, through {where}"
+    )
+
+
+def submits(event_type: str) -> Any:
+    """A dependency admitting the roles the permission table lets submit ``event_type``."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> str:
+        role = role_of(request, credentials)
+        if not may_submit(role, event_type):
+            raise HTTPException(403, not_allowed(role, event_type))
+        return role
+
+    return Depends(check)
+
 
 CONFLICT = "idempotency_key_reused"
 REPLAYED = "Idempotent-Replayed"  # header on an answer repeated from the first outcome
@@ -166,7 +189,9 @@ def _submit(
     return _answer(response, outcome)
 
 
-@finance.post("/plans", response_model=Outcome, responses=OUTCOMES)
+@finance.post(
+    "/plans", dependencies=[submits("plan_published")], response_model=Outcome, responses=OUTCOMES
+)
 def publish_plan(body: PlanRequest, request: Request, response: Response) -> dict[str, Any]:
     """Publish a commission plan (its event id: ``plan-published:{plan_id}``)."""
     event = PlanPublished(
@@ -186,7 +211,12 @@ def publish_plan(body: PlanRequest, request: Request, response: Response) -> dic
     return _submit(request, response, event, "finance")
 
 
-@finance.post("/settlement-runs", response_model=Outcome, responses=OUTCOMES)
+@finance.post(
+    "/settlement-runs",
+    dependencies=[submits("settlement_run")],
+    response_model=Outcome,
+    responses=OUTCOMES,
+)
 def settlement_run(
     body: SettlementRunRequest, request: Request, response: Response
 ) -> dict[str, Any]:
@@ -206,7 +236,12 @@ def settlement_run(
     return _submit(request, response, event, "finance", ignore)
 
 
-@finance.post("/payouts", response_model=Outcome, responses=OUTCOMES)
+@finance.post(
+    "/payouts",
+    dependencies=[submits("payout_requested")],
+    response_model=Outcome,
+    responses=OUTCOMES,
+)
 def request_payout(body: PayoutRequest, request: Request, response: Response) -> dict[str, Any]:
     """Request a payout: moves the amount from available to in-flight."""
     event = PayoutRequested(
@@ -235,7 +270,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@finance.post("/payouts/{payout_id:id}/settle", response_model=Outcome, responses=NOT_FOUND)
+@finance.post(
+    "/payouts/{payout_id:id}/settle",
+    dependencies=[submits("payout_settled")],
+    response_model=Outcome,
+    responses=NOT_FOUND,
+)
 def settle_payout(
     payout_id: IdPath, conn: Conn, request: Request, response: Response
 ) -> dict[str, Any]:
@@ -253,7 +293,12 @@ def settle_payout(
     return _submit(request, response, event, "finance")
 
 
-@finance.post("/payouts/{payout_id:id}/fail", response_model=Outcome, responses=NOT_FOUND)
+@finance.post(
+    "/payouts/{payout_id:id}/fail",
+    dependencies=[submits("payout_failed")],
+    response_model=Outcome,
+    responses=NOT_FOUND,
+)
 def fail_payout(
     payout_id: IdPath,
     conn: Conn,
@@ -291,17 +336,12 @@ EVENT_EXAMPLE = {
 def refusal(role: str, event_type: str | None) -> str | None:
     """Why ``role`` may not submit an event of ``event_type`` through POST /events (None:
     it may; an unknown type is for the event's own validation to refuse)."""
-    writer = WRITER.get(event_type or "")
-    if writer is None:
+    if event_type not in WRITER:
         if event_types_of(role) & EVENT_TYPES:
             return None
         return f"the {role} role may not submit events (publishers do)"
-    if writer != role:
-        where = COMMAND_OF.get(event_type or "", "POST /api/v1/events")
-        return (
-            f"the {role} role may not submit {event_type} events: "
-            f"only {writer} may, through {where}"
-        )
+    if not may_submit(role, event_type):
+        return not_allowed(role, event_type)
     if event_type in COMMAND_OF:
         return f"{event_type} is submitted through {COMMAND_OF[event_type]} (one way to do it)"
     return None

@@ -19,6 +19,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 
 from ledger.api import paging
+from ledger.api.ids import id_segment
+from ledger.domain.validation import valid_event_id
 from ledger.store import tables as t
 from projectors import read
 from schemas.times import ms_to_iso
@@ -35,6 +37,7 @@ templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
 templates.filters["ms"] = lambda ms: "—" if ms is None else ms_to_iso(ms)
+templates.filters["idpath"] = id_segment  # an id as one URL path segment (ledger/api/ids.py)
 
 
 def mount(app: FastAPI) -> FastAPI:
@@ -128,17 +131,21 @@ def lookup(request: Request, q: str = "") -> Response:
             conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
             is not None
         )
-    from urllib.parse import quote
-
     target = "orders" if is_order else "sharers"
-    return RedirectResponse(f"/dashboard/{target}/{quote(q, safe='')}", status_code=303)
+    return RedirectResponse(f"/dashboard/{target}/{id_segment(q)}", status_code=303)
 
 
-@router.get("/sharers/{sharer_id}")
+def _no_such(role: str, what: str) -> HTMLResponse:
+    return _render("not_found.html", status=404, title="Not found", role=role, message=what)
+
+
+@router.get("/sharers/{sharer_id:id}")
 def sharer_page(request: Request, sharer_id: str) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
+    if not valid_event_id(sharer_id):  # no such id can exist (ledger/domain/validation.py)
+        return _no_such(role, "No such sharer: not a valid id.")
     with request.app.state.store.read() as conn:
         context: dict[str, Any] = {
             "balances": read.balances(conn, sharer_id=sharer_id, limit=1000),
@@ -157,21 +164,17 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     )
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id:id}")
 def order_page(request: Request, order_id: str) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
+    if not valid_event_id(order_id):
+        return _no_such(role, "No such order: not a valid id.")
     with request.app.state.store.read() as conn:
         order = read.order_levels(conn, order_id)
     if order is None:
-        return _render(
-            "not_found.html",
-            status=404,
-            title="Not found",
-            role=role,
-            message=f"No order {order_id!r}.",
-        )
+        return _no_such(role, f"No order {order_id!r}.")
     return _render("order.html", title=f"Order {order_id}", role=role, nav="balances", order=order)
 
 
