@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 from ledger.api import ids  # noqa: F401 - registers the {name:id} path convertor
 from ledger.domain import validation as rules
 from ledger.domain.money import BPS
+from ledger.domain.permissions import COMMAND_ID_PREFIXES
 
 # Every limit below is the rules' own (ledger/domain/validation.py), so the API refuses
 # with 422 exactly what the ledger would dead-letter as invalid_value, before an event
@@ -47,6 +48,17 @@ IdQuery = Annotated[
     str | None,
     Query(pattern=ID_PATTERN, max_length=rules.MAX_ID),
     AfterValidator(lambda v: v if v is None else _usable_id(v)),
+]
+# A command's id becomes part of its event id (payout-requested:{payout_id}, …), which must
+# itself be a valid id: so a command id leaves room for the longest prefix.
+COMMAND_ID_MAX = rules.MAX_ID - max(map(len, COMMAND_ID_PREFIXES))
+CommandId = Annotated[
+    str,
+    Field(pattern=ID_PATTERN, min_length=1, max_length=COMMAND_ID_MAX),
+    AfterValidator(_usable_id),
+]
+CommandIdPath = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=COMMAND_ID_MAX), AfterValidator(_usable_id)
 ]
 Text = Annotated[str, Field(min_length=1, max_length=rules.MAX_TEXT), AfterValidator(_usable_text)]
 Currency = Annotated[str, Field(pattern=rules.CURRENCY.pattern)]
@@ -222,12 +234,12 @@ class Outcome(BaseModel):
 
 
 class SettlementRunRequest(Strict):
-    run_id: Id
+    run_id: CommandId
     as_of: Millis | None = Field(None, description="default: now; never later than now")
 
 
 class PayoutRequest(Strict):
-    payout_id: Id
+    payout_id: CommandId
     sharer_id: Id
     amount: Amount
     currency: Currency
@@ -245,7 +257,7 @@ class MinPayoutModel(Strict):
 class PlanRequest(Strict):
     """A commission plan (docs/events.md, plan_published); times in ms since the epoch."""
 
-    plan_id: Id
+    plan_id: CommandId
     effective_from: Millis
     default_rate_bps: Bps
     platform_fee_bps: Bps

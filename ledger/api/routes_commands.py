@@ -28,8 +28,8 @@ from ledger import queries
 from ledger.api.auth import ROLES
 from ledger.api.deps import ERRORS, Conn, allow, bearer, role_of
 from ledger.api.models import (
+    CommandIdPath,
     Error,
-    IdPath,
     Outcome,
     PayoutFailure,
     PayoutRequest,
@@ -277,7 +277,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     responses=NOT_FOUND,
 )
 def settle_payout(
-    payout_id: IdPath, conn: Conn, request: Request, response: Response
+    payout_id: CommandIdPath, conn: Conn, request: Request, response: Response
 ) -> dict[str, Any]:
     """The payout reached the sharer: in-flight becomes paid."""
     row = _payout(conn, payout_id)
@@ -300,7 +300,7 @@ def settle_payout(
     responses=NOT_FOUND,
 )
 def fail_payout(
-    payout_id: IdPath,
+    payout_id: CommandIdPath,
     conn: Conn,
     request: Request,
     response: Response,

@@ -149,11 +149,12 @@ def order(order_id: str, at: int, *, sharer_click: str | None, amount: int) -> O
 
 
 def build_world(http: Any, now: int) -> None:
-    """Through the API: finance publishes a plan; publishers enroll u1 <- u2, record a click
-    of u2 bought by b1 45 days ago (c1) and one 2 days ago (c2), and three orders: o-old (completed 30 days ago, settled by finance's
-    run r-0 so its commission is available), o-open (placed, not completed) and o-fresh
-    (completed 30 minutes ago: frozen for 7 days). Finance then requests payout po-setup
-    (in flight). Every step must be applied."""
+    """Through the API: finance publishes a plan; publishers enroll u1 <- u2 and record
+    clicks of u2 bought by b1, 45 days ago (c1) and 2 days ago (c2), and three orders:
+    o-old (completed 30 days ago, settled by finance's run r-0 so its commission is
+    available), o-open (placed, not completed) and o-fresh (completed 30 minutes ago:
+    frozen for 7 days). Finance then requests payout po-setup (in flight). Every step
+    must be applied."""
     steps = [
         http.post(
             "/api/v1/plans",
