@@ -336,7 +336,7 @@ EVENT_EXAMPLE = {
 def refusal(role: str, event_type: str | None) -> str | None:
     """Why ``role`` may not submit an event of ``event_type`` through POST /events (None:
     it may; an unknown type is for the event's own validation to refuse)."""
-    if event_type not in WRITER:
+    if event_type is None or event_type not in WRITER:
         if event_types_of(role) & EVENT_TYPES:
             return None
         return f"the {role} role may not submit events (publishers do)"
