@@ -9,6 +9,7 @@ import html
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
@@ -20,7 +21,7 @@ from ledger.domain.events import OrderLine, OrderPlaced, SharerEnrolled
 from ledger.domain.validation import valid_event_id
 from ledger.store.opening import open_store
 from ledger.web.pages import COOKIE, mount
-from tests.support.api import TOKENS, auth, now_ms, publish, token_book
+from tests.support.api import TOKENS, auth, now_ms, publish, serving, token_book
 
 F = auth("finance")
 NOW = now_ms()
@@ -116,3 +117,27 @@ def test_a_segment_that_is_no_valid_id_is_refused(client) -> None:
         assert client.get(f"/api/v1/sharers/{seg}", headers=F).status_code == 422, seg
         assert client.post(f"/api/v1/payouts/{seg}/settle", headers=F).status_code == 422, seg
         assert client.get(f"/dashboard/sharers/{seg}").status_code == 404, seg
+
+
+def test_a_real_server_routes_encoded_ids(tmp_path) -> None:
+    """uvicorn decodes the path before routing: the raw path must be what is routed."""
+    db = tmp_path / "served.sqlite"
+    open_store(f"sqlite:///{db}").dispose()
+    with serving(db) as base, httpx.Client(base_url=base, timeout=10) as http:
+        for the_id in ("batch/12", "..", "a%41", "é/ü"):
+            enrolled = publish(http, SharerEnrolled(f"ev-{the_id}", NOW, "users", sharer_id=the_id))
+            assert enrolled.status_code == 200, enrolled.text
+            sharer = http.get(f"/api/v1/sharers/{id_segment(the_id)}", headers=F)
+            assert sharer.status_code == 200 and sharer.json()["sharer_id"] == the_id
+            assert sharer.json()["team"]["enrolled"] is True
+            requested = http.post(
+                "/api/v1/payouts",
+                headers=F,
+                json={"payout_id": the_id, "sharer_id": the_id, "amount": 100, "currency": "CNY"},
+            )
+            assert requested.status_code == 409  # nothing available: rejected, but recorded
+            settle = http.post(f"/api/v1/payouts/{id_segment(the_id)}/settle", headers=F)
+            assert (
+                settle.status_code != 404
+                and settle.json()["event_id"] == f"payout-settled:{the_id}"
+            )
