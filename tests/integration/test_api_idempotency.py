@@ -244,3 +244,29 @@ def test_published_events_keep_the_same_promise(client, world) -> None:
     assert ledger_counts(store) == before
     fixed = publish(client, SharerEnrolled("ev-u7", now, "users", sharer_id="u7"))
     assert fixed.json()["outcome"] == "applied", fixed.text
+
+
+def test_concurrent_retries_on_postgresql(fresh_pg_url) -> None:
+    """The same on PostgreSQL, where the requests really run at once (the losers meet a
+    duplicate key and are answered from the event log)."""
+    store = open_store(fresh_pg_url)
+    with TestClient(create_app(store, token_book())) as http:
+        build_world(http, now_ms())
+        start = balance(http, "u2")
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: http.post(
+                        "/api/v1/payouts", headers=F, json=_payout("po-race", 200 + n % 2)
+                    ),
+                    range(8),
+                )
+            )
+        by_amount: dict[int, set[tuple[int, str]]] = {200: set(), 201: set()}
+        for n, answer in enumerate(answers):
+            by_amount[200 + n % 2].add((answer.status_code, answer.json()["outcome"]))
+        # one body wins: its four copies answer applied, the other body's four a conflict
+        assert sorted(by_amount.values(), key=sorted) == [{(200, "applied")}, {(409, "conflict")}]
+        won = next(amount for amount, seen in by_amount.items() if seen == {(200, "applied")})
+        assert balance(http, "u2")["inflight"] == start["inflight"] + won
+    store.dispose()
