@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -37,7 +37,19 @@ templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
 templates.filters["ms"] = lambda ms: "—" if ms is None else ms_to_iso(ms)
-templates.filters["idpath"] = id_segment  # an id as one URL path segment (ledger/api/ids.py)
+DOT_IDS = (".", "..")  # a browser drops such a path segment (WHATWG URL rules)
+
+
+def page_of(kind: str, the_id: str) -> str:
+    """The dashboard URL of a sharer or an order (``kind``: "sharers" or "orders"): its id
+    as one path segment (ledger/api/ids.py), or, for "." and "..", the lookup with the id
+    in the query, so that a browser reaches every id."""
+    if the_id in DOT_IDS:
+        return f"/dashboard/lookup?{urlencode({'kind': kind, 'q': the_id})}"
+    return f"/dashboard/{kind}/{id_segment(the_id)}"
+
+
+templates.globals["page_of"] = page_of
 
 
 def mount(app: FastAPI) -> FastAPI:
@@ -122,17 +134,20 @@ def balances_page(request: Request) -> Response:
 
 
 @router.get("/lookup")
-def lookup(request: Request, q: str = "") -> Response:
-    """The header's search box: an order id or a sharer id."""
+def lookup(request: Request, q: str = "", kind: str = "") -> Response:
+    """The header's search box: an order id or a sharer id (``kind`` says which)."""
     if _role(request) is None:
         return _login_redirect()
-    with request.app.state.store.read() as conn:
-        is_order = (
-            conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
-            is not None
-        )
-    target = "orders" if is_order else "sharers"
-    return RedirectResponse(f"/dashboard/{target}/{id_segment(q)}", status_code=303)
+    if kind not in ("orders", "sharers"):
+        with request.app.state.store.read() as conn:
+            is_order = (
+                conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
+                is not None
+            )
+        kind = "orders" if is_order else "sharers"
+    if q in DOT_IDS:  # no path a browser keeps: the page is shown here
+        return order_page(request, q) if kind == "orders" else sharer_page(request, q)
+    return RedirectResponse(page_of(kind, q), status_code=303)
 
 
 def _no_such(role: str, what: str) -> HTMLResponse:

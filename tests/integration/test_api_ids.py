@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from ledger.api.ids import id_segment
 from ledger.domain.events import OrderLine, OrderPlaced, SharerEnrolled
 from ledger.domain.validation import valid_event_id
 from ledger.store.opening import open_store
-from ledger.web.pages import COOKIE, mount
+from ledger.web.pages import COOKIE, DOT_IDS, mount, page_of
 from tests.support.api import TOKENS, auth, now_ms, publish, serving, token_book
 
 F = auth("finance")
@@ -79,17 +80,29 @@ def _reach(client: TestClient, the_id: str) -> None:
         assert ended.status_code != 404, (action, ended.text)
         assert ended.json()["event_id"].endswith(f":{the_id}")
 
-    page = client.get(f"/dashboard/sharers/{seg}")
-    assert page.status_code == 200 and html.escape(the_id) in page.text
-    kid = client.get(f"/dashboard/sharers/{id_segment('kid-' + the_id)}")
-    upline_link = re.search(r'<a href="(/dashboard/sharers/[^"]*)">', kid.text)
-    assert (
-        upline_link is not None
-        and html.unescape(upline_link.group(1)) == f"/dashboard/sharers/{seg}"
-    )
-    assert client.get(f"/dashboard/orders/{seg}").status_code == 200
+    if the_id not in DOT_IDS:
+        page = client.get(f"/dashboard/sharers/{seg}")
+        assert page.status_code == 200 and html.escape(the_id) in page.text
+        assert client.get(f"/dashboard/orders/{seg}").status_code == 200
+    # the dashboard's own links reach the id, by a URL a browser keeps as it is
+    kid = client.get(page_of("sharers", f"kid-{the_id}"))
+    upline_link = re.search(r'<a href="([^"]*)">', kid.text)
+    assert upline_link is not None
+    link = html.unescape(upline_link.group(1))
+    assert link == page_of("sharers", the_id) and _a_browser_keeps(link), link
+    upline = client.get(link)
+    assert upline.status_code == 200 and html.escape(the_id) in upline.text
     found = client.get("/dashboard/lookup", params={"q": the_id}, follow_redirects=False)
-    assert found.headers["location"] == f"/dashboard/orders/{seg}"
+    if the_id in DOT_IDS:  # shown by the lookup itself
+        assert found.status_code == 200 and f"Order {html.escape(the_id)}<" in found.text
+    else:
+        assert found.headers["location"] == page_of("orders", the_id)
+
+
+def _a_browser_keeps(link: str) -> bool:
+    """No dot segment, literal or percent-encoded, that a browser would resolve away."""
+    dots = {".", "..", "%2e", "%2e%2e", ".%2e", "%2e."}
+    return all(part.lower() not in dots for part in urlsplit(link).path.split("/"))
 
 
 @pytest.mark.parametrize("the_id", TRICKY)
