@@ -12,8 +12,8 @@ the path as sent (``raw_path``), and id parameters use the ``id`` convertor
 (``{payout_id:id}``), which matches one encoded segment and decodes it.
 
 The dot-only ids "." and ".." are written %2E and %2E%2E: HTTP clients (httpx, curl)
-send them as they are; a browser following a link removes such a segment (WHATWG URL
-rules), so the dashboard cannot link them by path (docs/security.md says so).
+send them as they are; a browser removes such a segment (WHATWG URL rules), so the
+dashboard links those two through its lookup instead (ledger/web/pages.py ``page_of``).
 """
 
 from __future__ import annotations
