@@ -119,19 +119,21 @@ def _answer(response: Response, outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 def _differences(logged: queries.LoggedOutcome, event: Event, ignore: Collection[str]) -> str:
-    """What differs between the event logged under ``event``'s id and ``event`` (fields in
-    ``ignore`` aside), in words; empty when they are the same request."""
+    """The fields in which the event logged under ``event``'s id differs from ``event``
+    (fields in ``ignore`` aside), named but not shown (the first request may be someone
+    else's); empty when they are the same request."""
     if logged.event_type != event.TYPE:
-        return f"it names a {logged.event_type} event"
+        return "another event type"
     try:
         first = load_event(logged.payload)
     except Exception:  # noqa: BLE001 - an unreadable row cannot be the same request
-        return "the logged event cannot be read back"
-    return "; ".join(
-        f"{f.name} was {getattr(first, f.name)!r}, now {getattr(event, f.name)!r}"
+        return "an event that cannot be read back"
+    differing = [
+        f.name
         for f in dataclasses.fields(event)
         if f.name not in ignore and getattr(first, f.name) != getattr(event, f.name)
-    )
+    ]
+    return f"it differs in {', '.join(differing)}" if differing else ""
 
 
 def _first_outcome(

@@ -85,14 +85,14 @@ def test_a_retried_applied_payout_answers_applied_and_moves_nothing_more(client)
 
 
 @pytest.mark.parametrize(
-    "other",
+    ("other", "field"),
     [
-        _payout("po-1", 301),
-        _payout("po-1", 300, sharer_id="u1"),
-        {**_payout("po-1", 300), "currency": "USD"},
+        (_payout("po-1", 301), "amount"),
+        (_payout("po-1", 300, sharer_id="u1"), "sharer_id"),
+        ({**_payout("po-1", 300), "currency": "USD"}, "currency"),
     ],
 )
-def test_the_same_payout_id_for_another_request_is_a_conflict(client, other) -> None:
+def test_the_same_payout_id_for_another_request_is_a_conflict(client, other, field) -> None:
     """The same payout_id with another sharer or amount answered 200."""
     store = client.app.state.store
     assert client.post("/api/v1/payouts", headers=F, json=_payout("po-1", 300)).status_code == 200
@@ -101,7 +101,8 @@ def test_the_same_payout_id_for_another_request_is_a_conflict(client, other) -> 
     assert conflict.status_code == 409, conflict.text
     body = conflict.json()
     assert (body["outcome"], body["reason"]) == ("conflict", "idempotency_key_reused")
-    assert "payout-requested:po-1" in body["message"]
+    assert "payout-requested:po-1" in body["message"] and field in body["message"]
+    assert "u2" not in body["message"]  # names what differs, shows nothing of the first
     assert ledger_counts(store) == before and balance(client, "u2") == start
 
 
