@@ -36,6 +36,7 @@ from ledger.api.models import (
     PlanRequest,
     SettlementRunRequest,
 )
+from ledger.api.sink import SinkUnavailable
 from ledger.domain.events import (
     Event,
     InvalidEvent,
@@ -98,6 +99,7 @@ REQUEST_FIELDS = ("occurred_at", "producer")  # set by the server: not part of a
 OUTCOMES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     202: {"description": "published to Kafka; the consumer applies it", "model": Outcome},
+    503: {"description": "Kafka did not take the event: nothing applied, retry", "model": Error},
     409: {
         "description": "rejected by the ledger's rules (kept as a dead letter; a retry "
         "answers the same), or the id was used before for another request (conflict)",
@@ -183,7 +185,12 @@ def _submit(
     first = _first_outcome(request, response, event, ignore)
     if first is not None:
         return first
-    outcome = request.app.state.sink.submit(event, f"api:{role}")
+    try:
+        outcome = request.app.state.sink.submit(event, f"api:{role}")
+    except SinkUnavailable as down:
+        raise HTTPException(
+            503, f"not published, nothing applied ({down}): retry the same request later"
+        ) from None
     if outcome["outcome"] == "duplicate":  # a concurrent request logged the id first
         first = _first_outcome(request, response, event, ignore)
         if first is not None:

@@ -16,7 +16,17 @@ from ledger.config import Topics
 from ledger.domain.events import PayoutRequested, PayoutSettled
 from ledger.publisher import Publisher
 from ledger.store.opening import open_store
-from tests.support.api import auth, balance, build_world, now_ms, publish, token_book
+from projectors import runner
+from tests.support.api import (
+    auth,
+    balance,
+    build_world,
+    free_port,
+    ledger_counts,
+    now_ms,
+    publish,
+    token_book,
+)
 from tests.support.kafka import ConsumerThread, end_offsets, unique
 
 F = auth("finance")
@@ -92,5 +102,32 @@ def test_commands_over_kafka_keep_their_promises(kafka_bootstrap, new_topic, fre
 
 
 def balance_from(store) -> dict[str, int]:
+    """u2's balance once the views have caught up with what the consumer applied."""
+    runner.catch_up(store)
     with TestClient(create_app(store, token_book())) as http:
         return balance(http, "u2")
+
+
+def test_kafka_out_of_reach_is_a_503_that_applies_nothing(tmp_path) -> None:
+    """A publish that fails answered 500, and the failed publisher refused every later
+    event. Now: 503 "nothing applied, retry", the id stays unused, the publisher renewed."""
+    store = open_store(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with TestClient(create_app(store, token_book())) as embedded:
+        build_world(embedded, now_ms())
+    # no broker there; a fixed api_version skips the 30-second bootstrap probe
+    nowhere = Publisher(
+        f"127.0.0.1:{free_port()}", Topics(), max_block_ms=300, api_version=(2, 5, 0)
+    )
+    sink = KafkaSink(nowhere)
+    payout = {"payout_id": "po-down", "sharer_id": "u2", "amount": 300, "currency": "CNY"}
+    with TestClient(create_app(store, token_book(), sink)) as http:
+        before = ledger_counts(store)
+        for _ in range(2):
+            down = http.post("/api/v1/payouts", headers=F, json=payout)
+            assert down.status_code == 503, down.text
+            assert "nothing applied" in down.json()["detail"]
+        assert sink.publisher is not nowhere  # a fresh publisher for the next request
+        assert ledger_counts(store) == before
+        assert queries.logged_outcome(store, "payout-requested:po-down") is None
+    sink.close()
+    store.dispose()
