@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import queries
 from ledger.api.app import create_app
@@ -271,3 +273,49 @@ def test_concurrent_retries_on_postgresql(fresh_pg_url) -> None:
         won = next(amount for amount, seen in by_amount.items() if seen == {(200, "applied")})
         assert balance(http, "u2")["inflight"] == start["inflight"] + won
     store.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_client(world, tmp_path_factory) -> Iterator[TestClient]:
+    """One client for a property test's examples (hypothesis runs them in one test)."""
+    path, _ = world
+    copy = tmp_path_factory.mktemp("property") / "ledger.sqlite"
+    copy.write_bytes(path.read_bytes())
+    store = open_store(f"sqlite:///{copy}")
+    with TestClient(create_app(store, token_book())) as http:
+        yield http
+    store.dispose()
+
+
+texts = st.text(st.characters(codec="utf-8"), min_size=0, max_size=12) | st.sampled_from(
+    ["u2", "u1", "x" * 184, "x" * 183, "x" * 201, "tab\there", "nbsp\xa0", "\u2028"]
+)
+
+
+@given(
+    payout_id=texts,
+    sharer_id=texts,
+    amount=st.integers(-5, 10**16) | st.sampled_from([1, 100, rules.MAX_AMOUNT]),
+    currency=st.sampled_from(["CNY", "USD", "cny", "CN", "€€€"]),
+    reason=st.none() | texts,
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_input_the_rules_refuse_is_a_422_that_spends_no_id(
+    shared_client, payout_id, sharer_id, amount, currency, reason
+) -> None:
+    """Whatever the input, a command is 422 with nothing written, or reaches the rules
+    and is never dead-lettered invalid_value (which would spend its id for nothing)."""
+    store = shared_client.app.state.store
+    body = {"payout_id": payout_id, "sharer_id": sharer_id, "amount": amount, "currency": currency}
+    for path, json in (
+        ("/api/v1/payouts", body),
+        ("/api/v1/payouts/po-setup/fail", {"reason": reason}),
+    ):
+        before = ledger_counts(store)
+        answer = shared_client.post(path, headers=F, json=json)
+        assert answer.status_code in (200, 409, 422), answer.text
+        if answer.status_code == 422:
+            assert ledger_counts(store) == before
+        else:
+            assert answer.json()["reason"] != "invalid_value", answer.text
+            assert queries.logged_outcome(store, answer.json()["event_id"]) is not None
