@@ -19,6 +19,7 @@ from ledger.domain.entries import (
     split_sharer_account,
 )
 from ledger.store import tables as t
+from ledger.store.dead_letters import dead_letter_key
 from ledger.store.store import Store
 
 BUCKETS = SHARER_BUCKETS
@@ -137,3 +138,33 @@ def orphaned_parked(store: Store) -> list[dict[str, object]]:
             )
             out.extend(dict(r._mapping) for r in rows)
     return out
+
+
+@dataclass(frozen=True)
+class LoggedOutcome:
+    """An event-log row as the idempotency of commands needs it: what was logged under an
+    event id and what became of it on arrival (with the dead letter's reason if rejected)."""
+
+    event_type: str
+    payload: str  # the event's JSON form (ledger/payload.py)
+    outcome: str  # applied | rejected | parked
+    reason: str | None
+    message: str | None
+
+
+def logged_outcome(store: Store, event_id: str) -> LoggedOutcome | None:
+    """The event logged under ``event_id`` and its outcome on arrival, or None."""
+    e, d = t.events, t.dead_letters
+    with store.read() as conn:
+        row = conn.execute(
+            select(e.c.type, e.c.source, e.c.payload, e.c.outcome).where(e.c.event_id == event_id)
+        ).first()
+        if row is None:
+            return None
+        reason = message = None
+        if row.outcome == "rejected":  # its dead letter (same source and payload) says why
+            key = dead_letter_key(row.source, row.payload)
+            dead = conn.execute(select(d.c.reason, d.c.message).where(d.c.dedup_key == key)).first()
+            if dead is not None:
+                reason, message = dead.reason, dead.message
+    return LoggedOutcome(row.type, row.payload, row.outcome, reason, message)

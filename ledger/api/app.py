@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ledger.api import edge, routes_audit, routes_commands, routes_read
 from ledger.api.auth import TokenBook
 from ledger.api.docs import add_docs
+from ledger.api.ids import RawPathRouting
 from ledger.api.sink import EmbeddedSink, Sink
 from ledger.logs import get_logger
 from ledger.store.store import Store
@@ -150,6 +151,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(sa_exc.TimeoutError, _unavailable)
     app.add_exception_handler(sa_exc.OperationalError, _unavailable)
+    app.add_middleware(RawPathRouting)  # ids in paths: one encoded segment each (ids.py)
 
     app.add_middleware(BearerFirst, tokens=tokens)
 

@@ -4,16 +4,68 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from schemas.times import MAX_TIME_MS, MIN_TIME_MS
+from ledger.api import ids  # noqa: F401 - registers the {name:id} path convertor
+from ledger.domain import validation as rules
+from ledger.domain.money import BPS
+from ledger.domain.permissions import COMMAND_ID_PREFIXES
 
-# Ids: what the ledger can store and look up (no control characters, at most 200 chars).
-ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
-Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=200)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Millis = Annotated[StrictInt, Field(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
-Amount = Annotated[StrictInt, Field(gt=0, le=10**15)]
+# Every limit below is the rules' own (ledger/domain/validation.py), so the API refuses
+# with 422 exactly what the ledger would dead-letter as invalid_value, before an event
+# (and its id) is spent on it.
+
+
+def _usable_id(value: str) -> str:
+    if not rules.valid_event_id(value):
+        raise ValueError(
+            f"an id is 1 to {rules.MAX_ID} printable characters (no control or format "
+            "characters, no line or paragraph separators)"
+        )
+    return value
+
+
+def _usable_text(value: str) -> str:
+    if not (0 < len(value) <= rules.MAX_TEXT and value.isprintable()):
+        raise ValueError(f"text is 1 to {rules.MAX_TEXT} printable characters")
+    return value
+
+
+# Ids: what the ledger can store and look up. The pattern documents the gist in OpenAPI;
+# the validator applies the rules' exact test (str.isprintable).
+ID_PATTERN = rf"^[^\x00-\x1f\x7f]{{1,{rules.MAX_ID}}}$"
+Id = Annotated[
+    str,
+    Field(pattern=ID_PATTERN, min_length=1, max_length=rules.MAX_ID),
+    AfterValidator(_usable_id),
+]
+# an id in a URL path: one percent-encoded segment ({name:id}, ledger/api/ids.py)
+IdPath = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=rules.MAX_ID), AfterValidator(_usable_id)
+]
+IdQuery = Annotated[
+    str | None,
+    Query(pattern=ID_PATTERN, max_length=rules.MAX_ID),
+    AfterValidator(lambda v: v if v is None else _usable_id(v)),
+]
+# A command's id becomes part of its event id (payout-requested:{payout_id}, …), which must
+# itself be a valid id: so a command id leaves room for the longest prefix.
+COMMAND_ID_MAX = rules.MAX_ID - max(map(len, COMMAND_ID_PREFIXES))
+CommandId = Annotated[
+    str,
+    Field(pattern=ID_PATTERN, min_length=1, max_length=COMMAND_ID_MAX),
+    AfterValidator(_usable_id),
+]
+CommandIdPath = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=COMMAND_ID_MAX), AfterValidator(_usable_id)
+]
+Text = Annotated[str, Field(min_length=1, max_length=rules.MAX_TEXT), AfterValidator(_usable_text)]
+Currency = Annotated[str, Field(pattern=rules.CURRENCY.pattern)]
+Millis = Annotated[StrictInt, Field(ge=rules.MIN_TIME_MS, le=rules.MAX_TIME_MS)]
+Amount = Annotated[StrictInt, Field(gt=0, le=rules.MAX_AMOUNT)]
+Bps = Annotated[StrictInt, Field(ge=0, le=BPS)]
+Days = Annotated[StrictInt, Field(ge=0, le=rules.MAX_DAYS)]
 
 
 class Strict(BaseModel):
@@ -173,25 +225,47 @@ class Outcome(BaseModel):
     """What became of a command or a submitted event."""
 
     event_id: str
-    outcome: Literal["applied", "rejected", "parked", "duplicate", "queued"]
+    outcome: Literal["applied", "rejected", "parked", "duplicate", "queued", "conflict"] = Field(
+        description="conflict: the id was used before for another request (reason "
+        "idempotency_key_reused); a retry of the same request answers the first outcome"
+    )
     reason: str | None = None
     message: str | None = None
 
 
 class SettlementRunRequest(Strict):
-    run_id: Id
+    run_id: CommandId
     as_of: Millis | None = Field(None, description="default: now; never later than now")
 
 
 class PayoutRequest(Strict):
-    payout_id: Id
+    payout_id: CommandId
     sharer_id: Id
     amount: Amount
     currency: Currency
 
 
 class PayoutFailure(Strict):
-    reason: Annotated[str, Field(max_length=500)] | None = None
+    reason: Text | None = None
+
+
+class MinPayoutModel(Strict):
+    currency: Currency
+    amount: Annotated[StrictInt, Field(ge=0, le=rules.MAX_AMOUNT)]
+
+
+class PlanRequest(Strict):
+    """A commission plan (docs/events.md, plan_published); times in ms since the epoch."""
+
+    plan_id: CommandId
+    effective_from: Millis
+    default_rate_bps: Bps
+    platform_fee_bps: Bps
+    level_shares_bps: Annotated[list[Bps], Field(min_length=3, max_length=3)]
+    frozen_days: Days
+    attribution_window_days: Days
+    self_purchase_allowed: StrictBool
+    min_payouts: list[MinPayoutModel]
 
 
 class Posting(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, allow, store_of
-from ledger.api.models import ID_PATTERN, CheckReport, EntryPage, Verification
+from ledger.api.models import CheckReport, EntryPage, IdQuery, Verification
 from ledger.domain.entries import sharer_accounts, split_sharer_account
 from ledger.store import tables as t
 from ledger.store.verify import verify as verify_store
@@ -23,8 +23,6 @@ router = APIRouter(
     responses=ERRORS,
     dependencies=[Depends(allow("auditor"))],
 )
-
-IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=200)]
 
 
 @router.get("/verify", response_model=Verification)

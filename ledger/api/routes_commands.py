@@ -1,67 +1,231 @@
 """Finance commands and the publisher endpoint: each becomes one event on the ledger's
-own path (``request.app.state.sink``). Event ids derive from the command's id, so
-retrying a command is a no-op (``duplicate``) rather than a second payout."""
+own path (``request.app.state.sink``).
+
+Least authority (SPEC §4.7, ledger/domain/permissions.py): publishers submit buyer
+activity and enrollments through ``POST /events``; finance moves money only through its
+commands (plans, settlement runs, payouts), whose event ids derive from the command's id
+(``payout-requested:{payout_id}``, …) and lie in an id space no one else may use.
+
+A command's id is its idempotency key, as payment APIs treat one: the same request again
+answers the first outcome (a rejection stays a rejection); another request under the same
+id is refused (409 ``conflict``, ``idempotency_key_reused``); a request refused for its
+input (422) spends nothing, so the corrected request can follow. ``POST /events`` keeps
+the same promise for a publisher's event id.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Collection
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 
-from ledger.api.deps import ERRORS, Conn, allow
+from ledger import queries
+from ledger.api.auth import ROLES
+from ledger.api.deps import ERRORS, Conn, allow, bearer, role_of
 from ledger.api.models import (
-    ID_PATTERN,
+    CommandIdPath,
     Error,
     Outcome,
     PayoutFailure,
     PayoutRequest,
+    PlanRequest,
     SettlementRunRequest,
 )
+from ledger.api.sink import SinkUnavailable
 from ledger.domain.events import (
     Event,
     InvalidEvent,
+    MinPayout,
     PayoutFailed,
     PayoutRequested,
     PayoutSettled,
+    PlanPublished,
     SettlementRun,
 )
+from ledger.domain.permissions import WRITER, Role, event_types_of, is_command_id, may_submit
+from ledger.domain.validation import problem
 from ledger.jsonform import event_from_json
+from ledger.payload import load_event
 from ledger.store import tables as t
 
-finance = APIRouter(
-    prefix="/api/v1", tags=["finance commands"], dependencies=[Depends(allow("finance"))]
-)
-publisher = APIRouter(
-    prefix="/api/v1", tags=["publisher"], dependencies=[Depends(allow("publisher"))]
-)
+finance = APIRouter(prefix="/api/v1", tags=["finance commands"])
+publisher = APIRouter(prefix="/api/v1", tags=["publisher"])
+
+# finance's event types and the one command that submits each (one way to do each thing)
+COMMAND_OF = {
+    "plan_published": "POST /api/v1/plans",
+    "settlement_run": "POST /api/v1/settlement-runs",
+    "payout_requested": "POST /api/v1/payouts",
+    "payout_settled": "POST /api/v1/payouts/{payout_id}/settle",
+    "payout_failed": "POST /api/v1/payouts/{payout_id}/fail",
+}
+assert set(COMMAND_OF) == event_types_of(Role.FINANCE), "every finance type needs a command"
+# what POST /events carries: the publishers' types
+EVENT_TYPES = event_types_of(Role.PUBLISHER)
+
+
+def not_allowed(role: str, event_type: str) -> str:
+    where = COMMAND_OF.get(event_type, "POST /api/v1/events")
+    return (
+        f"the {role} role may not submit {event_type} events: "
+        f"only {WRITER[event_type]} may, through {where}"
+    )
+
+
+def submits(event_type: str) -> Any:
+    """A dependency admitting the roles the permission table lets submit ``event_type``."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> str:
+        role = role_of(request, credentials)
+        if not may_submit(role, event_type):
+            raise HTTPException(403, not_allowed(role, event_type))
+        return role
+
+    return Depends(check)
+
+
+CONFLICT = "idempotency_key_reused"
+REPLAYED = "Idempotent-Replayed"  # header on an answer repeated from the first outcome
+REQUEST_FIELDS = ("occurred_at", "producer")  # set by the server: not part of a request
 
 OUTCOMES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     202: {"description": "published to Kafka; the consumer applies it", "model": Outcome},
+    503: {"description": "Kafka did not take the event: nothing applied, retry", "model": Error},
     409: {
-        "description": "rejected by the ledger's rules (kept as a dead letter)",
+        "description": "rejected by the ledger's rules (kept as a dead letter; a retry "
+        "answers the same), or the id was used before for another request (conflict)",
         "model": Outcome,
     },
 }
-IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=200)]
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _submit(request: Request, response: Response, event: Event, role: str) -> dict[str, Any]:
-    outcome = request.app.state.sink.submit(event, f"api:{role}")
-    if outcome["outcome"] == "rejected":
+def _answer(response: Response, outcome: dict[str, Any]) -> dict[str, Any]:
+    if outcome["outcome"] in ("rejected", "conflict"):
         response.status_code = 409
     elif outcome["outcome"] == "queued":
         response.status_code = 202
     return outcome
 
 
-@finance.post("/settlement-runs", response_model=Outcome, responses=OUTCOMES)
+def _differences(logged: queries.LoggedOutcome, event: Event, ignore: Collection[str]) -> str:
+    """The fields in which the event logged under ``event``'s id differs from ``event``
+    (fields in ``ignore`` aside), named but not shown (the first request may be someone
+    else's); empty when they are the same request."""
+    if logged.event_type != event.TYPE:
+        return "another event type"
+    try:
+        first = load_event(logged.payload)
+    except Exception:  # noqa: BLE001 - an unreadable row cannot be the same request
+        return "an event that cannot be read back"
+    differing = [
+        f.name
+        for f in dataclasses.fields(event)
+        if f.name not in ignore and getattr(first, f.name) != getattr(event, f.name)
+    ]
+    return f"it differs in {', '.join(differing)}" if differing else ""
+
+
+def _first_outcome(
+    request: Request, response: Response, event: Event, ignore: Collection[str]
+) -> dict[str, Any] | None:
+    """The answer for an id already used: the first outcome for the same request, a
+    conflict for another one; None when the id is unused."""
+    logged = queries.logged_outcome(request.app.state.store, event.event_id)
+    if logged is None:
+        return None
+    differences = _differences(logged, event, ignore)
+    if differences:
+        return _answer(
+            response,
+            {
+                "event_id": event.event_id,
+                "outcome": "conflict",
+                "reason": CONFLICT,
+                "message": f"{event.event_id} was used before for another request "
+                f"({differences}): a new request needs a new id",
+            },
+        )
+    response.headers[REPLAYED] = "true"
+    return _answer(
+        response,
+        {
+            "event_id": event.event_id,
+            "outcome": logged.outcome,
+            "reason": logged.reason,
+            "message": logged.message,
+        },
+    )
+
+
+def _submit(
+    request: Request,
+    response: Response,
+    event: Event,
+    role: str,
+    ignore: Collection[str] = REQUEST_FIELDS,
+) -> dict[str, Any]:
+    """Submit ``event`` once: refused for its input (422, nothing spent), answered from the
+    event log when its id was used before, else applied (or queued) now."""
+    bad = problem(event)
+    if bad is not None:
+        raise HTTPException(422, f"{bad[0]}: {bad[1]}")
+    first = _first_outcome(request, response, event, ignore)
+    if first is not None:
+        return first
+    try:
+        outcome = request.app.state.sink.submit(event, f"api:{role}")
+    except SinkUnavailable as down:
+        raise HTTPException(
+            503, f"not published, nothing applied ({down}): retry the same request later"
+        ) from None
+    if outcome["outcome"] == "duplicate":  # a concurrent request logged the id first
+        first = _first_outcome(request, response, event, ignore)
+        if first is not None:
+            return first
+    return _answer(response, outcome)
+
+
+@finance.post(
+    "/plans", dependencies=[submits("plan_published")], response_model=Outcome, responses=OUTCOMES
+)
+def publish_plan(body: PlanRequest, request: Request, response: Response) -> dict[str, Any]:
+    """Publish a commission plan (its event id: ``plan-published:{plan_id}``)."""
+    event = PlanPublished(
+        f"plan-published:{body.plan_id}",
+        now_ms(),
+        "api",
+        plan_id=body.plan_id,
+        effective_from=body.effective_from,
+        default_rate_bps=body.default_rate_bps,
+        platform_fee_bps=body.platform_fee_bps,
+        level_shares_bps=tuple(body.level_shares_bps),
+        frozen_days=body.frozen_days,
+        attribution_window_days=body.attribution_window_days,
+        self_purchase_allowed=body.self_purchase_allowed,
+        min_payouts=tuple(MinPayout(m.currency, m.amount) for m in body.min_payouts),
+    )
+    return _submit(request, response, event, "finance")
+
+
+@finance.post(
+    "/settlement-runs",
+    dependencies=[submits("settlement_run")],
+    response_model=Outcome,
+    responses=OUTCOMES,
+)
 def settlement_run(
     body: SettlementRunRequest, request: Request, response: Response
 ) -> dict[str, Any]:
@@ -76,10 +240,17 @@ def settlement_run(
     event = SettlementRun(
         f"settlement-run:{body.run_id}", at, "api", run_id=body.run_id, as_of=as_of
     )
-    return _submit(request, response, event, "finance")
+    # a retry without as_of asks for the same run ("as of when it ran"), not a later one
+    ignore = REQUEST_FIELDS if body.as_of is not None else (*REQUEST_FIELDS, "as_of")
+    return _submit(request, response, event, "finance", ignore)
 
 
-@finance.post("/payouts", response_model=Outcome, responses=OUTCOMES)
+@finance.post(
+    "/payouts",
+    dependencies=[submits("payout_requested")],
+    response_model=Outcome,
+    responses=OUTCOMES,
+)
 def request_payout(body: PayoutRequest, request: Request, response: Response) -> dict[str, Any]:
     """Request a payout: moves the amount from available to in-flight."""
     event = PayoutRequested(
@@ -108,9 +279,14 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@finance.post("/payouts/{payout_id}/settle", response_model=Outcome, responses=NOT_FOUND)
+@finance.post(
+    "/payouts/{payout_id:id}/settle",
+    dependencies=[submits("payout_settled")],
+    response_model=Outcome,
+    responses=NOT_FOUND,
+)
 def settle_payout(
-    payout_id: IdPath, conn: Conn, request: Request, response: Response
+    payout_id: CommandIdPath, conn: Conn, request: Request, response: Response
 ) -> dict[str, Any]:
     """The payout reached the sharer: in-flight becomes paid."""
     row = _payout(conn, payout_id)
@@ -126,9 +302,14 @@ def settle_payout(
     return _submit(request, response, event, "finance")
 
 
-@finance.post("/payouts/{payout_id}/fail", response_model=Outcome, responses=NOT_FOUND)
+@finance.post(
+    "/payouts/{payout_id:id}/fail",
+    dependencies=[submits("payout_failed")],
+    response_model=Outcome,
+    responses=NOT_FOUND,
+)
 def fail_payout(
-    payout_id: IdPath,
+    payout_id: CommandIdPath,
     conn: Conn,
     request: Request,
     response: Response,
@@ -136,7 +317,6 @@ def fail_payout(
 ) -> dict[str, Any]:
     """The payout failed: in-flight goes back to available."""
     row = _payout(conn, payout_id)
-    reason = body.reason if body is not None and body.reason else None
     event = PayoutFailed(
         f"payout-failed:{payout_id}",
         now_ms(),
@@ -145,7 +325,7 @@ def fail_payout(
         sharer_id=row.sharer_id,
         amount=row.amount,
         currency=row.currency,
-        reason=reason,
+        reason=body.reason if body is not None else None,
     )
     return _submit(request, response, event, "finance")
 
@@ -162,6 +342,20 @@ EVENT_EXAMPLE = {
 }
 
 
+def refusal(role: str, event_type: str | None) -> str | None:
+    """Why ``role`` may not submit an event of ``event_type`` through POST /events (None:
+    it may; an unknown type is for the event's own validation to refuse)."""
+    if event_type is None or event_type not in WRITER:
+        if event_types_of(role) & EVENT_TYPES:
+            return None
+        return f"the {role} role may not submit events (publishers do)"
+    if not may_submit(role, event_type):
+        return not_allowed(role, event_type)
+    if event_type in COMMAND_OF:
+        return f"{event_type} is submitted through {COMMAND_OF[event_type]} (one way to do it)"
+    return None
+
+
 @publisher.post(
     "/events",
     response_model=Outcome,
@@ -170,11 +364,25 @@ EVENT_EXAMPLE = {
 def submit_event(
     request: Request,
     response: Response,
-    body: Annotated[dict[str, Any], Body(examples=[EVENT_EXAMPLE])],
+    role: Annotated[str, Depends(allow(*ROLES))],
+    body: Annotated[Any, Body(examples=[EVENT_EXAMPLE])],
 ) -> dict[str, Any]:
-    """Submit one event in its JSON form (docs/events.md)."""
+    """Submit one event in its JSON form (docs/events.md): buyer activity (clicks, orders,
+    completions, refunds) and enrollments, publisher tokens only."""
+    event_type = body.get("type") if isinstance(body, dict) else None
+    refused = refusal(role, event_type if isinstance(event_type, str) else None)
+    if refused is not None:
+        raise HTTPException(403, refused)
     try:
         event = event_from_json(body)
     except InvalidEvent as bad:
         raise HTTPException(422, f"{bad.reason}: {bad.message}") from None
-    return _submit(request, response, event, "publisher")
+    if event.TYPE not in EVENT_TYPES:  # the checks above saw the type the parser read
+        raise HTTPException(403, refusal(role, event.TYPE) or "not an event publishers submit")
+    if is_command_id(event.event_id):
+        raise HTTPException(
+            403,
+            f"event id {event.event_id!r} lies in finance's command id space "
+            "(docs/security.md): choose another event id",
+        )
+    return _submit(request, response, event, role, ignore=())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import func, select
 
 from ledger.api import paging
@@ -15,6 +15,8 @@ from ledger.api.models import (
     ID_PATTERN,
     BalancePage,
     DeadLetterPage,
+    IdPath,
+    IdQuery,
     Lag,
     OrderPayouts,
     ParkedPage,
@@ -33,8 +35,6 @@ router = APIRouter(
     dependencies=[Depends(allow("finance", "auditor"))],
 )
 
-IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=200)]
-IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=200)]
 CurrencyQuery = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")]
 TimeQuery = Annotated[
     int | None,
@@ -65,7 +65,7 @@ def balances(
     }
 
 
-@router.get("/orders/{order_id}/payouts", response_model=OrderPayouts, responses=NOT_FOUND)
+@router.get("/orders/{order_id:id}/payouts", response_model=OrderPayouts, responses=NOT_FOUND)
 def order_payouts(conn: Conn, order_id: IdPath) -> dict[str, Any]:
     """One order's multi-level payout view: each level's sharer, amount and state."""
     view = read.order_levels(conn, order_id)
@@ -74,7 +74,7 @@ def order_payouts(conn: Conn, order_id: IdPath) -> dict[str, Any]:
     return view
 
 
-@router.get("/sharers/{sharer_id}", response_model=Sharer)
+@router.get("/sharers/{sharer_id:id}", response_model=Sharer)
 def sharer(conn: Conn, sharer_id: IdPath) -> dict[str, Any]:
     """A sharer's balances, referral team by level and earnings by level and downline."""
     return {
@@ -85,7 +85,7 @@ def sharer(conn: Conn, sharer_id: IdPath) -> dict[str, Any]:
     }
 
 
-@router.get("/sharers/{sharer_id}/orders", response_model=SharerLevelPage)
+@router.get("/sharers/{sharer_id:id}/orders", response_model=SharerLevelPage)
 def sharer_orders(
     conn: Conn, sharer_id: IdPath, limit: paging.Limit = 100, cursor: paging.Cursor = None
 ) -> dict[str, Any]:

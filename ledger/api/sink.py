@@ -10,9 +10,13 @@ import threading
 from typing import Protocol
 
 from ledger.domain.events import Event
+from ledger.logs import get_logger
+from ledger.publisher import Publisher, PublishError
 from ledger.service import LedgerService, Received
 from ledger.store.store import Store
 from projectors import runner
+
+log = get_logger("ledger.api.sink")
 
 
 class Sink(Protocol):
@@ -48,18 +52,37 @@ class EmbeddedSink:
         pass
 
 
+class SinkUnavailable(RuntimeError):
+    """The event could not be handed to Kafka: nothing was applied, the request may be
+    retried (the API answers 503)."""
+
+
 class KafkaSink:
     """Publishes each event (acknowledged before answering); the consumer applies it."""
 
-    def __init__(self, publisher: object) -> None:
+    def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
         self._lock = threading.Lock()  # the Publisher expects one caller at a time
 
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
         with self._lock:
-            self.publisher.publish(event)  # type: ignore[attr-defined]
-            self.publisher.flush()  # type: ignore[attr-defined]
+            try:
+                self.publisher.publish(event)
+                self.publisher.flush()
+            except PublishError as exc:
+                self._renew()
+                raise SinkUnavailable(str(exc)) from exc
         return {"event_id": event.event_id, "outcome": "queued"}
 
+    def _renew(self) -> None:
+        """A publisher that saw a failure refuses every later event (its failures are
+        kept): start again with a new one, so one outage does not outlast itself."""
+        old = self.publisher
+        try:
+            old.close(timeout=0)
+        except Exception as exc:  # noqa: BLE001 - the old producer is being dropped anyway
+            log.warning("closing a failed publisher", error=str(exc)[:300])
+        self.publisher = Publisher(old.bootstrap_servers, old.topics, old.codec, **old.config)
+
     def close(self) -> None:
-        self.publisher.close()  # type: ignore[attr-defined]
+        self.publisher.close()

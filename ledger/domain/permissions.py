@@ -45,6 +45,7 @@ assert set(WRITER) == set(EVENT_TYPES), "every event type needs exactly one writ
 
 # the event-id prefixes of finance's commands (ledger/api/routes_commands.py builds them)
 COMMAND_ID_PREFIXES: tuple[str, ...] = (
+    "plan-published:",
     "settlement-run:",
     "payout-requested:",
     "payout-settled:",

@@ -19,7 +19,7 @@ import hmac
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 
 from ledger.api import paging
+from ledger.api.ids import id_segment
 from ledger.domain.validation import MAX_ID, valid_event_id
 from ledger.store import tables as t
 from projectors import read
@@ -46,6 +47,19 @@ templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
 templates.filters["ms"] = lambda ms: "—" if ms is None else ms_to_iso(ms)
+DOT_IDS = (".", "..")  # a browser drops such a path segment (WHATWG URL rules)
+
+
+def page_of(kind: str, the_id: str) -> str:
+    """The dashboard URL of a sharer or an order (``kind``: "sharers" or "orders"): its id
+    as one path segment (ledger/api/ids.py), or, for "." and "..", the lookup with the id
+    in the query, so that a browser reaches every id."""
+    if the_id in DOT_IDS:
+        return f"/dashboard/lookup?{urlencode({'kind': kind, 'q': the_id})}"
+    return f"/dashboard/{kind}/{id_segment(the_id)}"
+
+
+templates.globals["page_of"] = page_of
 
 
 def mount(app: FastAPI) -> FastAPI:
@@ -224,25 +238,34 @@ def balances_page(request: Request) -> Response:
 
 
 @router.get("/lookup")
-def lookup(request: Request, q: str = "") -> Response:
-    """The header's search box: an order id or a sharer id."""
+def lookup(request: Request, q: str = "", kind: str = "") -> Response:
+    """The header's search box: an order id or a sharer id (``kind`` says which)."""
     role = _role(request)
     if role is None:
         return _login_redirect()
-    q = q.strip()
     bad = _bad_id(request, q, role)
     if bad is not None:
         return bad
-    with request.app.state.store.read() as conn:
-        is_order = (
-            conn.execute(select(t.orders.c.order_id).where(t.orders.c.order_id == q)).first()
-            is not None
-        )
-    target = "orders" if is_order else "sharers"
-    return RedirectResponse(f"/dashboard/{target}/{quote(q, safe='')}", status_code=303)
+    if kind not in ("orders", "sharers"):
+        with request.app.state.store.read() as conn:
+            kind, q = _typed_id(conn, q)
+    if q in DOT_IDS:  # no path a browser keeps: the page is shown here
+        return order_page(request, q) if kind == "orders" else sharer_page(request, q)
+    return RedirectResponse(page_of(kind, q), status_code=303)
 
 
-@router.get("/sharers/{sharer_id:path}")  # :path: an id may hold "/"
+def _typed_id(conn: Any, q: str) -> tuple[str, str]:
+    """What the search box names: an order, else a sharer, as typed, else as typed without
+    the spaces around it (an id may hold spaces, so the exact text is tried first)."""
+    candidates = [c for c in dict.fromkeys((q, q.strip())) if c]
+    for kind, column in (("orders", t.orders.c.order_id), ("sharers", t.sharers.c.sharer_id)):
+        for candidate in candidates:
+            if conn.execute(select(column).where(column == candidate).limit(1)).first():
+                return kind, candidate
+    return "sharers", candidates[-1] if candidates else q
+
+
+@router.get("/sharers/{sharer_id:id}")
 def sharer_page(request: Request, sharer_id: str) -> Response:
     role = _role(request)
     if role is None:
@@ -269,7 +292,7 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     )
 
 
-@router.get("/orders/{order_id:path}")
+@router.get("/orders/{order_id:id}")
 def order_page(request: Request, order_id: str) -> Response:
     role = _role(request)
     if role is None:

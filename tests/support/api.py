@@ -10,10 +10,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ledger.api.auth import TokenBook, hash_token
+from ledger.domain.events import (
+    ClickRecorded,
+    Event,
+    OrderCompleted,
+    OrderLine,
+    OrderPlaced,
+    SharerEnrolled,
+)
+from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store.opening import open_store
@@ -127,3 +137,139 @@ def dashboard_login(client: httpx.Client, token: str, origin: str | None = None)
         headers={"Origin": own},
         follow_redirects=False,
     )
+
+
+# --- a ledger built through the API itself (the permission, idempotency and id tests) ---
+
+DAY = 86_400_000
+PLAN = {
+    "plan_id": "plan-1",
+    "default_rate_bps": 1000,
+    "platform_fee_bps": 800,
+    "level_shares_bps": [5000, 3000, 2000],
+    "frozen_days": 7,
+    "attribution_window_days": 30,
+    "self_purchase_allowed": False,
+    "min_payouts": [{"currency": "CNY", "amount": 100}],
+}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event in its JSON form, as POST /api/v1/events takes it."""
+    return event_to_json(event)
+
+
+def publish(http: Any, event: Event, role: str = "publisher") -> Any:
+    return http.post("/api/v1/events", headers=auth(role), json=event_json(event))
+
+
+def order(order_id: str, at: int, *, sharer_click: str | None, amount: int) -> OrderPlaced:
+    return OrderPlaced(
+        f"ev-{order_id}",
+        at,
+        "shop",
+        order_id=order_id,
+        buyer_id="b1",
+        merchant_id="m1",
+        currency="CNY",
+        lines=(OrderLine("l1", "p1", 1, amount, 2500),),
+        click_id=sharer_click,
+    )
+
+
+def build_world(http: Any, now: int) -> None:
+    """Through the API: finance publishes a plan; publishers enroll u1 <- u2 and record
+    clicks of u2 bought by b1, 45 days ago (c1) and 2 days ago (c2), and three orders:
+    o-old (completed 30 days ago, settled by finance's run r-0 so its commission is
+    available), o-open (placed, not completed) and o-fresh (completed 30 minutes ago:
+    frozen for 7 days). Finance then requests payout po-setup (in flight). Every step
+    must be applied."""
+    steps = [
+        http.post(
+            "/api/v1/plans",
+            headers=auth("finance"),
+            json={**PLAN, "effective_from": now - 60 * DAY},
+        ),
+        publish(http, SharerEnrolled("ev-u1", now - 50 * DAY, "users", sharer_id="u1")),
+        publish(
+            http,
+            SharerEnrolled("ev-u2", now - 50 * DAY + 1, "users", sharer_id="u2", upline_id="u1"),
+        ),
+        publish(
+            http,
+            ClickRecorded(
+                "ev-c1",
+                now - 45 * DAY,
+                "clicks",
+                click_id="c1",
+                sharer_id="u2",
+                buyer_id="b1",
+                product_id="p1",
+            ),
+        ),
+        publish(http, order("o-old", now - 40 * DAY, sharer_click="c1", amount=100_000)),
+        publish(
+            http,
+            OrderCompleted(
+                "ev-o-old-done", now - 30 * DAY, "shop", order_id="o-old", buyer_id="b1"
+            ),
+        ),
+        publish(
+            http,
+            ClickRecorded(
+                "ev-c2",
+                now - 2 * DAY,
+                "clicks",
+                click_id="c2",
+                sharer_id="u2",
+                buyer_id="b1",
+                product_id="p1",
+            ),
+        ),
+        publish(http, order("o-open", now - 1 * DAY, sharer_click="c2", amount=50_000)),
+        publish(http, order("o-fresh", now - 2 * 3_600_000, sharer_click="c2", amount=70_000)),
+        publish(
+            http,
+            OrderCompleted(
+                "ev-o-fresh-done", now - 1_800_000, "shop", order_id="o-fresh", buyer_id="b1"
+            ),
+        ),
+        http.post("/api/v1/settlement-runs", headers=auth("finance"), json={"run_id": "r-0"}),
+        http.post(
+            "/api/v1/payouts",
+            headers=auth("finance"),
+            json={"payout_id": "po-setup", "sharer_id": "u2", "amount": 1000, "currency": "CNY"},
+        ),
+    ]
+    for response in steps:
+        assert response.status_code == 200 and response.json()["outcome"] == "applied", (
+            response.request.url,
+            response.text,
+        )
+
+
+def ledger_counts(store: Store) -> dict[str, int]:
+    """Rows of the journal's tables: what any write would change."""
+    from sqlalchemy import func, select
+
+    from ledger.store import tables as t
+
+    with store.read() as conn:
+        return {
+            table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in (t.events, t.entries, t.dead_letters, t.parked)
+        }
+
+
+def balance(http: Any, sharer_id: str, currency: str = "CNY") -> dict[str, Any]:
+    from urllib.parse import quote
+
+    items = http.get(
+        f"/api/v1/balances?sharer_id={quote(sharer_id, safe='')}&currency={currency}",
+        headers=auth("finance"),
+    ).json()["items"]
+    return items[0] if items else {}
