@@ -23,7 +23,12 @@ from ledger.checkpoint import (
 )
 from ledger.commands.common import db_option, resolve_db
 from ledger.service import wall_clock_ms
-from ledger.store.checkpoints import extension_problems, load_checkpoints, sign_checkpoint
+from ledger.store.checkpoints import (
+    StoredCheckpoint,
+    extension_problems,
+    load_checkpoints,
+    sign_checkpoint,
+)
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
 
@@ -122,39 +127,54 @@ def verify_checkpoint(
     the database): the signature verifies with the public key, the ledger verifies from
     genesis, and every signed link is still the row at its position. Exit 1 if not."""
     key = _read(load_public_key, pub_path)
+    if checkpoint_file is not None:
+        loaded = [_load_file(checkpoint_file)]
     store = open_store(resolve_db(ctx, db_url), read_only=True)
     try:
-        if checkpoint_file is not None:
-            checkpoints = [_read(parse, checkpoint_file, text=True)]
-        else:
-            checkpoints = load_checkpoints(store)
-            if not checkpoints:
+        if checkpoint_file is None:
+            loaded = load_checkpoints(store)
+            if not loaded:
                 raise click.ClickException("no checkpoint stored in the database")
-        results = [(c, _problems(store, c, key)) for c in checkpoints]
+        results = [
+            (s, [s.problem] if s.checkpoint is None else _problems(store, s.checkpoint, key))
+            for s in loaded
+        ]
     finally:
         store.dispose()
-    bad = [(c, p) for c, p in results if p]
+    bad = [(s, p) for s, p in results if p]
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "created_at": c.created_at,
-                        "key_id": c.key_id,
-                        "ledger_head": c.body["ledger_head"],
-                        "ok": not p,
-                        "problems": p,
-                    }
-                    for c, p in results
-                ],
-                indent=2,
-            )
-        )
-    for c, problems in bad if not as_json else ():
-        click.echo(f"TAMPERED: checkpoint of {c.created_at}: {problems[0]}", err=True)
+        click.echo(json.dumps([_outcome(s, p) for s, p in results], indent=2))
+    for s, problems in bad if not as_json else ():
+        click.echo(f"TAMPERED: {_name(s)}: {problems[0]}", err=True)
     if not bad and not as_json:
         click.echo(f"OK: the ledger extends {len(results)} signed checkpoint(s)")
     sys.exit(1 if bad else 0)
+
+
+def _load_file(path: Path) -> StoredCheckpoint:
+    """The checkpoint in ``path``, or a finding that names the file (never a traceback)."""
+    try:
+        return StoredCheckpoint(str(path), parse(path.read_text()))
+    except (CheckpointError, UnicodeDecodeError, OSError) as exc:
+        return StoredCheckpoint(str(path), None, f"malformed: {str(exc)[:300]}")
+
+
+def _name(stored: StoredCheckpoint) -> str:
+    if stored.checkpoint is None:
+        return f"checkpoint {stored.row}"
+    return f"checkpoint of {stored.checkpoint.created_at} ({stored.row[:16]})"
+
+
+def _outcome(stored: StoredCheckpoint, problems: list[str]) -> dict[str, object]:
+    c = stored.checkpoint
+    return {
+        "id": stored.row,
+        "created_at": None if c is None else c.created_at,
+        "key_id": None if c is None else c.key_id,
+        "ledger_head": None if c is None else c.body["ledger_head"],
+        "ok": not problems,
+        "problems": problems,
+    }
 
 
 def _problems(store, checkpoint: Checkpoint, key) -> list[str]:  # type: ignore[no-untyped-def]
