@@ -134,13 +134,14 @@ def export(
     counts = {"event": 0, "dead_letter": 0}
     with store.read() as conn:  # one snapshot: heads, records and dead letters agree
         journal, event_chains = _heads(conn)
+        dead_count, dead_digest = _dead(conn)
         metadata = {
             "ledger.format": FORMAT,
             "ledger.head": ledger_head(journal),
             "ledger.chain_heads": _heads_json(journal),
             "ledger.events_head": events_head(event_chains),
             "ledger.event_chain_heads": _heads_json(event_chains),
-            "ledger.dead_letters": json.dumps(dict(zip(("count", "digest"), _dead(conn)))),
+            "ledger.dead_letters": json.dumps({"count": dead_count, "digest": dead_digest}),
             "ledger.event_schemas": json.dumps([info.schema for info in registry]),
         }
         if key is not None:
@@ -441,7 +442,7 @@ def _item(record: Record) -> Received | Undecodable:
         try:
             event = load_event(f["payload"])
             canonical = dump_event(event)
-        except Exception as exc:  # noqa: BLE001 - a hostile payload may raise anything
+        except Exception as exc:
             raise ExportError(
                 f"{record.where}: the payload is not an event ({type(exc).__name__}: "
                 f"{str(exc)[:120]})"

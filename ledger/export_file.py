@@ -341,7 +341,7 @@ def read_records(fh: BinaryIO, sync: bytes) -> Iterator[Record]:
             start = stream.tell()
             try:
                 fields = fastavro.schemaless_reader(stream, _PARSED, None)
-            except Exception as exc:  # noqa: BLE001 - hostile bytes: fastavro raises many kinds
+            except Exception as exc:
                 raise ExportError(
                     f"record {index} (block {block}) does not decode ({type(exc).__name__}: "
                     f"{str(exc)[:120]})"

@@ -136,7 +136,12 @@ def verify_checkpoint(
             if not loaded:
                 raise click.ClickException("no checkpoint stored in the database")
         results = [
-            (s, [s.problem] if s.checkpoint is None else _problems(store, s.checkpoint, key))
+            (
+                s,
+                [s.problem or "malformed"]
+                if s.checkpoint is None
+                else _problems(store, s.checkpoint, key),
+            )
             for s in loaded
         ]
     finally:
