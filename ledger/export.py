@@ -326,7 +326,7 @@ def check(
             count, seal = 0, None
             for record in read_records(fh, sync):
                 if seal is not None:
-                    raise ExportError(f"{record.where} follows the seal")
+                    raise ExportError(f"{record.where} follows the seal ({seal.where})")
                 if record.fields["kind"] == "seal":
                     seal = record
                     continue
