@@ -323,7 +323,8 @@ def check(
             metadata, sync = read_header(fh)
             summary = _expected(metadata)
             digest = Digest(metadata)
-            count, seal = 0, None
+            codec = Codec(Registry.default())
+            count, seal, last_arrival = 0, None, -(2**63)
             for record in read_records(fh, sync):
                 if seal is not None:
                     raise ExportError(f"{record.where} follows the seal ({seal.where})")
@@ -331,6 +332,7 @@ def check(
                     seal = record
                     continue
                 _item(record)  # well-formed, or ExportError naming it
+                last_arrival = _check_derived(record, codec, last_arrival)
                 digest.record(record.encoded)
                 count += 1
                 if progress and count % 1000 == 0:
@@ -389,6 +391,21 @@ def _parse_heads(metadata: dict[str, str], name: str) -> Heads:
             raise ExportError(f"metadata {name}[{chain!r:.80}] is not [chain_seq, hash]")
         parsed[chain] = (link[0], link[1])
     return parsed
+
+
+def _check_derived(record: Record, codec: Codec, last_arrival: int) -> int:
+    """The copies an auditor may read instead of the payload must say the same: ``avro``
+    is the payload's Avro encoding (a Java reader decodes it), arrivals increase."""
+    f = record.fields
+    if f["kind"] != "event":
+        if f["avro"] is not None:
+            raise ExportError(f"{record.where}: a dead letter with an Avro encoding")
+        return last_arrival
+    if f["avro"] != _avro(codec, f["payload"]):
+        raise ExportError(f"{record.where}: its avro field is not its payload's encoding")
+    if f["arrival"] is None or f["arrival"] <= last_arrival:
+        raise ExportError(f"{record.where}: arrival numbers do not increase")
+    return int(f["arrival"])
 
 
 def _check_seal(

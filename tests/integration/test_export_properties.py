@@ -46,7 +46,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     store.dispose()
     out = root / "export.avro"
     assert (
-        CliRunner().invoke(main, ["export", "--db", f"sqlite:///{root / 'source.sqlite'}", str(out)])
+        CliRunner().invoke(
+            main, ["export", "--db", f"sqlite:///{root / 'source.sqlite'}", str(out)]
+        )
     ).exit_code == 0
     return out, report
 

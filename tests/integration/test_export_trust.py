@@ -70,7 +70,9 @@ def _duplicate_click_ahead(records: Records) -> Records:
     n = next(i for i, r in enumerate(records) if r["event_type"] == "click_recorded")
     original = records[n]
     forged = with_payload(original, {**payload_of(original), "sharer_id": "u-forger"})
-    return [*records[:n], forged, *records[n:]]
+    edited = [*records[:n], forged, *records[n:]]
+    # arrival numbers renumbered so that they still increase, as a careful forger would
+    return [dict(r, arrival=i) if r["kind"] == "event" else r for i, r in enumerate(edited)]
 
 
 def _nine_times(records: Records) -> Records:
