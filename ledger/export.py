@@ -536,7 +536,7 @@ def replay(
 
 
 def _require_empty(conn: Connection) -> None:
-    for table in (t.events, t.entries, t.dead_letters, t.checkpoints, t.plans, t.orders):
+    for table in t.metadata.sorted_tables:
         if conn.execute(select(func.count()).select_from(table)).scalar():
             raise ReplayError(
                 f"the target database already holds a ledger ({table.name} has rows): "

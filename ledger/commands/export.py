@@ -129,6 +129,9 @@ def replay(
     except history.ExportError as exc:
         _remove(store, created)
         raise click.ClickException(f"{source}: {exc}") from exc
+    except OSError as exc:  # the file went away or became unreadable after the check
+        _remove(store, created)
+        raise click.ClickException(f"{source}: {exc.strerror or exc}") from exc
     if not report.equal:
         _remove(store, created)
         for difference in report.differences:

@@ -177,3 +177,50 @@ def test_cli_export_replay_rebuild_check(tmp_path) -> None:
     assert checked.exit_code == 1
     assert "DRIFT totals" in checked.output and "fees" in checked.output
     assert runner.invoke(main, ["rebuild", "nope", "--db", db]).exit_code == 2
+
+
+def test_every_dead_letter_survives_the_round_trip(tmp_path) -> None:
+    """A dead letter that shares its event id with a logged event (an undecodable record
+    carrying a known id) was left out of the export: the replayed ledger lacked it."""
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    _fill(store)
+    with store.read() as conn:  # any logged event id will do
+        logged = conn.execute(select(t.events.c.event_id).limit(1)).scalar()
+    assert logged is not None
+    LedgerService(store).ingest(
+        [Undecodable("raw@2", "malformed_json", "cut short", '{"event_id": "x"', event_id=logged)]
+    )
+    out = tmp_path / "h.avro"
+    export(store, out)
+    target = open_store(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    replayed = replay(out, target)
+    assert replayed.equal, replayed.differences
+    assert _dead(target) == _dead(store)
+    assert any(d[0] == logged and d[2] == "raw@2" for d in _dead(target))
+
+
+def test_a_ledger_that_does_not_verify_is_not_signed(tmp_path) -> None:
+    from tests.support.tamper import triggers_lifted
+
+    db = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    store = open_store(db)
+    _fill(store)
+    runner = CliRunner()
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub"
+    assert (
+        runner.invoke(
+            main, ["keygen", "--private", str(private), "--public", str(public)]
+        ).exit_code
+        == 0
+    )
+    with triggers_lifted(store) as conn:
+        conn.execute(
+            text(
+                "UPDATE postings SET amount = amount + 1 "
+                "WHERE entry_seq = (SELECT min(seq) FROM entries) AND ordinal = 0"
+            )
+        )
+    result = runner.invoke(
+        main, ["export", "--db", db, "--key", str(private), str(tmp_path / "h.avro")]
+    )
+    assert result.exit_code == 1 and "not signed: the ledger does not verify" in result.output
