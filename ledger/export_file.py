@@ -213,16 +213,20 @@ class Writer:
         for key, value in self.metadata.items():
             header += _bytes(key.encode()) + _bytes(value.encode())
         header += _long(0) + self.sync
+        if len(header) > MAX_HEADER_BYTES:
+            raise ExportError(f"a header of {len(header)} bytes (at most {MAX_HEADER_BYTES})")
         out.write(header)
         self._block: list[bytes] = []
         self._size = 0
 
     def write(self, record: Mapping[str, Any]) -> bytes:
         encoded = encode(record)
+        if len(encoded) > MAX_BLOCK_BYTES:  # no reader of ours would take the file
+            raise ExportError(f"a record of {len(encoded)} bytes (at most {MAX_BLOCK_BYTES})")
+        if self._size + len(encoded) > BLOCK_TARGET_BYTES:
+            self.flush()  # so a block holds at most max(target, one record) bytes
         self._block.append(encoded)
         self._size += len(encoded)
-        if self._size >= BLOCK_TARGET_BYTES:
-            self.flush()
         return encoded
 
     def flush(self) -> None:

@@ -40,7 +40,7 @@ def export(ctx: click.Context, db_url: str | None, out: Path, key_path: Path | N
     store = open_store(resolve_db(ctx, db_url))
     try:
         report = history.export(store, out, key=key)
-    except history.ExportRefused as exc:
+    except (history.ExportRefused, history.ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.dispose()

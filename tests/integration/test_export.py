@@ -224,3 +224,17 @@ def test_a_ledger_that_does_not_verify_is_not_signed(tmp_path) -> None:
         main, ["export", "--db", db, "--key", str(private), str(tmp_path / "h.avro")]
     )
     assert result.exit_code == 1 and "not signed: the ledger does not verify" in result.output
+
+
+def test_a_many_block_export_round_trips(tmp_path, monkeypatch) -> None:
+    from ledger import export_file
+    from tests.support.exports_raw import take_apart
+
+    monkeypatch.setattr(export_file, "BLOCK_TARGET_BYTES", 4096)
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    _fill(store)
+    out = tmp_path / "h.avro"
+    export(store, out)
+    assert len(take_apart(out).blocks) > 20
+    replayed = replay(out, open_store(f"sqlite:///{tmp_path / 'r.sqlite'}"), batch_size=50)
+    assert replayed.equal and replayed.replayed_head == verify(store).head
