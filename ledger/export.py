@@ -397,6 +397,8 @@ def _check_derived(record: Record, codec: Codec, last_arrival: int) -> int:
     """The copies an auditor may read instead of the payload must say the same: ``avro``
     is the payload's Avro encoding (a Java reader decodes it), arrivals increase."""
     f = record.fields
+    if f["signature"] is not None:
+        raise ExportError(f"{record.where}: a signature outside the seal")
     if f["kind"] != "event":
         if f["avro"] is not None:
             raise ExportError(f"{record.where}: a dead letter with an Avro encoding")
@@ -415,6 +417,8 @@ def _check_seal(
     metadata: dict[str, str],
     public_key: Ed25519PublicKey | None,
 ) -> str | None:
+    if len(seal.fields["payload"]) > 1000:  # {"digest", "records", "v"}: about 110 bytes
+        raise ExportError(f"{seal.where}: the seal is {len(seal.fields['payload'])} characters")
     body = bounded_json(seal.fields["payload"], "the seal")
     if body != {"digest": digest, "records": count, "v": 2}:
         if isinstance(body, dict) and body.get("records") != count:

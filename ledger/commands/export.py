@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from ledger import export as history
 from ledger.checkpoint import CheckpointError, load_private_key, load_public_key
-from ledger.commands.common import db_option, resolve_db
+from ledger.commands.common import db_option, resolve_db, stage_bars
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -108,7 +109,8 @@ def replay(
     public_key = None if public_key_path is None else _key(load_public_key, public_key_path)
     url = resolve_db(ctx, db_url)
     try:
-        summary = history.check(source, public_key)
+        with stage_bars() as stage:
+            summary = history.check(source, public_key, progress=_counting(stage, "checking", 0))
     except history.ExportError as exc:
         raise click.ClickException(f"{source}: {exc}") from exc
     if summary.key_id is None:
@@ -122,9 +124,13 @@ def replay(
     created = _new_sqlite_file(url)
     store = open_store(url)
     try:
-        with click.progressbar(length=summary.records, label="replaying", file=sys.stderr) as bar:
+        with stage_bars() as stage:
             report = history.replay(
-                source, store, summary, batch_size=batch_size, progress=bar.update
+                source,
+                store,
+                summary,
+                batch_size=batch_size,
+                progress=_counting(stage, "replaying", summary.records),
             )
     except history.ExportError as exc:
         _remove(store, created)
@@ -147,6 +153,21 @@ def replay(
     )
     if summary.authenticated:
         click.echo(f"AUTHENTICATED: signed by key {summary.key_id}")
+
+
+def _counting(
+    stage: Callable[[str, int, int], None], name: str, total: int
+) -> Callable[[int], None]:
+    """An ``advance(n)`` callback for ``stage_bars`` (a bar only on a terminal: piped,
+    an error stays one line)."""
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        stage(name, done, total)
+
+    return advance
 
 
 def _key(load, path: Path):  # type: ignore[no-untyped-def]
