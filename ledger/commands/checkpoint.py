@@ -22,6 +22,7 @@ from ledger.checkpoint import (
     keygen as new_key_pair,
 )
 from ledger.commands.common import db_option, resolve_db
+from ledger.journal import VerifyReport
 from ledger.service import wall_clock_ms
 from ledger.store.checkpoints import (
     StoredCheckpoint,
@@ -135,12 +136,13 @@ def verify_checkpoint(
             loaded = load_checkpoints(store)
             if not loaded:
                 raise click.ClickException("no checkpoint stored in the database")
+        verified: list[VerifyReport] = []  # filled by the first signature that checks
         results = [
             (
                 s,
                 [s.problem or "malformed"]
                 if s.checkpoint is None
-                else _problems(store, s.checkpoint, key),
+                else _problems(store, s.checkpoint, key, verified),
             )
             for s in loaded
         ]
@@ -182,12 +184,16 @@ def _outcome(stored: StoredCheckpoint, problems: list[str]) -> dict[str, object]
     }
 
 
-def _problems(store, checkpoint: Checkpoint, key) -> list[str]:  # type: ignore[no-untyped-def]
+def _problems(  # type: ignore[no-untyped-def]
+    store, checkpoint: Checkpoint, key, verified: list[VerifyReport]
+) -> list[str]:
     try:
         check_signature(checkpoint, key)
     except CheckpointError as exc:
         return [str(exc)]
-    return extension_problems(store, checkpoint)
+    if not verified:  # verify once, however many checkpoints are checked
+        verified.append(verify(store))
+    return extension_problems(store, checkpoint, verified[0])
 
 
 def _read(load, path: Path, *, text: bool = False):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, select
 
 from ledger.checkpoint import Checkpoint, CheckpointError, missing_links, parse, sign
+from ledger.journal import VerifyReport
 from ledger.store import tables
 from ledger.store.store import Store
 from ledger.store.verify import verify
@@ -97,11 +98,14 @@ def _json(body: str) -> object:
         raise CheckpointError(f"the body is not JSON ({type(exc).__name__})") from exc
 
 
-def extension_problems(store: Store, checkpoint: Checkpoint) -> list[str]:
+def extension_problems(
+    store: Store, checkpoint: Checkpoint, report: VerifyReport | None = None
+) -> list[str]:
     """Why the stored ledger does not extend ``checkpoint`` (empty: it does). The ledger
-    must verify (chains from genesis, and the replay), and each signed link must still be
-    the row at its position. Assumes the signature was checked."""
-    report = verify(store)
+    must verify (chains from genesis, and the replay: ``report``, when the caller already
+    verified it, say once for many checkpoints), and each signed link must still be the
+    row at its position. Assumes the signature was checked."""
+    report = report or verify(store)
     problems = [] if report.ok else [f"the ledger does not verify: {report.problem}"]
     with store.read() as conn:
         problems += missing_links(

@@ -295,3 +295,33 @@ def test_a_malformed_checkpoint_file_is_a_finding(
     [outcome] = json.loads(result.stdout)
     assert outcome["id"] == str(bad) and outcome["ok"] is False
     assert outcome["problems"][0].startswith("malformed")
+
+
+def test_many_stored_checkpoints_verify_the_ledger_once(
+    tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stored checkpoint used to re-verify the whole ledger: a consumer signing every
+    minute made `checkpoint verify` cost thousands of full replays."""
+    import ledger.commands.checkpoint as command
+    import ledger.store.checkpoints as stored
+
+    db = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    store = open_store(db)
+    build_ledger(store, orders=3)
+    signer = CheckpointSigner(
+        store, load_private_key(keys[0].read_bytes()), 1, clock=iter(range(1, 99)).__next__
+    )
+    for _ in range(12):
+        assert signer.maybe_sign() is not None
+    store.dispose()
+    calls = []
+    for module in (command, stored):
+        real = module.verify
+        monkeypatch.setattr(
+            module, "verify", lambda s, _real=real, **kw: calls.append(1) or _real(s, **kw)
+        )
+    result = _run("checkpoint", "verify", "--db", db, "--pub", keys[1])
+    assert result.exit_code == 0 and "extends 12 signed checkpoint(s)" in result.output, (
+        result.output
+    )
+    assert len(calls) == 1
