@@ -161,7 +161,7 @@ def verify_checkpoint(
 def _load_file(path: Path) -> StoredCheckpoint:
     """The checkpoint in ``path``, or a finding that names the file (never a traceback)."""
     try:
-        return StoredCheckpoint(str(path), parse(path.read_text()))
+        return StoredCheckpoint(str(path), parse(read_small(path).decode("utf-8")))
     except (CheckpointError, UnicodeDecodeError, OSError) as exc:
         return StoredCheckpoint(str(path), None, f"malformed: {str(exc)[:300]}")
 
@@ -196,8 +196,21 @@ def _problems(  # type: ignore[no-untyped-def]
     return extension_problems(store, checkpoint, verified[0])
 
 
-def _read(load, path: Path, *, text: bool = False):  # type: ignore[no-untyped-def]
+MAX_KEY_OR_CHECKPOINT_BYTES = 16 << 20  # a PEM key is ~120 bytes, a checkpoint ~100 per chain
+
+
+def read_small(path: Path) -> bytes:
+    """The whole of a key or checkpoint file, refused past a bound (``/dev/zero`` or a
+    huge file is not read whole). CheckpointError, or OSError from the file system."""
+    with path.open("rb") as fh:
+        data = fh.read(MAX_KEY_OR_CHECKPOINT_BYTES + 1)
+    if len(data) > MAX_KEY_OR_CHECKPOINT_BYTES:
+        raise CheckpointError(f"larger than {MAX_KEY_OR_CHECKPOINT_BYTES} bytes: not a key")
+    return data
+
+
+def _read(load, path: Path):  # type: ignore[no-untyped-def]
     try:
-        return load(path.read_text() if text else path.read_bytes())
-    except (CheckpointError, UnicodeDecodeError) as exc:
+        return load(read_small(path))
+    except (CheckpointError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc

@@ -171,8 +171,10 @@ def _counting(
 
 
 def _key(load, path: Path):  # type: ignore[no-untyped-def]
+    from ledger.commands.checkpoint import read_small
+
     try:
-        return load(path.read_bytes())
+        return load(read_small(path))
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc
 

@@ -325,3 +325,19 @@ def test_many_stored_checkpoints_verify_the_ledger_once(
         result.output
     )
     assert len(calls) == 1
+
+
+def test_a_key_or_checkpoint_file_is_never_read_whole(
+    store: Store, db_url: str, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``--pub /dev/zero`` or a checkpoint of /dev/zero used to read until memory ran out."""
+    build_ledger(store, orders=2)
+    for args in (
+        ("checkpoint", "verify", "--db", db_url, "--pub", "/dev/zero"),
+        ("checkpoint", "verify", "--db", db_url, "--pub", keys[1], "/dev/zero", "--json"),
+        ("checkpoint", "sign", "--db", db_url, "--key", "/dev/zero"),
+        ("export", "--db", db_url, "--key", "/dev/zero", tmp_path / "h.avro"),
+    ):
+        result = _run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "larger than" in result.output, (args, result.output)
