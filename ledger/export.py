@@ -419,6 +419,8 @@ def _check_seal(
 ) -> str | None:
     if len(seal.fields["payload"]) > 1000:  # {"digest", "records", "v"}: about 110 bytes
         raise ExportError(f"{seal.where}: the seal is {len(seal.fields['payload'])} characters")
+    if seal.fields != seal_record(seal.fields["payload"], seal.fields["signature"]):
+        raise ExportError(f"{seal.where}: the seal has fields set that a seal leaves empty")
     body = bounded_json(seal.fields["payload"], "the seal")
     if body != {"digest": digest, "records": count, "v": 2}:
         if isinstance(body, dict) and body.get("records") != count:

@@ -271,3 +271,19 @@ def test_the_source_file_is_not_json_in_disguise(tmp_path: Path) -> None:
     fake = tmp_path / "fake.avro"
     fake.write_text(json.dumps({"Obj": 1}))
     refused(fake, target)
+
+
+def test_a_seal_with_other_fields_set(source: Path, tmp_path: Path) -> None:
+    from ledger.export_file import Digest, seal_body, seal_record
+
+    opened = open_export(source)
+    odd = tmp_path / "odd-seal.avro"
+    with odd.open("wb") as fh:
+        writer = Writer(fh, {k: v for k, v in opened.metadata.items() if k[:5] != "avro."})
+        digest = Digest(writer.metadata)
+        for record in opened.records:
+            digest.record(writer.write(record))
+        body = seal_body(digest.hexdigest(), len(opened.records))
+        writer.write({**seal_record(body, None), "source": "anything"})
+        writer.flush()
+    assert "a seal leaves empty" in refused(odd, tmp_path / "t.sqlite")
