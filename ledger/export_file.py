@@ -313,6 +313,8 @@ def read_header(fh: BinaryIO) -> tuple[dict[str, str], bytes]:
                     parts.append(raw.decode("utf-8"))
                 except UnicodeDecodeError as exc:
                     raise ExportError(f"a header {what} is not UTF-8") from exc
+            if parts[0] in metadata:  # readers differ on which value wins: refuse both
+                raise ExportError(f"the header names {parts[0]!r:.80} twice")
             metadata[parts[0]] = parts[1]
     sync = src.exact(16, "the header's sync marker")
     if metadata.get("ledger.format") != FORMAT:

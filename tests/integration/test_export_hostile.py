@@ -287,3 +287,17 @@ def test_a_seal_with_other_fields_set(source: Path, tmp_path: Path) -> None:
         writer.write({**seal_record(body, None), "source": "anything"})
         writer.flush()
     assert "a seal leaves empty" in refused(odd, tmp_path / "t.sqlite")
+
+
+def test_a_header_that_names_a_key_twice(source: Path, tmp_path: Path) -> None:
+    from ledger.export_file import MAGIC, _bytes
+
+    opened = open_export(source)
+    entries = [*opened.metadata.items(), ("ledger.head", "0" * 64)]
+    header = MAGIC + _long(len(entries))
+    for key, value in entries:
+        header += _bytes(key.encode()) + _bytes(value.encode())
+    raw = take_apart(source)
+    twice = tmp_path / "twice.avro"
+    twice.write_bytes(header + _long(0) + raw.sync + put_together(raw)[len(raw.header) :])
+    assert "names 'ledger.head' twice" in refused(twice, tmp_path / "t.sqlite")
