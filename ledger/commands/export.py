@@ -8,9 +8,13 @@ from pathlib import Path
 
 import click
 
-from ledger import export as history
 from ledger.checkpoint import CheckpointError, load_private_key, load_public_key
 from ledger.commands.common import db_option, resolve_db, stage_bars
+from ledger.export import ExportRefused
+from ledger.export import export as export_history
+from ledger.export_check import check
+from ledger.export_file import ExportError
+from ledger.export_replay import replay as replay_export
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -40,8 +44,8 @@ def export(ctx: click.Context, db_url: str | None, out: Path, key_path: Path | N
     key = None if key_path is None else _key(load_private_key, key_path)
     store = open_store(resolve_db(ctx, db_url))
     try:
-        report = history.export(store, out, key=key)
-    except (history.ExportRefused, history.ExportError) as exc:
+        report = export_history(store, out, key=key)
+    except (ExportRefused, ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.dispose()
@@ -110,8 +114,8 @@ def replay(
     url = resolve_db(ctx, db_url)
     try:
         with stage_bars() as stage:
-            summary = history.check(source, public_key, progress=_counting(stage, "checking", 0))
-    except history.ExportError as exc:
+            summary = check(source, public_key, progress=_counting(stage, "checking", 0))
+    except ExportError as exc:
         raise click.ClickException(f"{source}: {exc}") from exc
     if summary.key_id is None:
         click.echo(UNSIGNED_WARNING, err=True)
@@ -125,14 +129,14 @@ def replay(
     store = open_store(url)
     try:
         with stage_bars() as stage:
-            report = history.replay(
+            report = replay_export(
                 source,
                 store,
                 summary,
                 batch_size=batch_size,
                 progress=_counting(stage, "replaying", summary.records),
             )
-    except history.ExportError as exc:
+    except ExportError as exc:
         _remove(store, created)
         raise click.ClickException(f"{source}: {exc}") from exc
     except OSError as exc:  # the file went away or became unreadable after the check

@@ -16,7 +16,10 @@ from sqlalchemy import func, select, text
 
 from ledger import queries
 from ledger.cli import main
-from ledger.export import ExportError, ReplayError, export, read_export, replay
+from ledger.export import export
+from ledger.export_check import read_export
+from ledger.export_file import ExportError
+from ledger.export_replay import ReplayError, replay
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ledger.cli import main
-from ledger.export import _item, export
+from ledger.export import export
+from ledger.export_check import record_item
 from ledger.journal import ledger_head
 from ledger.service import LedgerService
 from ledger.store import tables as t
@@ -91,7 +92,7 @@ def _journal_heads_of(records: Records, scratch: Path) -> dict[str, tuple[int, s
     from ledger.export_file import Record
 
     store = open_store(f"sqlite:///{scratch}")
-    LedgerService(store).ingest([_item(Record(i, 0, r, b"")) for i, r in enumerate(records)])
+    LedgerService(store).ingest([record_item(Record(i, 0, r, b"")) for i, r in enumerate(records)])
     heads = verify(store).chains
     store.dispose()
     return heads
@@ -212,7 +213,7 @@ def test_a_consistent_forgery_passes_only_where_no_key_is_checked(
     scratch = open_store(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
     from ledger.export_file import Record
 
-    LedgerService(scratch).ingest([_item(Record(i, 0, r, b"")) for i, r in enumerate(edited)])
+    LedgerService(scratch).ingest([record_item(Record(i, 0, r, b"")) for i, r in enumerate(edited)])
     forged_export = tmp_path / "consistent.avro"
     export(scratch, forged_export)
     with scratch.read() as conn:

@@ -76,10 +76,10 @@ def payload_of(record: dict[str, Any]) -> dict[str, Any]:
 def with_payload(record: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """``record`` carrying ``payload`` in the canonical form the ledger stores, with its
     Avro encoding (a forger keeps the file self-consistent)."""
-    from ledger.export import _avro
+    from ledger.export import avro_encoding
     from ledger.payload import dump_event, load_event
     from schemas.codec import Codec
     from schemas.registry import Registry
 
     text = dump_event(load_event(json.dumps(payload)))
-    return {**record, "payload": text, "avro": _avro(Codec(Registry.default()), text)}
+    return {**record, "payload": text, "avro": avro_encoding(Codec(Registry.default()), text)}
