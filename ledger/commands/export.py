@@ -126,7 +126,11 @@ def replay(
             err=True,
         )
     created = _new_sqlite_file(url)
-    store = open_store(url)
+    try:
+        store = open_store(url)
+    except BaseException:
+        _remove(None, created)
+        raise
     try:
         with stage_bars() as stage:
             report = replay_export(
@@ -142,6 +146,9 @@ def replay(
     except OSError as exc:  # the file went away or became unreadable after the check
         _remove(store, created)
         raise click.ClickException(f"{source}: {exc.strerror or exc}") from exc
+    except BaseException:  # the database failed, or ^C: rolled back; the file goes too
+        _remove(store, created)
+        raise
     if not report.equal:
         _remove(store, created)
         for difference in report.differences:
@@ -199,8 +206,9 @@ def _new_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
-def _remove(store: Store, created: Path | None) -> None:
-    store.dispose()
+def _remove(store: Store | None, created: Path | None) -> None:
+    if store is not None:
+        store.dispose()
     if created is not None:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{created}{suffix}").unlink(missing_ok=True)
