@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.eventlog import events_head
-from ledger.journal import ledger_head
+from ledger.journal import GENESIS, ledger_head
 
 DOMAIN = b"commission-ledger checkpoint v1\n"
 VERSION = 1
@@ -128,6 +128,9 @@ def canonical(body: Mapping[str, Any]) -> bytes:
 
 def sign(key: Ed25519PrivateKey, chains: Heads, event_chains: Heads, created_at: int) -> Checkpoint:
     """A checkpoint of these heads (journal and event log) at ``created_at`` (ms)."""
+    # a chain with no link yet (events but no entries, or the reverse) has nothing to
+    # anchor: signing it as [0, GENESIS] would name a row that never exists
+    chains = {c: (s, h) for c, (s, h) in chains.items() if s > 0}
     events = {c: (s, h) for c, (s, h) in event_chains.items() if s > 0}
     body = {
         "v": VERSION,
@@ -150,8 +153,8 @@ def parse(text: str) -> Checkpoint:
         if type(signature) is not str:
             raise TypeError("signature is not text")
         bytes.fromhex(signature)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"not a checkpoint: {exc}") from exc
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise CheckpointError(f"not a checkpoint: {type(exc).__name__}: {str(exc)[:200]}") from exc
     return Checkpoint(body, signature)
 
 
@@ -160,6 +163,8 @@ def _check_body(body: Any) -> None:
         raise ValueError(f"not a version-{VERSION} checkpoint body")
     if type(body.get("created_at")) is not int or type(body.get("key_id")) is not str:
         raise ValueError("created_at or key_id missing")
+    if type(body.get("ledger_head")) is not str:
+        raise ValueError("ledger_head missing")
     for name in ("chains", "event_chains"):
         links = body.get(name)
         if not isinstance(links, dict):
@@ -195,6 +200,8 @@ def missing_links(
     (``link_at[(chain, chain_seq)]``, None when there is no row there)."""
     problems = []
     for chain, (seq, digest) in sorted(signed.items()):
+        if seq == 0 and digest == GENESIS:
+            continue  # signed before a link existed (older checkpoints): anchors nothing
         found = link_at.get((chain, seq))
         if found is None:
             problems.append(f"{what} chain {chain} no longer has #{seq}: rows were removed")

@@ -1,84 +1,53 @@
-"""Auditor export and replay: the whole event history as an Avro object container file.
+"""Auditor export: the whole history of a ledger as a sealed, optionally signed Avro
+object container file (the file format: ledger/export_file.py; reading and authenticating
+it: ledger/export_check.py; replaying it: ledger/export_replay.py).
 
-``export(store, path)`` writes, from one snapshot, every recorded event in ledger
-(arrival) order, whatever became of it (applied, rejected, parked), then the dead letters
-that never became a recorded event (undecodable bytes, unusable ids, unstorable records).
-Each record keeps the stored JSON form (exact) and, when the event fits its schema, its
-Avro single-object encoding; the file's metadata carries those event schemas, the chain
-heads and the ledger head.
-
-``replay(path, store)`` feeds the records, in file order, through the ledger service into
-an empty database and returns both heads. Entries join the hash chain they were in (kept
-per record); an event with no entries of its own is replayed on chain ``replay``, which is
-right because, under the rules, such an event never releases a waiting event that posts
-money. Arrival order is the order the ledger applied events in when one writer wrote them
-(SQLite, one consumer per chain); the replay says when the heads differ.
+``export(store, path, key=...)`` writes, from one snapshot, every logged event in arrival
+order with its event-log link (chain, chain_seq, hash), whatever became of it (applied,
+rejected, parked), then every dead letter the replay would not recreate (undecodable
+bytes, unusable ids, unstorable records: all but the rejections of logged events). The
+metadata carries the heads of every chain (journal and event log) and a digest of all the
+dead letters; the seal at the end carries a digest of everything and, with a key, the
+Ed25519 signature of the ledger's checkpoint key over it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import fastavro
-from sqlalchemy import Connection, func, select
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, and_, select
 
+from ledger.checkpoint import key_id
+from ledger.eventlog import events_head
+from ledger.export_file import (
+    FORMAT,
+    SEAL_DOMAIN,
+    Digest,
+    Writer,
+    canonical_json,
+    seal_body,
+    seal_record,
+)
 from ledger.journal import ledger_head
 from ledger.payload import load_event
-from ledger.service import LedgerService, Received, Undecodable
 from ledger.store import tables as t
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from schemas.codec import Codec, EncodeError
 from schemas.registry import Registry
 
-FORMAT = "ledger-export/1"
-REPLAY_CHAIN = "replay"
+Heads = dict[str, tuple[int, str]]
 _PAGE = 5_000
 
-RECORD_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "LedgerRecord",
-    "namespace": "ledger.export",
-    "doc": "One event of the ledger's history, or a dead letter that never became one.",
-    "fields": [
-        {
-            "name": "kind",
-            "type": {"type": "enum", "name": "RecordKind", "symbols": ["event", "dead_letter"]},
-        },
-        {"name": "arrival", "type": ["null", "long"], "doc": "ledger arrival number"},
-        {"name": "event_id", "type": ["null", "string"]},
-        {"name": "event_type", "type": ["null", "string"]},
-        {"name": "occurred_at", "type": ["null", "long"], "doc": "event time, ms (UTC)"},
-        {"name": "recorded_at", "type": "long", "doc": "when the ledger recorded it, ms"},
-        {"name": "source", "type": "string"},
-        {
-            "name": "outcome",
-            "type": "string",
-            "doc": "applied | rejected | parked on arrival; dead_letter for the others",
-        },
-        {"name": "chain", "type": ["null", "string"], "doc": "hash chain of its entries"},
-        {"name": "reason", "type": ["null", "string"]},
-        {"name": "message", "type": ["null", "string"]},
-        {
-            "name": "payload",
-            "type": "string",
-            "doc": "stored JSON form (events) or the raw record (dead letters)",
-        },
-        {
-            "name": "avro",
-            "type": ["null", "bytes"],
-            "doc": "Avro single-object encoding, schema in metadata ledger.event_schemas",
-        },
-    ],
-}
 
-
-class ReplayError(ValueError):
-    """The file is not an export, or the target database is not empty."""
+class ExportRefused(ValueError):
+    """A signed export of a ledger that does not verify: the signature would bless it."""
 
 
 @dataclass(frozen=True)
@@ -86,73 +55,115 @@ class ExportReport:
     events: int
     dead_letters: int
     head: str
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    records: int
-    source_head: str
-    replayed_head: str
-    verified: bool
-
-    @property
-    def equal(self) -> bool:
-        return self.source_head == self.replayed_head
+    key_id: str | None = None
 
 
 def export(
-    store: Store, path: Path, *, progress: Callable[[int], object] | None = None
+    store: Store,
+    path: Path | BinaryIO,
+    *,
+    key: Ed25519PrivateKey | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> ExportReport:
-    """Write the history of ``store`` to ``path`` (an Avro OCF, deflate blocks)."""
+    """Write the history of ``store`` to ``path``, sealed, and signed with ``key`` if given
+    (ExportRefused if the ledger does not verify: a signature must never bless tampering)."""
+    if key is not None:
+        report = verify(store)
+        if not report.ok:
+            raise ExportRefused(f"not signed: the ledger does not verify: {report.problem}")
     registry = Registry.default()
     codec = Codec(registry)
     counts = {"event": 0, "dead_letter": 0}
-    with store.read() as conn:
-        heads = {
-            r.chain: (int(r.chain_seq), r.hash)
-            for r in conn.execute(select(t.chain_heads))
-            if r.chain_seq > 0
-        }  # chains with journal entries (see journal.ledger_head)
-        head = ledger_head({c: h for c, h in heads.items()})
+    with store.read() as conn:  # one snapshot: heads, records and dead letters agree
+        journal, event_chains = ledger_heads(conn)
+        dead_count, dead_digest = dead_letters_digest(conn)
         metadata = {
             "ledger.format": FORMAT,
-            "ledger.head": head,
-            "ledger.chain_heads": json.dumps({c: [s, h] for c, (s, h) in sorted(heads.items())}),
+            "ledger.head": ledger_head(journal),
+            "ledger.chain_heads": _heads_json(journal),
+            "ledger.events_head": events_head(event_chains),
+            "ledger.event_chain_heads": _heads_json(event_chains),
+            "ledger.dead_letters": json.dumps({"count": dead_count, "digest": dead_digest}),
             "ledger.event_schemas": json.dumps([info.schema for info in registry]),
         }
-
-        def records() -> Iterator[dict[str, Any]]:
+        if key is not None:
+            metadata["ledger.key_id"] = key_id(key.public_key())
+        with _opened(path) as out:
+            writer = Writer(out, metadata)
+            digest = Digest(writer.metadata)
             for record in _records(conn, codec):
+                digest.record(writer.write(record))
                 counts[record["kind"]] += 1
                 if progress:
                     progress(1)
-                yield record
+            body = seal_body(digest.hexdigest(), sum(counts.values()))
+            signature = None if key is None else key.sign(SEAL_DOMAIN + body.encode("ascii"))
+            writer.write(seal_record(body, signature))
+            writer.flush()
+    return ExportReport(
+        counts["event"],
+        counts["dead_letter"],
+        metadata["ledger.head"],
+        metadata.get("ledger.key_id"),
+    )
 
-        with path.open("wb") as out:
-            fastavro.writer(
-                out,
-                fastavro.parse_schema(RECORD_SCHEMA),
-                records(),
-                codec="deflate",
-                metadata=metadata,
-            )
-    return ExportReport(counts["event"], counts["dead_letter"], head)
+
+class _opened:
+    """``path`` opened for writing, or the caller's binary file left open."""
+
+    def __init__(self, path: Path | BinaryIO) -> None:
+        self.path = path
+        self.fh: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        if isinstance(self.path, Path):
+            self.fh = self.path.open("wb")
+            return self.fh
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def ledger_heads(conn: Connection) -> tuple[Heads, Heads]:
+    rows = conn.execute(select(t.chain_heads)).all()
+    return (
+        {r.chain: (int(r.chain_seq), r.hash) for r in rows if r.chain_seq > 0},
+        {r.chain: (int(r.events_seq), r.events_hash) for r in rows if r.events_seq > 0},
+    )
+
+
+def _heads_json(heads: Heads) -> str:
+    return json.dumps({c: [s, h] for c, (s, h) in sorted(heads.items())}, separators=(",", ":"))
+
+
+def dead_letters_digest(conn: Connection) -> tuple[int, str]:
+    """(count, digest) of every dead letter: sha256 over the sorted digests of their
+    canonical fields, so it does not depend on the order or ids they were stored with."""
+    d = t.dead_letters
+    digests = sorted(
+        hashlib.sha256(canonical_json(list(row))).digest()
+        for row in conn.execute(
+            select(d.c.event_id, d.c.event_type, d.c.source, d.c.reason, d.c.message, d.c.payload)
+        )
+    )
+    return len(digests), hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
-    ev, en, dl = t.events, t.entries, t.dead_letters
-    chains = select(en.c.chain).where(en.c.event_id == ev.c.event_id).limit(1).scalar_subquery()
-    columns = [c for c in ev.c if c.name != "chain"]
+    ev, dl = t.events, t.dead_letters
     reasons = dict(
-        conn.execute(select(dl.c.event_id, dl.c.reason).where(dl.c.event_id.is_not(None))).all()
+        conn.execute(
+            select(dl.c.event_id, dl.c.reason).where(
+                dl.c.event_id.in_(select(ev.c.event_id).where(ev.c.outcome == "rejected"))
+            )
+        ).all()
     )
     after = -(2**63)
     while True:
         rows = conn.execute(
-            select(*columns, chains.label("chain"))
-            .where(ev.c.seq > after)
-            .order_by(ev.c.seq)
-            .limit(_PAGE)
+            select(ev).where(ev.c.seq > after).order_by(ev.c.seq).limit(_PAGE)
         ).all()
         if not rows:
             break
@@ -167,14 +178,30 @@ def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
                 "source": r.source,
                 "outcome": r.outcome,
                 "chain": r.chain,
+                "chain_seq": r.chain_seq,
+                "hash": r.hash,
                 "reason": reasons.get(r.event_id),
                 "message": None,
                 "payload": r.payload,
-                "avro": _avro(codec, r.payload),
+                "avro": avro_encoding(codec, r.payload),
+                "signature": None,
             }
         after = rows[-1].seq
-    recorded = select(ev.c.event_id).where(ev.c.event_id == dl.c.event_id).exists()
-    for r in conn.execute(select(dl).where(~recorded).order_by(dl.c.id)):
+    # the rejection of a logged event is recreated by the replay; every other dead letter
+    # (even one that shares an event id with a logged event) is carried as it is
+    recreated = (
+        select(ev.c.event_id)
+        .where(
+            and_(
+                ev.c.event_id == dl.c.event_id,
+                ev.c.outcome == "rejected",
+                ev.c.source == dl.c.source,
+                ev.c.payload == dl.c.payload,
+            )
+        )
+        .exists()
+    )
+    for r in conn.execute(select(dl).where(~recreated).order_by(dl.c.id)):
         yield {
             "kind": "dead_letter",
             "arrival": None,
@@ -185,86 +212,18 @@ def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
             "source": r.source,
             "outcome": "dead_letter",
             "chain": None,
+            "chain_seq": None,
+            "hash": None,
             "reason": r.reason,
             "message": r.message,
             "payload": r.payload,
             "avro": None,
+            "signature": None,
         }
 
 
-def _avro(codec: Codec, payload: str) -> bytes | None:
+def avro_encoding(codec: Codec, payload: str) -> bytes | None:
     try:
         return codec.encode(load_event(payload))
     except (EncodeError, ValueError, TypeError, KeyError):
         return None  # an event the rules rejected as malformed may not fit its schema
-
-
-def read_export(path: Path) -> tuple[dict[str, str], Iterator[dict[str, Any]]]:
-    """(metadata, records) of an export file; raises ReplayError if it is not one."""
-    handle = path.open("rb")
-    try:
-        reader = fastavro.reader(handle)
-    except (ValueError, EOFError, TypeError) as exc:
-        handle.close()
-        raise ReplayError(f"{path}: not an Avro object container file ({exc})") from exc
-    meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in reader.metadata.items()}
-    if meta.get("ledger.format") != FORMAT:
-        handle.close()
-        raise ReplayError(f"{path}: not a ledger export (format {meta.get('ledger.format')!r})")
-
-    def records() -> Iterator[dict[str, Any]]:
-        with handle:
-            yield from reader  # type: ignore[misc]
-
-    return meta, records()
-
-
-def replay(
-    path: Path,
-    store: Store,
-    *,
-    batch_size: int = 1000,
-    progress: Callable[[int], object] | None = None,
-) -> ReplayReport:
-    """Rebuild a ledger from an export into the empty database of ``store``."""
-    meta, records = read_export(path)
-    with store.read() as conn:
-        if (
-            conn.execute(select(func.count()).select_from(t.events)).scalar()
-            or conn.execute(select(func.count()).select_from(t.entries)).scalar()
-        ):
-            raise ReplayError(
-                "the target database already holds a ledger: replay needs an empty one"
-            )
-    service = LedgerService(store)
-    batch: list[Received | Undecodable] = []
-    count = 0
-    for record in records:
-        batch.append(_item(record))
-        count += 1
-        if len(batch) >= batch_size:
-            service.ingest_isolating(batch)
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        service.ingest_isolating(batch)
-        if progress:
-            progress(len(batch))
-    report = verify(store)
-    return ReplayReport(count, meta["ledger.head"], report.head, report.ok)
-
-
-def _item(record: dict[str, Any]) -> Received | Undecodable:
-    if record["kind"] == "event":
-        return Received(
-            load_event(record["payload"]), record["source"], record["chain"] or REPLAY_CHAIN
-        )
-    return Undecodable(
-        record["source"],
-        record["reason"] or "unknown",
-        record["message"] or "",
-        record["payload"],
-        event_id=record["event_id"],
-        event_type=record["event_type"],
-    )

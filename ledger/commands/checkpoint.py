@@ -22,8 +22,14 @@ from ledger.checkpoint import (
     keygen as new_key_pair,
 )
 from ledger.commands.common import db_option, resolve_db
+from ledger.journal import VerifyReport
 from ledger.service import wall_clock_ms
-from ledger.store.checkpoints import extension_problems, load_checkpoints, sign_checkpoint
+from ledger.store.checkpoints import (
+    StoredCheckpoint,
+    extension_problems,
+    load_checkpoints,
+    sign_checkpoint,
+)
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
 
@@ -122,51 +128,89 @@ def verify_checkpoint(
     the database): the signature verifies with the public key, the ledger verifies from
     genesis, and every signed link is still the row at its position. Exit 1 if not."""
     key = _read(load_public_key, pub_path)
+    if checkpoint_file is not None:
+        loaded = [_load_file(checkpoint_file)]
     store = open_store(resolve_db(ctx, db_url), read_only=True)
     try:
-        if checkpoint_file is not None:
-            checkpoints = [_read(parse, checkpoint_file, text=True)]
-        else:
-            checkpoints = load_checkpoints(store)
-            if not checkpoints:
+        if checkpoint_file is None:
+            loaded = load_checkpoints(store)
+            if not loaded:
                 raise click.ClickException("no checkpoint stored in the database")
-        results = [(c, _problems(store, c, key)) for c in checkpoints]
+        verified: list[VerifyReport] = []  # filled by the first signature that checks
+        results = [
+            (
+                s,
+                [s.problem or "malformed"]
+                if s.checkpoint is None
+                else _problems(store, s.checkpoint, key, verified),
+            )
+            for s in loaded
+        ]
     finally:
         store.dispose()
-    bad = [(c, p) for c, p in results if p]
+    bad = [(s, p) for s, p in results if p]
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "created_at": c.created_at,
-                        "key_id": c.key_id,
-                        "ledger_head": c.body["ledger_head"],
-                        "ok": not p,
-                        "problems": p,
-                    }
-                    for c, p in results
-                ],
-                indent=2,
-            )
-        )
-    for c, problems in bad if not as_json else ():
-        click.echo(f"TAMPERED: checkpoint of {c.created_at}: {problems[0]}", err=True)
+        click.echo(json.dumps([_outcome(s, p) for s, p in results], indent=2))
+    for s, problems in bad if not as_json else ():
+        click.echo(f"TAMPERED: {_name(s)}: {problems[0]}", err=True)
     if not bad and not as_json:
         click.echo(f"OK: the ledger extends {len(results)} signed checkpoint(s)")
     sys.exit(1 if bad else 0)
 
 
-def _problems(store, checkpoint: Checkpoint, key) -> list[str]:  # type: ignore[no-untyped-def]
+def _load_file(path: Path) -> StoredCheckpoint:
+    """The checkpoint in ``path``, or a finding that names the file (never a traceback)."""
+    try:
+        return StoredCheckpoint(str(path), parse(read_small(path).decode("utf-8")))
+    except (CheckpointError, UnicodeDecodeError, OSError) as exc:
+        return StoredCheckpoint(str(path), None, f"malformed: {str(exc)[:300]}")
+
+
+def _name(stored: StoredCheckpoint) -> str:
+    if stored.checkpoint is None:
+        return f"checkpoint {stored.row}"
+    return f"checkpoint of {stored.checkpoint.created_at} ({stored.row[:16]})"
+
+
+def _outcome(stored: StoredCheckpoint, problems: list[str]) -> dict[str, object]:
+    c = stored.checkpoint
+    return {
+        "id": stored.row,
+        "created_at": None if c is None else c.created_at,
+        "key_id": None if c is None else c.key_id,
+        "ledger_head": None if c is None else c.body["ledger_head"],
+        "ok": not problems,
+        "problems": problems,
+    }
+
+
+def _problems(  # type: ignore[no-untyped-def]
+    store, checkpoint: Checkpoint, key, verified: list[VerifyReport]
+) -> list[str]:
     try:
         check_signature(checkpoint, key)
     except CheckpointError as exc:
         return [str(exc)]
-    return extension_problems(store, checkpoint)
+    if not verified:  # verify once, however many checkpoints are checked
+        verified.append(verify(store))
+    return extension_problems(store, checkpoint, verified[0])
 
 
-def _read(load, path: Path, *, text: bool = False):  # type: ignore[no-untyped-def]
+MAX_KEY_OR_CHECKPOINT_BYTES = 16 << 20  # a PEM key is ~120 bytes, a checkpoint ~100 per chain
+
+
+def read_small(path: Path) -> bytes:
+    """The whole of a key or checkpoint file, refused past a bound (``/dev/zero`` or a
+    huge file is not read whole). CheckpointError, or OSError from the file system."""
+    with path.open("rb") as fh:
+        data = fh.read(MAX_KEY_OR_CHECKPOINT_BYTES + 1)
+    if len(data) > MAX_KEY_OR_CHECKPOINT_BYTES:
+        raise CheckpointError(f"larger than {MAX_KEY_OR_CHECKPOINT_BYTES} bytes: not a key")
+    return data
+
+
+def _read(load, path: Path):  # type: ignore[no-untyped-def]
     try:
-        return load(path.read_text() if text else path.read_bytes())
-    except (CheckpointError, UnicodeDecodeError) as exc:
+        return load(read_small(path))
+    except (CheckpointError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc

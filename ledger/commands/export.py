@@ -3,30 +3,60 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from ledger import export as history
-from ledger.commands.common import db_option, resolve_db
+from ledger.checkpoint import CheckpointError, load_private_key, load_public_key
+from ledger.commands.common import db_option, resolve_db, stage_bars
+from ledger.export import ExportRefused
+from ledger.export import export as export_history
+from ledger.export_check import check
+from ledger.export_file import ExportError
+from ledger.export_replay import replay as replay_export
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
+
+UNSIGNED_WARNING = (
+    "WARNING: this export is not signed: the replay shows only that the file agrees with "
+    "itself; it cannot prove who wrote it or that it was not edited (anyone can recompute "
+    "its heads and seal). Ask for a signed export and replay it with --public-key."
+)
 
 
 @click.command()
 @db_option
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="sign the export with this private key (PEM, the checkpoint key from `ledger keygen`)",
+)
 @click.pass_context
-def export(ctx: click.Context, db_url: str | None, out: Path) -> None:
+def export(ctx: click.Context, db_url: str | None, out: Path, key_path: Path | None) -> None:
     """Write the whole event history (applied, rejected, parked, in ledger order) with its
-    schemas and chain heads to OUT, an Avro object container file."""
+    schemas and the heads of every chain to OUT, an Avro object container file, sealed by a
+    digest of its content; with --key, signed (refused if the ledger does not verify)."""
+    key = None if key_path is None else _key(load_private_key, key_path)
     store = open_store(resolve_db(ctx, db_url))
-    report = history.export(store, out)
+    try:
+        report = export_history(store, out, key=key)
+    except (ExportRefused, ExportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.dispose()
     click.echo(
         f"exported {report.events} events and {report.dead_letters} other dead letters to {out}"
     )
     click.echo(f"ledger head {report.head}")
+    if report.key_id is None:
+        click.echo("WARNING: not signed (no --key): an auditor cannot authenticate it", err=True)
+    else:
+        click.echo(f"signed by key {report.key_id}")
 
 
 @click.command()
@@ -35,6 +65,14 @@ def export(ctx: click.Context, db_url: str | None, out: Path) -> None:
 )
 @db_option
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--public-key",
+    "public_key_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="authenticate the export with the signer's public key (PEM): refuse it unless that "
+    "key signed exactly this file",
+)
 @click.option(
     "--from-kafka",
     is_flag=True,
@@ -49,36 +87,131 @@ def replay(
     source: Path | None,
     db_url: str | None,
     batch_size: int,
+    public_key_path: Path | None,
     from_kafka: bool,
     bootstrap: str | None,
     topic_orders: str | None,
     topic_accounts: str | None,
 ) -> None:
     """Rebuild a ledger from SOURCE (a file from `ledger export`) into the empty database
-    --db, then print both ledger heads; exit 1 unless they are equal. With --from-kafka,
-    rebuild it from the topics at offset 0 and print its head (docs/ordering.md: the
-    same head as any complete consumption of those topics)."""
+    --db. The whole file is checked first (and, with --public-key, authenticated); the
+    replay then runs in one transaction and commits only if it reproduces every event-log
+    link, chain head and dead letter of the export: else nothing is left, exit 1. With
+    --from-kafka, rebuild it from the topics at offset 0 and print its head
+    (docs/ordering.md: the same head as any complete consumption of those topics)."""
     tune_gc_for_throughput()
     if from_kafka == (source is not None):
         raise click.UsageError("give either SOURCE or --from-kafka")
-    store = open_store(resolve_db(ctx, db_url))
     if from_kafka:
-        _replay_kafka(ctx, store, bootstrap, topic_orders, topic_accounts)
+        if public_key_path is not None:
+            raise click.UsageError("--public-key authenticates an export file, not Kafka")
+        _replay_kafka(
+            ctx, open_store(resolve_db(ctx, db_url)), bootstrap, topic_orders, topic_accounts
+        )
         return
     assert source is not None
+    public_key = None if public_key_path is None else _key(load_public_key, public_key_path)
+    url = resolve_db(ctx, db_url)
     try:
-        with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
-            report = history.replay(source, store, batch_size=batch_size, progress=bar.update)
-    except history.ReplayError as exc:
-        raise click.ClickException(str(exc)) from exc
+        with stage_bars() as stage:
+            summary = check(source, public_key, progress=_counting(stage, "checking", 0))
+    except ExportError as exc:
+        raise click.ClickException(f"{source}: {exc}") from exc
+    if summary.key_id is None:
+        click.echo(UNSIGNED_WARNING, err=True)
+    elif not summary.authenticated:
+        click.echo(
+            f"WARNING: the export is signed by key {summary.key_id}, but without --public-key "
+            "the signature was NOT checked: the file is not authenticated",
+            err=True,
+        )
+    created = _new_sqlite_file(url)
+    try:
+        store = open_store(url)
+    except BaseException:
+        _remove(None, created)
+        raise
+    try:
+        with stage_bars() as stage:
+            report = replay_export(
+                source,
+                store,
+                summary,
+                batch_size=batch_size,
+                progress=_counting(stage, "replaying", summary.records),
+            )
+    except ExportError as exc:
+        _remove(store, created)
+        raise click.ClickException(f"{source}: {exc}") from exc
+    except OSError as exc:  # the file went away or became unreadable after the check
+        _remove(store, created)
+        raise click.ClickException(f"{source}: {exc.strerror or exc}") from exc
+    except BaseException:  # the database failed, or ^C: rolled back; the file goes too
+        _remove(store, created)
+        raise
+    if not report.equal:
+        _remove(store, created)
+        for difference in report.differences:
+            click.echo(f"DIFFERS: {difference}", err=True)
+        click.echo("the replay does not reproduce the export: nothing was kept", err=True)
+        sys.exit(1)
+    store.dispose()
     click.echo(f"replayed {report.records} records")
     click.echo(f"source head   {report.source_head}")
     click.echo(f"replayed head {report.replayed_head}")
-    if not report.verified:
-        click.echo("the replayed ledger does not verify", err=True)
-    if not report.equal:
-        click.echo("the heads differ", err=True)
-    sys.exit(0 if report.equal and report.verified else 1)
+    click.echo(
+        "equal: every event log link, chain head and dead letter of the export is reproduced"
+    )
+    if summary.authenticated:
+        click.echo(f"AUTHENTICATED: signed by key {summary.key_id}")
+
+
+def _counting(
+    stage: Callable[[str, int, int], None], name: str, total: int
+) -> Callable[[int], None]:
+    """An ``advance(n)`` callback for ``stage_bars`` (a bar only on a terminal: piped,
+    an error stays one line)."""
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        stage(name, done, total)
+
+    return advance
+
+
+def _key(load, path: Path):  # type: ignore[no-untyped-def]
+    from ledger.commands.checkpoint import read_small
+
+    try:
+        return load(read_small(path))
+    except (CheckpointError, OSError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, if it does not exist yet (the replay removes it again
+    when it fails, so a failed replay leaves nothing behind)."""
+    from sqlalchemy import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - open_store reports a bad URL
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
+def _remove(store: Store | None, created: Path | None) -> None:
+    if store is not None:
+        store.dispose()
+    if created is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{created}{suffix}").unlink(missing_ok=True)
 
 
 def _replay_kafka(

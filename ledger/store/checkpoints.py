@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, select
 
-from ledger.checkpoint import Checkpoint, missing_links, parse, sign
+from ledger.checkpoint import Checkpoint, CheckpointError, missing_links, parse, sign
+from ledger.journal import VerifyReport
 from ledger.store import tables
 from ledger.store.store import Store
 from ledger.store.verify import verify
+
+MAX_BODY_CHARS = 10_000_000  # a signed body holds one link per chain
 
 
 def stored_heads(store: Store) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
@@ -55,23 +58,54 @@ def save_checkpoint(store: Store, checkpoint: Checkpoint) -> None:
         )
 
 
-def load_checkpoints(store: Store) -> list[Checkpoint]:
-    """Every checkpoint stored in the database, oldest first (CheckpointError if one is
-    not well-formed)."""
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """One row of ``checkpoints``: its checkpoint, or why it is not one (anyone who may
+    INSERT there can store garbage: a finding, never a reason to stop checking)."""
+
+    row: str  # the row's signature column, shortened: names it in reports
+    checkpoint: Checkpoint | None
+    problem: str | None = None
+
+
+def load_checkpoints(store: Store) -> list[StoredCheckpoint]:
+    """Every checkpoint row stored in the database, oldest first, malformed ones included."""
     c = tables.checkpoints
     with store.read() as conn:
         rows = conn.execute(select(c.c.body, c.c.signature).order_by(c.c.created_at)).all()
-    return [
-        parse(json.dumps({"checkpoint": json.loads(body), "signature": signature}))
-        for body, signature in rows
-    ]
+    loaded = []
+    for body, signature in rows:
+        label = str(signature)[:32]
+        try:
+            if not isinstance(body, str) or not isinstance(signature, str):
+                raise CheckpointError("body or signature is not text")
+            if len(body) > MAX_BODY_CHARS:
+                raise CheckpointError(f"a body of {len(body)} characters")
+            checkpoint = parse(
+                json.dumps({"checkpoint": _json(body), "signature": signature}, default=str)
+            )
+        except (ValueError, TypeError, RecursionError) as exc:  # CheckpointError included
+            loaded.append(StoredCheckpoint(label, None, f"malformed: {str(exc)[:300]}"))
+            continue
+        loaded.append(StoredCheckpoint(label, checkpoint))
+    return loaded
 
 
-def extension_problems(store: Store, checkpoint: Checkpoint) -> list[str]:
+def _json(body: str) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"the body is not JSON ({type(exc).__name__})") from exc
+
+
+def extension_problems(
+    store: Store, checkpoint: Checkpoint, report: VerifyReport | None = None
+) -> list[str]:
     """Why the stored ledger does not extend ``checkpoint`` (empty: it does). The ledger
-    must verify (chains from genesis, and the replay), and each signed link must still be
-    the row at its position. Assumes the signature was checked."""
-    report = verify(store)
+    must verify (chains from genesis, and the replay: ``report``, when the caller already
+    verified it, say once for many checkpoints), and each signed link must still be the
+    row at its position. Assumes the signature was checked."""
+    report = report or verify(store)
     problems = [] if report.ok else [f"the ledger does not verify: {report.problem}"]
     with store.read() as conn:
         problems += missing_links(

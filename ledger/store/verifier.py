@@ -144,7 +144,9 @@ def _ordered(conn: Connection, table: Table, batch_size: int) -> Iterator[list[d
     One streamed query, no keyset paging: paging compares key values, and a NULL or an
     odd type in a key (possible on SQLite) would silently skip rows."""
     query = select(table).order_by(table.c.chain, table.c.chain_seq, table.c.seq)
-    result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
+    # options on the statement, not the connection: a caller's connection (a replay's one
+    # transaction) must not go on streaming every later statement
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=batch_size))
     keys = tuple(result.keys())
     for partition in result.partitions(batch_size):
         yield plain_dicts(keys, partition)

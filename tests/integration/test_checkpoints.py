@@ -173,7 +173,7 @@ def test_the_consumer_hook_signs_at_intervals(store: Store, keys: tuple[Path, Pa
     now[0] += 1
     signed.append(signer.maybe_sign())
     assert [s is not None for s in signed] == [True, False, True]
-    assert [c.created_at for c in load_checkpoints(store)] == [1_000_000, 1_060_000]
+    assert [s.checkpoint.created_at for s in load_checkpoints(store)] == [1_000_000, 1_060_000]
 
 
 def test_a_tampered_stored_checkpoint_is_reported(
@@ -189,3 +189,155 @@ def test_a_tampered_stored_checkpoint_is_reported(
         )
     result = _run("checkpoint", "verify", "--db", db_url, "--pub", public)
     assert result.exit_code == 1 and "does not verify" in result.output
+
+
+def test_a_faithful_replay_verifies_against_the_sources_checkpoint(
+    store: Store,
+    db_url: str,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """export -> replay -> the source's signed checkpoint verifies on the copy: every chain
+    is kept, link for link (the replay once moved entry-less events to a chain "replay")."""
+    private, public = keys
+    build_ledger(store, orders=20)
+    LedgerService(store).ingest([Received(_new_click(), "clicks:1", "clicks-only")])
+    signed = tmp_path / "checkpoint.json"
+    assert (
+        _run("checkpoint", "sign", "--db", db_url, "--key", private, "--out", signed).exit_code == 0
+    )
+    exported = tmp_path / "h.avro"
+    assert _run("export", "--db", db_url, "--key", private, exported).exit_code == 0
+    if db_url.startswith("postgresql"):  # a second database, on the same cluster
+        target = request.getfixturevalue("pg_roles").owner
+    else:
+        target = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    replayed = _run("replay", exported, "--db", target, "--public-key", public)
+    assert replayed.exit_code == 0, replayed.output
+    result = _run("checkpoint", "verify", "--db", target, "--pub", public, signed)
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+
+
+def test_a_chain_without_entries_is_no_false_alarm(
+    store: Store, db_url: str, keys: tuple[Path, Path]
+) -> None:
+    """A chain holding only clicks (no journal entries) was signed as [0, GENESIS] and the
+    untouched ledger then verified as TAMPERED."""
+    private, public = keys
+    build_ledger(store, orders=5)
+    LedgerService(store).ingest([Received(_new_click(), "clicks:1", "clicks-only")])
+    assert _run("checkpoint", "sign", "--db", db_url, "--key", private).exit_code == 0
+    [stored] = load_checkpoints(store)
+    assert stored.checkpoint is not None and "clicks-only" not in stored.checkpoint.chains()
+    assert "clicks-only" in stored.checkpoint.event_chains()
+    result = _run("checkpoint", "verify", "--db", db_url, "--pub", public)
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+
+
+def test_an_older_checkpoint_with_an_empty_chain_still_verifies(
+    store: Store, keys: tuple[Path, Path]
+) -> None:
+    from ledger.checkpoint import load_public_key, sign
+    from ledger.journal import GENESIS
+    from ledger.store.checkpoints import extension_problems, stored_heads
+
+    build_ledger(store, orders=5)
+    chains, event_chains = stored_heads(store)
+    key = load_private_key(keys[0].read_bytes())
+    checkpoint = sign(key, chains, event_chains, 5)
+    body = {**checkpoint.body, "chains": {**checkpoint.body["chains"], "empty": [0, GENESIS]}}
+    from ledger.checkpoint import DOMAIN, Checkpoint, canonical
+
+    old = Checkpoint(body, key.sign(DOMAIN + canonical(body)).hex())
+    check_signature(old, load_public_key(keys[1].read_bytes()))
+    assert extension_problems(store, old) == []
+
+
+def test_malformed_stored_checkpoints_are_findings_and_the_rest_is_checked(
+    store: Store, db_url: str, keys: tuple[Path, Path]
+) -> None:
+    """One malformed row (the service role may INSERT there) used to stop every check
+    with a traceback, and --json printed no JSON."""
+    private, public = keys
+    build_ledger(store, orders=5)
+    assert _run("checkpoint", "sign", "--db", db_url, "--key", private).exit_code == 0
+    with store.begin() as conn:
+        for n, body in enumerate(["{not json", "[" * 100_000, '{"v": 1}', "[]"]):
+            conn.execute(
+                tables.checkpoints.insert().values(
+                    signature=f"bad{n}", created_at=n, key_id="x", body=body
+                )
+            )
+    result = _run("checkpoint", "verify", "--db", db_url, "--pub", public, "--json")
+    assert result.exit_code == 1
+    outcomes = json.loads(result.stdout)
+    assert [o["ok"] for o in outcomes] == [False, False, False, False, True]
+    assert [o["id"] for o in outcomes[:4]] == ["bad0", "bad1", "bad2", "bad3"]
+    assert all(o["problems"][0].startswith("malformed") for o in outcomes[:4])
+    plain = _run("checkpoint", "verify", "--db", db_url, "--pub", public)
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    assert plain.stderr.count("TAMPERED: checkpoint bad") == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, '{"checkpoint": ' * 5_000, "\udcff", '{"checkpoint": {}, "signature": 1}'],
+)
+def test_a_malformed_checkpoint_file_is_a_finding(
+    store: Store, db_url: str, keys: tuple[Path, Path], tmp_path: Path, text: str
+) -> None:
+    build_ledger(store, orders=2)
+    bad = tmp_path / "bad.json"
+    bad.write_text(text, errors="surrogateescape")
+    result = _run("checkpoint", "verify", "--db", db_url, "--pub", keys[1], bad, "--json")
+    assert result.exit_code == 1, result.output
+    [outcome] = json.loads(result.stdout)
+    assert outcome["id"] == str(bad) and outcome["ok"] is False
+    assert outcome["problems"][0].startswith("malformed")
+
+
+def test_many_stored_checkpoints_verify_the_ledger_once(
+    tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stored checkpoint used to re-verify the whole ledger: a consumer signing every
+    minute made `checkpoint verify` cost thousands of full replays."""
+    import ledger.commands.checkpoint as command
+    import ledger.store.checkpoints as stored
+
+    db = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    store = open_store(db)
+    build_ledger(store, orders=3)
+    signer = CheckpointSigner(
+        store, load_private_key(keys[0].read_bytes()), 1, clock=iter(range(1, 99)).__next__
+    )
+    for _ in range(12):
+        assert signer.maybe_sign() is not None
+    store.dispose()
+    calls = []
+    for module in (command, stored):
+        real = module.verify
+        monkeypatch.setattr(
+            module, "verify", lambda s, _real=real, **kw: calls.append(1) or _real(s, **kw)
+        )
+    result = _run("checkpoint", "verify", "--db", db, "--pub", keys[1])
+    assert result.exit_code == 0 and "extends 12 signed checkpoint(s)" in result.output, (
+        result.output
+    )
+    assert len(calls) == 1
+
+
+def test_a_key_or_checkpoint_file_is_never_read_whole(
+    store: Store, db_url: str, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``--pub /dev/zero`` or a checkpoint of /dev/zero used to read until memory ran out."""
+    build_ledger(store, orders=2)
+    for args in (
+        ("checkpoint", "verify", "--db", db_url, "--pub", "/dev/zero"),
+        ("checkpoint", "verify", "--db", db_url, "--pub", keys[1], "/dev/zero", "--json"),
+        ("checkpoint", "sign", "--db", db_url, "--key", "/dev/zero"),
+        ("export", "--db", db_url, "--key", "/dev/zero", tmp_path / "h.avro"),
+    ):
+        result = _run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "larger than" in result.output, (args, result.output)

@@ -16,7 +16,10 @@ from sqlalchemy import func, select, text
 
 from ledger import queries
 from ledger.cli import main
-from ledger.export import ReplayError, export, read_export, replay
+from ledger.export import export
+from ledger.export_check import read_export
+from ledger.export_file import ExportError
+from ledger.export_replay import ReplayError, replay
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
@@ -69,8 +72,11 @@ def test_postgres_export_replays_into_sqlite_with_the_same_head(fresh_pg_url, tm
 
     target = open_store(f"sqlite:///{tmp_path / 'replayed.sqlite'}")
     replayed = replay(out, target, batch_size=77)
-    assert replayed.verified and replayed.equal
+    assert replayed.equal, replayed.differences
     assert replayed.replayed_head == report.head
+    # every event keeps its own chain: the event log is the source's, link for link
+    assert verify(target).event_chains == verify(source).event_chains
+    assert verify(target).chains == verify(source).chains
     assert queries.account_balances(target) == queries.account_balances(source)
     assert _dead(target) == _dead(source)
     assert (
@@ -101,7 +107,7 @@ def test_the_file_keeps_schemas_heads_and_ledger_order(tmp_path) -> None:
     }
     not_export = tmp_path / "other.avro"
     not_export.write_bytes(b"not avro at all")
-    with pytest.raises(ReplayError):
+    with pytest.raises(ExportError):
         read_export(not_export)
 
 
@@ -130,12 +136,12 @@ def test_apache_avro_java_reads_the_export(tmp_path) -> None:
     _, records = read_export(out)
     rows = list(records)
     assert seen == {
-        "records": len(rows),
+        "records": len(rows) + 1,  # and the seal
         "events": report.events,
         "decoded": sum(1 for r in rows if r["avro"] is not None),
         "mismatched": 0,
         "head": report.head,
-        "format": "ledger-export/1",
+        "format": "ledger-export/2",
         "first_event_id": next(r["event_id"] for r in rows if r["avro"] is not None),
     }
     assert seen["decoded"] >= report.events - 1  # all but the malformed payout request
@@ -174,3 +180,64 @@ def test_cli_export_replay_rebuild_check(tmp_path) -> None:
     assert checked.exit_code == 1
     assert "DRIFT totals" in checked.output and "fees" in checked.output
     assert runner.invoke(main, ["rebuild", "nope", "--db", db]).exit_code == 2
+
+
+def test_every_dead_letter_survives_the_round_trip(tmp_path) -> None:
+    """A dead letter that shares its event id with a logged event (an undecodable record
+    carrying a known id) was left out of the export: the replayed ledger lacked it."""
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    _fill(store)
+    with store.read() as conn:  # any logged event id will do
+        logged = conn.execute(select(t.events.c.event_id).limit(1)).scalar()
+    assert logged is not None
+    LedgerService(store).ingest(
+        [Undecodable("raw@2", "malformed_json", "cut short", '{"event_id": "x"', event_id=logged)]
+    )
+    out = tmp_path / "h.avro"
+    export(store, out)
+    target = open_store(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    replayed = replay(out, target)
+    assert replayed.equal, replayed.differences
+    assert _dead(target) == _dead(store)
+    assert any(d[0] == logged and d[2] == "raw@2" for d in _dead(target))
+
+
+def test_a_ledger_that_does_not_verify_is_not_signed(tmp_path) -> None:
+    from tests.support.tamper import triggers_lifted
+
+    db = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    store = open_store(db)
+    _fill(store)
+    runner = CliRunner()
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub"
+    assert (
+        runner.invoke(
+            main, ["keygen", "--private", str(private), "--public", str(public)]
+        ).exit_code
+        == 0
+    )
+    with triggers_lifted(store) as conn:
+        conn.execute(
+            text(
+                "UPDATE postings SET amount = amount + 1 "
+                "WHERE entry_seq = (SELECT min(seq) FROM entries) AND ordinal = 0"
+            )
+        )
+    result = runner.invoke(
+        main, ["export", "--db", db, "--key", str(private), str(tmp_path / "h.avro")]
+    )
+    assert result.exit_code == 1 and "not signed: the ledger does not verify" in result.output
+
+
+def test_a_many_block_export_round_trips(tmp_path, monkeypatch) -> None:
+    from ledger import export_file
+    from tests.support.exports_raw import take_apart
+
+    monkeypatch.setattr(export_file, "BLOCK_TARGET_BYTES", 4096)
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    _fill(store)
+    out = tmp_path / "h.avro"
+    export(store, out)
+    assert len(take_apart(out).blocks) > 20
+    replayed = replay(out, open_store(f"sqlite:///{tmp_path / 'r.sqlite'}"), batch_size=50)
+    assert replayed.equal and replayed.replayed_head == verify(store).head
