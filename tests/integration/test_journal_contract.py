@@ -530,12 +530,12 @@ def test_migrated_schema_matches_the_metadata(store: Store) -> None:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
 
 
-def test_migrations_are_idempotent_and_safe_in_parallel(db_url: str) -> None:
+def test_migrations_are_idempotent_and_safe_in_parallel(empty_db_url: str) -> None:
     with ThreadPoolExecutor(max_workers=3) as pool:
-        opened = [pool.submit(open_store, db_url) for _ in range(3)]
+        opened = [pool.submit(open_store, empty_db_url) for _ in range(3)]
         for future in opened:
             future.result(timeout=60).dispose()  # re-raises any migrator's error
-    again = open_store(db_url)
+    again = open_store(empty_db_url)
     try:
         with again.read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
