@@ -15,7 +15,7 @@ from ledger.domain.events import RefundIssued, RefundLine
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store.store import Store
-from tests.support.roles import as_admin
+from tests.support.roles import as_admin, as_owner
 
 SEED = 3
 
@@ -85,3 +85,20 @@ def triggers_lifted(store: Store) -> Iterator[Connection]:
         yield conn
         for _name, sql in triggers:
             conn.exec_driver_sql(sql)
+
+
+@contextmanager
+def as_table_owner(store: Store) -> Iterator[Store]:
+    """The store's database as the owner of its tables, who holds every privilege on them:
+    what only the append-only triggers stop (the service role is stopped before, by its
+    privileges). On SQLite the store itself."""
+    if store.backend != "postgresql":
+        yield store
+        return
+    from ledger.store.opening import open_store
+
+    owner = open_store(as_owner(store.url), migrate=False)
+    try:
+        yield owner
+    finally:
+        owner.dispose()
