@@ -20,6 +20,7 @@ from ledger.store import tables
 from ledger.store.errors import StoreError
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
+from tests.support.api import auth, serving
 from tests.support.roles import PgRoles
 from tests.support.tamper import build_ledger
 from tests.support.worked_example import setup as worked_example
@@ -219,3 +220,38 @@ def test_the_service_commands_default_to_the_service_role(
     owner_env = {**env, "LEDGER_DB_URL": pg_roles.owner}
     refused = _invoke(["ingest", "EVENTS"], _events_file(tmp_path), owner_env)
     assert refused.exit_code == 1 and "refusing to run the service" in refused.output
+
+
+def test_serve_runs_the_api_as_the_service_role(fresh_pg_url: str, tmp_path: Path) -> None:
+    """A real `ledger serve` on PostgreSQL as the service role, as in production: reads,
+    a submitted event applied, the views caught up (UPDATE on view tables only)."""
+    import dataclasses
+
+    import httpx
+
+    from ledger.domain.events import ClickRecorded
+    from ledger.jsonform import event_to_json
+
+    assert "ledger_service" in fresh_pg_url
+    ingested = _invoke(["ingest", "EVENTS", "--db", fresh_pg_url], _events_file(tmp_path))
+    assert ingested.exit_code == 0, ingested.output
+    click = next(
+        r.incoming.event
+        for r in worked_example().results
+        if isinstance(r.incoming.event, ClickRecorded)
+    )
+    another = dataclasses.replace(click, event_id="e-click-again", click_id="C-again")
+    with serving(fresh_pg_url) as base, httpx.Client(base_url=base, timeout=10) as http:
+        balances = http.get("/api/v1/balances", headers=auth("finance"))
+        assert balances.status_code == 200, balances.text
+        assert balances.json()["items"], balances.text
+        posted = http.post("/api/v1/events", json=event_to_json(another), headers=auth("publisher"))
+        assert posted.status_code in (200, 201, 202), posted.text
+        assert posted.json()["outcome"] == "applied", posted.text
+    store = open_store(fresh_pg_url, read_only=True)
+    try:
+        with store.read() as conn:
+            ids = conn.execute(text("SELECT event_id FROM events")).scalars().all()
+    finally:
+        store.dispose()
+    assert "e-click-again" in ids

@@ -53,9 +53,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
-    """A real ``ledger serve`` process on loopback over ``db_path``; yields its base URL
-    once it answers (polled to a deadline), and stops it afterwards."""
+def serving(db: Path | str, *, timeout: float = 30) -> Iterator[str]:
+    """A real ``ledger serve`` process on loopback over ``db`` (a SQLite path or a URL);
+    yields its base URL once it answers (polled to a deadline), and stops it afterwards."""
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
     process = subprocess.Popen(
@@ -63,7 +63,7 @@ def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
             str(Path(sys.executable).parent / "ledger"),
             "serve",
             "--db",
-            f"sqlite:///{db_path}",
+            db if isinstance(db, str) else f"sqlite:///{db}",
             "--port",
             str(port),
             "--interval",
