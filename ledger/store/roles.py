@@ -91,13 +91,17 @@ def privileged_role(conn: Connection) -> str | None:
         text(
             """
             SELECT current_user AS me, r.rolsuper, r.rolcreaterole,
-                   pg_has_role(current_user, d.datdba, 'MEMBER') AS database,
-                   pg_has_role(current_user, n.nspowner, 'MEMBER') AS schema,
-                   EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid
-                           AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS tables
-            FROM pg_roles r, pg_database d, pg_namespace n
-            WHERE r.rolname = current_user AND d.datname = current_database()
-              AND n.nspname = COALESCE(current_schema(), 'public')
+                   pg_has_role(current_user, (SELECT datdba FROM pg_database
+                                              WHERE datname = current_database()), 'MEMBER')
+                       AS database,
+                   COALESCE((SELECT pg_has_role(current_user, nspowner, 'MEMBER')
+                             FROM pg_namespace WHERE nspname = s.name), false) AS schema,
+                   EXISTS (SELECT 1 FROM pg_class c
+                           JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = s.name
+                             AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS tables
+            FROM pg_roles r, (SELECT COALESCE(current_schema(), 'public') AS name) s
+            WHERE r.rolname = current_user
             """
         )
     ).one()
