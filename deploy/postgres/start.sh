@@ -114,15 +114,17 @@ role_url() {
 # with password `ledger` owning database `ledger`: that role is demoted (NOSUPERUSER
 # NOLOGIN, no password) and what it owned goes to the owner role.
 ensure_role_and_db() {
-    local out
-    out=$(psql_admin -v owner="$PG_OWNER_ROLE" -v service="$PG_SERVICE_ROLE" -v tester="$PG_TEST_ROLE" \
-        -v owner_pw="$(role_password "$PG_OWNER_ROLE")" \
-        -v service_pw="$(role_password "$PG_SERVICE_ROLE")" \
-        -v tester_pw="$(role_password "$PG_TEST_ROLE")" 2>&1 <<'SQL'
+    local out owner_pw service_pw tester_pw
+    owner_pw=$(role_password "$PG_OWNER_ROLE")
+    service_pw=$(role_password "$PG_SERVICE_ROLE")
+    tester_pw=$(role_password "$PG_TEST_ROLE")
+    # The passwords go in on stdin (hex digits only), never on a command line `ps` shows.
+    out=$( {
+        printf "SELECT set_config('ledger.%s_pw', '%s', false) \\g /dev/null\n" \
+            owner "$owner_pw" service "$service_pw" tester "$tester_pw"
+        cat <<'SQL'
 SELECT set_config('ledger.owner', :'owner', false), set_config('ledger.service', :'service', false),
-       set_config('ledger.tester', :'tester', false), set_config('ledger.owner_pw', :'owner_pw', false),
-       set_config('ledger.service_pw', :'service_pw', false),
-       set_config('ledger.tester_pw', :'tester_pw', false) \g /dev/null
+       set_config('ledger.tester', :'tester', false) \g /dev/null
 DO $$
 DECLARE
     owner text := current_setting('ledger.owner');
@@ -135,7 +137,7 @@ BEGIN
             EXECUTE format('CREATE ROLE %I', name);
         END IF;
     END LOOP;
-    -- Neither may be a superuser, create roles, replicate or bypass row security.
+    -- None may be a superuser, create roles, replicate or bypass row security.
     EXECUTE format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
                    'NOBYPASSRLS INHERIT PASSWORD %L', owner, current_setting('ledger.owner_pw'));
     EXECUTE format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
@@ -170,7 +172,8 @@ $$;
 SELECT format('CREATE DATABASE ledger OWNER %I', :'owner')
     WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'ledger') \gexec
 SQL
-    ) || { echo "$out" >&2; fail "could not set up the roles and database ledger"; }
+    } | psql_admin -v owner="$PG_OWNER_ROLE" -v service="$PG_SERVICE_ROLE" \
+        -v tester="$PG_TEST_ROLE" 2>&1) || { echo "$out" >&2; fail "could not set up the roles and database ledger"; }
     [[ -z $out ]] || sed 's/^NOTICE: */start.sh: /' <<<"$out"
     ensure_ownership
 }
