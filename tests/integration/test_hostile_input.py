@@ -338,7 +338,7 @@ def test_a_non_utf8_file_name_is_ingested_and_a_non_utf8_chain_refused(tmp_path:
 
 
 def test_an_unknown_schema_revision_in_the_database(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_store(as_owner(db_url))  # the revision is the owner's to write
     with store.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
     store.dispose()
