@@ -41,6 +41,7 @@ from bench import ceiling
 from bench.ceiling import ensure_fixture
 from bench.support import (
     ConsumerProcess,
+    default_pg_url,
     end_offsets,
     fresh_database,
     unique,
@@ -57,7 +58,6 @@ from ledger.store.opening import open_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_KAFKA = "127.0.0.1:19092"
-DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 
 def workload(args: argparse.Namespace) -> list[Any]:
@@ -83,7 +83,7 @@ def e2e_consume(
     bootstrap: str, topics: Topics, pg_url: str, count: int, profile_to: Path | None
 ) -> dict:
     """(b) the topics through one ConsumerLoop into a fresh PostgreSQL ledger."""
-    with fresh_database(pg_url, prefix="bench_e2e_") as url:
+    with fresh_database(pg_url, prefix="bench_e2e_", ledger=True) as url:
         store = open_store(url)
         service = LedgerService(store)
         group = unique("bench-e2e")
@@ -138,7 +138,7 @@ def e2e_processes(
     bootstrap: str, topics: Topics, pg_url: str, count: int, consumers: int, log_dir: Path
 ) -> dict:
     """(c) optional: ``consumers`` ``ledger consume`` processes of one group (scale-out)."""
-    with fresh_database(pg_url, prefix="bench_e2e_") as url:
+    with fresh_database(pg_url, prefix="bench_e2e_", ledger=True) as url:
         store = open_store(url)
         group = unique("bench-e2e-n")
         names = [topics.orders, topics.accounts]
@@ -173,7 +173,7 @@ def table(rows: list[tuple[str, str, str, str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
-    parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--pg-url", help="default: LEDGER_BENCH_PG_URL, else the deploy cluster's")
     parser.add_argument("--workload", choices=("dense", "activity"), default="dense")
     parser.add_argument("--orders", type=int, default=8_000)
     parser.add_argument("--buyers", type=int, default=20_000)
@@ -188,6 +188,7 @@ def main() -> None:
         help="also run this many `ledger consume` processes of one group",
     )
     args = parser.parse_args()
+    args.pg_url = args.pg_url or default_pg_url()
     configure_logging("console", "warning")
 
     events = workload(args)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import fresh_database
+from bench.support import default_pg_url, fresh_database
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
@@ -32,7 +32,6 @@ from ledger.store.opening import open_store
 from ledger.store.verify import verify
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 CHAINS = 4  # like a 4-partition orders topic: events spread by buyer over four chains
 
 
@@ -45,7 +44,7 @@ def received(events: list) -> list[Received]:
 
 
 def run(pg_url: str, items: list[Received], batch: int, profile_to: Path | None) -> dict:
-    with fresh_database(pg_url, prefix="bench_ingest_") as url:
+    with fresh_database(pg_url, prefix="bench_ingest_", ledger=True) as url:
         store = open_store(url)
         service = LedgerService(store)
         profiler = None
@@ -80,12 +79,13 @@ def run(pg_url: str, items: list[Received], batch: int, profile_to: Path | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--pg-url", help="default: LEDGER_BENCH_PG_URL, else the deploy cluster's")
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--profile", action="store_true", help="profile the batched pass")
     args = parser.parse_args()
+    args.pg_url = args.pg_url or default_pg_url()
     configure_logging("console", "warning")
 
     work = generate(seed=args.seed, sharers=200, buyers=5000, orders=max(100, args.events // 5))

@@ -1,6 +1,6 @@
 """Benchmark of the journal write path and verify on PostgreSQL (or SQLite).
 
-    LEDGER_BENCH_DB_URL=postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger \
+    LEDGER_BENCH_DB_URL=<a scratch database URL (as its owner)> \
         .venv/bin/python bench/bench_journal.py [--entries 20000]
 
 Use a scratch database: the script appends to chains named ``bench/<run id>/…``.

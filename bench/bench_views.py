@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import statistics
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select, text
 
-from bench.support import fresh_database
+from bench.support import default_pg_url, fresh_database
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
@@ -42,12 +41,11 @@ from ledger.store.view_tables import VIEW_TABLES
 from projectors import catalog, read, runner
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 
 
 def scratch_database(pg_url: str, *, keep: bool = False) -> AbstractContextManager[str]:
     """A new empty database on ``pg_url``'s cluster, dropped afterwards unless ``keep``."""
-    return fresh_database(pg_url, prefix="bench_views", keep=keep)
+    return fresh_database(pg_url, prefix="bench_views", keep=keep, ledger=True)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -186,7 +184,7 @@ def main() -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip timing verify")
     args = parser.parse_args()
     configure_logging("console", "warning")
-    pg = os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG)
+    pg = default_pg_url()
     result: dict[str, Any] = {}
     with ExitStack() as stack:
         url = args.db

@@ -37,8 +37,8 @@ def e2e(
     """One e2e run. ``timeout``: by default long enough for 500 records/s (at least 30
     minutes): a 10M-record run on a growing ledger outlasted a fixed 30 minutes."""
     log_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    with fresh_database(pg_url, prefix="bench_e2e_") as url:
-        store = open_store(url)  # migrates the schema before the consumers start
+    with fresh_database(pg_url, prefix="bench_e2e_", ledger=True) as url:
+        store = open_store(url)  # migrated by the owner: the consumers run as the service
         service = LedgerService(store)
         group = unique("bench-run")
         ends = end_offsets(bootstrap, [topics.orders, topics.accounts])

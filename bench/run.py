@@ -45,7 +45,7 @@ from bench import (
     report,
 )
 from bench.ceiling import ensure_fixture, raw_consume
-from bench.support import DEFAULT_KAFKA, DEFAULT_PG, RESULTS, Topics, configure_logging
+from bench.support import DEFAULT_KAFKA, RESULTS, Topics, configure_logging, default_pg_url
 from bench.workloads import count_orders, orders_only, realistic
 
 PARTITIONS = 4
@@ -141,8 +141,9 @@ def parse() -> argparse.Namespace:
         help="group sizes of the e2e runs (1,2); a long RSS run may want only 1",
     )
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
-    parser.add_argument("--pg-url", default=os.environ.get("LEDGER_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--pg-url", help="default: LEDGER_BENCH_PG_URL, else the deploy cluster's")
     args = parser.parse_args()
+    args.pg_url = args.pg_url or default_pg_url()
     if 1 not in args.consumers:
         parser.error("--consumers must include 1: every ratio is against one consumer")
     full = {

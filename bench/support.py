@@ -79,6 +79,7 @@ __all__ = [
     "Topics",
     "Workload",
     "configure_logging",
+    "default_pg_url",
     "default_codec",
     "dump_event",
     "generate",
@@ -98,7 +99,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LEDGER_BIN = Path(sys.executable).with_name("ledger")
 DEFAULT_KAFKA = "127.0.0.1:19092"
-DEFAULT_PG = "postgresql+psycopg2://ledger:ledger@127.0.0.1:55432/ledger"
 POLL_S = 0.05
 
 Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset
@@ -111,23 +111,78 @@ def unique(prefix: str) -> str:
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 
+def deploy_setting(name: str) -> str | None:
+    """A setting deploy/postgres/start.sh wrote to <cache>/postgres.env (the role URLs)."""
+    cache = Path(os.environ.get("LEDGER_CACHE_DIR") or REPO / ".cache")
+    path = Path(os.environ.get("LEDGER_TEST_PG_ENV_FILE") or cache / "postgres.env")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    return next((line.split("=", 1)[1] for line in lines if line.startswith(f"{name}=")), None)
+
+
+def default_pg_url() -> str:
+    """The URL scratch databases are created from: the test admin's (never a superuser)."""
+    url = (
+        os.environ.get("LEDGER_BENCH_PG_URL")
+        or os.environ.get("LEDGER_TEST_PG_URL")
+        or deploy_setting("LEDGER_TEST_PG_URL")
+    )
+    if not url:
+        raise SystemExit("no PostgreSQL: run deploy/postgres/start.sh or set LEDGER_BENCH_PG_URL")
+    return url
+
+
+def role_url(env: str, setting: str) -> str:
+    """The owner's (``env``/LEDGER_MIGRATE_DB_URL) or the service's URL of the deploy
+    cluster, to point at a scratch database with ``make_url(...).set(database=...)``."""
+    url = os.environ.get(env) or deploy_setting(setting)
+    if not url:
+        raise SystemExit(f"set {env} (deploy/test.sh exports it) or run deploy/postgres/start.sh")
+    return url
+
+
 @contextmanager
-def fresh_database(pg_url: str, prefix: str = "bench_", *, keep: bool = False) -> Iterator[str]:
-    """A new empty database beside ``pg_url``'s (never the ledger database itself),
-    dropped afterwards with its sessions unless ``keep``. The tests use it too."""
+def fresh_database(
+    pg_url: str, prefix: str = "bench_", *, keep: bool = False, ledger: bool = False
+) -> Iterator[str]:
+    """A new database beside ``pg_url``'s (never the ledger database itself), owned by
+    the deploy cluster's owner role and dropped afterwards with its sessions unless
+    ``keep``. The tests use it too. Yields the owner's URL of the empty database, or with
+    ``ledger`` the service role's URL once the owner has migrated it and granted the
+    service its privileges, as `ledger migrate` does in production."""
     name = unique(prefix).replace("-", "_")
+    owner = make_url(role_url("LEDGER_TEST_PG_OWNER_URL", "LEDGER_MIGRATE_DB_URL"))
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner.username}"'))
         try:
-            yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+            owner_url = owner.set(database=name).render_as_string(hide_password=False)
+            yield migrate_for_service(owner_url) if ledger else owner_url
         finally:
             if not keep:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def migrate_for_service(owner_url: str) -> str:
+    """Migrate the database of ``owner_url`` as its owner, grant the deploy cluster's
+    service role, and return the service role's URL of that database."""
+    from ledger.store.roles import grant_service
+
+    service = make_url(role_url("LEDGER_TEST_PG_SERVICE_URL", "LEDGER_DB_URL"))
+    store = open_store(owner_url)
+    try:
+        with store.begin() as conn:
+            grant_service(conn, str(service.username))
+    finally:
+        store.dispose()
+    database = make_url(owner_url).database
+    return service.set(database=database).render_as_string(hide_password=False)
 
 
 # --- Kafka ---------------------------------------------------------------------------------

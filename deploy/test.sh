@@ -2,7 +2,8 @@
 # Run the test suite against the real servers: `deploy/test.sh [pytest args]`.
 #
 # Bootstraps .venv, starts Kafka and PostgreSQL when they are not already running, exports
-# LEDGER_TEST_KAFKA_BOOTSTRAP and LEDGER_TEST_PG_URL, runs `python -m pytest "$@"` and exits
+# LEDGER_TEST_KAFKA_BOOTSTRAP, LEDGER_TEST_PG_URL (the test admin: scratch databases),
+# LEDGER_TEST_PG_OWNER_URL, LEDGER_TEST_PG_SERVICE_URL and LEDGER_TEST_PG_ENV_FILE, runs `python -m pytest "$@"` and exits
 # with pytest's code (5, no tests collected, counts as a failure like any non-zero code).
 #
 # Stopping, in an EXIT trap (also on failure or Ctrl-C): a server is stopped only if a
@@ -105,7 +106,14 @@ if needs_servers "$@"; then
     start_server postgres
     runs_unlock
     export LEDGER_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
-    export LEDGER_TEST_PG_URL=$PG_URL
+    # The roles' URLs (deploy/postgres/start.sh wrote them): the test admin creates scratch
+    # databases; the service runs in them as the service role after the owner migrates.
+    LEDGER_TEST_PG_URL=$(pg_setting LEDGER_TEST_PG_URL) \
+        && LEDGER_TEST_PG_OWNER_URL=$(pg_setting LEDGER_MIGRATE_DB_URL) \
+        && LEDGER_TEST_PG_SERVICE_URL=$(pg_setting LEDGER_DB_URL) \
+        || { echo "error: no role URLs in $PG_ENV_FILE (deploy/postgres/start.sh writes them)" >&2; exit 1; }
+    export LEDGER_TEST_PG_URL LEDGER_TEST_PG_OWNER_URL LEDGER_TEST_PG_SERVICE_URL
+    export LEDGER_TEST_PG_ENV_FILE=$PG_ENV_FILE
 else
     echo "Only unit tests selected: Kafka and PostgreSQL are not started."
 fi

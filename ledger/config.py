@@ -24,7 +24,8 @@ class Topics:
 
 @dataclass(frozen=True)
 class Settings:
-    db_url: str = DEFAULT_DB_URL
+    db_url: str = DEFAULT_DB_URL  # the service's (least-privileged) connection
+    migrate_db_url: str = ""  # the schema owner's, for `ledger migrate` only ("": db_url)
     kafka_bootstrap: str = "127.0.0.1:19092"
     consumer_group: str = "commission-ledger"
     topics: Topics = field(default_factory=Topics)
@@ -94,6 +95,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     defaults = Topics()
     return Settings(
         db_url=get("DB_URL", DEFAULT_DB_URL),
+        migrate_db_url=get("MIGRATE_DB_URL", ""),
         kafka_bootstrap=get("KAFKA_BOOTSTRAP", Settings.kafka_bootstrap),
         consumer_group=get("CONSUMER_GROUP", Settings.consumer_group),
         topics=Topics(

@@ -6,14 +6,18 @@ fixtures fail with a message saying how to run the suite.
 - ``kafka_bootstrap`` (session): ``host:port`` of the broker (``LEDGER_TEST_KAFKA_BOOTSTRAP``).
 - ``new_topic`` (function): factory ``new_topic(partitions=1) -> str``; the topic exists with
   a leader for every partition when it returns and is deleted after the test.
-- ``pg_url`` (session): SQLAlchemy URL of the cluster's ``ledger`` database
-  (``LEDGER_TEST_PG_URL``).
-- ``fresh_pg_url`` (function): URL of a new, empty database on that cluster, dropped after.
-- ``db_url`` (function, parametrized ``sqlite`` / ``postgres``): a fresh database of each
-  backend; a test that takes it is the backend contract suite and runs on both.
+- ``pg_url`` (session): SQLAlchemy URL of the cluster's ``ledger`` database as the test
+  admin (``LEDGER_TEST_PG_URL``, role ``ledger_test_admin``: creates scratch databases, is
+  no superuser).
+- ``fresh_pg_url`` (function): a new database, migrated by the owner role, as the service
+  role would use it (``ledger_service``, least privilege, as in production); dropped after.
+- ``empty_pg_url`` (function): a new, empty database, as its owner (``ledger_owner``).
+- ``db_url`` (function, parametrized ``sqlite`` / ``postgres``): a fresh ledger of each
+  backend (PostgreSQL: ``fresh_pg_url``); a test that takes it is the backend contract
+  suite and runs on both.
 - ``pg_roles`` (function): a new, empty database owned by ``ledger_owner``, with the URLs
   of its three roles: ``owner`` (runs migrations), ``service`` (least privilege, what the
-  service connects as) and ``admin`` (the superuser ``ledger``, for tampering).
+  service connects as) and ``admin`` (the test admin, for tampering).
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import make_url
 
 from tests.support.roles import PgRoles
 
@@ -36,7 +39,7 @@ PG_ENV = "LEDGER_TEST_PG_URL"
 TOPIC_READY_TIMEOUT_MS = 30_000
 
 KAFKA_FIXTURES = {"kafka_bootstrap", "new_topic"}
-PG_FIXTURES = {"pg_url", "fresh_pg_url", "pg_roles"}
+PG_FIXTURES = {"pg_url", "fresh_pg_url", "empty_pg_url", "pg_roles"}
 
 
 def _required_env(name: str, start_script: str) -> str:
@@ -48,10 +51,6 @@ def _required_env(name: str, start_script: str) -> str:
             pytrace=False,
         )
     return value
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:16]}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,7 +66,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if names & KAFKA_FIXTURES:
             item.add_marker(pytest.mark.kafka)
         callspec = getattr(item, "callspec", None)
-        uses_pg_param = callspec is not None and callspec.params.get("db_url") == "postgres"
+        uses_pg_param = callspec is not None and "postgres" in (
+            callspec.params.get("db_url"),
+            callspec.params.get("empty_db_url"),
+        )
         if names & PG_FIXTURES or uses_pg_param:
             item.add_marker(pytest.mark.postgres)
 
@@ -123,50 +125,48 @@ def pg_url() -> str:
     return _required_env(PG_ENV, "deploy/postgres/start.sh")
 
 
-@pytest.fixture(scope="session")
-def _pg_admin(pg_url: str) -> Iterator[Engine]:
-    # AUTOCOMMIT: CREATE/DROP DATABASE cannot run inside a transaction block.
-    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def fresh_pg_url(pg_url: str) -> Iterator[str]:
+    """A new database on the test cluster, migrated by its owner; the service role's URL."""
+    from bench.support import fresh_database
+
+    with fresh_database(pg_url, prefix="test_", ledger=True) as url:
+        yield url
 
 
 @pytest.fixture
-def fresh_pg_url(pg_url: str, _pg_admin: Engine) -> Iterator[str]:
-    """A new empty database on the test cluster; dropped (sessions and all) afterwards."""
-    name = _unique("test_")
-    with _pg_admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with _pg_admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def empty_pg_url(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the test cluster; its owner's URL (may migrate, create)."""
+    from bench.support import fresh_database
+
+    with fresh_database(pg_url, prefix="test_empty_") as url:
+        yield url
 
 
 @pytest.fixture
-def pg_roles(pg_url: str, _pg_admin: Engine) -> Iterator[PgRoles]:
-    """A new database owned by ledger_owner (roles made by deploy/postgres/start.sh)."""
-    name = _unique("test_roles_")
-    with _pg_admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" OWNER ledger_owner'))
-    base = make_url(pg_url).set(database=name)
+def pg_roles(pg_url: str) -> Iterator[PgRoles]:
+    """A new, empty database owned by ledger_owner (roles made by deploy/postgres/start.sh)."""
+    from bench.support import fresh_database, role_url
 
-    def as_role(role: str) -> str:
-        return base.set(username=role, password=role).render_as_string(hide_password=False)
-
-    try:
+    with fresh_database(pg_url, prefix="test_roles_") as owner:
+        database = make_url(owner).database
+        service = make_url(role_url("LEDGER_TEST_PG_SERVICE_URL", "LEDGER_DB_URL"))
         yield PgRoles(
-            admin=base.render_as_string(hide_password=False),
-            owner=as_role("ledger_owner"),
-            service=as_role("ledger_service"),
+            admin=make_url(pg_url).set(database=database).render_as_string(hide_password=False),
+            owner=owner,
+            service=service.set(database=database).render_as_string(hide_password=False),
         )
-    finally:
-        with _pg_admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # --- both backends --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A new, empty database of each backend, as its owner (for migration tests)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return request.getfixturevalue("empty_pg_url")
 
 
 @pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])

@@ -8,7 +8,28 @@ REPO_DIR=$(cd "$PG_DEPLOY_DIR/../.." && pwd)
 CACHE_DIR=${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}
 PG_PORT=${PG_PORT:-55432}
 PG_OS_USER=${LEDGER_PG_OS_USER:-ledgerpg}
-PG_URL="postgresql+psycopg2://ledger:ledger@127.0.0.1:$PG_PORT/ledger"
+# The roles (docs/operations.md, "Database roles"): the service connects as PG_SERVICE_ROLE,
+# `ledger migrate` as PG_OWNER_ROLE (owner of database `ledger`); PG_TEST_ROLE exists for
+# the tests and benchmarks only (it creates scratch databases). None is a superuser: the
+# superuser `postgres` has no password and logs in over the unix socket only.
+PG_OWNER_ROLE=ledger_owner
+PG_SERVICE_ROLE=ledger_service
+PG_TEST_ROLE=ledger_test_admin
+# Generated passwords (one 0600 file per role) and the URLs of this cluster's roles, as
+# LEDGER_* settings (a LEDGER_CONFIG file), rewritten at every start.
+PG_SECRETS=$CACHE_DIR/postgres-secrets
+PG_ENV_FILE=$CACHE_DIR/postgres.env
+
+# Print the value of setting $1 (LEDGER_DB_URL, ...) from $PG_ENV_FILE.
+pg_setting() {
+    [[ -f $PG_ENV_FILE ]] || return 1
+    sed -n "s/^$1=//p" "$PG_ENV_FILE" | head -n1 | grep .
+}
+
+# A URL with its password masked, for messages.
+pg_masked() {
+    sed -E 's#(//[^:/@]+):[^@]*@#\1:***@#' <<<"$1"
+}
 
 # Server binaries: the newest /usr/lib/postgresql/<major>/bin that has `postgres`.
 pg_find_bin() {

@@ -21,7 +21,7 @@ main() {
     # init to reap it, so no <defunct> postgres lingers in the process table).
     local deadline=$((SECONDS + 10))
     while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
-    echo "PostgreSQL stopped (pid $pid; was $PG_URL)"
+    echo "PostgreSQL stopped (pid $pid; port $PG_PORT)"
 }
 
 main "$@"

@@ -13,7 +13,7 @@ from consumers.clientlog import forward_kafka_client_logs
 from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from ledger.commands.common import db_option, resolve_db
+from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
 from ledger.config import Settings
 from ledger.logs import get_logger
 from ledger.publisher import Publisher
@@ -27,6 +27,7 @@ log = get_logger("ledger.consume")
 
 @click.command()
 @db_option
+@allow_owner_option
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers (LEDGER_KAFKA_BOOTSTRAP)")
 @click.option("--group", default=None, help="consumer group (LEDGER_CONSUMER_GROUP)")
 @click.option("--topic-orders", default=None, help="orders topic (LEDGER_TOPIC_ORDERS)")
@@ -63,6 +64,7 @@ log = get_logger("ledger.consume")
 def consume(
     ctx: click.Context,
     db_url: str | None,
+    allow_owner: bool,
     bootstrap: str | None,
     group: str | None,
     topic_orders: str | None,
@@ -82,7 +84,7 @@ def consume(
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
-    store = _open_when_reachable(resolve_db(ctx, db_url), stopping)
+    store = _open_when_reachable(resolve_db(ctx, db_url), stopping, allow_owner)
     if store is None:
         return
     overrides: tuple[tuple[str, object], ...] = ()
@@ -138,13 +140,13 @@ def consume(
             mirror.close()
 
 
-def _open_when_reachable(url: str, stopping: list[int]) -> Store | None:
+def _open_when_reachable(url: str, stopping: list[int], allow_owner: bool) -> Store | None:
     """Open the store, waiting (with capped backoff) while the database is unreachable, so
     a consumer started before its database simply waits. None if stopped meanwhile."""
     delay = 0.5
     while not stopping:
         try:
-            return open_store(url)
+            return open_store(url, check_role=service_role_check(allow_owner))
         except OperationalError as exc:
             first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
             log.warning("database unreachable; retrying", retry_in_s=delay, error=first)

@@ -10,7 +10,13 @@ from typing import BinaryIO
 
 import click
 
-from ledger.commands.common import db_option, printable_id, resolve_db
+from ledger.commands.common import (
+    allow_owner_option,
+    db_option,
+    printable_id,
+    resolve_db,
+    service_role_check,
+)
 from ledger.domain.events import InvalidEvent
 from ledger.ingest_file import IngestSummary, InputError, ingest_stream, source_name
 from ledger.runtime import tune_gc_for_throughput
@@ -23,6 +29,7 @@ from ledger.store.store import Store
     "path", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )
 @db_option
+@allow_owner_option
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -38,14 +45,21 @@ from ledger.store.store import Store
     help="hash chain to append to",
 )
 @click.pass_context
-def ingest(ctx: click.Context, path: Path, db_url: str | None, batch_size: int, chain: str) -> None:
+def ingest(
+    ctx: click.Context,
+    path: Path,
+    db_url: str | None,
+    allow_owner: bool,
+    batch_size: int,
+    chain: str,
+) -> None:
     """Apply the events of PATH (JSON form, one per line, UTF-8; `-` reads stdin).
 
     Bad lines become dead letters with their reason, and never stop the lines after them.
     Running the same file again changes nothing (events are idempotent by event_id, dead
     letters by source and content). Exits 1 if no line could be read as an event."""
     tune_gc_for_throughput()
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), check_role=service_role_check(allow_owner))
     name = "<stdin>" if str(path) == "-" else path.name
     with _open(path) as stream:
         try:

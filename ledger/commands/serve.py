@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_token
-from ledger.commands.common import db_option, resolve_db
+from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
 from ledger.config import Settings
 from ledger.logs import get_logger
 from ledger.store.opening import open_store
@@ -43,6 +43,7 @@ def kafka_end_offsets(bootstrap: str) -> Any:
 
 @click.command()
 @db_option
+@allow_owner_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -61,7 +62,13 @@ def kafka_end_offsets(bootstrap: str) -> Any:
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, db_url: str | None, host: str, port: int, use_kafka: bool, interval: float
+    ctx: click.Context,
+    db_url: str | None,
+    allow_owner: bool,
+    host: str,
+    port: int,
+    use_kafka: bool,
+    interval: float,
 ) -> None:
     """Serve the HTTP API (/docs, /openapi.json) and the finance dashboard (/dashboard/)."""
     import uvicorn
@@ -81,7 +88,7 @@ def serve(
             "will be refused; make one with `ledger api-token finance`",
             err=True,
         )
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), check_role=service_role_check(allow_owner))
     sink: Sink
     if use_kafka:
         from ledger.publisher import Publisher

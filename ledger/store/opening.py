@@ -6,7 +6,7 @@ latest Alembic revision (or, read-only, checks that it is there) and returns a S
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,23 @@ _BACKENDS: dict[str, Backend] = {
 }
 
 
-def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
+def open_store(
+    url: str,
+    *,
+    migrate: bool = True,
+    read_only: bool = False,
+    check_role: Callable[[Store], None] | None = None,
+) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
     several processes at once). Raises StoreError for an unsupported URL.
 
     ``read_only`` (the read commands): never migrates, never creates a file, and every
     transaction is read-only; the database must already hold a ledger at the latest
-    revision, else StoreError says what is missing."""
+    revision, else StoreError says what is missing.
+
+    ``check_role`` (the service commands) sees the store before anything is migrated and
+    may raise StoreError (a role with more privilege than the service's, say)."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
@@ -52,6 +61,12 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
     store = Store(engine, specifics, url)
+    if check_role is not None:
+        try:
+            check_role(store)
+        except BaseException:
+            store.dispose()
+            raise
     if read_only:
         try:
             check_schema(store)

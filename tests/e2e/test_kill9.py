@@ -55,7 +55,7 @@ def test_kill9_many_times_gives_the_uninterrupted_ledger(
     topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
     topic_names = [topics.orders, topics.accounts]
 
-    with fresh_database(pg_url) as calm_url:
+    with fresh_database(pg_url, ledger=True) as calm_url:
         killed_store, calm_store = open_store(fresh_pg_url), open_store(calm_url)
         killed = ConsumerProcess(
             fresh_pg_url,

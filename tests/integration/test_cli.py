@@ -12,6 +12,7 @@ from ledger.cli import main
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.jsonform import event_to_json
 from ledger.store.opening import open_store
+from tests.support.roles import as_owner
 from tests.support.worked_example import setup as worked_example
 
 T0 = 1_767_225_600_000
@@ -84,8 +85,8 @@ def test_ingest_then_query_and_verify(db_url: str, tmp_path) -> None:
     assert run("verify", "--db", db_url, "--expect-head", head).exit_code == 0
     assert run("verify", "--db", db_url, "--expect-head", "0" * 64).exit_code == 1
 
-    # a superuser (or anyone with file access) edits an amount behind the triggers' back
-    store = open_store(db_url)
+    # the owner (or anyone with file access) edits an amount behind the triggers' back
+    store = open_store(as_owner(db_url))
     with store.begin() as conn:
         if store.backend == "postgresql":
             conn.execute(text("ALTER TABLE postings DISABLE TRIGGER ALL"))

@@ -47,7 +47,7 @@ def test_two_consumers_in_one_group_equal_one(
     topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
     names = [topics.orders, topics.accounts]
     pair_store = open_store(fresh_pg_url)
-    with fresh_database(pg_url) as solo_url:
+    with fresh_database(pg_url, ledger=True) as solo_url:
         solo_store = open_store(solo_url)
         pair_group, solo_group = unique("pair"), unique("solo")
         services = [RecordingService(pair_store), RecordingService(pair_store)]

@@ -177,7 +177,7 @@ def test_consumer_survives_broker_and_database_restarts(
     if len(retries) > 1:  # backoff: the delays grow
         assert retries[1]["retry_in_s"] > retries[0]["retry_in_s"]
 
-    with fresh_database(pg_url) as calm_url:
+    with fresh_database(pg_url, ledger=True) as calm_url:
         calm = open_store(calm_url)
         replay_from_start(kafka_bootstrap, calm, "undisturbed", names, phase_ends[-1])
         got, want = snapshot(store), snapshot(calm)

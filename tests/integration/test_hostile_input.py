@@ -27,6 +27,7 @@ from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
 from ledger.store.opening import open_store
+from tests.support.roles import as_owner
 from tests.support.streams import DAY, T0, Ev
 
 AT = T0 + DAY
@@ -337,7 +338,7 @@ def test_a_non_utf8_file_name_is_ingested_and_a_non_utf8_chain_refused(tmp_path:
 
 
 def test_an_unknown_schema_revision_in_the_database(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_store(as_owner(db_url))  # the revision is the owner's to write
     with store.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
     store.dispose()
@@ -558,7 +559,7 @@ def test_revision_0003_fills_the_balances_of_a_ledger_written_before_it(
     ]
     path = write_lines(tmp_path / "in.jsonl", events)
     assert "9 applied" in cli("ingest", str(path), "--db", db_url).output
-    store = open_store(db_url)
+    store = open_store(as_owner(db_url))  # migrations are the owner's
     try:
         config = alembic_config()
         with store.begin() as conn:

@@ -7,10 +7,11 @@ from sqlalchemy import inspect
 
 from ledger.store import tables
 from ledger.store.opening import alembic_config, open_store, run_migrations
+from tests.support.roles import as_owner
 
 
 def test_downgrade_to_base_then_upgrade_again(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_store(as_owner(db_url))  # migrations are the owner's
     config = alembic_config()
     with store.begin() as conn:
         config.attributes["connection"] = conn

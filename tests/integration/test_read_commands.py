@@ -86,9 +86,9 @@ def test_reads_leave_a_ledger_file_unchanged(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", READS, ids=" ".join)
-def test_an_empty_postgres_database_stays_empty(fresh_pg_url: str, args: list[str]) -> None:
-    _one_line_error(_run(*args, "--db", fresh_pg_url), "no ledger")
-    engine = create_engine(fresh_pg_url)
+def test_an_empty_postgres_database_stays_empty(empty_pg_url: str, args: list[str]) -> None:
+    _one_line_error(_run(*args, "--db", empty_pg_url), "no ledger")
+    engine = create_engine(empty_pg_url)
     try:
         with engine.connect() as conn:
             assert inspect(conn).get_table_names() == []

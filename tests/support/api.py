@@ -65,10 +65,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db_path: Path, *, timeout: float = 30) -> Iterator[str]:
-    """A real ``ledger serve`` process on loopback over ``db_path``; yields its base URL
-    once it answers (polled to a deadline), and stops it afterwards."""
-    with server_process(f"sqlite:///{db_path}", timeout=timeout) as (base, _process):
+def serving(db: Path | str, *, timeout: float = 30) -> Iterator[str]:
+    """A real ``ledger serve`` process on loopback over ``db`` (a SQLite path or a URL);
+    yields its base URL once it answers (polled to a deadline), and stops it afterwards."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    with server_process(url, timeout=timeout) as (base, _process):
         yield base
 
 

@@ -1,18 +1,21 @@
 """A small real ledger to tamper with, and the ways an attacker lifts the append-only
-triggers (a PostgreSQL superuser: ``session_replication_role = replica``; anyone who can
-write a SQLite file: drop the triggers and put them back)."""
+triggers (on PostgreSQL, a role that may set ``session_replication_role = replica``: the
+tests' admin, never the service role the store runs as; anyone who can write a SQLite
+file: drop the triggers and put them back)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
 
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store.store import Store
+from tests.support.roles import as_admin, as_owner
 
 SEED = 3
 
@@ -61,12 +64,18 @@ def _some_order(events: list) -> str:  # type: ignore[type-arg]
 
 @contextmanager
 def triggers_lifted(store: Store) -> Iterator[Connection]:
-    """A transaction in which no append-only trigger fires."""
+    """A transaction in which no append-only trigger fires (on PostgreSQL as the test
+    admin, on the store's database: the service role may do none of this)."""
+    if store.backend == "postgresql":
+        admin = create_engine(as_admin(store.url), poolclass=NullPool)
+        try:
+            with admin.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                yield conn
+        finally:
+            admin.dispose()
+        return
     with store.begin() as conn:
-        if store.backend == "postgresql":
-            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            yield conn
-            return
         triggers = conn.exec_driver_sql(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
         ).all()
@@ -76,3 +85,20 @@ def triggers_lifted(store: Store) -> Iterator[Connection]:
         yield conn
         for _name, sql in triggers:
             conn.exec_driver_sql(sql)
+
+
+@contextmanager
+def as_table_owner(store: Store) -> Iterator[Store]:
+    """The store's database as the owner of its tables, who holds every privilege on them:
+    what only the append-only triggers stop (the service role is stopped before, by its
+    privileges). On SQLite the store itself."""
+    if store.backend != "postgresql":
+        yield store
+        return
+    from ledger.store.opening import open_store
+
+    owner = open_store(as_owner(store.url), migrate=False)
+    try:
+        yield owner
+    finally:
+        owner.dispose()

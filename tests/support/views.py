@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from ledger.store import view_tables as v
 from ledger.store.store import Store
@@ -33,19 +31,9 @@ def url_factory(
     if request.param == "sqlite":
         yield lambda: f"sqlite:///{tmp_path_factory.mktemp(prefix) / 'ledger.sqlite'}"
         return
+    from bench.support import fresh_database
+
     pg_url = request.getfixturevalue("pg_url")
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    created: list[str] = []
-
-    def make() -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with ExitStack() as created:
+        # each a ledger migrated by its owner, used as the service role (as in production)
+        yield lambda: created.enter_context(fresh_database(pg_url, prefix, ledger=True))
