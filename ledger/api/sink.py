@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from ledger.config import Settings
 from ledger.domain.events import Event
 from ledger.service import LedgerService, Received
 from ledger.store.store import Store
@@ -54,6 +55,18 @@ class KafkaSink:
     def __init__(self, publisher: object) -> None:
         self.publisher = publisher
         self._lock = threading.Lock()  # the Publisher expects one caller at a time
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> KafkaSink:
+        """The sink of `ledger serve --kafka`: buyer activity goes out as the publisher
+        principal, barrier events (the accounts topic) as finance (ledger/kafka_auth.py);
+        the role table (ledger/domain/permissions.py) has already decided what each API
+        token may submit. Raises ConfigError for missing credentials."""
+        from ledger.kafka_auth import publisher_options
+        from ledger.publisher import Publisher
+
+        auth = publisher_options(settings)
+        return cls(Publisher(settings.kafka_bootstrap, settings.topics, auth=auth))
 
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
         with self._lock:

@@ -86,17 +86,13 @@ def serve(
     store = open_store(resolve_db(ctx, db_url))
     sink: Sink
     if use_kafka:
-        from ledger.kafka_auth import client_options, publisher_options
-        from ledger.publisher import Publisher
+        from ledger.kafka_auth import client_options
 
-        # buyer activity as the publisher principal, barrier events as finance; the role
-        # table (ledger/domain/permissions.py) decides what each API token may submit
         try:
-            auth = publisher_options(settings)
             finance = client_options(settings, "finance")
+            sink = KafkaSink.for_settings(settings)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
-        sink = KafkaSink(Publisher(settings.kafka_bootstrap, settings.topics, auth=auth))
         end_offsets = kafka_end_offsets(settings.kafka_bootstrap, finance)
     else:
         sink, end_offsets = EmbeddedSink(store), no_kafka

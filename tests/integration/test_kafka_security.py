@@ -222,3 +222,43 @@ def test_a_payout_written_to_the_orders_topic_is_a_dead_letter(
     assert logged == {"e-plan", "e-s1"}
     assert payouts == 0
     store.dispose()
+
+
+def test_the_api_sink_writes_each_topic_as_its_principal(kafka_bootstrap: str, new_topic) -> None:
+    """`ledger serve --kafka`: a click goes out as the publisher, a plan and an enrollment
+    as finance, and the dashboard's lag reads both topics' end offsets as finance."""
+    from dataclasses import replace
+
+    from ledger.api.sink import KafkaSink
+    from ledger.commands.serve import kafka_end_offsets
+    from ledger.domain.events import ClickRecorded
+    from ledger.kafka_auth import client_options
+
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
+    settings = replace(load_settings(), kafka_bootstrap=kafka_bootstrap, topics=topics)
+    sink = KafkaSink.for_settings(settings)
+    click = ClickRecorded(
+        "c1",
+        plan().occurred_at + 5,
+        "t",
+        click_id="k1",
+        sharer_id="S1",
+        buyer_id="b1",
+        product_id="p",
+    )
+    try:
+        for event in (
+            plan(),
+            SharerEnrolled("e1", plan().occurred_at + 1, "t", sharer_id="S1"),
+            click,
+        ):
+            assert sink.submit(event, "api")["outcome"] == "queued"
+    finally:
+        sink.close()
+    ends = kafka_end_offsets(kafka_bootstrap, client_options(settings, "finance"))(
+        {(topics.orders, 0), (topics.orders, 1), (topics.accounts, 0)}
+    )
+    assert ends[(topics.accounts, 0)] == 2
+    # the click, and a marker in each of the 2 orders partitions after each barrier (the
+    # sink flushes every event before it answers)
+    assert ends[(topics.orders, 0)] + ends[(topics.orders, 1)] == 1 + 2 * 2
