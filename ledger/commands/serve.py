@@ -28,7 +28,7 @@ def kafka_end_offsets(bootstrap: str, auth: dict[str, Any]) -> Any:
             consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap,
                 request_timeout_ms=5000,
-                api_version_auto_timeout_ms=3000,
+                bootstrap_timeout_ms=3000,  # kafka-python 3.x; api_version_auto_timeout_ms is gone
                 **auth,
             )
             try:

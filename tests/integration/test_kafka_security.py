@@ -262,3 +262,33 @@ def test_the_api_sink_writes_each_topic_as_its_principal(kafka_bootstrap: str, n
     # the click, and a marker in each of the 2 orders partitions after each barrier (the
     # sink flushes every event before it answers)
     assert ends[(topics.orders, 0)] + ends[(topics.orders, 1)] == 1 + 2 * 2
+
+
+def test_no_ledger_principal_can_change_topics_or_acls(kafka_bootstrap: str, new_topic) -> None:
+    """Only the admin creates or deletes topics and grants access: a leaked service
+    password cannot delete the accounts topic or grant itself more."""
+    from kafka.admin import NewTopic
+
+    from ledger.kafka_acls import scratch_grants, to_acls
+
+    victim = new_topic(1, kind="accounts")
+    for role in ("publisher", "finance", "consumer"):
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **auth(role))
+        try:
+            created = admin.create_topics([NewTopic(f"{victim}-{role}", 1, 1)], raise_errors=False)
+            assert "AUTHORIZATION" in repr(created).upper(), created
+            deleted = admin.delete_topics([victim], raise_errors=False)
+            assert "AUTHORIZATION" in repr(deleted).upper(), deleted
+            users = {
+                r: auth(r)["sasl_plain_username"] for r in ("publisher", "finance", "consumer")
+            }
+            grab = to_acls([g for g in scratch_grants() if g.role == "consumer"][:1], users)
+            try:
+                result = admin.create_acls(grab)
+                refused = bool(result["failed"])
+            except Exception as exc:  # noqa: BLE001 - refused as an error response
+                refused = "AUTHORIZATION" in type(exc).__name__.upper()
+            assert refused, result
+        finally:
+            admin.close()
+    assert victim in _lists_topics(kafka_bootstrap, **auth("admin"))
