@@ -29,6 +29,9 @@ from ledger.config import ConfigError, Settings
 ENV = "LEDGER_KAFKA_CREDENTIALS"
 ROLES = ("admin", "publisher", "finance", "consumer")
 MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# SASL_PLAINTEXT is for a broker on loopback (deploy/kafka); across hosts use SASL_SSL, so
+# the SCRAM exchange and the records are encrypted (optional "ssl_cafile" for the CA)
+PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 MAX_FILE_BYTES = 64 * 1024
 
 Options = Mapping[str, Any]  # keyword arguments for kafka-python's clients
@@ -45,6 +48,8 @@ class KafkaCredentials:
     path: str
     mechanism: str
     principals: Mapping[str, Principal]
+    security_protocol: str = "SASL_PLAINTEXT"
+    ssl_cafile: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KafkaCredentials:
@@ -72,6 +77,12 @@ class KafkaCredentials:
         mechanism = data.get("mechanism", "SCRAM-SHA-512")
         if mechanism not in MECHANISMS:
             raise ConfigError(f"{path}: mechanism must be one of {', '.join(MECHANISMS)}")
+        protocol = data.get("security_protocol", "SASL_PLAINTEXT")
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"{path}: security_protocol must be one of {', '.join(PROTOCOLS)}")
+        cafile = data.get("ssl_cafile")
+        if cafile is not None and not (isinstance(cafile, str) and cafile):
+            raise ConfigError(f"{path}: ssl_cafile must be a file name")
         principals = {}
         for role, entry in data["principals"].items():
             if role not in ROLES:
@@ -85,19 +96,22 @@ class KafkaCredentials:
             ):
                 raise ConfigError(f"{path}: role {role!r} needs a username and a password")
             principals[role] = Principal(entry["username"], entry["password"])
-        return cls(path, mechanism, principals)
+        return cls(path, mechanism, principals, protocol, cafile)
 
     def options(self, role: str) -> dict[str, Any]:
         """The SASL settings for a client acting as ``role``."""
         principal = self.principals.get(role)
         if principal is None:
             raise ConfigError(f"{ENV} file {self.path} has no credentials for the {role!r} role")
-        return {
-            "security_protocol": "SASL_PLAINTEXT",
+        options = {
+            "security_protocol": self.security_protocol,
             "sasl_mechanism": self.mechanism,
             "sasl_plain_username": principal.username,
             "sasl_plain_password": principal.password,
         }
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
 
 
 def credentials(settings: Settings) -> KafkaCredentials | None:

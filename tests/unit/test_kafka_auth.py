@@ -48,6 +48,12 @@ def test_each_role_gets_its_own_sasl_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no credentials for the 'consumer' role"):
         client_options(settings, "consumer")
     assert client_options(load_settings({}), "consumer") == {}  # no file: no SASL
+    tls = _write(
+        tmp_path,
+        {**_creds("consumer"), "security_protocol": "SASL_SSL", "ssl_cafile": "/etc/ca.pem"},
+    )
+    options = KafkaCredentials.load(tls).options("consumer")
+    assert (options["security_protocol"], options["ssl_cafile"]) == ("SASL_SSL", "/etc/ca.pem")
 
 
 @pytest.mark.parametrize(
@@ -58,6 +64,7 @@ def test_each_role_gets_its_own_sasl_settings(tmp_path: Path) -> None:
         ({"mechanism": "PLAIN", "principals": {}}, 0o600, "mechanism must be"),
         ({"principals": {"root": {"username": "a", "password": "b"}}}, 0o600, "unknown role"),
         ({"principals": {"admin": {"username": "a"}}}, 0o600, "a username and a password"),
+        ({"security_protocol": "PLAINTEXT", "principals": {}}, 0o600, "security_protocol"),
     ],
 )
 def test_a_bad_credentials_file_is_a_one_line_error(
