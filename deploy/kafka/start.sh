@@ -10,8 +10,8 @@
 # the StandardAuthorizer with no access without an ACL, and the ledger's ACLs applied on
 # every start (KAFKA_SCRATCH_ACLS=1 adds the scratch prefixes tests use; deploy/test.sh sets
 # it). A data dir formatted without those users (from before) is reformatted. Needs the
-# project venv (deploy/bootstrap.sh). Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_START_TIMEOUT (90 s),
-# KAFKA_HEAP (1g), LEDGER_CACHE_DIR (<repo>/.cache).
+# project venv (deploy/bootstrap.sh). Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT
+# (19093), KAFKA_START_TIMEOUT (90 s), KAFKA_HEAP (1g), LEDGER_CACHE_DIR (<repo>/.cache).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -120,7 +120,7 @@ render_config() {
 # data dir without it (an unsecured one from before, or one formatted for other
 # credentials) holds test data only: it is formatted again, with a message.
 format_storage() {
-    local id out line role user password want scram=()
+    local id out line role user password want args
     want=$(sha256sum "$KAFKA_CREDENTIALS" | cut -d' ' -f1)
     if [[ -f $KAFKA_DATA/meta.properties ]]; then
         [[ $(cat "$KAFKA_SECURED_STAMP" 2>/dev/null) == "$want" ]] && return 0
@@ -129,9 +129,13 @@ format_storage() {
             "reformatting it; its topics and records are dropped." >&2
         rm -rf "$KAFKA_DATA"
     fi
+    # The passwords go to the tool in a 0600 argument file (java @file), never on a
+    # command line that `ps` shows to every user.
+    args=$KAFKA_CACHE/format.args
+    (umask 077 && : >"$args")
     for line in "${PRINCIPALS[@]}"; do
         read -r role user password <<<"$line"
-        scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$password]")
+        echo "--add-scram SCRAM-SHA-512=[name=$user,password=$password]" >>"$args"
     done
     id=$(java "${TOOL_LOG4J[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid) \
         || fail "kafka.tools.StorageTool random-uuid failed"
@@ -139,10 +143,12 @@ format_storage() {
     [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || fail "unexpected cluster id from random-uuid: '$id'"
     mkdir -p "$KAFKA_DATA"
     if ! out=$(java "${TOOL_LOG4J[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-            -t "$id" -c "$KAFKA_PROPS" "${scram[@]}" 2>&1); then
+            -t "$id" -c "$KAFKA_PROPS" "@$args" 2>&1); then
+        rm -f "$args"
         echo "$out" | sed -e 's/password=[^],]*/password=.../g' >&2
         fail "formatting $KAFKA_DATA failed"
     fi
+    rm -f "$args"
     echo "$want" >"$KAFKA_SECURED_STAMP"
 }
 

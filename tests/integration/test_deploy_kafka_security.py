@@ -78,6 +78,7 @@ def test_start_secures_restarts_keep_credentials_and_an_old_data_dir_is_reformat
     principals = json.loads(creds.read_text())["principals"]
     assert set(principals) == {"admin", "publisher", "finance", "consumer"}
     assert principals["admin"]["password"] not in first.stdout + first.stderr
+    assert not (kafka_dir / "format.args").exists()  # the passwords given to the format tool
     admin = _admin(broker_env, creds)
     admin.create_topics([NewTopic("kept", 1, 1)])
     admin.close()
