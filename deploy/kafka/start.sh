@@ -129,13 +129,13 @@ format_storage() {
             "reformatting it; its topics and records are dropped." >&2
         rm -rf "$KAFKA_DATA"
     fi
-    # The passwords go to the tool in a 0600 argument file (java @file), never on a
-    # command line that `ps` shows to every user.
+    # The passwords go to the tool in a 0600 argument file (the tool's argument parser
+    # reads @FILE, one argument per line), never on a command line `ps` shows to everyone.
     args=$KAFKA_CACHE/format.args
     (umask 077 && : >"$args")
     for line in "${PRINCIPALS[@]}"; do
         read -r role user password <<<"$line"
-        echo "--add-scram SCRAM-SHA-512=[name=$user,password=$password]" >>"$args"
+        printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$user,password=$password]" >>"$args"
     done
     id=$(java "${TOOL_LOG4J[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid) \
         || fail "kafka.tools.StorageTool random-uuid failed"
