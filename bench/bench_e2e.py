@@ -41,9 +41,11 @@ from bench import ceiling
 from bench.ceiling import ensure_fixture
 from bench.support import (
     ConsumerProcess,
+    auth,
     default_pg_url,
     end_offsets,
     fresh_database,
+    scratch_topics,
     unique,
     wait_until_applied,
 )
@@ -89,7 +91,15 @@ def e2e_consume(
         group = unique("bench-e2e")
         metrics = ConsumerMetrics()
         loop = ConsumerLoop(
-            ConsumerConfig(bootstrap, group, topics.orders, topics.accounts), service, metrics
+            ConsumerConfig(
+                bootstrap,
+                group,
+                topics.orders,
+                topics.accounts,
+                auth=tuple(auth("consumer").items()),
+            ),
+            service,
+            metrics,
         )
         ends = end_offsets(bootstrap, [topics.orders, topics.accounts])
         timing: dict[str, float] = {}
@@ -193,7 +203,7 @@ def main() -> None:
 
     events = workload(args)
     stem = f"bench-{args.workload}-s{args.seed}-o{args.orders}-b{args.buyers}-p{args.partitions}"
-    topics = Topics(orders=f"{stem}-orders", accounts=f"{stem}-accounts")
+    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka_acls.py)
     count = len(events)
     print(f"fixture: {count} events in {topics.orders} and {topics.accounts}", flush=True)
     fixture = ensure_fixture(args.bootstrap, topics, args.partitions, events)

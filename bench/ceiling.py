@@ -24,8 +24,10 @@ from bench.support import (
     Event,
     Publisher,
     Topics,
+    auth,
     default_codec,
     end_offsets,
+    publisher_auth,
     wait_for_partitions,
 )
 
@@ -35,7 +37,7 @@ _GROUP_ONLY = ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval
 
 def _recreate(bootstrap: str, topics: Topics, partitions: int) -> None:
     names = [topics.orders, topics.accounts]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         doomed = [n for n in names if n in set(admin.list_topics())]
         if doomed:
@@ -59,7 +61,7 @@ def ensure_fixture(
     """Create and fill the topics unless they already hold these events (and markers)."""
     sidecar = RESULTS / ".fixtures" / f"{topics.orders}.json"
     names = [topics.orders, topics.accounts]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         existing = set(admin.list_topics())
     finally:
@@ -70,7 +72,7 @@ def ensure_fixture(
             return {"reused": True, "load_seconds": 0.0, **want}
     _recreate(bootstrap, topics, partitions)
     started = time.perf_counter()
-    with Publisher(bootstrap, topics) as publisher:
+    with Publisher(bootstrap, topics, auth=publisher_auth()) as publisher:
         for event in events:
             publisher.publish(event)
     seconds = time.perf_counter() - started
@@ -94,7 +96,7 @@ def ensure_fixture(
 
 def _assigned(bootstrap: str, topics: Topics) -> tuple[KafkaConsumer, list[TopicPartition]]:
     options = {k: v for k, v in CONSUMER_DEFAULTS.items() if k not in _GROUP_ONLY}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options, **auth("consumer"))
     tps = [
         TopicPartition(topic, p)
         for topic in (topics.accounts, topics.orders)

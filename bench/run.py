@@ -45,7 +45,14 @@ from bench import (
     report,
 )
 from bench.ceiling import ensure_fixture, raw_consume
-from bench.support import DEFAULT_KAFKA, RESULTS, Topics, configure_logging, default_pg_url
+from bench.support import (
+    DEFAULT_KAFKA,
+    RESULTS,
+    Topics,
+    configure_logging,
+    default_pg_url,
+    scratch_topics,
+)
 from bench.workloads import count_orders, orders_only, realistic
 
 PARTITIONS = 4
@@ -81,7 +88,7 @@ def ceiling_and_ours(
     name: str, events: list[Any], args: argparse.Namespace
 ) -> tuple[Topics, dict[str, Any]]:
     stem = f"bench-run-{name}-s{args.seed}-e{len(events)}-p{PARTITIONS}"
-    topics = Topics(orders=f"{stem}-orders", accounts=f"{stem}-accounts")
+    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka_acls.py)
     fixture = ensure_fixture(args.bootstrap, topics, PARTITIONS, events)
     say(f"{name}: {fixture['records']:,} records in {stem}-* (reused: {fixture['reused']})")
     out: dict[str, Any] = {"events": len(events), "orders": count_orders(events)}

@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from ledger.config import Topics
+from ledger.config import Topics, load_settings
 from ledger.domain.entries import JournalEntry, Posting, merchant_account, sharer_account
 from ledger.domain.events import (
     ClickRecorded,
@@ -39,6 +39,8 @@ from ledger.domain.events import (
 )
 from ledger.domain.memory import InMemoryLedger
 from ledger.domain.money import split_lines
+from ledger.kafka_acls import SCRATCH_TOPICS
+from ledger.kafka_auth import client_options
 from ledger.logs import configure_logging
 from ledger.payload import dump_event
 from ledger.publisher import Publisher
@@ -106,6 +108,31 @@ Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# --- Kafka principals ----------------------------------------------------------------------
+# The broker is secured (docs/security.md): every client authenticates as a role of the
+# LEDGER_KAFKA_CREDENTIALS file, which deploy/test.sh exports (no file: no SASL).
+
+
+def auth(role: str) -> dict[str, Any]:
+    """SASL settings of ``role`` (admin, publisher, finance, consumer)."""
+    return client_options(load_settings(), role)
+
+
+def publisher_auth() -> dict[str, dict[str, Any]]:
+    """A Publisher's principals, as `ledger produce` has them: buyer activity as the
+    publisher, barrier events as finance."""
+    return {"orders": auth("publisher"), "accounts": auth("finance")}
+
+
+def scratch_topics(stem: str) -> Topics:
+    """Topic names under the scratch prefixes a test broker grants (ledger/kafka_acls.py)."""
+    return Topics(
+        orders=f"{SCRATCH_TOPICS.orders}{stem}",
+        accounts=f"{SCRATCH_TOPICS.accounts}{stem}",
+        dead_letters=f"{SCRATCH_TOPICS.dead_letters}{stem}",
+    )
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -190,7 +217,7 @@ def migrate_for_service(owner_url: str) -> str:
 
 def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 30.0) -> None:
     """Poll metadata until every topic in ``want`` has that many partitions."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -206,7 +233,7 @@ def wait_for_partitions(bootstrap: str, want: dict[str, int], timeout: float = 3
 
 def end_offsets(bootstrap: str, topic_names: Iterable[str]) -> Ends:
     """The end offset of every partition of ``topic_names`` (what has been produced)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         tps = [
             TopicPartition(name, p)

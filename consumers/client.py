@@ -55,6 +55,8 @@ class ConsumerConfig:
     max_batch: int = 5_000  # items per transaction
     marker_grace_s: float = 60.0  # a barrier waits this long for a missing marker
     kafka_overrides: tuple[tuple[str, Any], ...] = ()
+    # SASL settings of the consumer principal (ledger/kafka_auth.py); () without SASL
+    auth: tuple[tuple[str, Any], ...] = ()
 
     @property
     def topics(self) -> tuple[str, str]:
@@ -121,7 +123,11 @@ class PartitionClient:
         return True
 
     def _open_once(self) -> KafkaConsumer:
-        options = {**CONSUMER_DEFAULTS, **dict(self.config.kafka_overrides)}
+        options = {
+            **CONSUMER_DEFAULTS,
+            **dict(self.config.kafka_overrides),
+            **dict(self.config.auth),
+        }
         consumer = KafkaConsumer(
             bootstrap_servers=self.config.bootstrap_servers,
             group_id=self.config.group_id,

@@ -10,6 +10,7 @@ and its ``reason`` header the reason code.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -21,11 +22,12 @@ FIELDS = ("id", "event_id", "event_type", "source", "reason", "message", "payloa
 
 
 class DeadLetterTopic:
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, **auth: Any) -> None:
+        """``auth``: the consumer principal's SASL settings (ledger/kafka_auth.py)."""
         self.topic = topic
         self.failures = 0
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20
+            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, **auth
         )
 
     def __call__(self, dead_letters: list[DeadLetter]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from consumers.ordering import Item
 from ledger.domain.reasons import Reason
 from ledger.offsets import Marker
+from ledger.payload import dump_event
 from ledger.service import Received, Undecodable
 from ledger.topics import marker_offset
 from schemas.codec import DecodeError, default_codec
@@ -23,14 +24,22 @@ def chain_of(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-def decode_partition(topic: str, partition: int, records: list[Any]) -> list[Item]:
-    """The records of one partition, in offset order, as items."""
+def decode_partition(
+    topic: str, partition: int, records: list[Any], allowed: frozenset[str]
+) -> list[Item]:
+    """The records of one partition, in offset order, as items. An event whose type is
+    not in ``allowed`` (the types that belong on ``topic``, ledger/topics.py) becomes a
+    ``wrong_topic`` dead letter: the ACLs let a principal write a topic, not choose what
+    its records do, so a payout in the orders topic (whose writers may not move money)
+    must never be applied."""
     codec = default_codec()
     chain = chain_of(topic, partition)
-    return [_decode_one(codec, topic, partition, chain, record) for record in records]
+    return [_decode_one(codec, topic, partition, chain, record, allowed) for record in records]
 
 
-def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any) -> Item:
+def _decode_one(
+    codec: Any, topic: str, partition: int, chain: str, record: Any, allowed: frozenset[str]
+) -> Item:
     source = f"{topic}/{partition}@{record.offset}"
     position = (topic, partition, record.offset)
     value = record.value
@@ -48,6 +57,17 @@ def _decode_one(codec: Any, topic: str, partition: int, chain: str, record: Any)
             source, Reason.EMPTY_RECORD, "record has no value", "", position=position
         )
     try:
-        return Received(codec.decode(value), source, chain, position)
+        event = codec.decode(value)
     except DecodeError as bad:
         return Undecodable(source, bad.reason, bad.message, bytes(value).hex(), position=position)
+    if event.TYPE not in allowed:
+        return Undecodable(
+            source,
+            Reason.WRONG_TOPIC,
+            f"{event.TYPE} does not belong on topic {topic}",
+            dump_event(event),
+            event_id=event.event_id,
+            event_type=event.TYPE,
+            position=position,
+        )
+    return Received(event, source, chain, position)

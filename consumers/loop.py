@@ -36,6 +36,7 @@ from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
 from ledger.service import UNAVAILABLE, BatchReport, LedgerService, Undecodable
+from ledger.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 
 log = get_logger("ledger.consumer")
 
@@ -176,7 +177,9 @@ class ConsumerLoop:
         fresh = self._take_rebalances()
         for tp, records in polled.items():
             if tp not in fresh:  # fetched before the seek to its checkpoint: fetched again
-                self.merger.add(tp, self._checked(decode_partition(tp[0], tp[1], records)))
+                allowed = ACCOUNTS_EVENTS if tp[0] == self.config.accounts_topic else ORDERS_EVENTS
+                items = decode_partition(tp[0], tp[1], records, allowed)
+                self.merger.add(tp, self._checked(items))
         self._reconcile()
         if waiting:
             self._others = self._db(

@@ -10,19 +10,23 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.client import ConsumerConfig
 from consumers.loop import ConsumerLoop
 from ledger.config import Topics
+from ledger.kafka_acls import REPLAY_GROUP_PREFIX
 from ledger.service import LedgerService
 from ledger.store.store import Store
 
 
-def end_offsets(bootstrap: str, topics: Topics) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+def end_offsets(
+    bootstrap: str, topics: Topics, auth: Mapping[str, Any] | None = None
+) -> dict[tuple[str, int], int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **(auth or {}))
     try:
         tps = [
             TopicPartition(name, p)
@@ -43,14 +47,19 @@ def replay_topics(
     *,
     progress: Callable[[int], object] | None = None,
     timeout_s: float = 24 * 3600,
+    auth: Mapping[str, Any] | None = None,
 ) -> int:
     """Apply the topics into ``store`` up to their end offsets at the start; returns the
-    number of records applied. Raises TimeoutError if it takes longer than ``timeout_s``."""
-    ends = end_offsets(bootstrap, topics)
+    number of records applied. Raises TimeoutError if it takes longer than ``timeout_s``.
+    ``auth``: the consumer principal's SASL settings (ledger/kafka_auth.py)."""
+    ends = end_offsets(bootstrap, topics, auth)
     target = sum(ends.values())
-    group = f"replay-{uuid.uuid4().hex[:12]}"
+    group = f"{REPLAY_GROUP_PREFIX}{uuid.uuid4().hex[:12]}"
     service = LedgerService(store)
-    loop = ConsumerLoop(ConsumerConfig(bootstrap, group, topics.orders, topics.accounts), service)
+    config = ConsumerConfig(
+        bootstrap, group, topics.orders, topics.accounts, auth=tuple((auth or {}).items())
+    )
+    loop = ConsumerLoop(config, service)
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -2,8 +2,10 @@
 # Run the test suite against the real servers: `deploy/test.sh [pytest args]`.
 #
 # Bootstraps .venv, starts Kafka and PostgreSQL when they are not already running, exports
-# LEDGER_TEST_KAFKA_BOOTSTRAP, LEDGER_TEST_PG_URL (the test admin: scratch databases),
-# LEDGER_TEST_PG_OWNER_URL, LEDGER_TEST_PG_SERVICE_URL and LEDGER_TEST_PG_ENV_FILE, runs `python -m pytest "$@"` and exits
+# LEDGER_TEST_KAFKA_BOOTSTRAP, LEDGER_KAFKA_CREDENTIALS (the secured broker's principals,
+# .cache/kafka/credentials.json; its ACLs get the scratch prefixes tests use),
+# LEDGER_TEST_PG_URL (the test admin: scratch databases), LEDGER_TEST_PG_OWNER_URL,
+# LEDGER_TEST_PG_SERVICE_URL and LEDGER_TEST_PG_ENV_FILE, runs `python -m pytest "$@"` and exits
 # with pytest's code (5, no tests collected, counts as a failure like any non-zero code).
 #
 # Stopping, in an EXIT trap (also on failure or Ctrl-C): a server is stopped only if a
@@ -102,7 +104,7 @@ if needs_servers "$@"; then
     runs_lock
     prune_leases
     touch "$RUNS/run-$$"
-    start_server kafka
+    KAFKA_SCRATCH_ACLS=1 start_server kafka
     start_server postgres
     runs_unlock
     export LEDGER_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
@@ -114,6 +116,7 @@ if needs_servers "$@"; then
         || { echo "error: no role URLs in $PG_ENV_FILE (deploy/postgres/start.sh writes them)" >&2; exit 1; }
     export LEDGER_TEST_PG_URL LEDGER_TEST_PG_OWNER_URL LEDGER_TEST_PG_SERVICE_URL
     export LEDGER_TEST_PG_ENV_FILE=$PG_ENV_FILE
+    export LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
 else
     echo "Only unit tests selected: Kafka and PostgreSQL are not started."
 fi

@@ -27,6 +27,8 @@ class Settings:
     db_url: str = DEFAULT_DB_URL  # the service's (least-privileged) connection
     migrate_db_url: str = ""  # the schema owner's, for `ledger migrate` only ("": db_url)
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # a JSON file of SASL/SCRAM principals per role (ledger/kafka_auth.py); "": no SASL
+    kafka_credentials: str = ""
     consumer_group: str = "commission-ledger"
     topics: Topics = field(default_factory=Topics)
     metrics_port: int = 0  # 0: no metrics endpoint
@@ -97,6 +99,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         db_url=get("DB_URL", DEFAULT_DB_URL),
         migrate_db_url=get("MIGRATE_DB_URL", ""),
         kafka_bootstrap=get("KAFKA_BOOTSTRAP", Settings.kafka_bootstrap),
+        kafka_credentials=get("KAFKA_CREDENTIALS", ""),
         consumer_group=get("CONSUMER_GROUP", Settings.consumer_group),
         topics=Topics(
             orders=get("TOPIC_ORDERS", defaults.orders),

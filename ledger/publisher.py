@@ -15,6 +15,7 @@ after it, so each buyer event lands before or after each barrier exactly as publ
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -51,7 +52,10 @@ class Publisher:
     """Publishes events to the topics named by ``topics`` on ``bootstrap_servers``.
 
     ``producer_overrides`` are passed to ``kafka.KafkaProducer`` on top of
-    ``PRODUCER_DEFAULTS``. Not thread-safe for concurrent ``publish`` calls on one instance
+    ``PRODUCER_DEFAULTS``; ``auth`` adds, per topic kind ("orders", "accounts"), the SASL
+    settings of the principal that writes it (ledger/kafka_auth.py): with two principals
+    there are two producers, and the barrier markers go with the orders topic's. Not
+    thread-safe for concurrent ``publish`` calls on one instance
     (kafka-python's producer is, but the failure bookkeeping assumes one caller).
     """
 
@@ -60,13 +64,21 @@ class Publisher:
         bootstrap_servers: str | list[str],
         topics: Topics | None = None,
         codec: Codec | None = None,
+        *,
+        auth: Mapping[str, Mapping[str, Any]] | None = None,
         **producer_overrides: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics = topics if topics is not None else Topics()
         self.codec = codec if codec is not None else default_codec()
         self.config = {**PRODUCER_DEFAULTS, **producer_overrides}
-        self._producer: Any = None
+        self.auth = {kind: dict(options) for kind, options in (auth or {}).items()}
+        self._configs = {
+            kind: {**self.config, **self.auth.get(kind, {})} for kind in ("orders", "accounts")
+        }
+        # one producer when both topics are written as the same principal
+        self._shared = self._configs["orders"] == self._configs["accounts"]
+        self._producers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._failures: list[tuple[str, BaseException]] = []
         self.sent = 0
@@ -74,19 +86,21 @@ class Publisher:
         self.markers = 0
         self._barrier: Any = None  # the send future of the last barrier not yet marked
 
-    def _ensure_producer(self, event_id: str | None) -> Any:
-        if self._producer is None:
+    def _ensure_producer(self, event_id: str | None, kind: str = "orders") -> Any:
+        """The producer that writes the ``kind`` topic ("orders" or "accounts")."""
+        key = "orders" if self._shared else kind
+        if key not in self._producers:
             from kafka import KafkaProducer  # imported lazily: CLI start-up stays fast
 
             try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers, **self.config
+                self._producers[key] = KafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers, **self._configs[key]
                 )
             except Exception as exc:  # NoBrokersAvailable, configuration errors, ...
                 raise PublishError(
                     event_id, f"cannot connect to Kafka at {self.bootstrap_servers}: {exc}"
                 ) from exc
-        return self._producer
+        return self._producers[key]
 
     def _on_success(self, _metadata: Any) -> None:
         with self._lock:
@@ -118,7 +132,8 @@ class Publisher:
             topic = topic_for(event.TYPE, self.topics)
         except (EncodeError, ValueError) as exc:
             raise PublishError(getattr(event, "event_id", None), str(exc)) from exc
-        producer = self._ensure_producer(event.event_id)
+        kind = "accounts" if topic == self.topics.accounts else "orders"
+        producer = self._ensure_producer(event.event_id, kind)
         if topic == self.topics.orders and self._barrier is not None:
             self._mark_barrier(timeout=None)
         try:
@@ -135,7 +150,8 @@ class Publisher:
         """Wait for the last barrier's offset, then mark every orders partition with it."""
         event_id, future = self._barrier
         try:
-            self._producer.flush(timeout=timeout)  # send now: do not wait out linger_ms
+            # send now: do not wait out linger_ms
+            self._ensure_producer(event_id, "accounts").flush(timeout=timeout)
             offset = future.get(timeout=timeout).offset
         except Exception as exc:  # the barrier itself failed: nothing may follow it
             raise PublishError(event_id, f"barrier not delivered: {exc}") from exc
@@ -173,17 +189,17 @@ class Publisher:
         acknowledged; raises ``PublishError``."""
         if self._barrier is not None:
             self._mark_barrier(timeout)
-        if self._producer is not None:
+        for producer in list(self._producers.values()):
             try:
-                self._producer.flush(timeout=timeout)
+                producer.flush(timeout=timeout)
             except Exception as exc:  # KafkaTimeoutError
                 raise PublishError(None, f"flush did not complete: {exc}") from exc
         self._raise_failure()
 
     def close(self, timeout: float | None = None) -> None:
         """Flush what can be flushed and release the producer. Idempotent."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
+        producers, self._producers = self._producers, {}
+        for producer in producers.values():
             producer.close(timeout=timeout)
 
     def __enter__(self) -> Self:

@@ -4,8 +4,12 @@ Integration tests never skip: when the servers' addresses are not in the environ
 fixtures fail with a message saying how to run the suite.
 
 - ``kafka_bootstrap`` (session): ``host:port`` of the broker (``LEDGER_TEST_KAFKA_BOOTSTRAP``).
-- ``new_topic`` (function): factory ``new_topic(partitions=1) -> str``; the topic exists with
-  a leader for every partition when it returns and is deleted after the test.
+- ``new_topic`` (function): factory ``new_topic(partitions=1, kind="orders") -> str``; the
+  topic exists with a leader for every partition when it returns and is deleted after the
+  test. ``kind`` (orders, accounts, dead-letters) puts the name under that scratch prefix,
+  which the test broker's ACLs grant as they grant the real topic (ledger/kafka_acls.py).
+- ``kafka_auth`` (session): ``kafka_auth(role) -> dict``, the SASL settings of a role of
+  ``LEDGER_KAFKA_CREDENTIALS`` (exported by deploy/test.sh: the broker is secured).
 - ``pg_url`` (session): SQLAlchemy URL of the cluster's ``ledger`` database as the test
   admin (``LEDGER_TEST_PG_URL``, role ``ledger_test_admin``: creates scratch databases, is
   no superuser).
@@ -38,7 +42,7 @@ KAFKA_ENV = "LEDGER_TEST_KAFKA_BOOTSTRAP"
 PG_ENV = "LEDGER_TEST_PG_URL"
 TOPIC_READY_TIMEOUT_MS = 30_000
 
-KAFKA_FIXTURES = {"kafka_bootstrap", "new_topic"}
+KAFKA_FIXTURES = {"kafka_bootstrap", "new_topic", "kafka_auth"}
 PG_FIXTURES = {"pg_url", "fresh_pg_url", "empty_pg_url", "pg_roles"}
 
 
@@ -83,11 +87,23 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
-def _kafka_admin(kafka_bootstrap: str) -> Iterator[Any]:
+def kafka_auth(kafka_bootstrap: str) -> Callable[[str], dict[str, Any]]:
+    from bench.support import auth
+
+    _required_env("LEDGER_KAFKA_CREDENTIALS", "deploy/kafka/start.sh")
+    return auth
+
+
+@pytest.fixture(scope="session")
+def _kafka_admin(
+    kafka_bootstrap: str, kafka_auth: Callable[[str], dict[str, Any]]
+) -> Iterator[Any]:
     # Imported here, once pytest's warning filters are in force (see pytest_configure).
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ledger-tests")
+    admin = KafkaAdminClient(
+        bootstrap_servers=kafka_bootstrap, client_id="ledger-tests", **kafka_auth("admin")
+    )
     yield admin
     admin.close()
 
@@ -99,10 +115,18 @@ def new_topic(_kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[Cal
     # Topic names allow [A-Za-z0-9._-]; the test's name helps when reading broker logs.
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:60]
 
-    def make(partitions: int = 1) -> str:
+    from ledger.kafka_acls import SCRATCH_TOPICS
+
+    prefixes = {
+        "orders": SCRATCH_TOPICS.orders,
+        "accounts": SCRATCH_TOPICS.accounts,
+        "dead-letters": SCRATCH_TOPICS.dead_letters,
+    }
+
+    def make(partitions: int = 1, kind: str = "orders") -> str:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
-        name = f"test-{stem}-{uuid.uuid4().hex[:10]}"
+        name = f"{prefixes[kind]}{stem}-{uuid.uuid4().hex[:10]}"
         _kafka_admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}})
         created.append(name)
         # Creation is acknowledged before leaders are elected; poll metadata to a deadline.

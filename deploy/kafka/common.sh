@@ -12,6 +12,14 @@ KAFKA_DATA=$KAFKA_CACHE/data
 KAFKA_PIDFILE=$KAFKA_CACHE/kafka.pid
 KAFKA_LOG=$KAFKA_CACHE/broker.log
 KAFKA_PROPS=$KAFKA_CACHE/server.properties
+# SASL/SCRAM principals of this broker, one per role (0600; ledger/kafka_auth.py reads it
+# through LEDGER_KAFKA_CREDENTIALS), and a client config for Kafka's own CLI tools as the
+# admin (0600). Generated at first start, kept across restarts.
+KAFKA_CREDENTIALS=$KAFKA_CACHE/credentials.json
+KAFKA_ADMIN_CONFIG=$KAFKA_CACHE/admin.properties
+# The data dir was formatted with the SCRAM users of this credentials file.
+KAFKA_SECURED_STAMP=$KAFKA_DATA/ledger-scram.sha256
+KAFKA_PY=$REPO_DIR/.venv/bin/python
 
 # Print the broker's pid if the pid file names a live kafka.Kafka process (a zombie or a
 # recycled pid has another command line and does not count).

@@ -4,8 +4,14 @@
 # Fetches the broker jars with Maven into .cache/kafka/libs on first use (skipped when the
 # cache matches pom.xml), formats the storage once, starts the broker in the background and
 # returns only when it answers requests. Idempotent: if it is already running, says so and
-# exits 0. Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_START_TIMEOUT (90 s),
-# KAFKA_HEAP (1g), LEDGER_CACHE_DIR (<repo>/.cache).
+# exits 0. Secured as production runs (docs/security.md "Kafka principals and ACLs"):
+# SASL/SCRAM-SHA-512 on the client listener with users created at format time from
+# .cache/kafka/credentials.json (random passwords, generated at first start, kept after),
+# the StandardAuthorizer with no access without an ACL, and the ledger's ACLs applied on
+# every start (KAFKA_SCRATCH_ACLS=1 adds the scratch prefixes tests use; deploy/test.sh sets
+# it). A data dir formatted without those users (from before) is reformatted. Needs the
+# project venv (deploy/bootstrap.sh). Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT
+# (19093), KAFKA_START_TIMEOUT (90 s), KAFKA_HEAP (1g), LEDGER_CACHE_DIR (<repo>/.cache).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -53,27 +59,97 @@ fetch_jars() {
     mv "$tmp" "$KAFKA_LIBS"
 }
 
-render_config() {
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" \
-        "$KAFKA_DEPLOY_DIR/server.properties" >"$KAFKA_PROPS"
+# credentials.json: created once (random passwords, 0600) and then only read. Sets
+# PRINCIPALS ("role user password" lines), ADMIN_USER and ADMIN_PASSWORD, and writes the
+# admin's client config for Kafka's CLI tools.
+ensure_credentials() {
+    local line role user password
+    [[ -x $KAFKA_PY ]] || fail "$KAFKA_PY not found: run deploy/bootstrap.sh first"
+    if [[ ! -s $KAFKA_CREDENTIALS ]]; then
+        rm -f "$KAFKA_CREDENTIALS.tmp"
+        (umask 077 && "$KAFKA_PY" - "$KAFKA_CREDENTIALS.tmp" <<'PY'
+import json, secrets, sys
+roles = ("admin", "publisher", "finance", "consumer")
+principals = {r: {"username": f"ledger-{r}", "password": secrets.token_urlsafe(24)} for r in roles}
+with open(sys.argv[1], "x") as fh:
+    json.dump({"mechanism": "SCRAM-SHA-512", "principals": principals}, fh, indent=2)
+PY
+        ) || fail "could not write $KAFKA_CREDENTIALS"
+        mv "$KAFKA_CREDENTIALS.tmp" "$KAFKA_CREDENTIALS"
+        echo "Generated Kafka credentials (SASL/SCRAM, one principal per role): $KAFKA_CREDENTIALS"
+    fi
+    chmod 600 "$KAFKA_CREDENTIALS"
+    mapfile -t PRINCIPALS < <("$KAFKA_PY" - "$KAFKA_CREDENTIALS" <<'PY'
+import json, re, sys
+data = json.load(open(sys.argv[1]))
+for role, p in data["principals"].items():
+    # they go into a JAAS line and a sed expression: a safe alphabet only
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", v) for v in (p["username"], p["password"])), role
+    print(role, p["username"], p["password"])
+PY
+    )
+    ADMIN_USER="" ADMIN_PASSWORD=""
+    for line in "${PRINCIPALS[@]}"; do
+        read -r role user password <<<"$line"
+        [[ $role == admin ]] && ADMIN_USER=$user ADMIN_PASSWORD=$password
+    done
+    [[ -n $ADMIN_USER ]] || fail "$KAFKA_CREDENTIALS is unreadable or has no admin principal" \
+        "(delete it to generate new credentials; the data dir is then reformatted)"
+    (umask 077 && cat >"$KAFKA_ADMIN_CONFIG" <<CONF
+# Kafka CLI tools as this broker's admin (super user), e.g. with kafka-tools on the class path:
+#   ... org.apache.kafka.tools.AclCommand --bootstrap-server 127.0.0.1:$KAFKA_PORT \\
+#       --command-config $KAFKA_ADMIN_CONFIG --list
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$ADMIN_USER" password="$ADMIN_PASSWORD";
+CONF
+    )
 }
 
-# Format the KRaft storage once; meta.properties marks a formatted data dir.
+render_config() {
+    (umask 077 && sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" \
+        -e "s|@ADMIN_USER@|$ADMIN_USER|g" \
+        -e "s|@ADMIN_PASSWORD@|$ADMIN_PASSWORD|g" \
+        "$KAFKA_DEPLOY_DIR/server.properties" >"$KAFKA_PROPS")
+}
+
+# Format the KRaft storage once, with every principal's SCRAM credentials (KRaft stores
+# them); the stamp (the credentials file's hash) marks a data dir formatted with them. A
+# data dir without it (an unsecured one from before, or one formatted for other
+# credentials) holds test data only: it is formatted again, with a message.
 format_storage() {
-    local id out
-    [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+    local id out line role user password want args
+    want=$(sha256sum "$KAFKA_CREDENTIALS" | cut -d' ' -f1)
+    if [[ -f $KAFKA_DATA/meta.properties ]]; then
+        [[ $(cat "$KAFKA_SECURED_STAMP" 2>/dev/null) == "$want" ]] && return 0
+        echo "Kafka data dir $KAFKA_DATA was formatted without the SCRAM users of" \
+            "$KAFKA_CREDENTIALS (an unsecured broker from before, or other credentials):" \
+            "reformatting it; its topics and records are dropped." >&2
+        rm -rf "$KAFKA_DATA"
+    fi
+    # The passwords go to the tool in a 0600 argument file (the tool's argument parser
+    # reads @FILE, one argument per line), never on a command line `ps` shows to everyone.
+    args=$KAFKA_CACHE/format.args
+    (umask 077 && : >"$args")
+    for line in "${PRINCIPALS[@]}"; do
+        read -r role user password <<<"$line"
+        printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$user,password=$password]" >>"$args"
+    done
     id=$(java "${TOOL_LOG4J[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid) \
         || fail "kafka.tools.StorageTool random-uuid failed"
     # An INFO log line on stdout would be accepted by `format -t` as a (garbage) id.
     [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || fail "unexpected cluster id from random-uuid: '$id'"
     mkdir -p "$KAFKA_DATA"
     if ! out=$(java "${TOOL_LOG4J[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-            -t "$id" -c "$KAFKA_PROPS" 2>&1); then
-        echo "$out" >&2
+            -t "$id" -c "$KAFKA_PROPS" "@$args" 2>&1); then
+        rm -f "$args"
+        echo "$out" | sed -e 's/password=[^],]*/password=.../g' >&2
         fail "formatting $KAFKA_DATA failed"
     fi
+    rm -f "$args"
+    echo "$want" >"$KAFKA_SECURED_STAMP"
 }
 
 launch() {
@@ -93,19 +169,32 @@ launch() {
         >"$KAFKA_CACHE/broker.out" 2>&1 </dev/null 9>&- &
 }
 
-# A real request, when the project venv exists: proves the broker serves metadata.
+# A real request through SASL as the admin: proves the broker authenticates and serves
+# metadata.
 broker_answers() {
-    local py=$REPO_DIR/.venv/bin/python
-    [[ -x $py ]] && "$py" -c 'import kafka' 2>/dev/null || return 0
-    "$py" - "127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1 <<'PY'
+    LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS "$KAFKA_PY" - "127.0.0.1:$KAFKA_PORT" \
+        >/dev/null 2>&1 <<'PY'
 import sys
 from kafka import KafkaAdminClient
-admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)
+from ledger.config import load_settings
+from ledger.kafka_auth import client_options
+options = client_options(load_settings(), "admin")
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, **options)
 try:
     admin.list_topics()
 finally:
     admin.close()
 PY
+}
+
+# The ledger's ACLs (ledger/kafka_acls.py); creating an existing one is a no-op.
+apply_acls() {
+    local scratch=()
+    [[ ${KAFKA_SCRATCH_ACLS:-0} == 1 ]] && scratch=(--scratch)
+    LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS "$KAFKA_PY" -m ledger.kafka_acls \
+        --bootstrap "127.0.0.1:$KAFKA_PORT" "${scratch[@]}" || fail "could not apply the ACLs"
+    echo "Kafka credentials: LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS" \
+        "(Kafka CLI tools as admin: $KAFKA_ADMIN_CONFIG)"
 }
 
 wait_ready() {
@@ -128,13 +217,15 @@ main() {
     local pid started=$SECONDS
     kafka_lock
     if pid=$(kafka_pid); then
+        ensure_credentials
         if port_open "$KAFKA_PORT"; then
             echo "Kafka already running on 127.0.0.1:$KAFKA_PORT (pid $pid)"
-            exit 0
+        else
+            echo "Kafka (pid $pid) is starting; waiting for it to answer ..."
+            pid=$(wait_ready)
+            echo "Kafka running on 127.0.0.1:$KAFKA_PORT (pid $pid)"
         fi
-        echo "Kafka (pid $pid) is starting; waiting for it to answer ..."
-        pid=$(wait_ready)
-        echo "Kafka running on 127.0.0.1:$KAFKA_PORT (pid $pid)"
+        apply_acls
         exit 0
     fi
     if port_open "$KAFKA_PORT"; then
@@ -142,10 +233,12 @@ main() {
     fi
     command -v java >/dev/null || fail "java not found (Java 17+ is needed)"
     fetch_jars
+    ensure_credentials
     render_config
     format_storage
     launch
     pid=$(wait_ready)
+    apply_acls
     echo "Kafka started on 127.0.0.1:$KAFKA_PORT (pid $pid) in $((SECONDS - started))s; log: $KAFKA_LOG"
 }
 

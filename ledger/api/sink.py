@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from ledger.config import Settings
 from ledger.domain.events import Event
 from ledger.logs import get_logger
 from ledger.publisher import Publisher, PublishError
@@ -64,6 +65,18 @@ class KafkaSink:
         self.publisher = publisher
         self._lock = threading.Lock()  # the Publisher expects one caller at a time
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> KafkaSink:
+        """The sink of `ledger serve --kafka`: buyer activity goes out as the publisher
+        principal, barrier events (the accounts topic) as finance (ledger/kafka_auth.py);
+        the role table (ledger/domain/permissions.py) has already decided what each API
+        token may submit. Raises ConfigError for missing credentials."""
+        from ledger.kafka_auth import publisher_options
+        from ledger.publisher import Publisher
+
+        auth = publisher_options(settings)
+        return cls(Publisher(settings.kafka_bootstrap, settings.topics, auth=auth))
+
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
         with self._lock:
             try:
@@ -82,7 +95,9 @@ class KafkaSink:
             old.close(timeout=0)
         except Exception as exc:  # noqa: BLE001 - the old producer is being dropped anyway
             log.warning("closing a failed publisher", error=str(exc)[:300])
-        self.publisher = Publisher(old.bootstrap_servers, old.topics, old.codec, **old.config)
+        self.publisher = Publisher(
+            old.bootstrap_servers, old.topics, old.codec, auth=old.auth, **old.config
+        )
 
     def close(self) -> None:
         self.publisher.close()

@@ -14,7 +14,8 @@ from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
-from ledger.config import Settings
+from ledger.config import ConfigError, Settings
+from ledger.kafka_auth import client_options
 from ledger.logs import get_logger
 from ledger.publisher import Publisher
 from ledger.runtime import tune_gc_for_throughput
@@ -84,6 +85,10 @@ def consume(
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _f: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _f: stopping.append(signum))
+    try:
+        auth = client_options(settings, "consumer")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     store = _open_when_reachable(resolve_db(ctx, db_url), stopping, allow_owner)
     if store is None:
         return
@@ -105,6 +110,7 @@ def consume(
         max_batch=max_poll_records or ConsumerConfig.max_batch,
         marker_grace_s=marker_grace,
         kafka_overrides=overrides,
+        auth=tuple(auth.items()),
     )
     metrics = ConsumerMetrics()
     port = metrics_port if metrics_port is not None else settings.metrics_port
@@ -112,11 +118,12 @@ def consume(
         metrics.serve(port)
         log.info("metrics served", address=f"http://127.0.0.1:{port}/metrics")
     mirror = (
-        DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters)
+        DeadLetterTopic(config.bootstrap_servers, settings.topics.dead_letters, **auth)
         if mirror_dead_letters
         else None
     )
-    repair = Publisher(config.bootstrap_servers, topics)  # connects only if ever needed
+    # connects only if ever needed; writes barrier markers only, as the consumer
+    repair = Publisher(config.bootstrap_servers, topics, auth={"orders": auth, "accounts": auth})
 
     def seal(barrier: int, partitions: list[int]) -> None:
         repair.seal(barrier, partitions)

@@ -224,6 +224,7 @@ def _replay_kafka(
     from dataclasses import replace
 
     from consumers.replay import replay_topics
+    from ledger.kafka_auth import client_options
     from ledger.store.verify import verify
 
     settings = ctx.obj
@@ -235,9 +236,14 @@ def _replay_kafka(
     if verify(store).chains:
         raise click.ClickException("the target database already holds a ledger: give an empty one")
     try:
+        auth = client_options(settings, "consumer")
         with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
             applied = replay_topics(
-                store, bootstrap or settings.kafka_bootstrap, topics, progress=bar.update
+                store,
+                bootstrap or settings.kafka_bootstrap,
+                topics,
+                progress=bar.update,
+                auth=auth,
             )
     except (ValueError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
+from typing import Any
 
 import click
 
-from ledger.config import Settings
+from ledger.config import ConfigError, Settings
 from ledger.domain.events import InvalidEvent
 from ledger.jsonform import iter_jsonl
+from ledger.kafka_auth import publisher_options
 from ledger.publisher import Publisher, PublishError
 
 
@@ -48,8 +50,14 @@ def produce(
         topics = replace(topics, orders=topic_orders)
     if topic_accounts:
         topics = replace(topics, accounts=topic_accounts)
-    _require_topics(bootstrap or settings.kafka_bootstrap, (topics.orders, topics.accounts))
-    publisher = Publisher(bootstrap or settings.kafka_bootstrap, topics)
+    # buyer activity as the publisher principal, barrier events as finance (kafka_auth.py)
+    try:
+        auth = publisher_options(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    server = bootstrap or settings.kafka_bootstrap
+    _require_topics(server, {topics.orders: auth["orders"], topics.accounts: auth["accounts"]})
+    publisher = Publisher(server, topics, auth=auth)
     published = 0
     problems: list[str] = []
     try:
@@ -80,21 +88,25 @@ def produce(
         ctx.exit(1)
 
 
-def _require_topics(bootstrap: str, names: tuple[str, ...]) -> None:
+def _require_topics(bootstrap: str, writers: dict[str, Any]) -> None:
     """Refuse to publish to a missing topic: a broker that auto-creates it would give it
-    its default partition count, not the layout the ordering rules need."""
+    its default partition count, not the layout the ordering rules need. Each topic is
+    looked up as the principal that writes it (a principal sees only the topics it may
+    describe)."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    except KafkaError as exc:
-        raise click.ClickException(f"cannot connect to Kafka at {bootstrap}: {exc}") from exc
-    try:
-        known = set(admin.list_topics())
-    finally:
-        admin.close()
-    missing = [name for name in names if name not in known]
+    missing = []
+    for name, auth in writers.items():
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth)
+        except KafkaError as exc:
+            raise click.ClickException(f"cannot connect to Kafka at {bootstrap}: {exc}") from exc
+        try:
+            if name not in set(admin.list_topics()):
+                missing.append(name)
+        finally:
+            admin.close()
     if missing:
         raise click.ClickException(
             f"topic(s) {', '.join(missing)} do not exist: run `ledger create-topics` first"

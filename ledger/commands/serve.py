@@ -8,15 +8,16 @@ import click
 
 from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_token
 from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
-from ledger.config import Settings
+from ledger.config import ConfigError, Settings
 from ledger.logs import get_logger
 from ledger.store.opening import open_store
 
 log = get_logger("ledger.serve")
 
 
-def kafka_end_offsets(bootstrap: str) -> Any:
-    """A function giving each partition's high watermark, or {} if Kafka does not answer."""
+def kafka_end_offsets(bootstrap: str, auth: dict[str, Any]) -> Any:
+    """A function giving each partition's high watermark, or {} if Kafka does not answer.
+    ``auth``: SASL settings of a principal allowed to DESCRIBE the topics (finance)."""
 
     def end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         if not partitions:
@@ -27,7 +28,8 @@ def kafka_end_offsets(bootstrap: str) -> Any:
             consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap,
                 request_timeout_ms=5000,
-                api_version_auto_timeout_ms=3000,
+                bootstrap_timeout_ms=3000,  # kafka-python 3.x; api_version_auto_timeout_ms is gone
+                **auth,
             )
             try:
                 ends = consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
@@ -91,10 +93,14 @@ def serve(
     store = open_store(resolve_db(ctx, db_url), check_role=service_role_check(allow_owner))
     sink: Sink
     if use_kafka:
-        from ledger.publisher import Publisher
+        from ledger.kafka_auth import client_options
 
-        sink = KafkaSink(Publisher(settings.kafka_bootstrap, settings.topics))
-        end_offsets = kafka_end_offsets(settings.kafka_bootstrap)
+        try:
+            finance = client_options(settings, "finance")
+            sink = KafkaSink.for_settings(settings)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        end_offsets = kafka_end_offsets(settings.kafka_bootstrap, finance)
     else:
         sink, end_offsets = EmbeddedSink(store), no_kafka
     app = mount(create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ledger.config import Settings
+from ledger.config import ConfigError, Settings
+from ledger.kafka_auth import client_options
 from ledger.topics import DEFAULT_PARTITIONS
 
 
@@ -28,12 +29,16 @@ def create_topics(
     from kafka.admin import KafkaAdminClient, NewTopic  # lazily: CLI start-up stays fast
 
     settings: Settings = ctx.obj
+    try:
+        auth = client_options(settings, "admin")  # creating topics is the admin's job
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     wanted = {
         settings.topics.orders: orders_partitions,
         settings.topics.accounts: DEFAULT_PARTITIONS["accounts"],
         settings.topics.dead_letters: 1,
     }
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap or settings.kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap or settings.kafka_bootstrap, **auth)
     try:
         existing = {
             t["name"]: len(t["partitions"])

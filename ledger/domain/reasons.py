@@ -24,6 +24,8 @@ class Reason(StrEnum):
     EMPTY_RECORD = "empty_record"
     BAD_BARRIER_MARKER = "bad_barrier_marker"
     MARKER_AHEAD_OF_ACCOUNTS = "marker_ahead_of_accounts"
+    # an event whose type does not belong on the topic it came from (consumers/decode.py)
+    WRONG_TOPIC = "wrong_topic"
     # value checks (validation.py) and the bounds
     INVALID_VALUE = "invalid_value"
     BALANCE_OUT_OF_RANGE = "balance_out_of_range"

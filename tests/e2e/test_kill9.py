@@ -52,7 +52,9 @@ def test_kill9_many_times_gives_the_uninterrupted_ledger(
     work = generate(seed=SEED, sharers=60, buyers=800, orders=3400)
     events = work.all()
     assert len(events) >= 20_000 and len(work.activity) > 0.9 * len(events)
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     topic_names = [topics.orders, topics.accounts]
 
     with fresh_database(pg_url, ledger=True) as calm_url:

@@ -27,7 +27,7 @@ from tests.support.api import (
     publish,
     token_book,
 )
-from tests.support.kafka import ConsumerThread, end_offsets, unique
+from tests.support.kafka import ConsumerThread, end_offsets, publisher_auth, unique
 
 F = auth("finance")
 
@@ -47,8 +47,9 @@ def test_commands_over_kafka_keep_their_promises(kafka_bootstrap, new_topic, fre
     now = now_ms()
     with TestClient(create_app(store, token_book())) as embedded:  # the world, applied at once
         build_world(embedded, now)
-    topics = Topics(orders=new_topic(2), accounts=new_topic(1))
-    sink = KafkaSink(Publisher(kafka_bootstrap, topics))
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
+    # as `ledger serve --kafka`: buyer activity as the publisher, barriers as finance
+    sink = KafkaSink(Publisher(kafka_bootstrap, topics, auth=publisher_auth()))
     group = unique("api")
     ends = lambda: end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])  # noqa: E731
     with (
@@ -116,7 +117,11 @@ def test_kafka_out_of_reach_is_a_503_that_applies_nothing(tmp_path) -> None:
         build_world(embedded, now_ms())
     # no broker there; a fixed api_version skips the 30-second bootstrap probe
     nowhere = Publisher(
-        f"127.0.0.1:{free_port()}", Topics(), max_block_ms=300, api_version=(2, 5, 0)
+        f"127.0.0.1:{free_port()}",
+        Topics(),
+        max_block_ms=300,
+        api_version=(2, 5, 0),
+        auth={"orders": {"client_id": "as-publisher"}, "accounts": {"client_id": "as-finance"}},
     )
     sink = KafkaSink(nowhere)
     payout = {"payout_id": "po-down", "sharer_id": "u2", "amount": 300, "currency": "CNY"}
@@ -127,6 +132,7 @@ def test_kafka_out_of_reach_is_a_503_that_applies_nothing(tmp_path) -> None:
             assert down.status_code == 503, down.text
             assert "nothing applied" in down.json()["detail"]
         assert sink.publisher is not nowhere  # a fresh publisher for the next request
+        assert sink.publisher.auth == nowhere.auth  # ... writing as the same principals
         assert ledger_counts(store) == before
         assert queries.logged_outcome(store, "payout-requested:po-down") is None
     sink.close()

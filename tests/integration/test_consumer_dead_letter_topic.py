@@ -16,11 +16,22 @@ from ledger.domain.events import ClickRecorded, PayoutRequested
 from ledger.service import LedgerService
 from ledger.store.opening import open_store
 from schemas.codec import default_codec
-from tests.support.kafka import end_offsets, produce_raw, seal, unique, wait_until_applied
+from tests.support.kafka import (
+    auth,
+    end_offsets,
+    produce_raw,
+    seal,
+    unique,
+    wait_until_applied,
+)
 
 
 def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_pg_url) -> None:
-    topics = Topics(orders=new_topic(2), accounts=new_topic(1), dead_letters=new_topic(1))
+    topics = Topics(
+        orders=new_topic(2),
+        accounts=new_topic(1, kind="accounts"),
+        dead_letters=new_topic(1, kind="dead-letters"),
+    )
     codec = default_codec()
     good = [
         ClickRecorded(
@@ -48,9 +59,12 @@ def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_p
 
     store = open_store(fresh_pg_url)
     group = unique("dlq")
-    mirror = DeadLetterTopic(kafka_bootstrap, topics.dead_letters)
+    consumer = auth("consumer")
+    mirror = DeadLetterTopic(kafka_bootstrap, topics.dead_letters, **consumer)
     loop = ConsumerLoop(
-        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts),
+        ConsumerConfig(
+            kafka_bootstrap, group, topics.orders, topics.accounts, auth=tuple(consumer.items())
+        ),
         LedgerService(store),
         dead_letter_sink=mirror,
     )
@@ -78,6 +92,7 @@ def test_every_dead_letter_reaches_the_topic(kafka_bootstrap, new_topic, fresh_p
         bootstrap_servers=kafka_bootstrap,
         auto_offset_reset="earliest",
         consumer_timeout_ms=10_000,
+        **auth("admin"),  # no ledger principal reads it: a watcher needs its own READ ACL
     )
     mirrored = []
     for record in reader:

@@ -156,7 +156,9 @@ def test_ten_thousand_bad_records_are_dead_letters_and_the_good_all_apply(
 ) -> None:
     rng = random.Random(SEED)
     work = generate(seed=SEED, sharers=40, buyers=300, orders=1000)
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     names = [topics.orders, topics.accounts]
     bad = BadRecords(rng, work.all(), topics)
     store = open_store(fresh_pg_url)

@@ -44,7 +44,9 @@ def test_two_consumers_in_one_group_equal_one(
     kafka_bootstrap, new_topic, fresh_pg_url, pg_url
 ) -> None:
     work = generate(seed=77, sharers=40, buyers=400, orders=1200)
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     names = [topics.orders, topics.accounts]
     pair_store = open_store(fresh_pg_url)
     with fresh_database(pg_url, ledger=True) as solo_url:

@@ -20,7 +20,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.topics import marker_headers, record_key
 from schemas.codec import default_codec
-from tests.support.kafka import end_offsets, produce_raw, unique, wait_until_applied
+from tests.support.kafka import auth, end_offsets, produce_raw, unique, wait_until_applied
 
 
 def run_loop(loop: ConsumerLoop) -> threading.Thread:
@@ -32,7 +32,7 @@ def run_loop(loop: ConsumerLoop) -> threading.Thread:
 def test_a_barrier_without_markers_is_repaired_after_the_grace(
     kafka_bootstrap, new_topic, fresh_pg_url
 ) -> None:
-    topics = Topics(orders=new_topic(2), accounts=new_topic(1))
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
     codec = default_codec()
     clicks = [
         ClickRecorded(
@@ -55,14 +55,22 @@ def test_a_barrier_without_markers_is_repaired_after_the_grace(
     )
     store = open_store(fresh_pg_url)
     group = unique("repair")
-    repair = Publisher(kafka_bootstrap, topics)
+    consumer = auth("consumer")  # the consumer writes its repairs as itself
+    repair = Publisher(kafka_bootstrap, topics, auth={"orders": consumer, "accounts": consumer})
 
     def seal(barrier: int, partitions: list[int]) -> None:
         repair.seal(barrier, partitions)
         repair.flush()
 
     loop = ConsumerLoop(
-        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts, marker_grace_s=1.0),
+        ConsumerConfig(
+            kafka_bootstrap,
+            group,
+            topics.orders,
+            topics.accounts,
+            marker_grace_s=1.0,
+            auth=tuple(consumer.items()),
+        ),
         LedgerService(store),
         seal=seal,
     )
@@ -86,12 +94,17 @@ def test_a_barrier_without_markers_is_repaired_after_the_grace(
 def test_a_marker_ahead_of_the_accounts_topic_is_a_dead_letter(
     kafka_bootstrap, new_topic, fresh_pg_url
 ) -> None:
-    topics = Topics(orders=new_topic(1), accounts=new_topic(1))
+    topics = Topics(orders=new_topic(1), accounts=new_topic(1, kind="accounts"))
     codec = default_codec()
     click = ClickRecorded(
         "c1", 1_000, "t", click_id="k1", sharer_id="s1", buyer_id="b1", product_id="p"
     )
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        **auth("publisher"),
+    )
     producer.send(topics.orders, value=b"", partition=0, headers=marker_headers(41))
     producer.send(topics.orders, key=record_key(click), value=codec.encode(click), partition=0)
     producer.flush()
@@ -99,7 +112,14 @@ def test_a_marker_ahead_of_the_accounts_topic_is_a_dead_letter(
     store = open_store(fresh_pg_url)
     group = unique("ahead")
     loop = ConsumerLoop(
-        ConsumerConfig(kafka_bootstrap, group, topics.orders, topics.accounts), LedgerService(store)
+        ConsumerConfig(
+            kafka_bootstrap,
+            group,
+            topics.orders,
+            topics.accounts,
+            auth=tuple(auth("consumer").items()),
+        ),
+        LedgerService(store),
     )
     thread = run_loop(loop)
     try:

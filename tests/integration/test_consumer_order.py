@@ -31,7 +31,7 @@ def test_a_file_published_in_order_is_applied_in_order(
             lines=(RefundLine("L1", 4400),),
         )
     )
-    topics = Topics(orders=new_topic(2), accounts=new_topic(1))
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
     publish(kafka_bootstrap, topics, events)
     store = open_store(fresh_pg_url)
     group = unique("order")

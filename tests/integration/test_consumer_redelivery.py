@@ -32,7 +32,9 @@ def duplicates(consumer: ConsumerThread) -> float:
 def test_the_whole_stream_again_changes_nothing(kafka_bootstrap, new_topic, fresh_pg_url) -> None:
     work = generate(seed=41, sharers=30, buyers=200, orders=500)
     events = work.all()
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     store = open_store(fresh_pg_url)
     group = unique("redeliver")
     with ConsumerThread(
@@ -60,7 +62,9 @@ def test_duplicates_inside_the_stream_are_no_ops(kafka_bootstrap, new_topic, fre
     """Each phase published twice back to back: duplicates land in the same poll batch as
     their first copy, and in later ones; the result is the model of the events once."""
     work = generate(seed=42, sharers=30, buyers=200, orders=400)
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     store = open_store(fresh_pg_url)
     group = unique("dup-inside")
     doubled = type(work)(setup=work.setup * 2, activity=work.activity * 2, finance=work.finance * 2)

@@ -119,7 +119,9 @@ def test_consumer_survives_broker_and_database_restarts(
     restartable, kafka_bootstrap, new_topic, fresh_pg_url, pg_url, tmp_path
 ) -> None:
     work = generate(seed=909, sharers=50, buyers=600, orders=3000)
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     names = [topics.orders, topics.accounts]
     store = open_store(fresh_pg_url)
     consumer = ConsumerProcess(

@@ -7,12 +7,16 @@ import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from bench.support import auth
+
 N_RECORDS = 1000
 DEADLINE_S = 30
 
 
 def _produce(bootstrap: str, topic: str, payloads: list[bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **auth("publisher")
+    )
     try:
         futures = [producer.send(topic, key=b"k", value=p) for p in payloads]
         producer.flush(timeout=DEADLINE_S)
@@ -43,6 +47,7 @@ def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) 
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **auth("consumer"),
     )
     try:
         received = _consume_all(consumer, N_RECORDS)
@@ -51,7 +56,7 @@ def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) 
         consumer.close()
     assert received == payloads
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **auth("admin"))
     try:
         committed = admin.list_group_offsets({group: None})[group]
     finally:
@@ -61,7 +66,7 @@ def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) 
 
 def test_new_topic_has_every_partition_led(kafka_bootstrap: str, new_topic) -> None:
     topic = new_topic(partitions=4)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **auth("admin"))
     try:
         (described,) = admin.describe_topics([topic])
     finally:

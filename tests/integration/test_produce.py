@@ -18,6 +18,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
+from bench.support import auth, publisher_auth
 from ledger.config import Topics
 from ledger.domain.events import Event
 from ledger.jsonform import canonical_json
@@ -62,7 +63,9 @@ def workload(seed: int, buyers: int = 12) -> list[Event]:
 def consume_all(bootstrap: str, topics: list[str], expected: int, timeout: float = 30.0):
     """Every event record of ``topics`` from the beginning, once ``expected`` have arrived,
     and the barrier markers among them: (records, markers)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **auth("consumer")
+    )
     try:
         partitions = [
             TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))
@@ -143,7 +146,9 @@ def check_markers(records, markers, events: list[Event], topics: Topics) -> None
 
 
 def test_ledger_produce_publishes_a_file_in_order(kafka_bootstrap, new_topic, tmp_path):
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     events = workload(seed=4)
     lines = [canonical_json(e) for e in events]
     bad = {3: '{"type": "order_placed", "event_id": "x"}', 7: "not json", 11: lines[0][:-1]}
@@ -170,7 +175,9 @@ def test_ledger_produce_publishes_a_file_in_order(kafka_bootstrap, new_topic, tm
 
 
 def test_skip_invalid_exits_zero(kafka_bootstrap, new_topic, tmp_path):
-    topics = Topics(orders=new_topic(partitions=2), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=2), accounts=new_topic(partitions=1, kind="accounts")
+    )
     events = workload(seed=5, buyers=3)
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join([*map(canonical_json, events), "{}"]) + "\n", encoding="utf-8")
@@ -187,9 +194,11 @@ def test_skip_invalid_exits_zero(kafka_bootstrap, new_topic, tmp_path):
 
 
 def test_publisher_round_trip_many_events(kafka_bootstrap, new_topic):
-    topics = Topics(orders=new_topic(partitions=4), accounts=new_topic(partitions=1))
+    topics = Topics(
+        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
+    )
     events = [e for seed in range(20) for e in workload(seed=100 + seed, buyers=25)]
-    with Publisher(kafka_bootstrap, topics) as publisher:
+    with Publisher(kafka_bootstrap, topics, auth=publisher_auth()) as publisher:
         for event in events:
             publisher.publish(event)
     assert publisher.sent == publisher.acked == len(events)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from click.testing import CliRunner
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from bench.support import auth
 from ledger.cli import main
 from tests.support.kafka import delete_topics, unique
 
 
 def partitions(bootstrap: str, name: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         return len(admin.describe_topics([name])[0]["partitions"])
     finally:
@@ -40,7 +41,7 @@ def test_create_topics_makes_the_layout_and_checks_it(kafka_bootstrap, tmp_path)
 
         broken = dict(env, LEDGER_TOPIC_ACCOUNTS=f"{prefix}.acc4")
         names.append(broken["LEDGER_TOPIC_ACCOUNTS"])
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **auth("admin"))
         admin.create_topics([NewTopic(broken["LEDGER_TOPIC_ACCOUNTS"], 4, 1)])
         admin.close()
         refused = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap], env=broken)

@@ -31,7 +31,15 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import func, select
 
 # Scratch databases and topic plumbing are shared with the benchmarks (one copy, in bench/).
-from bench.support import applied_offsets, end_offsets, unique, wait_for_partitions
+from bench.support import (
+    applied_offsets,
+    auth,
+    end_offsets,
+    publisher_auth,
+    scratch_topics,
+    unique,
+    wait_for_partitions,
+)
 from bench.support import fresh_database as fresh_database
 from bench.support import wait_until_applied as wait_until_applied
 from consumers.loop import ConsumerConfig, ConsumerLoop
@@ -57,12 +65,9 @@ Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset (next offs
 
 
 def new_topics(prefix: str = "it") -> Topics:
-    """Unique names for a run's topics (not created)."""
-    return Topics(
-        orders=unique(f"{prefix}-orders"),
-        accounts=unique(f"{prefix}-accounts"),
-        dead_letters=unique(f"{prefix}-dlq"),
-    )
+    """Unique names for a run's topics (not created), under the scratch prefixes the test
+    broker's ACLs grant to the ledger's principals (ledger/kafka_acls.py)."""
+    return scratch_topics(unique(prefix))
 
 
 def create_topics(
@@ -77,7 +82,7 @@ def create_topics(
     """Create the orders and accounts topics (fresh names unless ``topics`` is given);
     returns once both are usable."""
     topics = topics or new_topics(prefix)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         admin.create_topics(
             [
@@ -94,7 +99,7 @@ def create_topics(
 
 
 def delete_topics(bootstrap: str, topic_names: Iterable[str]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         existing = set(admin.list_topics())
         doomed = [name for name in topic_names if name in existing]
@@ -105,7 +110,7 @@ def delete_topics(bootstrap: str, topic_names: Iterable[str]) -> None:
 
 
 def topic_exists(bootstrap: str, name: str) -> bool:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
         return name in admin.list_topics()
     finally:
@@ -120,9 +125,10 @@ def names(topics: Topics) -> list[str]:
 
 
 def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> int:
-    """Publish ``events`` in order and wait until every one is acknowledged; returns how
-    many barrier markers were written with them."""
-    with Publisher(bootstrap, topics) as publisher:
+    """Publish ``events`` in order and wait until every one is acknowledged, as
+    `ledger produce` does (publisher and finance principals); returns how many barrier
+    markers were written with them."""
+    with Publisher(bootstrap, topics, auth=publisher_auth()) as publisher:
         for event in events:
             publisher.publish(event)
     return publisher.markers
@@ -131,10 +137,13 @@ def publish(bootstrap: str, topics: Topics, events: Sequence[Event]) -> int:
 def produce_raw(
     bootstrap: str,
     records: Iterable[tuple[str, bytes | None, bytes | None]],
+    role: str = "admin",
 ) -> list[str]:
     """Send (topic, key, value) records in order, bytes untouched, with an idempotent
-    producer (per-partition order kept); returns each record's "topic/partition@offset"."""
+    producer (per-partition order kept) authenticated as ``role`` (default the admin,
+    which may write any topic); returns each record's "topic/partition@offset"."""
     producer = KafkaProducer(
+        **auth(role),
         bootstrap_servers=bootstrap,
         linger_ms=20,
         batch_size=512 * 1024,
@@ -157,7 +166,7 @@ def seal(bootstrap: str, topics: Topics) -> None:
     """Mark every orders partition with the accounts topic's last offset, as a publisher
     does after barriers: for tests that write accounts records raw."""
     end = end_offsets(bootstrap, [topics.accounts])[(topics.accounts, 0)]
-    with Publisher(bootstrap, topics) as publisher:
+    with Publisher(bootstrap, topics, auth=publisher_auth()) as publisher:
         publisher.seal(end - 1)
 
 
@@ -218,6 +227,7 @@ class ConsumerThread:
             accounts,
             max_backoff_s=2.0,
             kafka_overrides=tuple(overrides.items()),
+            auth=tuple(auth("consumer").items()),
         )
         self.metrics = ConsumerMetrics()
         self.service = service or LedgerService(store)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import namedtuple
 
 from consumers.decode import decode_partition
-from ledger.domain.events import ClickRecorded
+from ledger.domain.events import ClickRecorded, PayoutSettled
 from ledger.offsets import Marker
 from ledger.service import Received, Undecodable
-from ledger.topics import MARKER_HEADER, marker_headers
+from ledger.topics import ACCOUNTS_EVENTS, MARKER_HEADER, ORDERS_EVENTS, marker_headers
 from schemas.codec import default_codec
 
 Rec = namedtuple("Rec", "offset value headers")
@@ -25,7 +25,7 @@ def test_events_markers_and_dead_letters_keep_their_place() -> None:
         Rec(7, None, []),
         Rec(8, b"", [(MARKER_HEADER, b"-3")]),
     ]
-    items = decode_partition("orders", 1, records)
+    items = decode_partition("orders", 1, records, ORDERS_EVENTS)
     assert isinstance(items[0], Received) and items[0].event.event_id == "c0"
     assert items[0].source == "orders/1@4" and items[0].chain == "orders/1"
     assert items[1] == Marker(17, "orders/1@5", ("orders", 1, 5))
@@ -34,3 +34,25 @@ def test_events_markers_and_dead_letters_keep_their_place() -> None:
         ("orders/1@7", "empty_record"),
         ("orders/1@8", "bad_barrier_marker"),
     ]
+
+
+def test_an_event_off_its_topic_is_a_wrong_topic_dead_letter() -> None:
+    """A payout in the orders topic (its writers may not move money) and a click in the
+    accounts topic are refused by type, with their event id and type kept."""
+    codec = default_codec()
+    payout = codec.encode(PayoutSettled("ps-1", 5, "t", payout_id="po-1", sharer_id="s0"))
+    click = codec.encode(
+        ClickRecorded("c1", 1, "t", click_id="k1", sharer_id="s0", buyer_id="b", product_id="p")
+    )
+    [off_orders] = decode_partition("orders", 0, [Rec(3, payout, [])], ORDERS_EVENTS)
+    [off_accounts] = decode_partition("accounts", 0, [Rec(9, click, [])], ACCOUNTS_EVENTS)
+    [on_accounts] = decode_partition("accounts", 0, [Rec(4, payout, [])], ACCOUNTS_EVENTS)
+    assert isinstance(off_orders, Undecodable)
+    assert (off_orders.reason, off_orders.event_id, off_orders.event_type) == (
+        "wrong_topic",
+        "ps-1",
+        "payout_settled",
+    )
+    assert off_orders.position == ("orders", 0, 3)
+    assert isinstance(off_accounts, Undecodable) and off_accounts.reason == "wrong_topic"
+    assert isinstance(on_accounts, Received) and on_accounts.event.event_id == "ps-1"
