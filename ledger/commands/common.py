@@ -8,9 +8,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ledger.config import Settings
 from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
@@ -32,6 +35,19 @@ def resolve_db(ctx: click.Context, db_url: str | None) -> str:
         raise click.BadParameter("an empty URL names no database", param_hint="--db")
     settings: Settings = ctx.obj
     return db_url or settings.db_url
+
+
+def ledger_files(url: str) -> list[Path]:
+    """The file a SQLite URL names (its -wal/-shm are covered with it), for outputs that
+    must never be written over the ledger: nothing for a server database."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # not a URL: open_store reports it
+        return []
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return []
+    return [Path(database.removeprefix("file:").split("?")[0])]
 
 
 _MS = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"

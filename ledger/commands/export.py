@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ledger import export as history
-from ledger.commands.common import db_option, resolve_db
+from ledger.commands.common import db_option, ledger_files, resolve_db
+from ledger.files import check_output, is_stdout, output_file
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -16,17 +17,30 @@ from ledger.store.store import Store
 
 @click.command()
 @db_option
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="replace OUT if it exists (never a database or a key)")
 @click.pass_context
-def export(ctx: click.Context, db_url: str | None, out: Path) -> None:
+def export(ctx: click.Context, db_url: str | None, out: Path, force: bool) -> None:
     """Write the whole event history (applied, rejected, parked, in ledger order) with its
-    schemas and chain heads to OUT, an Avro object container file."""
-    store = open_store(resolve_db(ctx, db_url))
-    report = history.export(store, out)
+    schemas and chain heads to OUT, an Avro object container file (`-`: stdout, when it
+    is not a terminal). An existing OUT is kept unless --force; OUT appears whole or not
+    at all (written to a temporary file, then renamed)."""
+    url = resolve_db(ctx, db_url)
+    protect = ledger_files(url)
+    check_output(out, force=force, protect=protect)  # before the work, not after it
+    store = open_store(url, create=False)
+    try:
+        with output_file(out, force=force, protect=protect, binary=True) as temp:
+            report = history.export(store, temp)
+    finally:
+        store.dispose()
+    where = "stdout" if is_stdout(out) else out
+    # with OUT on stdout the summary goes to stderr, out of the data's way
     click.echo(
-        f"exported {report.events} events and {report.dead_letters} other dead letters to {out}"
+        f"exported {report.events} events and {report.dead_letters} other dead letters to {where}",
+        err=is_stdout(out),
     )
-    click.echo(f"ledger head {report.head}")
+    click.echo(f"ledger head {report.head}", err=is_stdout(out))
 
 
 @click.command()
@@ -61,7 +75,7 @@ def replay(
     tune_gc_for_throughput()
     if from_kafka == (source is not None):
         raise click.UsageError("give either SOURCE or --from-kafka")
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url))  # replay makes a new ledger
     if from_kafka:
         _replay_kafka(ctx, store, bootstrap, topic_orders, topic_accounts)
         return

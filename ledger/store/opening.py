@@ -22,19 +22,28 @@ from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 from ledger.store.backend import Backend
 from ledger.store.errors import StoreError, database_hint
 from ledger.store.postgres import PostgresBackend
-from ledger.store.sqlite import COUNTERS_TABLE, SqliteBackend
+from ledger.store.sqlite import COUNTERS_TABLE, SqliteBackend, existing_file_url
 from ledger.store.store import Store
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+NO_LEDGER_HINT = "check --db, or run `ledger migrate --db URL` to make a new ledger there"
 _BACKENDS: dict[str, Backend] = {
     backend.name: backend for backend in (PostgresBackend(), SqliteBackend())
 }
 
 
-def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
+def open_store(
+    url: str, *, migrate: bool = True, read_only: bool = False, create: bool = True
+) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
     several processes at once). Raises StoreError for an unsupported URL.
+
+    ``create`` False (the commands that work on an existing ledger: export, checkpoint
+    sign, serve, the views): the database must already hold a ledger, at any revision;
+    else StoreError names it and says what to do, and nothing is created (no SQLite file,
+    no table). Only the commands that make a ledger (migrate, ingest, consume, replay,
+    demo) create one, so a mistyped --db cannot become a new empty ledger.
 
     ``read_only`` (the read commands): never migrates, never creates a file, and every
     transaction is read-only; the database must already hold a ledger at the latest
@@ -48,6 +57,10 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
     if specifics is None:
         raise StoreError(f"unsupported database {name!r}: use postgresql or sqlite")
     try:
+        if not (create or read_only):
+            require_ledger(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
+            if name == "sqlite":  # opened read-write, never created if it vanished meanwhile
+                parsed = existing_file_url(parsed)
         engine = specifics.make_engine(parsed, read_only=read_only)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
@@ -68,6 +81,23 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
                 f"cannot migrate it ({_first_line(exc)}): run `ledger migrate --db OWNER_URL`"
             ) from exc
     return store
+
+
+def require_ledger(probe: Store) -> None:
+    """StoreError unless the database behind ``probe`` (a read-only store, disposed here)
+    holds a ledger schema at some revision."""
+    where = make_url(probe.url).render_as_string(hide_password=True)
+    try:
+        revision = current_revision(probe)
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        raise StoreError(
+            f"cannot read a ledger from {where}: {_first_line(exc)} "
+            f"({database_hint(probe.backend)})"
+        ) from exc
+    finally:
+        probe.dispose()
+    if revision is None:
+        raise StoreError(f"no ledger in {where}: it has no ledger tables ({NO_LEDGER_HINT})")
 
 
 def current_revision(store: Store) -> str | None:
@@ -103,7 +133,9 @@ def check_schema(store: Store) -> None:
     except (OperationalError, ProgrammingError, DatabaseError) as exc:
         first = _first_line(exc)
         if "alembic_version" in first:
-            raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
+            raise StoreError(
+                f"no ledger in {where}: it has no ledger tables ({NO_LEDGER_HINT})"
+            ) from exc
         raise StoreError(
             f"cannot read a ledger from {where}: {first} ({database_hint(store.backend)})"
         ) from exc
