@@ -58,10 +58,10 @@ def check_output(path: Path, *, force: bool = False, protect: Iterable[Path] = (
         raise FileRefused(f"cannot write {path}: there is no directory {parent}")
     for protected in protect:
         if _same_file(path, protected):
-            raise FileRefused(f"{path} is the ledger database: never overwritten")
+            raise FileRefused(f"{path} is the ledger database: not overwritten, even with --force")
     what = _precious(path)
     if what:
-        raise FileRefused(f"{path} is {what}: never overwritten, even with --force")
+        raise FileRefused(f"{path} is {what}: not overwritten, even with --force")
     if not os.path.lexists(path):
         return
     if path.is_dir():

@@ -56,8 +56,8 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
             raise click.ClickException(
                 f"{db_path} is not a SQLite database: the demo never deletes it"
             )
-    check_dashboard_config(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    check_dashboard_config(db_path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     store = open_store(f"sqlite:///{db_path}")
