@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
@@ -61,6 +61,8 @@ def open_store(
             require_ledger(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
             if name == "sqlite":  # opened read-write, never created if it vanished meanwhile
                 parsed = existing_file_url(parsed)
+        elif not read_only and name == "sqlite" and Path(parsed.database or "").is_file():
+            refuse_foreign(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
         engine = specifics.make_engine(parsed, read_only=read_only)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
@@ -98,6 +100,30 @@ def require_ledger(probe: Store) -> None:
         probe.dispose()
     if revision is None:
         raise StoreError(f"no ledger in {where}: it has no ledger tables ({NO_LEDGER_HINT})")
+
+
+def refuse_foreign(probe: Store) -> None:
+    """StoreError if the SQLite file behind ``probe`` (read-only, disposed here) is another
+    program's database (tables, none of them a ledger's): a mistyped --db of a command that
+    makes a ledger must not add ledger tables to it. An empty file, a ledger at any
+    revision and a ledger downgraded to nothing (its alembic_version remains) are fine."""
+    where = make_url(probe.url).render_as_string(hide_password=True)
+    try:
+        with probe.engine.connect() as conn:
+            names = inspect(conn).get_table_names()
+            conn.rollback()
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        raise StoreError(
+            f"cannot use {where}: {_first_line(exc)} ({database_hint(probe.backend)})"
+        ) from exc
+    finally:
+        probe.dispose()
+    if names and "alembic_version" not in names:
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise StoreError(
+            f"{where} is a database without a ledger (tables {shown}): not turned into "
+            "one; check --db, or name a new file"
+        )
 
 
 def current_revision(store: Store) -> str | None:

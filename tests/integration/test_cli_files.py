@@ -183,8 +183,12 @@ def test_a_directory_or_a_device_is_not_an_output(ledger: Path, tmp_path: Path) 
         run("export", "--db", db(ledger), tmp_path / "no" / "such" / "x.avro"), "no directory"
     )
     fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    one_line_error(run("export", "--db", db(ledger), fifo, "--force"), "not a regular file")
+    os.mkfifo(fifo)  # in a child process with a timeout: writing to a FIFO would block
+    result = run_process("export", "--db", db(ledger), fifo, "--force", timeout=60)
+    assert (
+        result.returncode == 1
+        and result.stderr == f"Error: {fifo} is not a regular file: not overwritten\n"
+    )
     assert listing(tmp_path / "dir") == []
 
 
@@ -264,11 +268,17 @@ def test_a_rename_that_fails_leaves_the_old_file(ledger: Path, tmp_path: Path) -
 
 
 def test_a_read_only_directory_gets_no_file(ledger: Path, tmp_path: Path) -> None:
+    """No file appears, and a writable old file in it is not rewritten in place (a
+    half-written export would then replace it): the rename needs the directory."""
     locked = tmp_path / "locked"
     locked.mkdir()
+    old = locked / "old.avro"
+    old.write_bytes(b"the old export")
+    old.chmod(0o666)
     locked.chmod(0o555)
     try:
         exported = run_process("export", "--db", db(ledger), locked / "h.avro", unprivileged=True)
+        forced = run_process("export", "--db", db(ledger), old, "--force", unprivileged=True)
         keys = run_process(
             "keygen",
             "--private",
@@ -279,10 +289,11 @@ def test_a_read_only_directory_gets_no_file(ledger: Path, tmp_path: Path) -> Non
         )
     finally:
         locked.chmod(0o755)
-    for result in (exported, keys):
+    for result in (exported, keys, forced):
         assert result.returncode == 1, result
         assert "Permission denied" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert listing(locked) == []
+    assert listing(locked) == ["old.avro"]
+    assert old.read_bytes() == b"the old export"
 
 
 # --- keygen: two new files, both or neither ---------------------------------------------
@@ -344,11 +355,15 @@ def test_a_private_key_others_can_read_is_refused(ledger: Path, keys: tuple[Path
 def test_a_private_key_must_be_a_regular_file(
     ledger: Path, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    fifo = tmp_path / "key.fifo"
-    os.mkfifo(fifo, 0o600)
     one_line_error(
-        run("checkpoint", "sign", "--db", db(ledger), "--key", fifo), "not a regular file"
+        run("checkpoint", "sign", "--db", db(ledger), "--key", "/dev/null"), "not a regular file"
     )
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo, 0o600)  # in a child process with a timeout: reading a FIFO would block
+    result = run_process("checkpoint", "sign", "--db", db(ledger), "--key", fifo, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == f"Error: the key {fifo} is not a regular file\n"
+    assert checkpoints_in(ledger) == 0
     link = tmp_path / "key-link.pem"  # a link to a private key is fine (mounted secrets)
     link.symlink_to(keys[0])
     assert run("checkpoint", "sign", "--db", db(ledger), "--key", link).exit_code == 0
@@ -360,7 +375,7 @@ NEEDS_A_LEDGER = (
     ["export", "OUT"],
     ["checkpoint", "sign", "--key", "KEY"],
     ["checkpoint", "sign", "--key", "KEY", "--out", "OUT"],
-    ["serve", "--port", "1"],
+    ["serve", "--host", "256.0.0.1"],  # an address that cannot serve: it ends either way
     ["project"],
     ["rebuild"],
     ["check"],
@@ -413,6 +428,20 @@ def test_an_empty_postgres_database_stays_empty(
     finally:
         engine.dispose()
     assert not (tmp_path / "out.json").exists()
+
+
+def test_the_commands_that_make_a_ledger_never_take_over_another_database(
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE customers (name TEXT)")
+    before = digest(other)
+    events = tmp_path / "none.jsonl"
+    events.write_text("")
+    for args in (["migrate"], ["ingest", str(events)]):
+        one_line_error(run(*args, "--db", db(other)), str(other), "without a ledger")
+    assert digest(other) == before
 
 
 def test_the_commands_that_make_a_ledger_still_do(tmp_path: Path) -> None:
