@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
+import signal
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from ledger.store.checkpoints import load_checkpoints
 from ledger.store.opening import open_store
-from tests.support.cli import one_line_error, run, run_process
+from tests.support.cli import LEDGER, one_line_error, run, run_process
 from tests.support.tamper import build_ledger
 
 AVRO_MAGIC = b"Obj\x01"
@@ -231,11 +233,18 @@ def test_binary_export_to_a_terminal_is_refused(ledger: Path, tmp_path: Path) ->
 # --- failures leave the old file and no temporary file ---------------------------------
 
 
-def test_a_write_that_fails_half_way_leaves_the_old_file(tmp_path: Path) -> None:
+@pytest.fixture
+def big_ledger(tmp_path: Path) -> Path:
+    """A ledger whose export takes long enough to be caught half way (~150 kB)."""
     path = tmp_path / "ledger.sqlite"
     store = open_store(db(path))
     build_ledger(store, orders=300)
     store.dispose()
+    return path
+
+
+def test_a_write_that_fails_half_way_leaves_the_old_file(big_ledger: Path, tmp_path: Path) -> None:
+    path = big_ledger
     out = tmp_path / "history.avro"
     assert run("export", "--db", db(path), out).exit_code == 0
     size = out.stat().st_size
@@ -246,6 +255,33 @@ def test_a_write_that_fails_half_way_leaves_the_old_file(tmp_path: Path) -> None
     assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
     assert out.read_bytes() == b"the old export"
     assert listing(tmp_path) == ["history.avro", "ledger.sqlite"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_export_interrupted_half_way_leaves_the_old_file(
+    big_ledger: Path, tmp_path: Path, signum: int
+) -> None:
+    out = tmp_path / "history.avro"
+    out.write_bytes(b"the old export")
+    process = subprocess.Popen(
+        [str(LEDGER), "export", "--db", db(big_ledger), str(out), "--force"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    try:  # the temporary file exists while the export writes it: poll for it
+        while not list(tmp_path.glob(".history.avro.*.tmp")):
+            assert process.poll() is None, "the export ended before it was seen writing"
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.001)
+        process.send_signal(signum)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode != 0
+    assert out.read_bytes() == b"the old export"
+    leftovers = [p.name for p in tmp_path.glob(".history.avro.*.tmp")]
+    # Ctrl-C cleans up; after kill -9 only the temporary file can remain, never OUT half done
+    assert leftovers == [] if signum == signal.SIGINT else len(leftovers) <= 1
 
 
 def test_a_rename_that_fails_leaves_the_old_file(ledger: Path, tmp_path: Path) -> None:
