@@ -111,6 +111,21 @@ def _precious(path: Path) -> str | None:
     return None
 
 
+_BINARY_KINDS = (
+    (SQLITE_MAGIC, "a SQLite database (a ledger is given with --db)"),
+    *((magic, "a SQLite write-ahead log") for magic in WAL_MAGICS),
+    (b"Obj\x01", "an Avro file (an export is read by `ledger replay`)"),
+    (b"\x1f\x8b", "gzip-compressed (decompress it first: zcat FILE | ledger ingest -)"),
+    (b"-----BEGIN ", "a PEM file (a key or a certificate)"),
+)
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What a file starting with ``head`` is, if it is a known format that is not text
+    input: a database, an export, a compressed file, a key."""
+    return next((kind for magic, kind in _BINARY_KINDS if head.startswith(magic)), None)
+
+
 def is_sqlite_database(path: Path) -> bool:
     return _head(path).startswith(SQLITE_MAGIC)
 

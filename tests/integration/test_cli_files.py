@@ -5,7 +5,9 @@ demo; the commands that need an existing ledger (``export``, ``checkpoint sign``
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import pty
 import signal
@@ -16,8 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
+from ledger.cli import main
+from ledger.files import binary_kind
 from ledger.store.checkpoints import load_checkpoints
 from ledger.store.opening import open_store
 from tests.support.cli import LEDGER, one_line_error, run, run_process
@@ -487,6 +492,33 @@ def test_the_commands_that_make_a_ledger_still_do(tmp_path: Path) -> None:
     assert run("ingest", events, "--db", db(tmp_path / "b.sqlite")).exit_code == 0
     for name in ("a.sqlite", "b.sqlite"):
         assert run("verify", "--db", db(tmp_path / name)).exit_code == 0
+
+
+# --- ingest reads events, not the ledger ----------------------------------------------
+
+
+def test_ingest_refuses_a_database_an_export_or_a_compressed_file(
+    ledger: Path, tmp_path: Path
+) -> None:
+    """Each "line" of such a file would become a dead letter for good (append-only)."""
+    export = tmp_path / "history.avro"
+    assert run("export", "--db", db(ledger), export).exit_code == 0
+    packed = tmp_path / "events.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"type": "order_placed"}\n'))
+    dead_letters = len(json.loads(run("dead-letters", "--db", db(ledger), "--json").output))
+    for source, kind in ((ledger, "SQLite database"), (export, "replay"), (packed, "zcat")):
+        result = run("ingest", source, "--db", db(ledger))
+        assert result.exit_code == 1  # after the progress bar's label, one error line:
+        assert result.output.splitlines()[-1] == (
+            f"Error: {source.name} is {binary_kind(source.read_bytes())}, not JSON lines: "
+            "nothing ingested"
+        )
+        assert kind in result.output
+    stdin = CliRunner().invoke(main, ["ingest", "-", "--db", db(ledger)], input=ledger.read_bytes())
+    one_line_error(stdin, "SQLite database")
+    after = json.loads(run("dead-letters", "--db", db(ledger), "--json").output)
+    assert len(after) == dead_letters
+    assert run("verify", "--db", db(ledger)).exit_code == 0
 
 
 # --- the demo deletes only its own files ------------------------------------------------
