@@ -48,9 +48,12 @@ def is_stdout(path: Path | str) -> bool:
     return str(path) == STDOUT
 
 
-def check_output(path: Path, *, force: bool = False, protect: Iterable[Path] = ()) -> None:
+def check_output(
+    path: Path, *, force: bool = False, protect: Iterable[Path] = (), forceable: bool = True
+) -> None:
     """FileRefused unless ``path`` may be written: see the module docstring. ``protect``:
-    files that must never be written whatever their content (the ledger database)."""
+    files that must never be written whatever their content (the ledger database).
+    ``forceable`` False: the command has no --force, so the refusal does not offer it."""
     if os.path.islink(path):
         raise FileRefused(f"{path} is a symbolic link: name the file itself, not a link")
     parent = path.absolute().parent
@@ -58,10 +61,10 @@ def check_output(path: Path, *, force: bool = False, protect: Iterable[Path] = (
         raise FileRefused(f"cannot write {path}: there is no directory {parent}")
     for protected in protect:
         if _same_file(path, protected):
-            raise FileRefused(f"{path} is the ledger database: not overwritten, even with --force")
+            raise FileRefused(f"{path} is the ledger database: {_never(forceable)}")
     what = _precious(path)
     if what:
-        raise FileRefused(f"{path} is {what}: not overwritten, even with --force")
+        raise FileRefused(f"{path} is {what}: {_never(forceable)}")
     if not os.path.lexists(path):
         return
     if path.is_dir():
@@ -69,7 +72,15 @@ def check_output(path: Path, *, force: bool = False, protect: Iterable[Path] = (
     if not path.is_file():
         raise FileRefused(f"{path} is not a regular file: not overwritten")
     if not force:
-        raise FileRefused(f"{path} exists: not overwritten (--force replaces it)")
+        raise FileRefused(_exists(path, forceable))
+
+
+def _never(forceable: bool) -> str:
+    return "not overwritten" + (", even with --force" if forceable else "")
+
+
+def _exists(path: Path, forceable: bool) -> str:
+    return f"{path} exists: not overwritten" + (" (--force replaces it)" if forceable else "")
 
 
 def _same_file(path: Path, protected: Path) -> bool:
@@ -202,7 +213,7 @@ def write_key_pair(
     if _same_destination(private_path, public_path):
         raise FileRefused(f"--private and --public both name {private_path}: give two files")
     for path in (private_path, public_path):
-        check_output(path)
+        check_output(path, forceable=False)
     temps: list[Path] = []
     placed: list[tuple[Path, os.stat_result]] = []
     try:
@@ -216,7 +227,7 @@ def write_key_pair(
             _fsync(temp)
         for path, temp in zip((private_path, public_path), temps, strict=True):
             identity = temp.stat()
-            _place(temp, path, replace=False)
+            _place(temp, path, replace=False, forceable=False)
             placed.append((path, identity))
     except BaseException:
         for path, identity in placed:  # remove only the file this call made
@@ -255,7 +266,7 @@ def _temp_beside(path: Path, *, private: bool) -> Path:
     return Path(name)
 
 
-def _place(temp: Path, path: Path, *, replace: bool) -> None:
+def _place(temp: Path, path: Path, *, replace: bool, forceable: bool = True) -> None:
     """Give ``temp`` the name ``path``: os.replace with ``replace``, else a hard link that
     fails if the name exists (a rename would silently replace it). Then fsync the
     directory so the new name survives a crash."""
@@ -266,10 +277,10 @@ def _place(temp: Path, path: Path, *, replace: bool) -> None:
             try:
                 os.link(temp, path)
             except FileExistsError:
-                raise FileRefused(f"{path} exists: not overwritten (--force replaces it)") from None
+                raise FileRefused(_exists(path, forceable)) from None
             except OSError:  # a file system without hard links: check, then rename
                 if os.path.lexists(path):
-                    raise FileRefused(f"{path} exists: not overwritten") from None
+                    raise FileRefused(_exists(path, forceable)) from None
                 os.replace(temp, path)
     except OSError as exc:
         raise FileRefused(f"cannot write {path}: {exc.strerror}") from exc
