@@ -54,6 +54,8 @@ def check_output(
     """FileRefused unless ``path`` may be written: see the module docstring. ``protect``:
     files that must never be written whatever their content (the ledger database).
     ``forceable`` False: the command has no --force, so the refusal does not offer it."""
+    if is_stdout(path):  # even if a file named "-" exists: it is not what is written
+        return
     if os.path.islink(path):
         raise FileRefused(f"{path} is a symbolic link: name the file itself, not a link")
     parent = path.absolute().parent

@@ -206,6 +206,7 @@ def test_dash_is_stdout(
     ledger: Path, keys: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("a file named '-' (what export used to write)")
     exported = run("export", "--db", db(ledger), "-")
     assert exported.exit_code == 0, exported.output
     assert exported.stdout_bytes.startswith(AVRO_MAGIC)
@@ -216,7 +217,7 @@ def test_dash_is_stdout(
     assert replayed.exit_code == 0, replayed.output
     signed = run("checkpoint", "sign", "--db", db(ledger), "--key", keys[0], "--out", "-")
     assert signed.exit_code == 0 and '"signature"' in signed.stdout, signed.output
-    assert not (tmp_path / "-").exists()
+    assert (tmp_path / "-").read_text() == "a file named '-' (what export used to write)"
 
 
 def test_binary_export_to_a_terminal_is_refused(ledger: Path, tmp_path: Path) -> None:
