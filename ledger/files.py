@@ -255,7 +255,8 @@ def _temp_beside(path: Path, *, private: bool) -> Path:
     created with O_EXCL, mode 0600 for a private key, else what the umask gives."""
     directory = path.absolute().parent
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        # the name cut short: with the prefix and suffix it must stay under NAME_MAX
+        fd, name = tempfile.mkstemp(prefix=f".{path.name[:150]}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise FileRefused(f"cannot write {path}: {exc.strerror} in {directory}") from exc
     try:

@@ -312,8 +312,9 @@ def test_a_rename_that_fails_leaves_the_old_file(ledger: Path, tmp_path: Path) -
 def test_a_read_only_directory_gets_no_file(ledger: Path, tmp_path: Path) -> None:
     """No file appears, and a writable old file in it is not rewritten in place (a
     half-written export would then replace it): the rename needs the directory."""
-    locked = tmp_path / "locked"
+    locked, free = tmp_path / "locked", tmp_path / "free"
     locked.mkdir()
+    free.mkdir()
     old = locked / "old.avro"
     old.write_bytes(b"the old export")
     old.chmod(0o666)
@@ -321,6 +322,9 @@ def test_a_read_only_directory_gets_no_file(ledger: Path, tmp_path: Path) -> Non
     try:
         exported = run_process("export", "--db", db(ledger), locked / "h.avro", unprivileged=True)
         forced = run_process("export", "--db", db(ledger), old, "--force", unprivileged=True)
+        half = run_process(  # the private key could be written, the public one cannot
+            "keygen", "--private", free / "k.pem", "--public", locked / "k.pub", unprivileged=True
+        )
         keys = run_process(
             "keygen",
             "--private",
@@ -331,10 +335,11 @@ def test_a_read_only_directory_gets_no_file(ledger: Path, tmp_path: Path) -> Non
         )
     finally:
         locked.chmod(0o755)
-    for result in (exported, keys, forced):
+    for result in (exported, keys, forced, half):
         assert result.returncode == 1, result
         assert "Permission denied" in result.stderr and len(result.stderr.splitlines()) == 1
     assert listing(locked) == ["old.avro"]
+    assert listing(free) == []
     assert old.read_bytes() == b"the old export"
 
 
