@@ -4,6 +4,7 @@ never a temporary file left behind, and a database or a key is always refused.""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,9 @@ contents = st.one_of(
 
 
 def _precious(content: bytes) -> bool:
-    return content.startswith((SQLITE_MAGIC, *WAL_MAGICS)) or b"-----BEGIN " in content
+    """A database or a PEM block's header line (a bare "-----BEGIN " is not one)."""
+    pem = re.search(rb"-----BEGIN [A-Z0-9 ]+-----", content)
+    return content.startswith((SQLITE_MAGIC, *WAL_MAGICS)) or pem is not None
 
 
 @settings(max_examples=200, deadline=None)
