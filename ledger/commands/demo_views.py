@@ -89,12 +89,17 @@ def check_dashboard_config(db_path: Path) -> None:
     """Refuse, before the demo runs, to replace an api.env beside its database that an
     earlier demo did not write: it may be someone's real configuration."""
     config = dashboard_config(db_path)
-    check_output(config, force=True)
-    if config.exists() and not config.read_bytes().startswith(CONFIG_MARK.encode()):
+    check_output(config, force=True)  # not a link, a directory, a database or a key
+    if config.exists() and not _starts_with(config, CONFIG_MARK.encode()):
         raise click.ClickException(
             f"{config} exists and was not made by the demo: not overwritten "
             "(put the demo's database in another directory)"
         )
+
+
+def _starts_with(path: Path, mark: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(mark)) == mark
 
 
 def _dashboard_hint(db_path: Path) -> None:
