@@ -47,11 +47,12 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         """Errors a user can fix get one clear line and a non-zero exit, not a traceback:
         bad arguments (exit 2), bad settings, a database that cannot be used, a file that
-        cannot be read (exit 1)."""
+        cannot be read or must not be written (exit 1)."""
         from alembic.util.exc import CommandError
         from sqlalchemy.exc import DBAPIError
 
         from ledger.config import ConfigError
+        from ledger.files import FileRefused
         from ledger.store.errors import StoreError
 
         try:
@@ -61,7 +62,7 @@ class LazyGroup(click.Group):
             raise OneLineError(
                 f"{exc.format_message()} (see `{command} --help`)", exc.exit_code
             ) from exc
-        except (StoreError, ConfigError) as exc:
+        except (StoreError, ConfigError, FileRefused) as exc:
             raise OneLineError(str(exc)) from exc
         except DBAPIError as exc:
             raise OneLineError(database_message(exc)) from exc

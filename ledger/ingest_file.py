@@ -1,10 +1,12 @@
 """Feed a JSON-lines stream of events through the service, one transaction per batch.
 
 The stream is read once, line by line (a pipe or ``/dev/stdin`` works like a file), and
-must be UTF-8: a stream that starts with a UTF-16 or UTF-32 byte-order mark is refused
-before anything is ingested (``InputError``); a line that is not UTF-8 becomes a dead
-letter (``malformed_json``) like any other unreadable line, and so does a line longer
-than ``MAX_LINE_BYTES`` (``line_too_long``), which is skipped without being held in memory.
+must be UTF-8: a stream that starts with a UTF-16 or UTF-32 byte-order mark, or with the
+signature of a database, an export, a compressed file or a key, is refused before
+anything is ingested (``InputError``: each of its "lines" would be a dead letter for
+good); a line that is not UTF-8 becomes a dead letter (``malformed_json``) like any other
+unreadable line, and so does a line longer than ``MAX_LINE_BYTES`` (``line_too_long``),
+which is skipped without being held in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import BinaryIO
 
 from ledger.domain.events import InvalidEvent
 from ledger.domain.reasons import Reason
+from ledger.files import binary_kind
 from ledger.jsonform import parse_line
 from ledger.logs import get_logger
 from ledger.service import BatchReport, LedgerService, Received, Undecodable
@@ -67,8 +70,10 @@ def ingest_stream(
 ) -> IngestSummary:
     """Ingest every line of ``stream``; ``name`` names it in dead letters' sources.
     ``progress`` is called with the bytes consumed after each batch. Raises InputError
-    (nothing ingested) for a UTF-16/32 stream; a record the database refuses becomes an
-    ``unstorable`` dead letter (``LedgerService.ingest_isolating``), never a stop."""
+    (nothing ingested) for a UTF-16/32 stream or a known binary format (a database,
+    an export, a compressed file, a key: ``files.binary_kind``); a record the database
+    refuses becomes an ``unstorable`` dead letter (``LedgerService.ingest_isolating``),
+    never a stop."""
     service = LedgerService(store)
     summary = IngestSummary(BatchReport(), 0, 0, 0)
     batch: list[Received | Undecodable] = []
@@ -132,6 +137,9 @@ def _lines(stream: BinaryIO, summary: IngestSummary) -> Iterator[tuple[bytes, bo
 
 
 def _refuse_foreign_encoding(first: bytes, name: str) -> None:
+    kind = binary_kind(first)
+    if kind is not None:  # each of its "lines" would be a permanent dead letter
+        raise InputError(f"{source_name(name)} is {kind}, not JSON lines: nothing ingested")
     for bom, encoding in _FOREIGN_BOMS:
         if first.startswith(bom):
             raise InputError(

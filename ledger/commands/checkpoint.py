@@ -4,7 +4,6 @@ the chain heads (ledger/checkpoint.py), verifiable offline with the public key."
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from ledger.checkpoint import (
 from ledger.checkpoint import (
     keygen as new_key_pair,
 )
-from ledger.commands.common import db_option, resolve_db
+from ledger.commands.common import db_option, ledger_files, resolve_db
+from ledger.files import check_output, is_stdout, read_private_key, write_file, write_key_pair
 from ledger.journal import VerifyReport
 from ledger.service import wall_clock_ms
 from ledger.store.checkpoints import (
@@ -40,25 +40,20 @@ from ledger.store.verify import verify
     "private_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="where to write the private key (PEM, created with mode 0600)",
+    help="where to write the private key (PEM, a new file created with mode 0600)",
 )
 @click.option(
     "--public",
     "public_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="where to write the public key (PEM): give it to the auditors",
+    help="where to write the public key (PEM, a new file): give it to the auditors",
 )
 def keygen(private_path: Path, public_path: Path) -> None:
-    """Create an Ed25519 key pair for signing checkpoints. Never overwrites a file."""
+    """Create an Ed25519 key pair for signing checkpoints: two new files, both or neither.
+    Never overwrites a file, never writes through a symbolic link."""
     private_pem, public_pem = new_key_pair()
-    for path in (private_path, public_path):
-        if path.exists():
-            raise click.ClickException(f"{path} exists: not overwritten")
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-    public_path.write_bytes(public_pem)
+    write_key_pair(private_path, private_pem, public_path, public_pem)
     click.echo(f"private key {private_path} (keep it secret), public key {public_path}")
 
 
@@ -78,17 +73,27 @@ def checkpoint() -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
-    help="also write the checkpoint to this file (default: print it)",
+    help="also write the checkpoint to this new file (default, or `-`: print it)",
 )
+@click.option("--force", is_flag=True, help="replace --out if it exists (never a database or key)")
 @click.pass_context
-def sign(ctx: click.Context, db_url: str | None, key_path: Path, out: Path | None) -> None:
+def sign(
+    ctx: click.Context, db_url: str | None, key_path: Path, out: Path | None, force: bool
+) -> None:
     """Verify the ledger, then sign its heads and store the checkpoint in the database.
 
-    Refuses to sign a ledger that does not verify: a signature would bless tampering."""
-    key = _read(load_private_key, key_path)
-    store = open_store(resolve_db(ctx, db_url))
+    Refuses to sign a ledger that does not verify: a signature would bless tampering.
+    The private key must be a regular file only its owner can read (chmod 600)."""
+    url = resolve_db(ctx, db_url)
+    if out is not None and is_stdout(out):
+        out = None
+    protect = ledger_files(url)  # a key is a PEM file: refused by its content
+    if out is not None:  # refused before anything is signed and stored
+        check_output(out, force=force, protect=protect)
+    key = _read(load_private_key, key_path, private=True)
+    store = open_store(url, create=False)
     try:
         report = verify(store)
         if not report.ok:
@@ -99,7 +104,7 @@ def sign(ctx: click.Context, db_url: str | None, key_path: Path, out: Path | Non
     if out is None:
         click.echo(signed.to_json())
     else:
-        out.write_text(signed.to_json() + "\n")
+        write_file(out, (signed.to_json() + "\n").encode(), force=force, protect=protect)
         click.echo(f"checkpoint of {len(signed.chains())} chain(s) written to {out}")
 
 
@@ -209,8 +214,8 @@ def read_small(path: Path) -> bytes:
     return data
 
 
-def _read(load, path: Path):  # type: ignore[no-untyped-def]
+def _read(load, path: Path, *, private: bool = False):  # type: ignore[no-untyped-def]
     try:
-        return load(read_small(path))
+        return load(read_private_key(path) if private else read_small(path))
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc

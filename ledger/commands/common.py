@@ -9,9 +9,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ledger.config import Settings
 from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
@@ -77,6 +80,19 @@ def service_role_check(allow_owner: bool) -> Callable[[Store], None]:
         )
 
     return check
+
+
+def ledger_files(url: str) -> list[Path]:
+    """The file a SQLite URL names (its -wal/-shm are covered with it), for outputs that
+    must never be written over the ledger: nothing for a server database."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # not a URL: open_store reports it
+        return []
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return []
+    return [Path(database.removeprefix("file:").split("?")[0])]
 
 
 _MS = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"

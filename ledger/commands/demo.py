@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 
 from ledger import queries
 from ledger.commands.common import table
-from ledger.commands.demo_views import show_views
+from ledger.commands.demo_views import check_dashboard_config, show_views
 from ledger.domain.entries import SHARER_ACCOUNTS_LIKE
 from ledger.domain.events import OrderPlaced
+from ledger.files import is_sqlite_database
 from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
@@ -43,12 +44,20 @@ DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 @click.option("--overwrite", is_flag=True, help="replace an existing file given with --db")
 def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     """Run a simulated affiliate platform through the ledger and show the results."""
-    if db_path.exists() and db_path != DEFAULT_DB and not overwrite:
-        # the demo deletes and recreates its database: never a ledger named by mistake
-        raise click.ClickException(
-            f"{db_path} exists and the demo would delete it: name a new file, or pass --overwrite"
-        )
+    if db_path.exists() and db_path != DEFAULT_DB:
+        # the demo deletes and recreates its database: never a ledger named by mistake,
+        # and never a file that is not a database at all, even with --overwrite
+        if not overwrite:
+            raise click.ClickException(
+                f"{db_path} exists and the demo would delete it: name a new file, "
+                "or pass --overwrite"
+            )
+        if not is_sqlite_database(db_path):
+            raise click.ClickException(
+                f"{db_path} is not a SQLite database: the demo never deletes it"
+            )
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    check_dashboard_config(db_path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     store = open_store(f"sqlite:///{db_path}")

@@ -9,6 +9,7 @@ import click
 
 from ledger.api.auth import hash_token, new_token
 from ledger.commands.common import table
+from ledger.files import check_output, write_file
 from ledger.store.store import Store
 from projectors import read, runner
 
@@ -77,13 +78,40 @@ def show_views(store: Store, order_id: str, db_path: Path) -> None:
     _dashboard_hint(db_path)
 
 
+CONFIG_MARK = "# made by ledger demo"
+
+
+def dashboard_config(db_path: Path) -> Path:
+    return db_path.parent / "api.env"
+
+
+def check_dashboard_config(db_path: Path) -> None:
+    """Refuse, before the demo runs, to replace an api.env beside its database that an
+    earlier demo did not write: it may be someone's real configuration."""
+    config = dashboard_config(db_path)
+    check_output(config, force=True)  # not a link, a directory, a database or a key
+    if config.exists() and not _starts_with(config, CONFIG_MARK.encode()):
+        raise click.ClickException(
+            f"{config} exists and was not made by the demo: not overwritten "
+            "(put the demo's database in another directory)"
+        )
+
+
+def _starts_with(path: Path, mark: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(mark)) == mark
+
+
 def _dashboard_hint(db_path: Path) -> None:
     """A finance token for the demo database (only its hash is written down)."""
     token = new_token()
-    config = db_path.parent / "api.env"
-    config.write_text(
-        f"# made by ledger demo: a finance token's hash for the dashboard\n"
-        f"LEDGER_API_TOKENS=finance:{hash_token(token)}\n"
+    config = dashboard_config(db_path)
+    check_dashboard_config(db_path)
+    write_file(
+        config,
+        f"{CONFIG_MARK}: a finance token's hash for the dashboard\n"
+        f"LEDGER_API_TOKENS=finance:{hash_token(token)}\n".encode(),
+        force=True,
     )
     click.echo("\nOpen the finance dashboard:")
     click.echo(f"  LEDGER_CONFIG={config} .venv/bin/ledger serve --db sqlite:///{db_path}")

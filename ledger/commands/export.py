@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from ledger.checkpoint import CheckpointError, load_private_key, load_public_key
-from ledger.commands.common import db_option, resolve_db, stage_bars
+from ledger.commands.common import db_option, ledger_files, resolve_db, stage_bars
 from ledger.export import ExportRefused
 from ledger.export import export as export_history
 from ledger.export_check import check
 from ledger.export_file import ExportError
 from ledger.export_replay import replay as replay_export
+from ledger.files import check_output, is_stdout, output_file, read_private_key
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -28,7 +29,7 @@ UNSIGNED_WARNING = (
 
 @click.command()
 @db_option
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
 @click.option(
     "--key",
     "key_path",
@@ -36,27 +37,39 @@ UNSIGNED_WARNING = (
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="sign the export with this private key (PEM, the checkpoint key from `ledger keygen`)",
 )
+@click.option("--force", is_flag=True, help="replace OUT if it exists (never a database or a key)")
 @click.pass_context
-def export(ctx: click.Context, db_url: str | None, out: Path, key_path: Path | None) -> None:
+def export(
+    ctx: click.Context, db_url: str | None, out: Path, key_path: Path | None, force: bool
+) -> None:
     """Write the whole event history (applied, rejected, parked, in ledger order) with its
     schemas and the heads of every chain to OUT, an Avro object container file, sealed by a
-    digest of its content; with --key, signed (refused if the ledger does not verify)."""
-    key = None if key_path is None else _key(load_private_key, key_path)
-    store = open_store(resolve_db(ctx, db_url))
+    digest of its content; with --key, signed (refused if the ledger does not verify).
+    `-` is stdout, when it is not a terminal. An existing OUT is kept unless --force; OUT
+    appears whole or not at all (written to a temporary file, then renamed)."""
+    url = resolve_db(ctx, db_url)
+    protect = ledger_files(url)
+    check_output(out, force=force, protect=protect)  # before the work, not after it
+    key = None if key_path is None else _key(load_private_key, key_path, private=True)
+    store = open_store(url, create=False)
     try:
-        report = export_history(store, out, key=key)
+        with output_file(out, force=force, protect=protect, binary=True) as temp:
+            report = export_history(store, temp, key=key)
     except (ExportRefused, ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.dispose()
+    where = "stdout" if is_stdout(out) else out
+    # with OUT on stdout the summary goes to stderr, out of the data's way
     click.echo(
-        f"exported {report.events} events and {report.dead_letters} other dead letters to {out}"
+        f"exported {report.events} events and {report.dead_letters} other dead letters to {where}",
+        err=is_stdout(out),
     )
-    click.echo(f"ledger head {report.head}")
+    click.echo(f"ledger head {report.head}", err=is_stdout(out))
     if report.key_id is None:
         click.echo("WARNING: not signed (no --key): an auditor cannot authenticate it", err=True)
     else:
-        click.echo(f"signed by key {report.key_id}")
+        click.echo(f"signed by key {report.key_id}", err=is_stdout(out))
 
 
 @click.command()
@@ -181,11 +194,11 @@ def _counting(
     return advance
 
 
-def _key(load, path: Path):  # type: ignore[no-untyped-def]
+def _key(load, path: Path, *, private: bool = False):  # type: ignore[no-untyped-def]
     from ledger.commands.checkpoint import read_small
 
     try:
-        return load(read_small(path))
+        return load(read_private_key(path) if private else read_small(path))
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(f"{path}: {exc}") from exc
 

@@ -84,13 +84,15 @@ def serve(
         tokens = TokenBook.parse(settings.api_tokens)
     except TokenConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    store = open_store(
+        resolve_db(ctx, db_url), create=False, check_role=service_role_check(allow_owner)
+    )
     if not tokens.entries:
         click.echo(
             "warning: no API tokens configured (LEDGER_API_TOKENS): every request "
             "will be refused; make one with `ledger api-token finance`",
             err=True,
         )
-    store = open_store(resolve_db(ctx, db_url), check_role=service_role_check(allow_owner))
     sink: Sink
     if use_kafka:
         from ledger.kafka_auth import client_options

@@ -54,7 +54,7 @@ def _views(view: str | None) -> list[str]:
 @click.pass_context
 def rebuild(ctx: click.Context, view: str | None, db_url: str | None) -> None:
     """Drop VIEW (every view when omitted) and replay the journal into it."""
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), create=False)
     for name in _views(view):
         started = time.perf_counter()
         with _bar(f"rebuilding {name}") as progress:
@@ -73,7 +73,7 @@ def project(
     ctx: click.Context, view: str | None, db_url: str | None, follow: bool, interval: float
 ) -> None:
     """Catch VIEW (every view when omitted) up with the journal."""
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), create=False)
     names = _views(view)
     while True:
         outcome = runner.catch_up(store, names)
@@ -91,7 +91,7 @@ def project(
 @click.pass_context
 def check(ctx: click.Context, view: str | None, db_url: str | None, as_json: bool) -> None:
     """Recompute VIEW (every view when omitted) from the journal; exit 1 on any drift."""
-    store = open_store(resolve_db(ctx, db_url))
+    store = open_store(resolve_db(ctx, db_url), create=False)
     names = _views(view)
     drifts = check_views(store, names)
     if as_json:

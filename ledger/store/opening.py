@@ -15,17 +15,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from ledger.store.backend import Backend
 from ledger.store.errors import StoreError, database_hint
 from ledger.store.postgres import PostgresBackend
-from ledger.store.sqlite import COUNTERS_TABLE, SqliteBackend
+from ledger.store.sqlite import COUNTERS_TABLE, SqliteBackend, existing_file_url
 from ledger.store.store import Store
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+NO_LEDGER_HINT = "check --db, or run `ledger migrate --db URL` to make a new ledger there"
 _BACKENDS: dict[str, Backend] = {
     backend.name: backend for backend in (PostgresBackend(), SqliteBackend())
 }
@@ -36,11 +37,18 @@ def open_store(
     *,
     migrate: bool = True,
     read_only: bool = False,
+    create: bool = True,
     check_role: Callable[[Store], None] | None = None,
 ) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
     several processes at once). Raises StoreError for an unsupported URL.
+
+    ``create`` False (the commands that work on an existing ledger: export, checkpoint
+    sign, serve, the views): the database must already hold a ledger, at any revision;
+    else StoreError names it and says what to do, and nothing is created (no SQLite file,
+    no table). Only the commands that make a ledger (migrate, ingest, consume, replay,
+    demo) create one, so a mistyped --db cannot become a new empty ledger.
 
     ``read_only`` (the read commands): never migrates, never creates a file, and every
     transaction is read-only; the database must already hold a ledger at the latest
@@ -57,6 +65,12 @@ def open_store(
     if specifics is None:
         raise StoreError(f"unsupported database {name!r}: use postgresql or sqlite")
     try:
+        if not (create or read_only):
+            require_ledger(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
+            if name == "sqlite":  # opened read-write, never created if it vanished meanwhile
+                parsed = existing_file_url(parsed)
+        elif not read_only and name == "sqlite" and Path(parsed.database or "").is_file():
+            refuse_foreign(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
         engine = specifics.make_engine(parsed, read_only=read_only)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
@@ -83,6 +97,47 @@ def open_store(
                 f"cannot migrate it ({_first_line(exc)}): run `ledger migrate --db OWNER_URL`"
             ) from exc
     return store
+
+
+def require_ledger(probe: Store) -> None:
+    """StoreError unless the database behind ``probe`` (a read-only store, disposed here)
+    holds a ledger schema at some revision."""
+    where = make_url(probe.url).render_as_string(hide_password=True)
+    try:
+        revision = current_revision(probe)
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        raise StoreError(
+            f"cannot read a ledger from {where}: {_first_line(exc)} "
+            f"({database_hint(probe.backend)})"
+        ) from exc
+    finally:
+        probe.dispose()
+    if revision is None:
+        raise StoreError(f"no ledger in {where}: it has no ledger tables ({NO_LEDGER_HINT})")
+
+
+def refuse_foreign(probe: Store) -> None:
+    """StoreError if the SQLite file behind ``probe`` (read-only, disposed here) is another
+    program's database (tables, none of them a ledger's): a mistyped --db of a command that
+    makes a ledger must not add ledger tables to it. An empty file, a ledger at any
+    revision and a ledger downgraded to nothing (its alembic_version remains) are fine."""
+    where = make_url(probe.url).render_as_string(hide_password=True)
+    try:
+        with probe.engine.connect() as conn:
+            names = inspect(conn).get_table_names()
+            conn.rollback()
+    except (OperationalError, ProgrammingError, DatabaseError) as exc:
+        raise StoreError(
+            f"cannot use {where}: {_first_line(exc)} ({database_hint(probe.backend)})"
+        ) from exc
+    finally:
+        probe.dispose()
+    if names and "alembic_version" not in names:
+        shown = ", ".join(sorted(names)[:5]) + (", …" if len(names) > 5 else "")
+        raise StoreError(
+            f"{where} is a database without a ledger (tables {shown}): not turned into "
+            "one; check --db, or name a new file"
+        )
 
 
 def current_revision(store: Store) -> str | None:
@@ -118,7 +173,9 @@ def check_schema(store: Store) -> None:
     except (OperationalError, ProgrammingError, DatabaseError) as exc:
         first = _first_line(exc)
         if "alembic_version" in first:
-            raise StoreError(f"no ledger in {where}: it has no ledger tables") from exc
+            raise StoreError(
+                f"no ledger in {where}: it has no ledger tables ({NO_LEDGER_HINT})"
+            ) from exc
         raise StoreError(
             f"cannot read a ledger from {where}: {first} ({database_hint(store.backend)})"
         ) from exc

@@ -120,13 +120,26 @@ class SqliteBackend:
 
 def read_only_url(url: URL) -> URL:
     """``sqlite:///path`` as a read-only URI connection; ValueError if there is no file."""
+    return _file_uri(url, "ro")
+
+
+def existing_file_url(url: URL) -> URL:
+    """``sqlite:///path`` as a read-write URI connection that never creates the file
+    (SQLite's ``mode=rw``); ValueError if there is no file."""
+    return _file_uri(url, "rw")
+
+
+def _file_uri(url: URL, mode: str) -> URL:
     path = url.database
     if not path or path == ":memory:" or path.startswith("file:"):
         raise ValueError(f"not a ledger file: {url.render_as_string()!r} (give sqlite:///PATH)")
     if not Path(path).is_file():
-        raise ValueError(f"no ledger at {path}: the file does not exist")
+        raise ValueError(
+            f"no ledger at {path}: the file does not exist (check --db, or run "
+            "`ledger migrate --db sqlite:///PATH` to make a new ledger)"
+        )
     uri = "file:" + quote(str(Path(path).resolve()))
-    return url.set(database=uri, query={"mode": "ro", "uri": "true"})
+    return url.set(database=uri, query={"mode": mode, "uri": "true"})
 
 
 # --- DDL, used by the migrations -------------------------------------------------------
