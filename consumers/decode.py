@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.ordering import Item
+from ledger.domain.permissions import squatted_command_id
 from ledger.domain.reasons import Reason
 from ledger.offsets import Marker
 from ledger.payload import dump_event
@@ -65,6 +66,17 @@ def _decode_one(
             source,
             Reason.WRONG_TOPIC,
             f"{event.TYPE} does not belong on topic {topic}",
+            dump_event(event),
+            event_id=event.event_id,
+            event_type=event.TYPE,
+            position=position,
+        )
+    squatted = squatted_command_id(event.TYPE, event.event_id)
+    if squatted is not None:  # refused before it is logged: the id stays finance's
+        return Undecodable(
+            source,
+            Reason.RESERVED_EVENT_ID,
+            squatted,
             dump_event(event),
             event_id=event.event_id,
             event_type=event.TYPE,

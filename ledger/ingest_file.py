@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ledger.domain.events import InvalidEvent
+from ledger.domain.permissions import squatted_command_id
 from ledger.domain.reasons import Reason
 from ledger.files import binary_kind
 from ledger.jsonform import parse_line
@@ -158,9 +159,19 @@ def _too_long(start: bytes, source: str) -> Undecodable:
 
 
 def _decode(raw: bytes, source: str, chain: str) -> Received | Undecodable:
+    text = raw.decode("utf-8", "replace").rstrip("\r\n")
     try:
-        return Received(parse_line(raw), source, chain)
+        event = parse_line(raw)
     except InvalidEvent as bad:
+        return Undecodable(source, bad.reason, bad.message, text)
+    squatted = squatted_command_id(event.TYPE, event.event_id)
+    if squatted is not None:  # as the consumer does (consumers/decode.py): never logged
         return Undecodable(
-            source, bad.reason, bad.message, raw.decode("utf-8", "replace").rstrip("\r\n")
+            source,
+            Reason.RESERVED_EVENT_ID,
+            squatted,
+            text,
+            event_id=event.event_id,
+            event_type=event.TYPE,
         )
+    return Received(event, source, chain)

@@ -66,3 +66,16 @@ def event_types_of(role: str) -> frozenset[str]:
 def is_command_id(event_id: str) -> bool:
     """True when ``event_id`` lies in the id space reserved for finance's commands."""
     return event_id.startswith(COMMAND_ID_PREFIXES)
+
+
+def squatted_command_id(event_type: str, event_id: str) -> str | None:
+    """Why an event must not be logged under ``event_id``, or None: an event of a type
+    finance does not submit, carrying an id in finance's command space, would use up the
+    id of a later command (which would then answer "duplicate" and move nothing). Such an
+    event is refused before it is logged, on every path (API, Kafka, files)."""
+    if WRITER.get(event_type) is Role.FINANCE or not is_command_id(event_id):
+        return None
+    return (
+        f"event id {event_id!r} lies in the id space of finance's commands "
+        f"({', '.join(COMMAND_ID_PREFIXES)}): a {event_type} event may not use it"
+    )

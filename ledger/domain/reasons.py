@@ -26,6 +26,7 @@ class Reason(StrEnum):
     MARKER_AHEAD_OF_ACCOUNTS = "marker_ahead_of_accounts"
     # an event whose type does not belong on the topic it came from (consumers/decode.py)
     WRONG_TOPIC = "wrong_topic"
+    RESERVED_EVENT_ID = "reserved_event_id"
     # value checks (validation.py) and the bounds
     INVALID_VALUE = "invalid_value"
     BALANCE_OUT_OF_RANGE = "balance_out_of_range"

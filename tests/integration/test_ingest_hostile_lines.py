@@ -199,3 +199,59 @@ def test_hostile_lines_on_sqlite(data: bytes, batch_size: int) -> None:
 def test_hostile_lines_on_postgres(fresh_pg_url: str, data: bytes, batch_size: int) -> None:
     """One database for all examples: later ones also meet earlier ones' ids and lines."""
     check_one_run(fresh_pg_url, data, batch_size)
+
+
+def test_a_line_squatting_a_command_id_is_refused_and_the_command_applies(tmp_path) -> None:
+    """As over Kafka (consumers/decode.py): a click under finance's id
+    ``payout-requested:po-9`` is a ``reserved_event_id`` dead letter, never logged, so the
+    payout po-9 that follows under that id is applied, not taken for a duplicate. The file
+    and the Kafka path must agree on this (SPEC §4.5)."""
+    from ledger import queries
+    from ledger.domain.events import ClickRecorded, PayoutRequested, SharerEnrolled
+    from ledger.store import tables as t
+    from tests.support.worked_example import plan
+
+    at = plan().occurred_at + 10
+    events = [
+        plan(),
+        SharerEnrolled("e-s1", plan().occurred_at + 1, "t", sharer_id="S1"),
+        ClickRecorded(
+            "payout-requested:po-9",
+            at,
+            "t",
+            click_id="k9",
+            sharer_id="S1",
+            buyer_id="b9",
+            product_id="p",
+        ),
+        PayoutRequested(
+            "payout-requested:po-9",
+            at + 5,
+            "t",
+            payout_id="po-9",
+            sharer_id="S1",
+            amount=100,
+            currency="CNY",
+        ),
+    ]
+    lines = "".join(json.dumps(event_to_json(e)) + "\n" for e in events)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    result = CliRunner().invoke(main, ["ingest", "-", "--db", url], input=lines)
+    assert result.exit_code == 0, result.output
+    store = open_store(url)
+    from sqlalchemy import select
+
+    with store.read() as conn:
+        logged = {
+            row.event_id: row.type
+            for row in conn.execute(select(t.events.c.event_id, t.events.c.type))
+        }
+    dead = sorted(
+        (d["event_id"], d["event_type"], d["reason"]) for d in queries.dead_letters(store)
+    )
+    store.dispose()
+    assert logged["payout-requested:po-9"] == "payout_requested"
+    assert dead == [
+        ("payout-requested:po-9", "click_recorded", "reserved_event_id"),
+        ("payout-requested:po-9", "payout_requested", "insufficient_available"),
+    ]

@@ -224,6 +224,74 @@ def test_a_payout_written_to_the_orders_topic_is_a_dead_letter(
     store.dispose()
 
 
+def test_a_publisher_cannot_squat_a_command_id_over_kafka(
+    kafka_bootstrap: str, new_topic, fresh_pg_url: str
+) -> None:
+    """A click written by the publisher principal under finance's id
+    ``payout-requested:po-9`` would use up that id: finance's later payout po-9 would be a
+    duplicate and move nothing. The click is a ``reserved_event_id`` dead letter, never
+    logged, and finance's payout under that id is then applied by the rules."""
+    from ledger.domain.events import ClickRecorded
+
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
+    at = plan().occurred_at + 10
+    publish(
+        kafka_bootstrap,
+        topics,
+        [plan(), SharerEnrolled("e-s1", plan().occurred_at + 1, "t", sharer_id="S1")],
+    )
+    squat = ClickRecorded(
+        "payout-requested:po-9",
+        at,
+        "t",
+        click_id="k9",
+        sharer_id="S1",
+        buyer_id="b9",
+        product_id="p",
+    )
+    produce_raw(
+        kafka_bootstrap,
+        [(topics.orders, record_key(squat), default_codec().encode(squat))],
+        role="publisher",
+    )
+    store = open_store(fresh_pg_url)
+    group = unique("squat")
+    ends = end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])
+    with ConsumerThread(store, kafka_bootstrap, group, [topics.orders, topics.accounts]) as c:
+        wait_until_applied(store, group, ends, 60, c.alive)
+        payout = PayoutRequested(
+            "payout-requested:po-9",
+            at + 5,
+            "api",
+            payout_id="po-9",
+            sharer_id="S1",
+            amount=100,
+            currency="CNY",
+        )
+        publish(kafka_bootstrap, topics, [payout])
+        ends = end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])
+        wait_until_applied(store, group, ends, 60, c.alive)
+    dead = sorted(
+        (d["event_id"], d["event_type"], d["reason"]) for d in queries.dead_letters(store)
+    )
+    with store.read() as conn:
+        logged = {
+            row.event_id: row.type
+            for row in conn.execute(select(t.events.c.event_id, t.events.c.type))
+        }
+    # the payout was logged as itself, and rejected by the rules (S1 has nothing available)
+    assert logged == {
+        "e-plan": "plan_published",
+        "e-s1": "sharer_enrolled",
+        "payout-requested:po-9": "payout_requested",
+    }
+    assert dead == [
+        ("payout-requested:po-9", "click_recorded", "reserved_event_id"),
+        ("payout-requested:po-9", "payout_requested", "insufficient_available"),
+    ]
+    store.dispose()
+
+
 def test_the_api_sink_writes_each_topic_as_its_principal(kafka_bootstrap: str, new_topic) -> None:
     """`ledger serve --kafka`: a click goes out as the publisher, a plan and an enrollment
     as finance, and the dashboard's lag reads both topics' end offsets as finance."""

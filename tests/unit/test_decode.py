@@ -56,3 +56,24 @@ def test_an_event_off_its_topic_is_a_wrong_topic_dead_letter() -> None:
     assert off_orders.position == ("orders", 0, 3)
     assert isinstance(off_accounts, Undecodable) and off_accounts.reason == "wrong_topic"
     assert isinstance(on_accounts, Received) and on_accounts.event.event_id == "ps-1"
+
+
+def test_a_publisher_event_under_a_command_id_is_refused_before_it_is_logged() -> None:
+    """A click carrying finance's id ``payout-requested:po-9`` would use up that id (the
+    later payout po-9 would answer "duplicate"); it is a ``reserved_event_id`` dead letter,
+    never received, while finance's own event under that id is received."""
+    codec = default_codec()
+    squat = ClickRecorded(
+        "payout-requested:po-9", 1, "t", click_id="k9", sharer_id="s0", buyer_id="b", product_id="p"
+    )
+    payout = PayoutSettled("payout-settled:po-9", 5, "t", payout_id="po-9", sharer_id="s0")
+    [refused] = decode_partition("orders", 0, [Rec(7, codec.encode(squat), [])], ORDERS_EVENTS)
+    [kept] = decode_partition("accounts", 0, [Rec(2, codec.encode(payout), [])], ACCOUNTS_EVENTS)
+    assert isinstance(refused, Undecodable)
+    assert (refused.reason, refused.event_id, refused.event_type) == (
+        "reserved_event_id",
+        "payout-requested:po-9",
+        "click_recorded",
+    )
+    assert "finance" in refused.message and refused.position == ("orders", 0, 7)
+    assert isinstance(kept, Received) and kept.event.event_id == "payout-settled:po-9"
