@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -32,6 +34,8 @@ from ledger.store.checkpoints import (
 )
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
+
+K = TypeVar("K")
 
 
 @click.command()
@@ -92,7 +96,7 @@ def sign(
     protect = ledger_files(url)  # a key is a PEM file: refused by its content
     if out is not None:  # refused before anything is signed and stored
         check_output(out, force=force, protect=protect)
-    key = _read(load_private_key, key_path, private=True)
+    key = read_key(load_private_key, key_path, private=True)
     store = open_store(url, create=False)
     try:
         report = verify(store)
@@ -132,7 +136,7 @@ def verify_checkpoint(
     """Prove that the ledger extends CHECKPOINT_FILE (default: every checkpoint stored in
     the database): the signature verifies with the public key, the ledger verifies from
     genesis, and every signed link is still the row at its position. Exit 1 if not."""
-    key = _read(load_public_key, pub_path)
+    key = read_key(load_public_key, pub_path)
     if checkpoint_file is not None:
         loaded = [_load_file(checkpoint_file)]
     store = open_store(resolve_db(ctx, db_url), read_only=True)
@@ -214,7 +218,9 @@ def read_small(path: Path) -> bytes:
     return data
 
 
-def _read(load, path: Path, *, private: bool = False):  # type: ignore[no-untyped-def]
+def read_key(load: Callable[[bytes], K], path: Path, *, private: bool = False) -> K:
+    """``load`` applied to a key or checkpoint file, read within a bound; a private key
+    only if no other user may read it (ledger/files.py). One-line ClickException."""
     try:
         return load(read_private_key(path) if private else read_small(path))
     except (CheckpointError, OSError) as exc:

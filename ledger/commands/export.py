@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from ledger.checkpoint import CheckpointError, load_private_key, load_public_key
+from ledger.checkpoint import load_private_key, load_public_key
+from ledger.commands.checkpoint import read_key
 from ledger.commands.common import db_option, ledger_files, resolve_db, stage_bars
 from ledger.export import ExportRefused
 from ledger.export import export as export_history
 from ledger.export_check import check
 from ledger.export_file import ExportError
 from ledger.export_replay import replay as replay_export
-from ledger.files import check_output, is_stdout, output_file, read_private_key
+from ledger.files import check_output, is_stdout, output_file
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -50,7 +51,7 @@ def export(
     url = resolve_db(ctx, db_url)
     protect = ledger_files(url)
     check_output(out, force=force, protect=protect)  # before the work, not after it
-    key = None if key_path is None else _key(load_private_key, key_path, private=True)
+    key = None if key_path is None else read_key(load_private_key, key_path, private=True)
     store = open_store(url, create=False)
     try:
         with output_file(out, force=force, protect=protect, binary=True) as temp:
@@ -123,7 +124,7 @@ def replay(
         )
         return
     assert source is not None
-    public_key = None if public_key_path is None else _key(load_public_key, public_key_path)
+    public_key = None if public_key_path is None else read_key(load_public_key, public_key_path)
     url = resolve_db(ctx, db_url)
     try:
         with stage_bars() as stage:
@@ -194,29 +195,10 @@ def _counting(
     return advance
 
 
-def _key(load, path: Path, *, private: bool = False):  # type: ignore[no-untyped-def]
-    from ledger.commands.checkpoint import read_small
-
-    try:
-        return load(read_private_key(path) if private else read_small(path))
-    except (CheckpointError, OSError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from exc
-
-
 def _new_sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names, if it does not exist yet (the replay removes it again
     when it fails, so a failed replay leaves nothing behind)."""
-    from sqlalchemy import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - open_store reports a bad URL
-        return None
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    path = Path(database)
-    return None if path.exists() else path
+    return next((path for path in ledger_files(url) if not path.exists()), None)
 
 
 def _remove(store: Store | None, created: Path | None) -> None:

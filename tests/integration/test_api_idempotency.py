@@ -26,6 +26,8 @@ from tests.support.api import (
     auth,
     balance,
     build_world,
+    built_world,
+    client_on_copy,
     ledger_counts,
     now_ms,
     publish,
@@ -37,24 +39,14 @@ F = auth("finance")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[Path, int]:
-    path = tmp_path_factory.mktemp("idempotency") / "world.sqlite"
-    now = now_ms()
-    store = open_store(f"sqlite:///{path}")
-    with TestClient(create_app(store, token_book())) as http:
-        build_world(http, now)
-    store.dispose()
-    return path, now
+    """A ledger built through the API (tests/support/api.py build_world), and its 'now'."""
+    return built_world(tmp_path_factory.mktemp("idempotency"))
 
 
 @pytest.fixture
 def client(world, tmp_path) -> Iterator[TestClient]:
-    path, _ = world
-    copy = tmp_path / "ledger.sqlite"
-    copy.write_bytes(path.read_bytes())
-    store = open_store(f"sqlite:///{copy}")
-    with TestClient(create_app(store, token_book())) as http:
+    with client_on_copy(world[0], tmp_path) as http:
         yield http
-    store.dispose()
 
 
 def _payout(payout_id: str, amount: int, sharer_id: str = "u2") -> dict[str, object]:

@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger import queries
-from ledger.api.app import create_app
 from ledger.domain.events import (
     EVENT_TYPES,
     ClickRecorded,
@@ -32,19 +31,17 @@ from ledger.domain.events import (
     SharerEnrolled,
 )
 from ledger.domain.permissions import COMMAND_ID_PREFIXES, WRITER, may_submit
-from ledger.store.opening import open_store
 from tests.support.api import (
     DAY,
     PLAN,
     auth,
     balance,
-    build_world,
+    built_world,
+    client_on_copy,
     event_json,
     ledger_counts,
-    now_ms,
     order,
     publish,
-    token_book,
 )
 
 ROLES = ("publisher", "finance", "auditor")
@@ -54,24 +51,13 @@ YEAR_2099 = 4_070_908_800_000  # 2099-01-01T00:00:00Z
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[Path, int]:
     """A ledger built through the API (tests/support/api.py build_world), and its 'now'."""
-    path = tmp_path_factory.mktemp("permissions") / "world.sqlite"
-    now = now_ms()
-    store = open_store(f"sqlite:///{path}")
-    with TestClient(create_app(store, token_book())) as http:
-        build_world(http, now)
-    store.dispose()
-    return path, now
+    return built_world(tmp_path_factory.mktemp("permissions"))
 
 
 @pytest.fixture
 def client(world, tmp_path) -> Iterator[TestClient]:
-    path, _ = world
-    copy = tmp_path / "ledger.sqlite"
-    copy.write_bytes(path.read_bytes())  # each test changes its own copy
-    store = open_store(f"sqlite:///{copy}")
-    with TestClient(create_app(store, token_book())) as http:
+    with client_on_copy(world[0], tmp_path) as http:
         yield http
-    store.dispose()
 
 
 # One event of each type, as a publisher-style JSON event (what POST /events would take).

@@ -332,12 +332,21 @@ def test_a_key_or_checkpoint_file_is_never_read_whole(
 ) -> None:
     """``--pub /dev/zero`` or a checkpoint of /dev/zero used to read until memory ran out."""
     build_ledger(store, orders=2)
-    for args in (
-        ("checkpoint", "verify", "--db", db_url, "--pub", "/dev/zero"),
-        ("checkpoint", "verify", "--db", db_url, "--pub", keys[1], "/dev/zero", "--json"),
-        ("checkpoint", "sign", "--db", db_url, "--key", "/dev/zero"),
-        ("export", "--db", db_url, "--key", "/dev/zero", tmp_path / "h.avro"),
+    huge = tmp_path / "huge.pem"  # a private key must be a regular 0600 file: and bounded
+    with huge.open("wb") as fh:
+        fh.truncate(17 << 20)
+    huge.chmod(0o600)
+    for args, said in (
+        (("checkpoint", "verify", "--db", db_url, "--pub", "/dev/zero"), "larger than"),
+        (
+            ("checkpoint", "verify", "--db", db_url, "--pub", keys[1], "/dev/zero", "--json"),
+            "larger than",
+        ),
+        (("checkpoint", "sign", "--db", db_url, "--key", "/dev/zero"), "not a regular file"),
+        (("checkpoint", "sign", "--db", db_url, "--key", huge), "not a key"),
+        (("export", "--db", db_url, "--key", "/dev/zero", tmp_path / "h.avro"), "regular file"),
+        (("export", "--db", db_url, "--key", huge, tmp_path / "h.avro"), "not a key"),
     ):
         result = _run(*args)
         assert result.exit_code == 1, (args, result.output)
-        assert "larger than" in result.output, (args, result.output)
+        assert said in result.output, (args, result.output)

@@ -1,4 +1,4 @@
-"""Read commands never write (issue 13, item 6): ``verify``, ``balances``, ``dead-letters``
+"""Read commands never write: ``verify``, ``balances``, ``dead-letters``
 and ``parked`` neither create a file nor a table nor migrate; a missing ledger is a
 one-line error with a non-zero exit."""
 
@@ -10,33 +10,19 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
-from ledger.cli import main
 from ledger.store.opening import alembic_config, open_store
+from tests.support.cli import one_line_error, run
 from tests.support.tamper import build_ledger
 
 READS = (["verify"], ["balances"], ["dead-letters"], ["parked"], ["verify", "--json"])
 
 
-def _run(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, list(args))
-
-
-def _one_line_error(result, *words: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for word in words:
-        assert word in lines[0]
-
-
 @pytest.mark.parametrize("args", READS, ids=" ".join)
 def test_a_mistyped_path_is_an_error_and_creates_nothing(tmp_path: Path, args: list[str]) -> None:
     missing = tmp_path / "ledgr.sqlite"
-    _one_line_error(_run(*args, "--db", f"sqlite:///{missing}"), "does not exist")
+    one_line_error(run(*args, "--db", f"sqlite:///{missing}"), "does not exist")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -46,7 +32,7 @@ def test_another_database_is_not_turned_into_a_ledger(tmp_path: Path, args: list
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE notes (body TEXT)")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    _one_line_error(_run(*args, "--db", f"sqlite:///{path}"), "no ledger")
+    one_line_error(run(*args, "--db", f"sqlite:///{path}"), "no ledger")
     with sqlite3.connect(path) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
     assert names == ["notes"]
@@ -54,10 +40,10 @@ def test_another_database_is_not_turned_into_a_ledger(tmp_path: Path, args: list
 
 
 def test_in_memory_and_random_bytes_are_errors(tmp_path: Path) -> None:
-    _one_line_error(_run("verify", "--db", "sqlite://"), "sqlite:///PATH")
+    one_line_error(run("verify", "--db", "sqlite://"), "sqlite:///PATH")
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(bytes(range(256)) * 40)
-    _one_line_error(_run("balances", "--db", f"sqlite:///{junk}"), "not a database")
+    one_line_error(run("balances", "--db", f"sqlite:///{junk}"), "not a database")
 
 
 def test_an_older_schema_is_an_error_not_a_migration(tmp_path: Path) -> None:
@@ -69,7 +55,7 @@ def test_an_older_schema_is_an_error_not_a_migration(tmp_path: Path) -> None:
         command.downgrade(config, "0002")
     store.dispose()
     for args in READS:
-        _one_line_error(_run(*args, "--db", url), "revision 0002", "ledger migrate")
+        one_line_error(run(*args, "--db", url), "revision 0002", "ledger migrate")
     with sqlite3.connect(tmp_path / "old.sqlite") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
 
@@ -81,13 +67,13 @@ def test_reads_leave_a_ledger_file_unchanged(tmp_path: Path) -> None:
     store.dispose()  # the last connection checkpoints the WAL into the file
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     for args in READS:
-        assert _run(*args, "--db", f"sqlite:///{path}").exit_code == 0
+        assert run(*args, "--db", f"sqlite:///{path}").exit_code == 0
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
 @pytest.mark.parametrize("args", READS, ids=" ".join)
 def test_an_empty_postgres_database_stays_empty(empty_pg_url: str, args: list[str]) -> None:
-    _one_line_error(_run(*args, "--db", empty_pg_url), "no ledger")
+    one_line_error(run(*args, "--db", empty_pg_url), "no ledger")
     engine = create_engine(empty_pg_url)
     try:
         with engine.connect() as conn:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 
+from ledger.api.app import create_app
 from ledger.api.auth import TokenBook, hash_token
 from ledger.domain.events import (
     ClickRecorded,
@@ -274,3 +276,26 @@ def balance(http: Any, sharer_id: str, currency: str = "CNY") -> dict[str, Any]:
         headers=auth("finance"),
     ).json()["items"]
     return items[0] if items else {}
+
+
+def built_world(directory: Path) -> tuple[Path, int]:
+    """A SQLite ledger built through the API (``build_world``) in ``directory``, and the
+    'now' it was built at: a module fixture builds it once, each test works on a copy."""
+    path = directory / "world.sqlite"
+    now = now_ms()
+    store = open_store(f"sqlite:///{path}")
+    with TestClient(create_app(store, token_book())) as http:
+        build_world(http, now)
+    store.dispose()
+    return path, now
+
+
+@contextmanager
+def client_on_copy(world: Path, directory: Path) -> Iterator[TestClient]:
+    """A test client over a copy of the ledger ``world`` (each test changes its own)."""
+    copy = directory / "ledger.sqlite"
+    copy.write_bytes(world.read_bytes())
+    store = open_store(f"sqlite:///{copy}")
+    with TestClient(create_app(store, token_book())) as http:
+        yield http
+    store.dispose()
