@@ -463,11 +463,11 @@ def test_a_database_without_a_ledger_stays_as_it_was(
 
 @pytest.mark.parametrize("template", NEEDS_A_LEDGER, ids=" ".join)
 def test_an_empty_postgres_database_stays_empty(
-    template: list[str], fresh_pg_url: str, tmp_path: Path, keys: tuple[Path, Path]
+    template: list[str], empty_pg_url: str, tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:
     args = _args(template, tmp_path / "out.json", keys[0])
-    one_line_error(run(*args, "--db", fresh_pg_url), "no ledger", "ledger migrate")
-    engine = create_engine(fresh_pg_url)
+    one_line_error(run(*args, "--db", empty_pg_url), "no ledger", "ledger migrate")
+    engine = create_engine(empty_pg_url)
     try:
         with engine.connect() as conn:
             assert inspect(conn).get_table_names() == []
