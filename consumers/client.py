@@ -8,7 +8,10 @@ in the constructor.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 
 
 JOIN_TIMEOUT_MS = 30_000  # a group join is never cut shorter than this (_settle_group)
+# Leaving the group on close is best effort and must not hold up a stop: the broker answers
+# one request per connection at a time, so a LeaveGroup sent while our JoinGroup is still
+# held (waiting for slow members, up to max_poll_interval_ms) cannot be answered before it.
+# Unanswered, the broker drops the member after session_timeout_ms instead.
+CLOSE_TIMEOUT_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,14 @@ class PartitionClient:
         self._wait = wait
         self._consumer: KafkaConsumer | None = None
         self._poll_backoff = Backoff(cap=config.max_backoff_s)
+        self._joiner = _Joiner()
+        self._interrupted: Future[None] = Future()  # done once the consumer must stop
+
+    def interrupt(self) -> None:
+        """Stop waiting for a group join: the consumer is stopping. Call it from a thread,
+        not from a signal handler (it takes locks the interrupted code may hold)."""
+        if not self._interrupted.done():
+            self._interrupted.set_result(None)
 
     @property
     def kafka(self) -> KafkaConsumer:
@@ -168,8 +184,8 @@ class PartitionClient:
         KafkaError out of the client: nothing was applied, so wait and poll again; the
         client reconnects, and positions come from the database on reassignment."""
         try:
-            if timeout_ms < JOIN_TIMEOUT_MS:
-                self._settle_group()
+            if timeout_ms < JOIN_TIMEOUT_MS and not self._settle_group():
+                return {}  # stopping: the join is abandoned, nothing was fetched
             polled = self.kafka.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             delay = self._poll_backoff.next_delay()
@@ -194,17 +210,34 @@ class PartitionClient:
         except Exception:  # noqa: BLE001 - a newer client: assume a settled group
             return False
 
-    def _settle_group(self) -> None:
-        """Finish any pending group join with a long timeout before a short poll.
+    def _settle_group(self) -> bool:
+        """Finish any pending group join with a long timeout before a short poll; False if
+        the consumer was told to stop meanwhile (it then must not poll: the join may still
+        be running on the worker thread).
 
         Why: kafka-python 3.0.12 drops the result of a join that a poll's timeout cut
         short when the join was caused by a metadata change (as right after start-up):
         the new assignment is never handed over. Short polls are what a consumer
         waiting for other processes needs, so joins are driven here, uncut. Uses the
-        client's coordinator (pinned version; skipped if it ever changes)."""
+        client's coordinator (pinned version; skipped if it ever changes).
+
+        The join runs on a worker thread and this thread waits for it OR for a stop: a
+        join waits for every member of the group (up to max_poll_interval_ms), and a
+        consumer told to stop has no use for the assignment it would bring, so it
+        abandons the wait (nothing is applied meanwhile; offsets live in the database)."""
         coordinator = getattr(self.kafka, "_coordinator", None)
-        if coordinator is not None and hasattr(coordinator, "poll"):
-            coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS)
+        if coordinator is None or not hasattr(coordinator, "poll"):
+            return not self._stopping()
+        if self._stopping() or self._interrupted.done():
+            return False
+        join = self._joiner.submit(lambda: coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS))
+        either: list[Future[Any]] = [join, self._interrupted]
+        wait(either, return_when=FIRST_COMPLETED)
+        if not join.done():
+            log.info("stopping: not waiting for the group join in progress")
+            return False
+        join.result()  # a KafkaError is poll()'s to retry
+        return True
 
     def seek(self, tp: TP, offset: int) -> None:
         """Seek, unless a later rebalance already took ``tp`` away (the loop applies
@@ -247,8 +280,41 @@ class PartitionClient:
 
     def close(self) -> None:
         if self._consumer is not None:
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             self._consumer = None
+        self._joiner.close()
+
+
+class _Joiner:
+    """One daemon thread that runs the group joins the loop's thread waits for (so that
+    thread can stop waiting). A daemon: a join abandoned by a stop never holds up exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], object]) -> Future[object]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="group-join", daemon=True)
+            self._thread.start()
+        done: Future[object] = Future()
+        self._jobs.put((job, done))
+        return done
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                done.set_exception(exc)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)  # ends the thread once any abandoned join returns
+            self._thread = None
 
 
 class _Stopped(Exception):

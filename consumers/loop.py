@@ -86,7 +86,9 @@ class ConsumerLoop:
         self._wait_logged = 0.0
 
     def stop(self) -> None:
+        """Thread-safe; not from a signal handler (see ledger/commands/consume.py)."""
         self._stop.set()
+        self.client.interrupt()
 
     @property
     def stopping(self) -> bool:
