@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -25,6 +25,7 @@ from ledger.logs import get_logger
 from ledger.offsets import TopicPartition as TP
 
 log = get_logger("ledger.consumer")
+T = TypeVar("T")
 
 # Tuned per docs/platform.md: bigger polls and fetches take kafka-python from ~80k to
 # ~116k records/s; one DB transaction per batch keeps the write side batched too.
@@ -103,7 +104,7 @@ class PartitionClient:
         self._wait = wait
         self._consumer: KafkaConsumer | None = None
         self._poll_backoff = Backoff(cap=config.max_backoff_s)
-        self._joiner = _Joiner()
+        self._worker = _Worker()
         self._interrupted: Future[None] = Future()  # done once the consumer must stop
 
     def interrupt(self) -> None:
@@ -131,9 +132,11 @@ class PartitionClient:
                 attempts_when_stopping=0,
             )
         except _Stopped:
+            self._worker.close()
             return False
         except KafkaError:
             if self._stopping():
+                self._worker.close()
                 return False
             raise
         return True
@@ -169,7 +172,10 @@ class PartitionClient:
         while True:
             if self._stopping():
                 raise _Stopped()
-            missing = [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
+            # partitions_for_topic waits (unbounded) for a metadata response
+            missing = self._unless_stopped(
+                lambda: [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
+            )
             if not missing:
                 return
             delay = backoff.next_delay()
@@ -228,16 +234,24 @@ class PartitionClient:
         coordinator = getattr(self.kafka, "_coordinator", None)
         if coordinator is None or not hasattr(coordinator, "poll"):
             return not self._stopping()
-        if self._stopping() or self._interrupted.done():
-            return False
-        join = self._joiner.submit(lambda: coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS))
-        either: list[Future[Any]] = [join, self._interrupted]
-        wait(either, return_when=FIRST_COMPLETED)
-        if not join.done():
+        try:
+            self._unless_stopped(lambda: coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS))
+        except _Stopped:
             log.info("stopping: not waiting for the group join in progress")
             return False
-        join.result()  # a KafkaError is poll()'s to retry
         return True
+
+    def _unless_stopped(self, job: Callable[[], T]) -> T:
+        """``job()``, run on the worker thread while this one waits for it or for a stop
+        (then raises _Stopped, leaving the job to finish or fail on its own)."""
+        if self._stopping() or self._interrupted.done():
+            raise _Stopped()
+        done = self._worker.submit(job)
+        either: list[Future[Any]] = [done, self._interrupted]
+        wait(either, return_when=FIRST_COMPLETED)
+        if not done.done():
+            raise _Stopped()
+        return done.result()  # or raises what the job raised
 
     def seek(self, tp: TP, offset: int) -> None:
         """Seek, unless a later rebalance already took ``tp`` away (the loop applies
@@ -282,12 +296,13 @@ class PartitionClient:
         if self._consumer is not None:
             self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             self._consumer = None
-        self._joiner.close()
+        self._worker.close()
 
 
-class _Joiner:
-    """One daemon thread that runs the group joins the loop's thread waits for (so that
-    thread can stop waiting). A daemon: a join abandoned by a stop never holds up exit."""
+class _Worker:
+    """One daemon thread that runs the client's blocking waits (group joins, metadata) so
+    the loop's thread can stop waiting for them. A daemon: an abandoned wait never holds
+    up the process's exit."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
@@ -295,12 +310,12 @@ class _Joiner:
         )
         self._thread: threading.Thread | None = None
 
-    def submit(self, job: Callable[[], object]) -> Future[object]:
+    def submit(self, job: Callable[[], T]) -> Future[T]:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="group-join", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="kafka-waits", daemon=True)
             self._thread.start()
-        done: Future[object] = Future()
-        self._jobs.put((job, done))
+        done: Future[T] = Future()
+        self._jobs.put((job, done))  # type: ignore[arg-type]
         return done
 
     def _run(self) -> None:
