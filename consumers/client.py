@@ -8,9 +8,12 @@ in the constructor.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -22,6 +25,7 @@ from ledger.logs import get_logger
 from ledger.offsets import TopicPartition as TP
 
 log = get_logger("ledger.consumer")
+T = TypeVar("T")
 
 # Tuned per docs/platform.md: bigger polls and fetches take kafka-python from ~80k to
 # ~116k records/s; one DB transaction per batch keeps the write side batched too.
@@ -42,6 +46,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 
 
 JOIN_TIMEOUT_MS = 30_000  # a group join is never cut shorter than this (_settle_group)
+# Leaving the group on close is best effort and must not hold up a stop: the broker answers
+# one request per connection at a time, so a LeaveGroup sent while our JoinGroup is still
+# held (waiting for slow members, up to max_poll_interval_ms) cannot be answered before it.
+# Unanswered, the broker drops the member after session_timeout_ms instead.
+CLOSE_TIMEOUT_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,14 @@ class PartitionClient:
         self._wait = wait
         self._consumer: KafkaConsumer | None = None
         self._poll_backoff = Backoff(cap=config.max_backoff_s)
+        self._worker = _Worker()
+        self._interrupted: Future[None] = Future()  # done once the consumer must stop
+
+    def interrupt(self) -> None:
+        """Stop waiting for a group join: the consumer is stopping. Call it from a thread,
+        not from a signal handler (it takes locks the interrupted code may hold)."""
+        if not self._interrupted.done():
+            self._interrupted.set_result(None)
 
     @property
     def kafka(self) -> KafkaConsumer:
@@ -115,9 +132,11 @@ class PartitionClient:
                 attempts_when_stopping=0,
             )
         except _Stopped:
+            self._worker.close()
             return False
         except KafkaError:
             if self._stopping():
+                self._worker.close()
                 return False
             raise
         return True
@@ -153,7 +172,10 @@ class PartitionClient:
         while True:
             if self._stopping():
                 raise _Stopped()
-            missing = [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
+            # partitions_for_topic waits (unbounded) for a metadata response
+            missing = self._unless_stopped(
+                lambda: [t for t in self.config.topics if not consumer.partitions_for_topic(t)]
+            )
             if not missing:
                 return
             delay = backoff.next_delay()
@@ -168,8 +190,8 @@ class PartitionClient:
         KafkaError out of the client: nothing was applied, so wait and poll again; the
         client reconnects, and positions come from the database on reassignment."""
         try:
-            if timeout_ms < JOIN_TIMEOUT_MS:
-                self._settle_group()
+            if timeout_ms < JOIN_TIMEOUT_MS and not self._settle_group():
+                return {}  # stopping: the join is abandoned, nothing was fetched
             polled = self.kafka.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             delay = self._poll_backoff.next_delay()
@@ -194,17 +216,42 @@ class PartitionClient:
         except Exception:  # noqa: BLE001 - a newer client: assume a settled group
             return False
 
-    def _settle_group(self) -> None:
-        """Finish any pending group join with a long timeout before a short poll.
+    def _settle_group(self) -> bool:
+        """Finish any pending group join with a long timeout before a short poll; False if
+        the consumer was told to stop meanwhile (it then must not poll: the join may still
+        be running on the worker thread).
 
         Why: kafka-python 3.0.12 drops the result of a join that a poll's timeout cut
         short when the join was caused by a metadata change (as right after start-up):
         the new assignment is never handed over. Short polls are what a consumer
         waiting for other processes needs, so joins are driven here, uncut. Uses the
-        client's coordinator (pinned version; skipped if it ever changes)."""
+        client's coordinator (pinned version; skipped if it ever changes).
+
+        The join runs on a worker thread and this thread waits for it OR for a stop: a
+        join waits for every member of the group (up to max_poll_interval_ms), and a
+        consumer told to stop has no use for the assignment it would bring, so it
+        abandons the wait (nothing is applied meanwhile; offsets live in the database)."""
         coordinator = getattr(self.kafka, "_coordinator", None)
-        if coordinator is not None and hasattr(coordinator, "poll"):
-            coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS)
+        if coordinator is None or not hasattr(coordinator, "poll"):
+            return not self._stopping()
+        try:
+            self._unless_stopped(lambda: coordinator.poll(timeout_ms=JOIN_TIMEOUT_MS))
+        except _Stopped:
+            log.info("stopping: not waiting for the group join in progress")
+            return False
+        return True
+
+    def _unless_stopped(self, job: Callable[[], T]) -> T:
+        """``job()``, run on the worker thread while this one waits for it or for a stop
+        (then raises _Stopped, leaving the job to finish or fail on its own)."""
+        if self._stopping() or self._interrupted.done():
+            raise _Stopped()
+        done = self._worker.submit(job)
+        either: list[Future[Any]] = [done, self._interrupted]
+        wait(either, return_when=FIRST_COMPLETED)
+        if not done.done():
+            raise _Stopped()
+        return done.result()  # or raises what the job raised
 
     def seek(self, tp: TP, offset: int) -> None:
         """Seek, unless a later rebalance already took ``tp`` away (the loop applies
@@ -247,8 +294,42 @@ class PartitionClient:
 
     def close(self) -> None:
         if self._consumer is not None:
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             self._consumer = None
+        self._worker.close()
+
+
+class _Worker:
+    """One daemon thread that runs the client's blocking waits (group joins, metadata) so
+    the loop's thread can stop waiting for them. A daemon: an abandoned wait never holds
+    up the process's exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], T]) -> Future[T]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kafka-waits", daemon=True)
+            self._thread.start()
+        done: Future[T] = Future()
+        self._jobs.put((job, done))  # type: ignore[arg-type]
+        return done
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                done.set_exception(exc)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)  # ends the thread once any abandoned join returns
+            self._thread = None
 
 
 class _Stopped(Exception):

@@ -44,6 +44,7 @@ WAIT_FIRST_S = 0.001  # how soon a waiting process first looks at the others' pr
 WAIT_MAX_S = 0.01
 BUFFER_RECORDS = 20_000  # per partition, fetched but not yet applicable
 WAIT_LOG_S = 5.0  # how often a waiting consumer says what it waits for
+DB_RETRY = "database unavailable or conflicting"  # logged as "...; retrying", any step
 
 
 class ConsumerLoop:
@@ -86,7 +87,9 @@ class ConsumerLoop:
         self._wait_logged = 0.0
 
     def stop(self) -> None:
+        """Thread-safe; not from a signal handler (see ledger/commands/consume.py)."""
         self._stop.set()
+        self.client.interrupt()
 
     @property
     def stopping(self) -> bool:
@@ -102,7 +105,7 @@ class ConsumerLoop:
         """Start every newly assigned partition from its checkpoint in the database."""
         stored = self._db(
             lambda: self.service.claim(self.config.group_id, assigned),
-            "database unavailable while claiming partitions",
+            "claiming partitions",
         )
         assert self.merger is not None
         for tp in assigned:
@@ -128,7 +131,7 @@ class ConsumerLoop:
         owned = self.merger.owned()
         stored = self._db(
             lambda: self.service.claim(self.config.group_id, owned),
-            "database unavailable while resyncing",
+            "resyncing",
         )
         for tp in owned:
             self.merger.own(tp, stored[tp])
@@ -184,7 +187,7 @@ class ConsumerLoop:
         if waiting:
             self._others = self._db(
                 lambda: self.service.progress(self.config.group_id),
-                "database unavailable while reading progress",
+                "reading progress",
             )
         applied = False
         while not self.stopping:
@@ -312,7 +315,7 @@ class ConsumerLoop:
                 lambda: self.service.ingest_isolating(
                     batch.items, starts=starts, group=self.config.group_id
                 ),
-                "database unavailable or conflicting",
+                "applying a batch",
                 count=True,
             )
         except Fenced as fenced:
@@ -382,13 +385,15 @@ class ConsumerLoop:
             if high is not None and stored is not None:
                 self.metrics.set_lag(tp[0], tp[1], max(0, high - stored.next_offset))
 
-    def _db(self, action: Callable[[], Any], what: str, count: bool = False) -> Any:
+    def _db(self, action: Callable[[], Any], step: str, count: bool = False) -> Any:
         """A database action, retried while the database is down, restarting, or chose
-        this transaction as a deadlock victim (it rolled back, so retrying is safe)."""
+        this transaction as a deadlock victim (it rolled back, so retrying is safe). Every
+        step logs the same retry event (DB_RETRY), the step in a field of its own."""
         return retry(
             action,
             on=UNAVAILABLE,
-            what=what,
+            what=DB_RETRY,
+            step=step,
             wait=self._sleep,
             stopping=self._stop.is_set,
             backoff=Backoff(cap=self.config.max_backoff_s),

@@ -43,9 +43,13 @@ def retry(
     backoff: Backoff | None = None,
     attempts_when_stopping: int = 3,
     on_retry: Callable[[], object] | None = None,
+    step: str | None = None,
 ) -> T:
     """``action()``, retried with backoff while it raises one of ``on``. Once ``stopping()``
-    the error is raised after ``attempts_when_stopping`` tries, so a stop is never stuck."""
+    the error is raised after ``attempts_when_stopping`` tries, so a stop is never stuck.
+
+    Each retry logs ``"{what}; retrying"``: one event name per kind of outage, whatever
+    ``step`` of the work it interrupted (a field of its own), so one search finds them all."""
     backoff = backoff or Backoff()
     while True:
         try:
@@ -56,6 +60,7 @@ def retry(
             delay = backoff.next_delay()
             log.warning(
                 f"{what}; retrying",
+                **({"step": step} if step else {}),
                 attempt=backoff.attempts,
                 retry_in_s=round(delay, 2),
                 error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,

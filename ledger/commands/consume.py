@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from dataclasses import replace
 
@@ -133,9 +134,14 @@ def consume(
     if stopping:
         return
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def stop(signum: int) -> None:
         log.info("stopping after the batch in hand", signal=signal.Signals(signum).name)
         loop.stop()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # a handler runs between two bytecodes of the main thread, maybe while it holds
+        # a lock that stop() takes (an Event's, a Future's): stop from another thread
+        threading.Thread(target=stop, args=(signum,), name="stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

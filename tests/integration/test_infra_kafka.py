@@ -35,6 +35,19 @@ def _consume_all(consumer: KafkaConsumer, count: int) -> list[bytes]:
     return received
 
 
+def _subscribe_once_known(consumer: KafkaConsumer, topic: str) -> None:
+    """Join the group only once this client's metadata has the topic's partitions, as the
+    ledger's consumer does (consumers/client.py ``_wait_for_topics``): a group leader that
+    assigns before the metadata arrives hands out no partitions ("No partition metadata
+    for topic"), and the rebalance the metadata then calls for is lost by kafka-python
+    3.0.12 when a short poll cuts that join short: the consumer would read nothing."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not consumer.partitions_for_topic(topic):
+        assert time.monotonic() < deadline, f"no metadata for {topic} after {DEADLINE_S}s"
+        time.sleep(0.05)
+    consumer.subscribe([topic])
+
+
 def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) -> None:
     topic = new_topic(partitions=1)
     group = f"{topic}-group"
@@ -42,7 +55,6 @@ def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) 
     _produce(kafka_bootstrap, topic, payloads)
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -50,6 +62,7 @@ def test_produce_consume_and_commit_round_trip(kafka_bootstrap: str, new_topic) 
         **auth("consumer"),
     )
     try:
+        _subscribe_once_known(consumer, topic)
         received = _consume_all(consumer, N_RECORDS)
         consumer.commit()
     finally:
