@@ -154,7 +154,7 @@ def _levels_for(
 ) -> tuple[tuple[str, ...], str | None]:
     """(level sharer ids, None) or ((), why the order earns nothing)."""
     named = state.click(e.click_id) if e.click_id is not None else None
-    candidates = state.clicks_of(e.buyer_id, since=e.occurred_at - plan.window_ms)
+    candidates = state.clicks_of(e.buyer_id, e.occurred_at, since=e.occurred_at - plan.window_ms)
     click = attribute(named, candidates, e.buyer_id, e.occurred_at, plan.window_ms)
     if click is None:
         return (), "no_qualifying_click"
@@ -210,9 +210,8 @@ def _order(e: OrderPlaced, arrival: int, state: WorkingState) -> Outcome:
 
 def _order_needs(e: OrderPlaced, needs: Needs) -> None:
     needs.new_orders.add(e.order_id)
-    needs.buyers.add(e.buyer_id)
     needs.refs.add(order_ref(e.order_id))
-    needs.order_at(e.occurred_at)
+    needs.attributions.add((e.buyer_id, e.occurred_at))
     if e.click_id:
         needs.named_clicks.add(e.click_id)
 

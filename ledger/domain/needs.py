@@ -17,7 +17,6 @@ class Needs:
     named_clicks: set[str] = field(default_factory=set)  # clicks an order names
     new_clicks: set[str] = field(default_factory=set)  # clicks this batch records
     click_sharers: dict[str, set[str]] = field(default_factory=dict)  # buyer -> its sharers
-    buyers: set[str] = field(default_factory=set)  # buyers whose clicks attribution reads
     orders: set[str] = field(default_factory=set)  # orders read (completed, refunded)
     new_orders: set[str] = field(default_factory=set)  # orders this batch places
     refunds: set[str] = field(default_factory=set)
@@ -25,8 +24,5 @@ class Needs:
     runs: set[str] = field(default_factory=set)
     refs: set[str] = field(default_factory=set)  # what events of this batch may release
     balances: set[Key] = field(default_factory=set)  # balances a decision reads
-    first_order_at: int | None = None  # the earliest order: how far back clicks matter
-
-    def order_at(self, occurred_at: int) -> None:
-        if self.first_order_at is None or occurred_at < self.first_order_at:
-            self.first_order_at = occurred_at
+    # (buyer, order time) of each order: attribution reads the buyer's latest click then
+    attributions: set[tuple[str, int]] = field(default_factory=set)

@@ -30,7 +30,7 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
     ``ingest``)."""
     needs = needs_of(events)
     sharers = set(needs.sharers)
-    for buyer in needs.buyers:  # the sharers an order of this batch may be attributed to
+    for buyer, _ in needs.attributions:  # the sharers an order may be attributed to
         sharers.update(needs.click_sharers.get(buyer, ()))
     event_ids = {e.event_id for e in events}
     new_clicks, new_orders = needs.new_clicks, needs.new_orders
@@ -41,12 +41,13 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
             orders=new_orders - needs.orders,
         )
         event_ids, new_clicks, new_orders = set(), set(), set()
-    # attribution reads clicks back to the longest window of any plan, no further
+    # attribution reads one click per order: the latest back to the longest window of any
+    # plan (a shorter window's answer is the same click or none)
     longest_window = max((p.window_ms for p in state.plans), default=0)
     state.prefetch(
         sharers=sharers,
         clicks=needs.named_clicks | new_clicks,
-        buyers=needs.buyers,
+        latest_clicks=[(b, at, at - longest_window) for b, at in needs.attributions],
         orders=needs.orders | new_orders,
         refunds=needs.refunds,
         payouts=needs.payouts,
@@ -54,6 +55,5 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
         processed=event_ids,
         parked_refs=needs.refs,
         balances=needs.balances,
-        clicks_since=(needs.first_order_at or 0) - longest_window,
     )
     state.prefetch_levels(sharers)

@@ -8,6 +8,7 @@ Everything here is pure: no I/O of its own, no clock.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from ledger.domain.model import Click, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.plans import Plan, PlanBook
 
 Key = tuple[str, str]  # (account, currency)
+Probe = tuple[str, int, int]  # (buyer, order time, since): see StateLoader.latest_clicks
 
 # SPEC §3 "Bounds": no account's balance may go beyond ±2^62, so every balance, and the
 # sum of any two, fits a signed 64-bit integer.
@@ -31,7 +33,11 @@ class StateLoader(Protocol):
     def plans(self) -> list[Plan]: ...
     def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]: ...
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]: ...
-    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]: ...
+    def latest_clicks(self, probes: Iterable[Probe]) -> dict[Probe, Click]:
+        """Per (buyer, at, since): the buyer's latest click with since <= time <= at, the
+        first received among same-time ones (SPEC §3: what attribution falls back to)."""
+        ...
+
     def orders(self, ids: Iterable[str]) -> dict[str, Order]: ...
     def orders_due(self, as_of: int) -> list[Order]: ...
     def refunds(self, ids: Iterable[str]) -> set[str]: ...
@@ -55,7 +61,7 @@ class NothingLoader:
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]:
         return {}
 
-    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
+    def latest_clicks(self, probes: Iterable[Probe]) -> dict[Probe, Click]:
         return {}
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
@@ -114,6 +120,12 @@ def _sums(entries: Iterable[JournalEntry]) -> dict[Key, int]:
 
 def _click_order(click: Click) -> tuple[int, int]:
     return (click.occurred_at, click.arrival)
+
+
+def _between(clicks: list[Click], since: int, at: int) -> list[Click]:
+    """The clicks with since <= time <= at of ``clicks`` (ordered by (time, arrival))."""
+    low = bisect_left(clicks, since, key=lambda c: c.occurred_at)
+    return clicks[low : bisect_right(clicks, at, lo=low, key=lambda c: c.occurred_at)]
 
 
 V = TypeVar("V")
@@ -180,9 +192,11 @@ class WorkingState:
         self.plans = PlanBook(load.plans())
         self._sharers: Lookup[Sharer | None] = Lookup(load.sharers, None)
         self._clicks: Lookup[Click | None] = Lookup(load.clicks, None)
-        # buyer -> (clicks at or after this time are loaded, those clicks by (time, arrival))
-        self._buyer_clicks: dict[str, tuple[int, list[Click]]] = {}
-        # clicks added through this state, by buyer: merged into whatever the loader finds
+        # (buyer, order time) -> (looked back to this time, the latest committed click
+        # found there): one click per order, however many the buyer has
+        self._latest: dict[tuple[str, int], tuple[int, Click | None]] = {}
+        # clicks added through this state, by buyer, by (time, arrival): the loader does
+        # not see them, so they are candidates beside the committed latest
         self._new_clicks: dict[str, list[Click]] = defaultdict(list)
         self._orders: Lookup[Order | None] = Lookup(load.orders, None)
         self._refunds: Lookup[bool] = Lookup(_existing(load.refunds), False)
@@ -210,8 +224,7 @@ class WorkingState:
         *,
         sharers: Iterable[str] = (),
         clicks: Iterable[str] = (),
-        buyers: Iterable[str] = (),
-        clicks_since: int = 0,
+        latest_clicks: Iterable[Probe] = (),
         orders: Iterable[str] = (),
         refunds: Iterable[str] = (),
         payouts: Iterable[str] = (),
@@ -227,7 +240,7 @@ class WorkingState:
         self._refunds.fill(refunds)
         self._runs.fill(runs)
         self._processed.fill(processed)
-        self._load_buyer_clicks(buyers, clicks_since)
+        self._load_latest(latest_clicks)
         self._load_parked(parked_refs)
         self._fill_balances(balances)
 
@@ -242,21 +255,22 @@ class WorkingState:
         for ref in missing:
             self._parked[ref] = sorted(found[ref], key=lambda p: p.arrival)
 
-    def _load_buyer_clicks(self, buyers: Iterable[str], since: int) -> None:
+    def _load_latest(self, probes: Iterable[Probe]) -> None:
+        """The latest committed click per probe not answered yet, in one look-up."""
+        wanted: dict[tuple[str, int], int] = {}  # (buyer, at) -> the earliest since asked
+        for buyer, at, since in probes:
+            key = (buyer, at)
+            wanted[key] = min(since, wanted.get(key, since))
+        latest = self._latest
         missing = [
-            b
-            for b in set(buyers)
-            if b not in self._buyer_clicks or self._buyer_clicks[b][0] > since
+            (buyer, at, since)
+            for (buyer, at), since in wanted.items()
+            if (known := latest.get((buyer, at))) is None or known[0] > since
         ]
-        if not missing:
-            return
-        found = self._loader.clicks_of_buyers(missing, since)
-        for buyer in missing:
-            known = {c.click_id for c in found.get(buyer, [])}
-            merged = found.get(buyer, []) + [
-                c for c in self._new_clicks.get(buyer, []) if c.click_id not in known
-            ]
-            self._buyer_clicks[buyer] = (since, sorted(merged, key=_click_order))
+        if missing:
+            found = self._loader.latest_clicks(missing)
+            for probe in missing:
+                latest[(probe[0], probe[1])] = (probe[2], found.get(probe))
 
     def assume_absent(
         self,
@@ -276,8 +290,7 @@ class WorkingState:
         levels deep, in three bulk look-ups instead of one per order."""
         wanted = {c.sharer_id for c in self._clicks.known.values() if c is not None}
         wanted.update(also)
-        for _, clicks in self._buyer_clicks.values():
-            wanted.update(c.sharer_id for c in clicks)
+        wanted.update(c.sharer_id for _, c in self._latest.values() if c is not None)
         sharers = self._sharers.known
         for _ in range(3):
             self._sharers.fill(wanted)
@@ -321,24 +334,25 @@ class WorkingState:
     def click(self, click_id: str) -> Click | None:
         return self._clicks.get(click_id)
 
-    def clicks_of(self, buyer_id: str, since: int = 0) -> list[Click]:
-        """The buyer's clicks at or after ``since``, ordered by (time, arrival); the list
-        may also hold earlier ones."""
-        loaded = self._buyer_clicks.get(buyer_id)
-        if loaded is None or loaded[0] > since:
-            self._load_buyer_clicks((buyer_id,), since)
-            loaded = self._buyer_clicks[buyer_id]
-        return loaded[1]
+    def clicks_of(self, buyer_id: str, at: int, since: int) -> list[Click]:
+        """Candidates for the buyer's latest click with since <= time <= at, ordered by
+        (time, arrival): the latest committed one and those added through this state.
+        Their latest (the first received at the latest time) is the buyer's."""
+        key = (buyer_id, at)
+        known = self._latest.get(key)
+        if known is None or known[0] > since:
+            self._load_latest(((buyer_id, at, since),))
+            known = self._latest[key]
+        committed = known[1]
+        added = _between(self._new_clicks.get(buyer_id, []), since, at)
+        if committed is None or committed.occurred_at < since or committed in added:
+            return added
+        insort(added, committed, key=_click_order)
+        return added
 
     def add_click(self, click: Click) -> None:
         self._clicks.put(click.click_id, click)
-        self._new_clicks[click.buyer_id].append(click)
-        loaded = self._buyer_clicks.get(click.buyer_id)
-        if loaded is not None:
-            clicks = loaded[1]
-            clicks.append(click)
-            if len(clicks) > 1 and _click_order(clicks[-2]) > _click_order(click):
-                clicks.sort(key=_click_order)
+        insort(self._new_clicks[click.buyer_id], click, key=_click_order)
         self._changes.clicks.append(click)
 
     # --- orders ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ are written once and read without locks.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.sql import Select
@@ -32,7 +32,7 @@ from ledger.domain.events import SharerEnrolled
 from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.money import Split
 from ledger.domain.plans import Plan
-from ledger.domain.state import Changes
+from ledger.domain.state import Changes, Probe
 from ledger.payload import dump_event, load_event
 from ledger.store import tables as t
 
@@ -40,11 +40,12 @@ CHUNK = 5_000  # keys per IN (...) list: far below every backend's parameter lim
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
 
 
-def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
+def _chunks(keys: Iterable[Any], key: Callable[[Any], Any] = lambda k: k) -> Iterable[list[Any]]:
     """Sorted keys in slices. A key with a control character cannot be in the database
     (every stored id passed validation), and a driver may refuse it (NUL): it is skipped
-    here, so an unvalidated event looked up before the rules reject it costs nothing."""
-    ordered = sorted(k for k in set(keys) if type(k) is not str or k.isprintable())
+    here, so an unvalidated event looked up before the rules reject it costs nothing.
+    ``key``: the id within a compound key."""
+    ordered = sorted(k for k in set(keys) if type(i := key(k)) is not str or i.isprintable())
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
 
@@ -77,16 +78,21 @@ class SqlStateLoader:
                 found[click_id] = Click(click_id, buyer_id, sharer_id, occurred_at, arrival)
         return found
 
-    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
-        found: dict[str, list[Click]] = defaultdict(list)
-        for chunk in _chunks(buyer_ids):
-            rows = self.conn.execute(
-                select(*_CLICK_COLUMNS).where(
-                    t.clicks.c.buyer_id.in_(chunk), t.clicks.c.occurred_at >= since
-                )
-            )
-            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:
-                found[buyer_id].append(Click(click_id, buyer_id, sharer_id, occurred_at, arrival))
+    def latest_clicks(self, probes: Iterable[Probe]) -> dict[Probe, Click]:
+        """One probe of ``ix_clicks_latest`` per (buyer, at, since): the cost of an order's
+        attribution does not grow with its buyer's clicks."""
+        postgres = self.conn.dialect.name == "postgresql"
+        found: dict[Probe, Click] = {}
+        for chunk in _chunks(probes, key=lambda p: p[0]):
+            if postgres:
+                buyers, ats, sinces = zip(*chunk, strict=True)
+                params = {"buyers": list(buyers), "ats": list(ats), "sinces": list(sinces)}
+                rows = self.conn.execute(_LATEST_CLICKS_PG, params)
+            else:
+                rows = self.conn.execute(_LATEST_CLICKS_SQLITE, {"probes": _dumps(chunk)})
+            for buyer_id, at, since, click_id, sharer_id, occurred_at, arrival in rows:
+                click = Click(click_id, buyer_id, sharer_id, occurred_at, arrival)
+                found[(buyer_id, at, since)] = click
         return found
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
@@ -175,6 +181,32 @@ _CLICK_COLUMNS = (
     t.clicks.c.sharer_id,
     t.clicks.c.occurred_at,
     t.clicks.c.arrival,
+)
+
+
+# the latest click per probe p(buyer, at, since), the first received among same-time ones:
+# ORDER BY ... LIMIT 1 in the order of ix_clicks_latest, so one index probe each
+_LATEST = """
+    FROM clicks
+    WHERE buyer_id = p.buyer AND occurred_at <= p.at AND occurred_at >= p.since
+    ORDER BY occurred_at DESC, arrival LIMIT 1"""
+_LATEST_CLICKS_PG = text(
+    f"""
+    SELECT p.buyer, p.at, p.since, c.click_id, c.sharer_id, c.occurred_at, c.arrival
+    FROM unnest(CAST(:buyers AS text[]), CAST(:ats AS bigint[]), CAST(:sinces AS bigint[]))
+        AS p(buyer, at, since)
+    CROSS JOIN LATERAL (SELECT click_id, sharer_id, occurred_at, arrival {_LATEST}) AS c"""
+)
+
+# SQLite has no arrays: the probes come as one JSON array of [buyer, at, since]
+_LATEST_CLICKS_SQLITE = text(
+    f"""
+    WITH p(buyer, at, since) AS (
+        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+               json_extract(value, '$[2]')
+        FROM json_each(:probes))
+    SELECT p.buyer, p.at, p.since, c.click_id, c.sharer_id, c.occurred_at, c.arrival
+    FROM p JOIN clicks AS c ON c.click_id = (SELECT click_id {_LATEST})"""
 )
 
 

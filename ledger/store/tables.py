@@ -142,7 +142,9 @@ clicks = Table(
     Column("occurred_at", BigInteger, nullable=False),
     Column("arrival", BigInteger, nullable=False),  # ties on time: first received wins
 )
-Index("ix_clicks_buyer", clicks.c.buyer_id, clicks.c.occurred_at)
+# attribution's probe: a buyer's latest click at or before a time, the first received among
+# same-time ones, is the first entry at or after (buyer, time) (ledger/store/state_sql.py)
+Index("ix_clicks_latest", clicks.c.buyer_id, clicks.c.occurred_at.desc(), clicks.c.arrival)
 
 orders = Table(
     "orders",

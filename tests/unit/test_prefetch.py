@@ -14,10 +14,11 @@ from ledger.domain.model import Click, Order, Payout, Sharer
 from ledger.domain.plans import Plan
 from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Incoming, process
-from ledger.domain.state import NothingLoader, WorkingState
+from ledger.domain.state import NothingLoader, Probe, WorkingState
 from ledger.simulate import generate_dense
 
 BY_ID = {"sharers", "clicks", "orders", "payouts", "refunds", "runs", "processed"}
+PREFETCHED = BY_ID | {"latest_clicks"}  # attribution's: one per order, loaded up front
 
 
 class Committed(NothingLoader):
@@ -38,12 +39,13 @@ class Committed(NothingLoader):
         self.calls["clicks"] += 1
         return {k: c for k in ids if (c := self.committed.click(k)) is not None}
 
-    def clicks_of_buyers(self, buyer_ids: Iterable[str], since: int) -> dict[str, list[Click]]:
-        self.calls["clicks_of_buyers"] += 1
-        return {
-            b: [c for c in self.committed.clicks_of(b, since) if c.occurred_at >= since]
-            for b in buyer_ids
-        }
+    def latest_clicks(self, probes: Iterable[Probe]) -> dict[Probe, Click]:
+        self.calls["latest_clicks"] += 1
+        found = {}
+        for probe in probes:
+            if clicks := self.committed.clicks_of(*probe):
+                found[probe] = max(clicks, key=lambda c: (c.occurred_at, -c.arrival))
+        return found
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
         self.calls["orders"] += 1
@@ -78,8 +80,8 @@ def test_after_prefetch_a_batch_loads_nothing_by_id(optimistic: bool) -> None:
     loader = Committed(earlier.state)
     state = WorkingState(loader)
     prefetch(state, later, optimistic=optimistic)
-    assert set(loader.calls) <= BY_ID | {"clicks_of_buyers"}
+    assert set(loader.calls) <= PREFETCHED
     loader.calls.clear()
     results = process([Incoming(e, 10**6 + n, "test", "c") for n, e in enumerate(later)], state)
     assert len(results) >= len(later)
-    assert not BY_ID & set(loader.calls), loader.calls
+    assert not PREFETCHED & set(loader.calls), loader.calls
