@@ -40,6 +40,34 @@ def rows(result: dict[str, Any]) -> list[Row]:
         out += _orders_rows(orders)
     if large and "error" not in large:
         out += _large_rows(large)
+    if "heavy_buyers" in result:
+        out += _heavy_rows(result["heavy_buyers"])
+    return out
+
+
+def _heavy_rows(h: dict[str, Any]) -> list[Row]:
+    """bench/heavy_buyers.py: the same orders, buyers with 10 vs N clicks in the window."""
+    section = f"attribution vs history ({h['orders']:,} orders)"
+    out = [
+        Row(
+            section,
+            f"orders, buyers with {shape['clicks_per_buyer']:,} clicks each",
+            h["orders_per_s"][name],
+            "orders/s",
+            "",
+            "",
+        )
+        for name, shape in h["shapes"].items()
+    ]
+    ratio = h["cost_ratio"]
+    out[-1] = Row(
+        out[-1].section,
+        out[-1].name,
+        out[-1].rate,
+        "orders/s",
+        f"cost {ratio:.2f}x the light buyers'",
+        f"<= 1.2x: {_met(ratio <= 1.2)}",
+    )
     return out
 
 

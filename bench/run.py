@@ -39,6 +39,7 @@ from bench import (
     baseline_copy,
     baseline_eventsourcing,
     baseline_naive,
+    heavy_buyers,
     large,
     ours,
     probe,
@@ -140,7 +141,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2000, help="balance queries timed")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
-    parser.add_argument("--skip", default="", help="comma list of: mix,orders,baselines,large")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy"
+    )
+    parser.add_argument("--heavy-orders", type=int, help="orders of each heavy-buyers ledger")
     parser.add_argument(
         "--consumers",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -160,6 +164,7 @@ def parse() -> argparse.Namespace:
         "postings": 1_000_000,
         "naive_orders": 5_000,
         "es_orders": 2_000,
+        "heavy_orders": 4_000,
     }
     quick = {
         "orders": 2_000,
@@ -168,6 +173,7 @@ def parse() -> argparse.Namespace:
         "postings": 30_000,
         "naive_orders": 500,
         "es_orders": 300,
+        "heavy_orders": 400,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -201,6 +207,7 @@ def main() -> None:
             "postings",
             "naive_orders",
             "es_orders",
+            "heavy_orders",
             "seed",
         )
     }
@@ -245,6 +252,17 @@ def main() -> None:
         except LOST_DATABASE as exc:
             result["large"] = {"error": str(exc).splitlines()[0]}
             say(f"large: given up ({result['large']['error'][:120]})")
+    if "heavy" not in skip:
+        # attribution against the buyers' history: 10 vs 10,000 clicks in the window
+        clicks = (1_000, 20_000) if args.quick else (10_000, 100_000)
+        result["heavy_buyers"] = retried(
+            "heavy buyers",
+            lambda: heavy_buyers.run(
+                args.pg_url, args.heavy_orders, clicks[0], seed=args.seed, total_clicks=clicks[1]
+            ),
+        )
+        h = result["heavy_buyers"]
+        say(f"heavy buyers: {h['orders_per_s']}, cost ratio {h['cost_ratio']}")
     save(True)
     print(report.markdown(result))
     say(f"total {result['total_seconds']} s; wrote {base}.json/.md/.png")

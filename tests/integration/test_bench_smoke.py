@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench import probe, report, workloads
+from bench import heavy_buyers, probe, report, workloads
 from bench.support import cpu_seconds, fresh_database, rss_kib, server_cpu, summarize_rss
 
 
@@ -33,6 +33,20 @@ def test_orders_only_stream_is_setup_then_click_and_order() -> None:
     assert len(events) == 2 + 20 + 2 * 10
     assert workloads.count_orders(events) == 10
     assert events[-1].click_id == events[-2].click_id  # type: ignore[attr-defined]
+
+
+def test_heavy_buyers_row_measures_both_ledgers_and_renders(pg_url: str) -> None:
+    figures = heavy_buyers.run(pg_url, 30, heavy_clicks=100, batch=10, total_clicks=1_000)
+    assert figures["shapes"] == {
+        "light": {"buyers": 100, "clicks_per_buyer": 10},
+        "heavy": {"buyers": 10, "clicks_per_buyer": 100},
+    }
+    assert set(figures["orders_per_s"]) == {"light", "heavy"}
+    assert all(rate > 0 for rate in figures["orders_per_s"].values())
+    rendered = report.markdown(
+        {"time": "t", "machine": "m", "cpus": 2, "note": "n", "sizes": {}, "heavy_buyers": figures}
+    )
+    assert "buyers with 100 clicks each" in rendered and "<= 1.2x" in rendered
 
 
 def _run(records: int, seconds: float) -> dict:
