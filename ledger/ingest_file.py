@@ -84,6 +84,9 @@ def ingest_stream(
     def flush() -> None:
         nonlocal reported
         report = service.ingest_isolating(batch)
+        # the summary counts; the dead letters themselves are in the ledger (kept here, a
+        # file's worth would grow with the file, and every merge would copy them all)
+        report.dead_letters = []
         summary.report.merge(report)
         log.debug(
             "batch ingested",

@@ -248,6 +248,8 @@ def test_a_regular_file_still_gets_a_progress_bar_to_its_last_byte(tmp_path: Pat
         store.dispose()
     assert sum(steps) == path.stat().st_size and len(steps) == 3  # 10 + 10 + 9 lines
     assert summary.lines == 29 and summary.report.applied == 28
+    # counts only: what the summary holds does not grow with the file's dead letters
+    assert summary.report.undecodable == 1 and summary.report.dead_letters == []
     result = cli("ingest", str(path), "--db", f"sqlite:///{tmp_path / 'other.sqlite'}")
     assert "ingesting in.jsonl" in result.stderr
 
