@@ -154,7 +154,7 @@ def _levels_for(
 ) -> tuple[tuple[str, ...], str | None]:
     """(level sharer ids, None) or ((), why the order earns nothing)."""
     named = state.click(e.click_id) if e.click_id is not None else None
-    candidates = state.clicks_of(e.buyer_id, e.occurred_at, since=e.occurred_at - plan.window_ms)
+    candidates = state.candidate_clicks(e.buyer_id, e.occurred_at, e.occurred_at - plan.window_ms)
     click = attribute(named, candidates, e.buyer_id, e.occurred_at, plan.window_ms)
     if click is None:
         return (), "no_qualifying_click"

@@ -122,10 +122,17 @@ def _click_order(click: Click) -> tuple[int, int]:
     return (click.occurred_at, click.arrival)
 
 
-def _between(clicks: list[Click], since: int, at: int) -> list[Click]:
-    """The clicks with since <= time <= at of ``clicks`` (ordered by (time, arrival))."""
-    low = bisect_left(clicks, since, key=lambda c: c.occurred_at)
-    return clicks[low : bisect_right(clicks, at, lo=low, key=lambda c: c.occurred_at)]
+def _time(click: Click) -> int:
+    return click.occurred_at
+
+
+def _latest(clicks: list[Click], since: int, at: int) -> Click | None:
+    """Of ``clicks`` (ordered by (time, arrival)) the latest with since <= time <= at, the
+    first received among same-time ones: two bisections, however many there are."""
+    end = bisect_right(clicks, at, key=_time)
+    if not end or clicks[end - 1].occurred_at < since:
+        return None
+    return clicks[bisect_left(clicks, clicks[end - 1].occurred_at, hi=end, key=_time)]
 
 
 V = TypeVar("V")
@@ -334,21 +341,22 @@ class WorkingState:
     def click(self, click_id: str) -> Click | None:
         return self._clicks.get(click_id)
 
-    def clicks_of(self, buyer_id: str, at: int, since: int) -> list[Click]:
-        """Candidates for the buyer's latest click with since <= time <= at, ordered by
-        (time, arrival): the latest committed one and those added through this state.
-        Their latest (the first received at the latest time) is the buyer's."""
+    def candidate_clicks(self, buyer_id: str, at: int, since: int) -> list[Click]:
+        """The candidates for the buyer's latest click with since <= time <= at (SPEC §3's
+        fallback), ordered by (time, arrival): the latest committed one and the latest of
+        those added through this state. The latest of these is the buyer's."""
         key = (buyer_id, at)
         known = self._latest.get(key)
         if known is None or known[0] > since:
             self._load_latest(((buyer_id, at, since),))
             known = self._latest[key]
         committed = known[1]
-        added = _between(self._new_clicks.get(buyer_id, []), since, at)
-        if committed is None or committed.occurred_at < since or committed in added:
-            return added
-        insort(added, committed, key=_click_order)
-        return added
+        if committed is not None and committed.occurred_at < since:
+            committed = None  # looked up over a longer window
+        added = _latest(self._new_clicks.get(buyer_id, []), since, at)
+        if committed is None or committed == added:  # one click, committed and added here
+            return [] if added is None else [added]
+        return [committed] if added is None else sorted((committed, added), key=_click_order)
 
     def add_click(self, click: Click) -> None:
         self._clicks.put(click.click_id, click)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from ledger.domain.attribution import attribute
 from ledger.domain.events import ClickRecorded, Event, OrderPlaced, PlanPublished
+from ledger.domain.memory import InMemoryLedger
 from ledger.domain.model import Click
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t
@@ -31,7 +32,7 @@ from tests.support.views import url_factory
 
 BUYERS = ("B1", "B2", "B3")
 SETTINGS = settings(
-    max_examples=30,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -118,7 +119,24 @@ def test_the_bounded_look_up_attributes_like_the_window_scan(db_url_factory, eve
     store.dispose()
 
 
-@SETTINGS
+@settings(max_examples=200, deadline=None)
+@given(events=attribution_streams())
+def test_in_memory_the_latest_of_the_added_clicks_attributes_like_the_window_scan(events):
+    """The reference model (and verify's replay) keeps every click in the state: the
+    latest is found by bisection, not by a walk over the buyer's clicks."""
+    ledger = InMemoryLedger()
+    ledger.ingest(events)
+    assert ledger.rejected == []
+    expected = window_scan(events)
+    got = {}
+    for order_id in expected:
+        order = ledger.state.order(order_id)
+        assert order is not None
+        got[order_id] = (list(order.levels), order.no_commission_reason)
+    assert got == expected
+
+
+@settings(SETTINGS, max_examples=15)
 @given(
     events=attribution_streams(),
     probes=st.lists(

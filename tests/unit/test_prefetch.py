@@ -43,7 +43,7 @@ class Committed(NothingLoader):
         self.calls["latest_clicks"] += 1
         found = {}
         for probe in probes:
-            if clicks := self.committed.clicks_of(*probe):
+            if clicks := self.committed.candidate_clicks(*probe):
                 found[probe] = max(clicks, key=lambda c: (c.occurred_at, -c.arrival))
         return found
 
