@@ -384,6 +384,16 @@ def run(
     return out
 
 
+def growths(result: dict[str, Any]) -> dict[str, float]:
+    """big / small CPU per record, per stream and schema."""
+    return {
+        f"{stream} {key.removeprefix('growth_')}": value
+        for stream in ("orders", "mix")
+        for key, value in result.get(stream, {}).items()
+        if key.startswith("growth_")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=200_000)

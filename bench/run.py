@@ -41,6 +41,7 @@ from bench import (
     baseline_naive,
     large,
     ours,
+    pg_cost,
     probe,
     report,
 )
@@ -140,7 +141,14 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2000, help="balance queries timed")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
-    parser.add_argument("--skip", default="", help="comma list of: mix,orders,baselines,large")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: mix,orders,baselines,large,pgcost"
+    )
+    parser.add_argument(
+        "--pg-sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="pg_cost.py: small,big,step ledger records (200000,2000000,100000)",
+    )
     parser.add_argument(
         "--consumers",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -160,6 +168,7 @@ def parse() -> argparse.Namespace:
         "postings": 1_000_000,
         "naive_orders": 5_000,
         "es_orders": 2_000,
+        "pg_sizes": [200_000, 2_000_000, 100_000],
     }
     quick = {
         "orders": 2_000,
@@ -168,6 +177,7 @@ def parse() -> argparse.Namespace:
         "postings": 30_000,
         "naive_orders": 500,
         "es_orders": 300,
+        "pg_sizes": [20_000, 60_000, 10_000],
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -245,6 +255,23 @@ def main() -> None:
         except LOST_DATABASE as exc:
             result["large"] = {"error": str(exc).splitlines()[0]}
             say(f"large: given up ({result['large']['error'][:120]})")
+    if "pgcost" not in skip:
+        small, big, step = args.pg_sizes
+        result["pg_cost"] = retried(
+            "pg_cost",
+            lambda: pg_cost.run(
+                args.pg_url,
+                small=small,
+                big=big,
+                step=step,
+                warm=step // 10,
+                streams=["orders", "mix"],
+                schemas=["before", "after"],
+                seed=args.seed,
+                keep=False,
+            ),
+        )
+        say(f"pg_cost: growth {pg_cost.growths(result['pg_cost'])}")
     save(True)
     print(report.markdown(result))
     say(f"total {result['total_seconds']} s; wrote {base}.json/.md/.png")
