@@ -8,8 +8,8 @@ For each stream (``orders``: one click + one order per order, each from its own 
 orders), one ledger is built through ``LedgerService.ingest`` (no Kafka) at the schema
 revision before this change's migration, and copied (``CREATE DATABASE … TEMPLATE``) when
 it holds ``--small`` and ``--big`` records. Each copy is measured twice, as it is
-("before") and upgraded to the latest revision ("after"): after a checkpoint and a
-warm-up of ``--warm`` records, the next ``--step`` records go through
+("before") and upgraded to the latest revision ("after"): after a warm-up of ``--warm``
+records, a VACUUM (ANALYZE) and a checkpoint, the next ``--step`` records go through
 ``LedgerService.ingest`` while we read
 
 - the cluster's CPU from /proc (the postmaster, its live and exited children), split into
@@ -241,6 +241,15 @@ def relations(url: str) -> dict[str, dict[str, Any]]:
         engine.dispose()
 
 
+def vacuum(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM (ANALYZE)"))
+    finally:
+        engine.dispose()
+
+
 def measure(
     cluster: Cluster, database: str, events: list[Event], first: int, warm: int
 ) -> dict[str, Any]:
@@ -250,6 +259,9 @@ def measure(
     outages = Outages(url)
     with service_on(url) as service:
         ingest(service, events[:warm], first, outages)
+    # A copy starts without statistics, so autovacuum would first analyze and vacuum it
+    # whole inside the measured step: both copies start vacuumed and analyzed instead.
+    vacuum(url)
     cluster.sql("CHECKPOINT")
     stats_before = relations(url)
     cluster.sql(
