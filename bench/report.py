@@ -42,6 +42,9 @@ def rows(result: dict[str, Any]) -> list[Row]:
         out += _large_rows(large)
     if "heavy_buyers" in result:
         out += _heavy_rows(result["heavy_buyers"])
+    pg_cost = result.get("pg_cost")
+    if pg_cost and "error" not in pg_cost:
+        out += pg_cost_rows(pg_cost)
     return out
 
 
@@ -68,6 +71,47 @@ def _heavy_rows(h: dict[str, Any]) -> list[Row]:
         f"cost {ratio:.2f}x the light buyers'",
         f"<= 1.2x: {_met(ratio <= 1.2)}",
     )
+    return out
+
+
+def pg_cost_rows(g: dict[str, Any]) -> list[Row]:
+    """bench/pg_cost.py: PostgreSQL's CPU per record on top of a small and a big ledger,
+    per stream and schema (before / after revision 0007)."""
+    small, big, step = g["sizes"]["small"], g["sizes"]["big"], g["sizes"]["step"]
+    out: list[Row] = []
+    for stream, label in (("orders", "orders only"), ("mix", "realistic mix")):
+        s = g.get(stream)
+        if not s:
+            continue
+        section = f"PostgreSQL per record, {label}"
+        for schema, revision in g["revisions"].items():
+            if f"growth_{schema}" not in s:
+                continue
+            first, last = s[f"{small}_{schema}"], s[f"{big}_{schema}"]
+            growth = s[f"growth_{schema}"]
+            out.append(
+                Row(
+                    section,
+                    f"CPU per record, next {step:,} on {big:,} ({schema}: revision {revision})",
+                    last["pg_cpu_us_per_record"],
+                    "µs",
+                    f"{growth:.2f}x the {first['pg_cpu_us_per_record']} µs on {small:,}",
+                    f"flat (<= 1.2x): {_met(growth <= 1.2)}",
+                )
+            )
+        if "growth_before" in s and "growth_after" in s:
+            before, after = s[f"{big}_before"], s[f"{big}_after"]
+            out.append(
+                Row(
+                    section,
+                    f"after / before on {big:,} (same run)",
+                    after["pg_cpu_us_per_record"],
+                    "µs",
+                    f"{_x(after['pg_cpu_us_per_record'], before['pg_cpu_us_per_record'])}; "
+                    f"database {after['database_mib']:,} MiB vs {before['database_mib']:,}",
+                    "",
+                )
+            )
     return out
 
 

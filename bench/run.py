@@ -42,6 +42,7 @@ from bench import (
     heavy_buyers,
     large,
     ours,
+    pg_cost,
     probe,
     report,
 )
@@ -142,9 +143,14 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
     parser.add_argument(
-        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy"
+        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy,pgcost"
     )
     parser.add_argument("--heavy-orders", type=int, help="orders of each heavy-buyers ledger")
+    parser.add_argument(
+        "--pg-sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="pg_cost.py: small,big,step ledger records (200000,2000000,100000)",
+    )
     parser.add_argument(
         "--consumers",
         type=lambda text: [int(n) for n in text.split(",")],
@@ -165,6 +171,7 @@ def parse() -> argparse.Namespace:
         "naive_orders": 5_000,
         "es_orders": 2_000,
         "heavy_orders": 4_000,
+        "pg_sizes": [200_000, 2_000_000, 100_000],
     }
     quick = {
         "orders": 2_000,
@@ -174,6 +181,7 @@ def parse() -> argparse.Namespace:
         "naive_orders": 500,
         "es_orders": 300,
         "heavy_orders": 400,
+        "pg_sizes": [20_000, 60_000, 10_000],
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -263,6 +271,23 @@ def main() -> None:
         )
         h = result["heavy_buyers"]
         say(f"heavy buyers: {h['orders_per_s']}, cost ratio {h['cost_ratio']}")
+    if "pgcost" not in skip:
+        small, big, step = args.pg_sizes
+        result["pg_cost"] = retried(
+            "pg_cost",
+            lambda: pg_cost.run(
+                args.pg_url,
+                small=small,
+                big=big,
+                step=step,
+                warm=step // 10,
+                streams=["orders", "mix"],
+                schemas=["before", "after"],
+                seed=args.seed,
+                keep=False,
+            ),
+        )
+        say(f"pg_cost: growth {pg_cost.growths(result['pg_cost'])}")
     save(True)
     print(report.markdown(result))
     say(f"total {result['total_seconds']} s; wrote {base}.json/.md/.png")

@@ -17,6 +17,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DEADLINE_S=${PG_START_TIMEOUT:-60}
+# Sized for a dedicated 24 GiB machine's test cluster (docs/operations.md); a server
+# restart applies a change (stop.sh, then start.sh).
+PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-2GB}
+PG_EFFECTIVE_CACHE_SIZE=${PG_EFFECTIVE_CACHE_SIZE:-8GB}
+PG_MAX_WAL_SIZE=${PG_MAX_WAL_SIZE:-8GB}
+PG_CHECKPOINT_TIMEOUT=${PG_CHECKPOINT_TIMEOUT:-15min}
 
 fail() {
     echo "error: $*" >&2
@@ -78,7 +84,18 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK'
 max_connections = 200
-shared_buffers = 128MB
+# Memory and checkpoints (docs/operations.md, "PostgreSQL settings"): the ledger's indexes
+# must stay in shared_buffers as the ledger grows, and a checkpoint every few minutes
+# rewrites each touched index page whole into the WAL (full-page writes) once per cycle.
+shared_buffers = $PG_SHARED_BUFFERS
+effective_cache_size = $PG_EFFECTIVE_CACHE_SIZE
+maintenance_work_mem = 256MB
+max_wal_size = $PG_MAX_WAL_SIZE
+checkpoint_timeout = $PG_CHECKPOINT_TIMEOUT
+checkpoint_completion_target = 0.9
+# per-statement cost (bench/pg_cost.py); the view lives in database postgres
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
@@ -155,6 +172,8 @@ BEGIN
     END IF;
     IF current_setting('server_version_num')::int >= 150000 THEN
         EXECUTE format('GRANT SET ON PARAMETER session_replication_role TO %I', tester);
+        -- the benchmarks start each measured step after a checkpoint (bench/pg_cost.py)
+        EXECUTE format('GRANT pg_checkpoint TO %I', tester);
     END IF;
     -- The service role is a member of nothing: it holds only what `ledger migrate` grants.
     FOR name IN SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
@@ -176,6 +195,20 @@ SQL
         -v tester="$PG_TEST_ROLE" 2>&1) || { echo "$out" >&2; fail "could not set up the roles and database ledger"; }
     [[ -z $out ]] || sed 's/^NOTICE: */start.sh: /' <<<"$out"
     ensure_ownership
+    ensure_statement_stats
+}
+
+# pg_stat_statements in database postgres (the statistics cover every database), readable
+# and resettable by the test role, for the benchmarks (bench/pg_cost.py).
+ensure_statement_stats() {
+    local out
+    out=$(psql_admin -v tester="$PG_TEST_ROLE" 2>&1 <<'SQL'
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SELECT format('GRANT pg_read_all_stats TO %I', :'tester')
+    WHERE NOT pg_has_role(:'tester', 'pg_read_all_stats', 'MEMBER') \gexec
+GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO :"tester";
+SQL
+    ) || { echo "$out" >&2; fail "could not set up pg_stat_statements"; }
 }
 
 # Database `ledger` belongs to the owner role, with everything in it (an older cluster's

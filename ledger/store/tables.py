@@ -62,7 +62,9 @@ postings = Table(
     Column("amount", BigInteger, nullable=False),
     Column("occurred_at", BigInteger, nullable=False),  # copied from the entry for as-of sums
 )
-Index("ix_postings_account", postings.c.account, postings.c.currency, postings.c.occurred_at)
+# the account alone: equal keys share one index tuple (B-tree deduplication), and every
+# reader selects by account and reads the posting's row anyway (revision 0007)
+Index("ix_postings_account", postings.c.account)
 
 events = Table(
     "events",

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench import heavy_buyers, probe, report, workloads
+from bench import pg_cost, probe, report, workloads
 from bench.support import cpu_seconds, fresh_database, rss_kib, server_cpu, summarize_rss
 
 
@@ -115,3 +116,36 @@ def test_cpu_of_the_servers_and_of_this_process_is_read() -> None:
     assert cpu_seconds(os.getpid()) > 0
     cpu = server_cpu()  # the suite's Kafka and PostgreSQL run on this machine
     assert cpu["kafka_s"] > 0 and cpu["postgres_s"] > 0
+
+
+def test_pg_cost_measures_both_sizes_and_schemas_and_renders(pg_url: str) -> None:
+    """bench/pg_cost.py end to end at a toy size: a ledger built at the revision before
+    0007, copied at two sizes, each copy measured as it is and upgraded; its rows render."""
+    result = pg_cost.run(
+        pg_url,
+        small=400,
+        big=800,
+        step=200,
+        warm=20,
+        streams=["orders"],
+        schemas=["before", "after"],
+        seed=3,
+        keep=False,
+    )
+    orders = result["orders"]
+    for key in ("400_before", "400_after", "800_before", "800_after"):
+        assert orders[key]["records"] == 200
+        assert orders[key]["pg_cpu_us_per_record"] > 0
+        assert any(s["query"].startswith("COPY") for s in orders[key]["statements"])
+        assert "ix_postings_account" in orders[key]["relations"]
+    assert result["revisions"]["before"] != result["revisions"]["after"]
+    assert set(pg_cost.growths(result)) == {"orders before", "orders after"}
+    table = report.markdown(
+        {"time": "t", "machine": "m", "cpus": 2, "note": "", "sizes": {}, "pg_cost": result}
+    )
+    assert "PostgreSQL per record, orders only" in table and "flat (<= 1.2x)" in table
+    admin = create_engine(pg_url)
+    with admin.connect() as conn:
+        left = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'pgcost%s3%'"))
+        assert left.all() == []  # the built ledgers are dropped without --keep
+    admin.dispose()
