@@ -7,6 +7,7 @@ row of the previous page.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -93,8 +94,11 @@ def order_levels(conn: Connection, order_id: str) -> dict[str, Any] | None:
     if order is None:
         return None
     ol = v.view_order_levels
+    sharers = json.loads(order["levels"])  # look-ups by the view's key (sharer, order)
     rows = conn.execute(
-        select(ol).where(shown(ol), ol.c.order_id == order_id).order_by(ol.c.level)
+        select(ol)
+        .where(shown(ol), ol.c.sharer_id.in_(sharers), ol.c.order_id == order_id)
+        .order_by(ol.c.level)
     ).all()
     return {
         "order_id": order_id,

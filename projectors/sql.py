@@ -146,7 +146,8 @@ SELECT :generation, o.order_id, l.value, {level_number}, o.currency, {downline},
 FROM orders o {levels}
 LEFT JOIN amounts a ON a.order_id = o.order_id AND a.sharer_id = l.value
 WHERE o.order_id IN (SELECT order_id FROM touched)
-ON CONFLICT (generation, order_id, sharer_id) DO UPDATE SET
+ORDER BY l.value, o.order_id  -- key order: each insert lands beside the one before
+ON CONFLICT (generation, sharer_id, order_id) DO UPDATE SET
     accrued = view_order_levels.accrued + excluded.accrued,
     reversed = view_order_levels.reversed + excluded.reversed,
     settled = view_order_levels.settled + excluded.settled,

@@ -17,7 +17,7 @@ new one. No DDL: the service role needs only INSERT, UPDATE and DELETE (docs/vie
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import BigInteger, Column, Integer, PrimaryKeyConstraint, String, Table
 
 from ledger.store.tables import metadata
 
@@ -60,7 +60,10 @@ view_balances = Table(
     PrimaryKeyConstraint("generation", "sharer_id", "currency", name="view_balances_pkey"),
 )
 
-# The multi-level payout view: one row per level of an order that earns commission.
+# The multi-level payout view: one row per level of an order that earns commission. Keyed
+# by sharer first, the one index every read needs: a sharer's orders (in order id order,
+# the keyset of its pages), their sums by level and downline, the first-settled-first-paid
+# state; one order's levels are (sharer, order) look-ups, its sharers read from `orders`.
 view_order_levels = Table(
     "view_order_levels",
     metadata,
@@ -78,14 +81,7 @@ view_order_levels = Table(
     Column("settle_chain", String(200)),  # the settlement entry's link: a stable FIFO key
     Column("settle_chain_seq", BigInteger),
     _generation(),
-    PrimaryKeyConstraint("generation", "order_id", "sharer_id", name="view_order_levels_pkey"),
-)
-Index(
-    "ix_view_order_levels_sharer",
-    view_order_levels.c.generation,
-    view_order_levels.c.sharer_id,
-    view_order_levels.c.currency,
-    view_order_levels.c.settled_at,
+    PrimaryKeyConstraint("generation", "sharer_id", "order_id", name="view_order_levels_pkey"),
 )
 
 # Platform fee and merchant charges per UTC day (days since the epoch) and currency;

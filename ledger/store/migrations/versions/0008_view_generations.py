@@ -4,6 +4,10 @@ first in its primary key, and ``view_projectors.generation`` names the one reade
 of over their dead index entries. Existing rows become generation 0, the generation
 every projector starts at, so the views stay as they are.
 
+The payout view keeps one index instead of two: its key leads with the sharer
+(generation, sharer_id, order_id), which serves every read (ix_view_order_levels_sharer
+goes).
+
 On PostgreSQL the tables are altered in place (the service role's grants stay); on
 SQLite they are copied into the new shape (alembic's batch mode).
 
@@ -24,7 +28,7 @@ depends_on = None
 # table -> its key columns after the generation
 KEYS = {
     "view_balances": ("sharer_id", "currency"),
-    "view_order_levels": ("order_id", "sharer_id"),
+    "view_order_levels": ("sharer_id", "order_id"),  # was (order_id, sharer_id)
     "view_fee_totals": ("day", "currency"),
 }
 INDEX = "ix_view_order_levels_sharer"
@@ -61,9 +65,12 @@ def downgrade() -> None:
 
 def _rekey(*, with_generation: bool) -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    op.drop_index(INDEX, table_name="view_order_levels")
+    if with_generation:
+        op.drop_index(INDEX, table_name="view_order_levels")
     for table, keys in KEYS.items():
         columns = ["generation", *keys] if with_generation else list(keys)
+        if table == "view_order_levels" and not with_generation:
+            columns = ["order_id", "sharer_id"]
         if postgres:
             change = (
                 "ADD COLUMN generation BIGINT NOT NULL DEFAULT 0, "
@@ -76,8 +83,8 @@ def _rekey(*, with_generation: bool) -> None:
             )
         else:
             _copy_sqlite(table, columns, with_generation=with_generation)
-    index = ["generation", *INDEX_COLUMNS] if with_generation else list(INDEX_COLUMNS)
-    op.create_index(INDEX, "view_order_levels", index, unique=False)
+    if not with_generation:
+        op.create_index(INDEX, "view_order_levels", list(INDEX_COLUMNS), unique=False)
 
 
 def _copy_sqlite(table: str, key: list[str], *, with_generation: bool) -> None:
