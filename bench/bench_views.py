@@ -9,7 +9,10 @@ balance of one sharer, that balance as of a recent time, and one order's multi-l
 payout view (random sharers and orders, one read snapshot per query, like the API).
 Then rebuilds each view alone and times ``verify`` (chains and replay) in entries/min.
 ``--keep`` keeps the scratch database and ``--db URL`` measures an existing ledger
-(no ingest). Writes ``bench/results/views-<time>.json``. Env: LEDGER_BENCH_PG_URL.
+(no ingest); ``--sqlite PATH`` builds (when missing) and measures a SQLite ledger. The
+build catches the views up after every batch, as the API's follower does, and reports its
+cost per entry over the first and last tenth of the batches. Writes
+``bench/results/views-<time>.json``. Env: LEDGER_BENCH_PG_URL.
 """
 
 from __future__ import annotations
@@ -66,10 +69,13 @@ def timed(store, samples: int, query) -> dict[str, float]:  # type: ignore[no-un
     return percentiles(took)
 
 
-def build_ledger(url: str, orders: int) -> dict[str, float | int]:
-    """Simulate ``orders`` orders and ingest them into ``url`` over four chains; catch the
-    views up. Returns events and ingest seconds."""
+def build_ledger(url: str, orders: int) -> dict[str, Any]:
+    """Simulate ``orders`` orders and ingest them into ``url`` over four chains, catching
+    the views up after every batch as the API's follower does. Returns events, ingest
+    seconds and the follower's cost per entry over the first and the last tenth of the
+    batches (flat with history: their ratio near 1)."""
     store = open_store(url)
+    follow: list[tuple[int, float]] = []  # (entries folded, seconds) per batch
     try:
         started = time.perf_counter()
         events = generate(3, sharers=2000, buyers=20_000, orders=orders, days=60).all()
@@ -82,11 +88,29 @@ def build_ledger(url: str, orders: int) -> dict[str, float | int]:
                     for i, e in enumerate(events[start : start + 2000])
                 ]
             )
-        ingest_s = time.perf_counter() - started
-        runner.catch_up(store)
+            began = time.perf_counter()
+            entries = runner.catch_up(store).total
+            follow.append((entries, time.perf_counter() - began))
+        ingest_s = time.perf_counter() - started - sum(s for _, s in follow)
     finally:
         store.dispose()
-    return {"events": len(events), "ingest_s": round(ingest_s, 1)}
+    return {"events": len(events), "ingest_s": round(ingest_s, 1), **follower_cost(follow)}
+
+
+def follower_cost(follow: list[tuple[int, float]]) -> dict[str, Any]:
+    """µs per entry of the catch-ups over the first and the last tenth of the batches."""
+    tenth = max(1, len(follow) // 10)
+
+    def per_entry(part: list[tuple[int, float]]) -> float:
+        return sum(s for _, s in part) / max(1, sum(n for n, _ in part)) * 1e6
+
+    first, last = per_entry(follow[:tenth]), per_entry(follow[-tenth:])
+    return {
+        "follow_batches": len(follow),
+        "follow_us_per_entry_first_tenth": round(first, 1),
+        "follow_us_per_entry_last_tenth": round(last, 1),
+        "follow_last_over_first": round(last / first, 2) if first else None,
+    }
 
 
 def vacuum_views(store: Store) -> None:
@@ -182,13 +206,20 @@ def main() -> None:
         "--keep", action="store_true", help="keep the scratch database (prints its URL)"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip timing verify")
+    parser.add_argument(
+        "--sqlite", metavar="PATH", help="build (when missing) and measure a SQLite ledger"
+    )
     args = parser.parse_args()
     configure_logging("console", "warning")
-    pg = default_pg_url()
     result: dict[str, Any] = {}
     with ExitStack() as stack:
         url = args.db
-        if url is None:
+        if args.sqlite:
+            url = f"sqlite:///{args.sqlite}"
+            if not Path(args.sqlite).exists():
+                result.update(build_ledger(url, args.orders))
+        elif url is None:
+            pg = default_pg_url()
             url = stack.enter_context(scratch_database(pg, keep=args.keep))
             print(f"ledger database: {url}", file=sys.stderr)
             result.update(build_ledger(url, args.orders))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Table
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Table
 
 from ledger.store import view_tables as v
 from projectors import sql
@@ -51,3 +52,15 @@ def select(names: str | list[str] | tuple[str, ...] | None) -> list[Projector]:
     if unknown:
         raise UnknownView(f"unknown view {unknown[0]!r}; views: {', '.join(PROJECTORS)}")
     return [PROJECTORS[n] for n in wanted]
+
+
+_VIEW_OF = {table.name: p.name for p in PROJECTORS.values() for table in p.tables}
+
+
+def shown(table: Table) -> ColumnElement[bool]:
+    """The rows of ``table`` that readers see: its projector's current generation
+    (ledger/store/view_tables.py). Read in the same statement, so a query never mixes
+    two generations whatever its isolation."""
+    vp = v.view_projectors
+    current = sa.select(vp.c.generation).where(vp.c.projector == _VIEW_OF[table.name])
+    return table.c.generation == sa.func.coalesce(current.scalar_subquery(), 0)

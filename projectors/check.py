@@ -92,7 +92,7 @@ def _compare(conn: Connection, name: str, views: Views) -> list[Drift]:
     table, keys, values = _LAYOUT[name]
     expected = _expected_rows(name, views)
     out: list[Drift] = []
-    for row in conn.execute(select(table)).mappings():
+    for row in conn.execute(select(table).where(catalog.shown(table))).mappings():
         key = tuple(row[k] for k in keys)
         want = expected.pop(key, None)
         if want is None:

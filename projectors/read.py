@@ -7,6 +7,7 @@ row of the previous page.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from ledger.domain.entries import sharer_accounts, split_sharer_account
 from ledger.domain.plans import DAY_MS
 from ledger.store import tables as t
 from ledger.store import view_tables as v
+from projectors.catalog import shown
 from projectors.runner import checkpoints
 
 BALANCE_FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
@@ -42,7 +44,7 @@ def balances(
     """Balances per (sharer, currency), ordered by both; as of event time ``as_of`` when
     given (the view minus what was posted after it: cheap for recent times)."""
     b = v.view_balances
-    query = select(b).order_by(b.c.sharer_id, b.c.currency).limit(limit)
+    query = select(b).where(shown(b)).order_by(b.c.sharer_id, b.c.currency).limit(limit)
     if sharer_id is not None:
         query = query.where(b.c.sharer_id == sharer_id)
     if currency is not None:
@@ -92,7 +94,12 @@ def order_levels(conn: Connection, order_id: str) -> dict[str, Any] | None:
     if order is None:
         return None
     ol = v.view_order_levels
-    rows = conn.execute(select(ol).where(ol.c.order_id == order_id).order_by(ol.c.level)).all()
+    sharers = json.loads(order["levels"])  # look-ups by the view's key (sharer, order)
+    rows = conn.execute(
+        select(ol)
+        .where(shown(ol), ol.c.sharer_id.in_(sharers), ol.c.order_id == order_id)
+        .order_by(ol.c.level)
+    ).all()
     return {
         "order_id": order_id,
         "buyer_id": order["buyer_id"],
@@ -131,7 +138,9 @@ def level_state(conn: Connection, row: Any) -> str:
     b, ol = v.view_balances, v.view_order_levels
     paid = (
         conn.execute(
-            select(b.c.paid).where(b.c.sharer_id == row.sharer_id, b.c.currency == row.currency)
+            select(b.c.paid).where(
+                shown(b), b.c.sharer_id == row.sharer_id, b.c.currency == row.currency
+            )
         ).scalar()
         or 0
     )
@@ -140,6 +149,7 @@ def level_state(conn: Connection, row: Any) -> str:
     key = tuple_(ol.c.settled_at, ol.c.settle_chain, ol.c.settle_chain_seq, ol.c.order_id)
     before = conn.execute(
         select(func.coalesce(func.sum(ol.c.settled), 0)).where(
+            shown(ol),
             ol.c.sharer_id == row.sharer_id,
             ol.c.currency == row.currency,
             ol.c.settled_at.is_not(None),
@@ -161,7 +171,12 @@ def sharer_levels(
 ) -> list[dict[str, Any]]:
     """The order levels a sharer earns on, newest order id last (keyset by order id)."""
     ol = v.view_order_levels
-    query = select(ol).where(ol.c.sharer_id == sharer_id).order_by(ol.c.order_id).limit(limit)
+    query = (
+        select(ol)
+        .where(shown(ol), ol.c.sharer_id == sharer_id)
+        .order_by(ol.c.order_id)
+        .limit(limit)
+    )
     if after is not None:
         query = query.where(ol.c.order_id > after[0])
     return [
@@ -182,13 +197,13 @@ def earnings(conn: Connection, sharer_id: str) -> dict[str, list[dict[str, Any]]
     net = func.sum(ol.c.accrued - ol.c.reversed)
     by_level = conn.execute(
         select(ol.c.currency, ol.c.level, net, func.count())
-        .where(ol.c.sharer_id == sharer_id)
+        .where(shown(ol), ol.c.sharer_id == sharer_id)
         .group_by(ol.c.currency, ol.c.level)
         .order_by(ol.c.currency, ol.c.level)
     )
     by_downline = conn.execute(
         select(ol.c.currency, ol.c.downline_id, ol.c.level, net, func.count())
-        .where(ol.c.sharer_id == sharer_id)
+        .where(shown(ol), ol.c.sharer_id == sharer_id)
         .group_by(ol.c.currency, ol.c.downline_id, ol.c.level)
         .order_by(ol.c.currency, ol.c.level, ol.c.downline_id)
     )
@@ -252,7 +267,7 @@ def totals(
     """Platform fees and merchant charges per period ("day" or "month", UTC) and currency,
     for event times in [start, end) when given, oldest first."""
     f = v.view_fee_totals
-    query = select(f).order_by(f.c.day, f.c.currency)
+    query = select(f).where(shown(f)).order_by(f.c.day, f.c.currency)
     if currency is not None:
         query = query.where(f.c.currency == currency)
     if start is not None:

@@ -7,6 +7,9 @@ several writers (docs/journal.md); within a chain ``chain_seq`` is. A catch-up r
 committed head of each chain first and projects up to it: every entry up to a committed
 head is itself committed, so no row can be skipped.
 
+A rebuild writes the next generation of the view's rows (ledger/store/view_tables.py)
+and switches ``view_projectors.generation`` to it when it commits.
+
 Two catch-ups of one projector serialise on its ``view_projectors`` row (PostgreSQL) or
 on SQLite's write lock; different projectors run side by side.
 """
@@ -18,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, select, text, update
 
 from ledger.logs import get_logger
 from ledger.store import tables as t
@@ -67,8 +70,9 @@ def rebuild(
     chunk: int = REBUILD_CHUNK,
     progress: Progress | None = None,
 ) -> Outcome:
-    """Drop the named views' rows and checkpoints and replay the journal into them, in
-    one transaction per view (readers see the old view until the new one commits)."""
+    """Replay the journal into a new generation of each named view and show it to
+    readers, in one transaction per view (readers see the old generation until the new
+    one commits, and never wait for it); then delete the old generation's rows."""
     return _run(store, catalog.select(views), chunk, progress, rebuild=True)
 
 
@@ -85,21 +89,26 @@ def _run(
     outcome = Outcome()
     for projector in projectors:
         with store.begin() as conn:
-            _lock(store, conn, projector.name)
+            generation = _lock(store, conn, projector.name)
             if rebuild:
                 if store.backend == "postgresql":
                     # hash the whole journal in memory rather than in batches on disk
                     conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
-                for table in projector.tables:
-                    conn.execute(delete(table))
+                # the next generation, written beside the one readers see until this commits
+                generation += 1
                 conn.execute(
                     delete(v.view_checkpoints).where(
                         v.view_checkpoints.c.projector == projector.name
                     )
                 )
             outcome.entries[projector.name] = _fold(
-                store, conn, projector, chunk, progress, rebuild=rebuild
+                store, conn, projector, chunk, progress, generation, rebuild=rebuild
             )
+            if rebuild:
+                _show(conn, projector.name, generation)
+        if rebuild:  # the old generation's rows, which no new reader sees
+            with store.begin() as conn:
+                _delete_other_generations(conn, projector, _lock(store, conn, projector.name))
         log.debug(
             "projected",
             view=projector.name,
@@ -109,14 +118,31 @@ def _run(
     return outcome
 
 
-def _lock(store: Store, conn: Connection, name: str) -> None:
+def _lock(store: Store, conn: Connection, name: str) -> int:
+    """Take the projector's lock; returns the generation readers see."""
     table = v.view_projectors
     conn.execute(
         store.insert(table)
-        .values(projector=name)
+        .values(projector=name, generation=0)
         .on_conflict_do_nothing(index_elements=["projector"])
     )
-    conn.execute(select(table.c.projector).where(table.c.projector == name).with_for_update())
+    found = conn.execute(
+        select(table.c.generation).where(table.c.projector == name).with_for_update()
+    ).scalar_one()
+    return int(found)
+
+
+def _show(conn: Connection, name: str, generation: int) -> None:
+    """Readers see ``generation`` of the view from the commit on."""
+    table = v.view_projectors
+    conn.execute(update(table).where(table.c.projector == name).values(generation=generation))
+
+
+def _delete_other_generations(conn: Connection, projector: Projector, shown: int) -> None:
+    """Rows of any generation but ``shown`` (the one a rebuild replaced; also what a
+    rebuild that stopped before this step left)."""
+    for table in projector.tables:
+        conn.execute(delete(table).where(table.c.generation != shown))
 
 
 def checkpoints(conn: Connection, name: str) -> dict[str, int]:
@@ -136,6 +162,7 @@ def _fold(
     projector: Projector,
     chunk: int,
     progress: Progress | None,
+    generation: int,
     *,
     rebuild: bool,
 ) -> int:
@@ -152,7 +179,7 @@ def _fold(
     if rebuild:
         statements = [text(s) for s in projector.sql_for_ranges(store.backend)]
         for ranges in batches(todo, chunk):
-            params = {**sql.PATTERNS, "ranges": json.dumps(ranges)}
+            params = {**sql.PATTERNS, "generation": generation, "ranges": json.dumps(ranges)}
             for statement in statements:
                 conn.execute(statement, params)
             count += sum(r["hi"] - r["lo"] for r in ranges)
@@ -162,7 +189,7 @@ def _fold(
         statements = [text(s) for s in projector.sql_for(store.backend)]
         for chain, (lo, hi) in sorted(todo.items()):
             for ranges in batches({chain: (lo, hi)}, chunk):
-                params = {**sql.PATTERNS, **ranges[0]}
+                params = {**sql.PATTERNS, "generation": generation, **ranges[0]}
                 for statement in statements:
                     conn.execute(statement, params)
                 count += ranges[0]["hi"] - ranges[0]["lo"]

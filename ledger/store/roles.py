@@ -26,8 +26,8 @@ EXTRA: dict[str, tuple[str, ...]] = {
     "chain_heads": ("UPDATE",),  # the head moves forward (and is locked FOR UPDATE)
     "consumer_offsets": ("UPDATE",),  # checkpoints move forward (compare-and-set)
     "account_balances": ("UPDATE",),  # running sums kept with the postings (SPEC §3 bounds)
-    # views (projectors/): folded in place, emptied by `ledger rebuild`; derived data that
-    # `ledger check` recomputes from the journal
+    # views (projectors/): folded in place; `ledger rebuild` writes a new generation and
+    # deletes the old one (no DDL); derived data that `ledger check` recomputes
     **{
         name: ("UPDATE", "DELETE")
         for name in (

@@ -10,15 +10,22 @@ from sqlalchemy import select
 
 from ledger.store import view_tables as v
 from ledger.store.store import Store
+from projectors.catalog import shown
 
 VIEW_TABLES = (v.view_balances, v.view_order_levels, v.view_fee_totals)
 
 
 def snapshot(store: Store) -> dict[str, list[tuple]]:
-    """Every row of every view table, sorted: equal snapshots are equal views."""
+    """Every row readers see of every view table (the shown generation, without the
+    generation column), sorted: equal snapshots are equal views."""
     with store.read() as conn:
         return {
-            table.name: sorted(tuple(r) for r in conn.execute(select(table)))
+            table.name: sorted(
+                tuple(r)
+                for r in conn.execute(
+                    select(*(c for c in table.c if c.name != "generation")).where(shown(table))
+                )
+            )
             for table in VIEW_TABLES
         }
 
