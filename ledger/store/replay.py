@@ -45,7 +45,13 @@ from ledger.journal import canonical_entry_bytes, entry_from_row
 from ledger.payload import dump_event, load_event
 from ledger.store import audit
 from ledger.store import tables as t
-from ledger.store.state_sql import order_from_row, order_to_row, plan_from_json, write_changes
+from ledger.store.state_sql import (
+    CHUNK,
+    order_from_row,
+    order_to_row,
+    plan_from_json,
+    write_changes,
+)
 from ledger.store.verifier import Progress, after, ignore_progress, last_signed_seq, plain_dicts
 
 Mismatch = tuple[str, object, str]  # (table, key, what differs)
@@ -355,10 +361,10 @@ def _first_missing_entry(conn: Connection, state: Connection) -> str:
                     and_(implied.c.event_id == last[0], implied.c.ordinal > last[1]),
                 )
             )
-        keys = [(r[0], r[1]) for r in state.execute(query.limit(audit.CHUNK))]
+        keys = [(r[0], r[1]) for r in state.execute(query.limit(CHUNK))]
         if not keys:
             return "?"
-        found = set()
+        found: set[tuple[Any, Any]] = set()
         for chunk in audit.chunks(sorted({k[0] for k in keys})):
             query = select(e.c.event_id, e.c.ordinal).where(e.c.event_id.in_(chunk))
             found.update((r[0], r[1]) for r in conn.execute(query))
@@ -449,7 +455,7 @@ def _replayed_keys(
     last = None
     while True:
         page = query if last is None else query.where(column > last)
-        keys = list(state.execute(page.limit(audit.CHUNK)).scalars())
+        keys = list(state.execute(page.limit(CHUNK)).scalars())
         if not keys:
             return
         yield keys
@@ -475,7 +481,7 @@ def _unmatched(conn: Connection, state: Connection, name: str, key: str) -> Mism
         column = table_a.c[key]
         last = None
         while True:
-            query = select(column).order_by(column).limit(audit.CHUNK)
+            query = select(column).order_by(column).limit(CHUNK)
             keys = list(a.execute(query if last is None else query.where(column > last)).scalars())
             if not keys:
                 break

@@ -139,7 +139,7 @@ def _start_at_checkpoint(
                 checker.note(
                     None if row is None else row.seq, chain, problems[0] + " (since the checkpoint)"
                 )
-            elif type(row.seq) is int:
+            elif row is not None and type(row.seq) is int:
                 checker.start_at(chain, chain_seq, digest, row.seq)
 
 

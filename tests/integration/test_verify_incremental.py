@@ -1,0 +1,165 @@
+"""The daily check (issue 22 §2): ``verify`` from the signed checkpoint whose replay state
+the auditor kept, against the full check, over the whole tampering suite
+(tests/integration/test_tampering.py), with the checkpoint before the tampered rows and
+after them; and the replay's memory bounded by its batch, whatever the ledger's size.
+
+What the division of work is (docs/journal.md, "Verifying"): after a checkpoint, the
+daily check finds every tampering of what came after it, a rewrite of anything up to it
+(the signed links), and a row forged or removed in any reference table (row counts). A
+value changed in place, before the checkpoint, in a row nothing after it touched (an old
+order's levels, a plan's fee, an old payout's state, a removed old dead letter) is found
+by the full check only: no check finds a change to a row without reading that row, and
+the daily check does not read the history. ``FULL_CHECK_ONLY`` lists those kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.checkpoint import Checkpoint, keygen, load_private_key
+from ledger.domain import processor
+from ledger.domain.state import WorkingState
+from ledger.service import LedgerService, Received
+from ledger.simulate import generate
+from ledger.store import replay
+from ledger.store.audit import AuditStore, reached_checkpoint
+from ledger.store.checkpoints import sign_checkpoint
+from ledger.store.opening import open_store
+from ledger.store.store import Store
+from ledger.store.verify import verify
+from tests.integration.test_tampering import KINDS
+from tests.support.tamper import build_ledger, triggers_lifted
+
+# signed once the ledger is built, then tampered with: values changed in place in rows
+# that no event after the checkpoint touches
+FULL_CHECK_ONLY = {
+    "order levels redirected",
+    "order remaining amounts",
+    "order posted commission",
+    "order unsettled",
+    "upline changed",
+    "payout state",
+    "plan fee changed",
+    "dead letter removed",
+}
+# the rows these tamper with (the first sharer with an upline, the first plan) are written
+# by the first batch, so they are older than a checkpoint signed after it too
+IN_FIRST_BATCH = {"upline changed", "plan fee changed"}
+
+
+class Audited:
+    """A ledger, a signing key and the auditor's state file kept at a checkpoint."""
+
+    def __init__(self, store: Store, state_path: Path) -> None:
+        self.store = store
+        self.key = load_private_key(keygen()[0])
+        self.state = AuditStore(state_path)
+        self.checkpoint: Checkpoint | None = None
+
+    def sign_and_keep(self) -> None:
+        """Sign the ledger as it is and verify it in full, keeping the state there."""
+        self.checkpoint = sign_checkpoint(self.store, self.key, 1_800_000_000_000)
+        report = verify(self.store, state=self.state, keep_at=self.checkpoint)
+        assert report.ok, report.problem
+        with self.state.begin() as conn:
+            assert reached_checkpoint(conn) == self.checkpoint
+
+    def daily(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        return verify(self.store, state=self.state, since=self.checkpoint, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def audited(db_url: str, tmp_path: Path) -> Iterator[Audited]:
+    store = open_store(db_url)
+    yield Audited(store, tmp_path / "audit.sqlite")
+    store.dispose()
+
+
+def _tamper(store: Store, name: str) -> str:
+    kind = KINDS[name]
+    if kind.needs_lifted_triggers:
+        with triggers_lifted(store) as conn:
+            return kind.tamper(conn)
+    with store.begin() as conn:
+        return kind.tamper(conn)
+
+
+@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("checkpoint", ["before", "after"])
+def test_the_daily_check_finds_what_the_full_check_finds(
+    audited: Audited, name: str, checkpoint: str
+) -> None:
+    if checkpoint == "before":  # signed after the first batch: plans and enrollments
+        build_ledger(audited.store, after_batch=lambda n: n == 1 and audited.sign_and_keep())
+    else:
+        build_ledger(audited.store)
+        audited.sign_and_keep()
+    clean = audited.daily()
+    assert clean.ok and clean.since == audited.checkpoint.created_at  # type: ignore[union-attr]
+    key = _tamper(audited.store, name)
+    full = verify(audited.store)
+    assert not full.ok and key in full.problem
+    assert verify(audited.store, batch_size=7) == full  # batched replay, same finding
+    daily = audited.daily()
+    older = FULL_CHECK_ONLY if checkpoint == "after" else IN_FIRST_BATCH
+    if name in older:
+        assert daily.ok  # documented: only the full check reads the old rows
+        return
+    assert not daily.ok, f"the daily check missed: {full.problem}"
+    if "signed" in daily.problem:  # a rewrite up to the checkpoint: its signature
+        assert daily.table in ("events", "entries", "chain_heads")
+    else:
+        assert daily.table == full.table and key in daily.problem, daily.problem
+
+
+def test_the_daily_check_replays_only_what_came_after(audited: Audited) -> None:
+    build_ledger(audited.store)
+    audited.sign_and_keep()
+    more = generate(9, orders=5, sharers=3, buyers=4).all()
+    LedgerService(audited.store).ingest([Received(e, f"more:{n}", "t") for n, e in enumerate(more)])
+    seen: list[int] = []
+    real = replay.process
+
+    def counting(incoming, state):  # type: ignore[no-untyped-def]
+        seen.append(len(incoming))
+        return real(incoming, state)
+
+    replay.process = counting  # type: ignore[assignment]
+    try:
+        daily = audited.daily()
+    finally:
+        replay.process = real  # type: ignore[assignment]
+    assert daily.ok, daily.problem
+    assert sum(seen) <= len(more)  # never the history
+    assert daily.events_checked == sum(seen) > 0
+    assert daily == verify(audited.store, since=None) or daily.head == verify(audited.store).head
+
+
+def test_the_replay_holds_one_batch_whatever_the_ledger_size(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The size-independent bound: the rules see at most ``batch_size`` events at once,
+    each batch on a fresh WorkingState (the engine's cache) over the replay store, so
+    what the replay holds in memory is one batch, however long the history."""
+    store = open_store(db_url)
+    try:
+        build_ledger(store)
+        sizes: list[int] = []
+        states: set[int] = set()
+
+        def recording(incoming, state):  # type: ignore[no-untyped-def]
+            sizes.append(len(incoming))
+            states.add(id(state))
+            assert isinstance(state, WorkingState)
+            return processor.process(incoming, state)
+
+        monkeypatch.setattr(replay, "process", recording)
+        report = verify(store, batch_size=7)
+    finally:
+        store.dispose()
+    assert report.ok, report.problem
+    assert max(sizes) <= 7 and sum(sizes) >= report.events_checked
+    assert len(sizes) >= report.events_checked // 7  # a new state per batch, not one for all
