@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Table, and_, func, or_, select
 from ledger.checkpoint import Checkpoint
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
+from ledger.domain.events import SharerEnrolled
 from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.state import Changes, WorkingState
@@ -52,7 +53,14 @@ from ledger.store.state_sql import (
     plan_from_json,
     write_changes,
 )
-from ledger.store.verifier import Progress, after, ignore_progress, last_signed_seq, plain_dicts
+from ledger.store.verifier import (
+    Progress,
+    after,
+    first_new_seq,
+    ignore_progress,
+    last_signed_seq,
+    plain_dicts,
+)
 
 Mismatch = tuple[str, object, str]  # (table, key, what differs)
 BATCH = 10_000  # events replayed at once, entries compared at once
@@ -78,9 +86,7 @@ def is_prefix(conn: Connection, checkpoint: Checkpoint) -> bool:
     state is then the replay of a prefix of the arrival order). Not so only when a writer
     committed a lower seq after another wrote a higher one and the checkpoint fell between."""
     signed = checkpoint.event_chains()
-    first_after = conn.execute(
-        select(func.min(t.events.c.seq)).where(after(t.events, signed))
-    ).scalar()
+    first_after = first_new_seq(conn, t.events, signed)
     return first_after is None or first_after > last_signed_seq(conn, t.events, signed)
 
 
@@ -139,7 +145,12 @@ def _check_in(
 def _events(conn: Connection, scope: Scope) -> Iterator[list[dict[str, Any]]]:
     """The events in scope in arrival order, ``batch_size`` at a time."""
     signed = None if scope.since is None else scope.since.event_chains()
-    query = select(t.events).where(after(t.events, signed)).order_by(t.events.c.seq)
+    query = select(t.events).where(after(conn, t.events, signed)).order_by(t.events.c.seq)
+    if signed:
+        first = first_new_seq(conn, t.events, signed)
+        if first is None:
+            return
+        query = query.where(t.events.c.seq >= first)
     result = conn.execute(query.execution_options(stream_results=True, yield_per=scope.batch_size))
     keys = tuple(result.keys())
     for partition in result.partitions(scope.batch_size):
@@ -200,9 +211,11 @@ def _apply(state: Connection, incoming: list[Incoming]) -> tuple[list[Result], C
     """One batch through the rules, as the service's ingestion runs it."""
     loader = audit.ReplayLoader(state)
     exact: set[tuple[str, str]] = set()
+    # one look-up for every enrollment's "is one already waiting" (else one query each)
+    enrolling = [i.event.sharer_id for i in incoming if isinstance(i.event, SharerEnrolled)]
     while True:
         working = WorkingState(loader, optimistic_balances=True)
-        working.prefetch(balances=exact)
+        working.prefetch(balances=exact, waiting=enrolling)
         prefetch(working, [i.event for i in incoming], optimistic=False)
         results = process(incoming, working)
         breached = working.breaches()
@@ -380,9 +393,15 @@ def _stored_entries(
     """The stored entries in scope with their postings, in seq order, ``batch`` entries at
     a time (the chains passed their checks, so every seq is an int)."""
     e, p = t.entries, t.postings
+    scope = select(e).where(after(conn, e, since)).order_by(e.c.seq).limit(batch)
     last = None
+    if since:
+        first = first_new_seq(conn, e, since)
+        if first is None:
+            return
+        last = first - 1
     while True:
-        query = select(e).where(after(e, since)).order_by(e.c.seq).limit(batch)
+        query = scope
         result = conn.execute(query if last is None else query.where(e.c.seq > last))
         rows = plain_dicts(result.keys(), result)
         if not rows:

@@ -12,7 +12,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, exists, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 
 from ledger.checkpoint import Checkpoint, missing_links
 from ledger.eventlog import EventRow, events_head
@@ -113,7 +124,9 @@ def ignore_progress(stage: str, done: int, total: int) -> None:
 def _count(conn: Connection, table: Table, signed: Heads | None) -> int:
     query = select(func.count()).select_from(table)
     return int(
-        conn.execute(query if signed is None else query.where(after(table, signed))).scalar_one()
+        conn.execute(
+            query if signed is None else query.where(after(conn, table, signed))
+        ).scalar_one()
     )
 
 
@@ -158,16 +171,42 @@ def _lenient(conn: Connection) -> Iterator[None]:
         raw.text_factory = previous
 
 
-def after(table: Table, signed: Heads | None) -> ColumnElement[bool]:
-    """The rows of ``table`` (entries or events) beyond the signed links (all: None)."""
+def after(conn: Connection, table: Table, signed: Heads | None) -> ColumnElement[bool]:
+    """The rows of ``table`` (entries or events) beyond the signed links (all: None).
+
+    Spelled per chain present (``chains_in``), so each term is a range of the (chain,
+    chain_seq) index: a daily check reads what is new, never the whole table."""
     if not signed:
         return true()
     c = table.c
-    return or_(
-        c.chain.is_(None),
-        c.chain.notin_(sorted(signed)),
-        *(and_(c.chain == chain, c.chain_seq > seq) for chain, (seq, _) in sorted(signed.items())),
+    terms: list[ColumnElement[bool]] = [c.chain.is_(None)]
+    for chain in chains_in(conn, table):
+        seq = signed.get(chain, (0, ""))[0]
+        terms.append(and_(c.chain == chain, c.chain_seq > seq) if seq else c.chain == chain)
+    return or_(*terms)
+
+
+def first_new_seq(conn: Connection, table: Table, signed: Heads | None) -> int | None:
+    """The lowest global seq beyond the signed links (None: nothing is), one index range
+    per chain: a lower bound that keeps a seq-ordered read of what is new off the rest."""
+    c = table.c
+    firsts = [conn.execute(select(func.min(c.seq)).where(c.chain.is_(None))).scalar()]
+    for chain in chains_in(conn, table):
+        seq = (signed or {}).get(chain, (0, ""))[0]
+        query = select(func.min(c.seq)).where(c.chain == chain, c.chain_seq > seq)
+        firsts.append(conn.execute(query).scalar())
+    return min((f for f in firsts if type(f) is int), default=None)
+
+
+def chains_in(conn: Connection, table: Table) -> list[str]:
+    """The distinct chains of ``table``, one index probe each (a skip scan): O(chains)."""
+    name = table.name
+    query = text(
+        f"WITH RECURSIVE c(chain) AS (SELECT min(chain) FROM {name} UNION ALL "
+        f"SELECT (SELECT min(chain) FROM {name} WHERE chain > c.chain) FROM c "
+        "WHERE c.chain IS NOT NULL) SELECT chain FROM c WHERE chain IS NOT NULL"
     )
+    return [chain for (chain,) in conn.execute(query)]
 
 
 def _last_signed_seq(conn: Connection, table: Table, signed: Heads) -> int:
@@ -208,7 +247,7 @@ def _ordered(
 
     One streamed query, no keyset paging: paging compares key values, and a NULL or an
     odd type in a key (possible on SQLite) would silently skip rows."""
-    query = select(table).where(after(table, signed))
+    query = select(table).where(after(conn, table, signed))
     query = query.order_by(table.c.chain, table.c.chain_seq, table.c.seq)
     # options on the statement, not the connection: a caller's connection (a replay's one
     # transaction) must not go on streaming every later statement
