@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ledger.checkpoint import Checkpoint
 from ledger.domain.engine import Applied, Parked, Rejected
@@ -187,12 +188,11 @@ def _replay(
                 incoming.append(Incoming(event, row["seq"], row["source"], row["chain"]))
                 stored_outcome[row["event_id"]] = row["outcome"]
             try:
-                results, changes = _apply(state, incoming)
+                results = _apply_and_record(state, incoming, touched=record_touched)
             except Exception as exc:  # noqa: BLE001 - a forged log may hold anything
                 return ("events", None, f"the event log cannot be replayed: {exc!r}"[:500]), None
             outcome_mismatch = outcome_mismatch or _check_outcomes(results, stored_outcome)
             dead_mismatch = dead_mismatch or _check_dead_letters(conn, results)
-            _record(state, results, changes, touched=record_touched)
             done += len(part)
         progress("replay: rules", done, total)
     progress("replay: rules", done, total)
@@ -207,7 +207,31 @@ def _split(rows: list[dict[str, Any]], boundary: int) -> list[list[dict[str, Any
     return [part for part in (rows[:cut], rows[cut:]) if part]
 
 
-def _apply(state: Connection, incoming: list[Incoming]) -> tuple[list[Result], Changes]:
+def _apply_and_record(
+    state: Connection, incoming: list[Incoming], *, touched: bool
+) -> list[Result]:
+    """One batch through the rules into ``state``, as the service's ingestion does it:
+    first assuming the ids that only a duplicate would find are new (no look-up), then,
+    if a unique key of the replay store refuses one (a duplicate in the log), again with
+    every look-up made."""
+    for optimistic in (True, False):
+        savepoint = state.begin_nested()
+        try:
+            results, changes = _apply(state, incoming, optimistic=optimistic)
+            _record(state, results, changes, touched=touched)
+        except IntegrityError:
+            savepoint.rollback()
+            if not optimistic:
+                raise
+            continue
+        savepoint.commit()
+        return results
+    raise AssertionError("unreachable")
+
+
+def _apply(
+    state: Connection, incoming: list[Incoming], *, optimistic: bool
+) -> tuple[list[Result], Changes]:
     """One batch through the rules, as the service's ingestion runs it."""
     loader = audit.ReplayLoader(state)
     exact: set[tuple[str, str]] = set()
@@ -216,7 +240,7 @@ def _apply(state: Connection, incoming: list[Incoming]) -> tuple[list[Result], C
     while True:
         working = WorkingState(loader, optimistic_balances=True)
         working.prefetch(balances=exact, waiting=enrolling)
-        prefetch(working, [i.event for i in incoming], optimistic=False)
+        prefetch(working, [i.event for i in incoming], optimistic=optimistic)
         results = process(incoming, working)
         breached = working.breaches()
         if not breached:
