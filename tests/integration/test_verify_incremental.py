@@ -217,3 +217,32 @@ def test_the_cli_runs_the_daily_check_from_the_state_file(db_url: str, tmp_path:
     found = run(*daily)
     assert found.exit_code == 1 and key in found.stderr
     assert run("verify", "--db", db_url, "--state", state).exit_code == 2  # usage: --pub too
+
+
+def test_an_id_taken_earlier_is_replayed_as_the_service_decided(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay assumes new ids are new, as ingestion does; a click id taken in an
+    earlier batch makes the replay store's unique key refuse the batch, which is redone
+    with every look-up, and gives what the service gave."""
+    store = open_store(db_url)
+    try:
+        batch = build_ledger(store)
+        click = next(
+            i.event for i in batch if isinstance(i, Received) and i.event.TYPE == "click_recorded"
+        )
+        again = dataclasses.replace(click, event_id="ev-click-again")
+        report = LedgerService(store).ingest([Received(again, "shop:again", "t")])
+        assert report.rejected == 1
+        modes: list[bool] = []
+        real = replay._apply
+
+        def recording(state, incoming, *, optimistic):  # type: ignore[no-untyped-def]
+            modes.append(optimistic)
+            return real(state, incoming, optimistic=optimistic)
+
+        monkeypatch.setattr(replay, "_apply", recording)
+        assert verify(store, batch_size=50).ok  # the reuse in a later batch than the click
+    finally:
+        store.dispose()
+    assert False in modes  # the batch holding the reused id was redone exactly
