@@ -27,6 +27,7 @@ from ledger.journal import VerifyReport
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.audit import AuditStore, reached_checkpoint
 from ledger.store.checkpoints import load_checkpoints
+from ledger.store.errors import StoreError
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify as verify_store
@@ -136,7 +137,7 @@ def _audit_state(
     key = read_key(load_public_key, pub_path)
     try:
         state = AuditStore(path)
-    except (CheckpointError, SQLAlchemyError) as exc:
+    except (StoreError, SQLAlchemyError) as exc:
         raise click.ClickException(f"{path}: not a replay state file ({exc})") from exc
     with state.begin() as conn:
         since = reached_checkpoint(conn) if since_checkpoint else None

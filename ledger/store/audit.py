@@ -40,9 +40,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import NullPool
 
-from ledger.checkpoint import Checkpoint, CheckpointError, parse
+from ledger.checkpoint import Checkpoint, parse
 from ledger.domain.entries import JournalEntry
 from ledger.store import tables
+from ledger.store.errors import StoreError
 from ledger.store.state_sql import CHUNK, SqlStateLoader
 
 # the reference state, in the ledger's own table shapes (so the ledger's loader and
@@ -103,7 +104,7 @@ class AuditStore:
             if row is None:
                 conn.execute(reached.insert().values(id=1, version=SCHEMA_VERSION))
             elif row[0] != SCHEMA_VERSION:
-                raise CheckpointError(f"{self.path}: replay state of version {row[0]}")
+                raise StoreError(f"{self.path}: replay state of version {row[0]}")
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
