@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.checkpoint import Checkpoint, keygen, load_private_key
 from ledger.cli import main
@@ -35,6 +37,7 @@ from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from tests.integration.test_tampering import KINDS
+from tests.support.streams import streams
 from tests.support.tamper import build_ledger, triggers_lifted
 
 # signed once the ledger is built, then tampered with: values changed in place in rows
@@ -246,3 +249,56 @@ def test_an_id_taken_earlier_is_replayed_as_the_service_decided(
     finally:
         store.dispose()
     assert False in modes  # the batch holding the reused id was redone exactly
+
+
+def _state_rows(state: AuditStore) -> dict[str, list[tuple[object, ...]]]:
+    from sqlalchemy import select as select_
+
+    from ledger.store import audit
+
+    with state.begin() as conn:
+        return {
+            name: sorted(
+                (tuple(r) for r in conn.execute(select_(audit.metadata.tables[name]))), key=repr
+            )
+            for name in audit.STATE_TABLES
+        }
+
+
+@given(events=streams(), cut=st.floats(0.1, 0.9), batch=st.integers(1, 12))
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_on_random_streams_the_daily_check_agrees_and_its_state_is_the_full_ones(
+    tmp_path_factory: pytest.TempPathFactory, events: list, cut: float, batch: int
+) -> None:
+    """Any stream, any cut: the daily check verifies what the full one verifies, with
+    the replay in batches of any size, and the state it advances to (replayed from the
+    first checkpoint) is the state a replay from genesis keeps at the second."""
+    tmp = tmp_path_factory.mktemp("prop")
+    store = open_store(f"sqlite:///{tmp / 'l.sqlite'}")
+    try:
+        service = LedgerService(store, clock=lambda: 1_800_000_000_000)
+        received = [Received(e, f"p:{n}", "t") for n, e in enumerate(events)]
+        split = int(len(received) * cut)
+        for start in range(0, split, 5):
+            service.ingest(received[start : min(start + 5, split)])
+        key = load_private_key(keygen()[0])
+        first = sign_checkpoint(store, key, 1)
+        daily_state = AuditStore(tmp / "daily.sqlite")
+        assert verify(store, state=daily_state, keep_at=first, batch_size=batch).ok
+        for start in range(split, len(received), 5):
+            service.ingest(received[start : start + 5])
+        second = sign_checkpoint(store, key, 2)
+        daily = verify(store, state=daily_state, since=first, keep_at=second, batch_size=batch)
+        full_state = AuditStore(tmp / "full.sqlite")
+        full = verify(store, state=full_state, keep_at=second, batch_size=batch)
+        assert full.ok, full.problem
+        assert daily.ok and daily.since == 1, daily.problem
+        assert _state_rows(daily_state) == _state_rows(full_state)
+        daily_state.dispose()
+        full_state.dispose()
+    finally:
+        store.dispose()
