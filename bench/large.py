@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any, TypeVar
 
 import psycopg2
@@ -35,6 +37,9 @@ from bench.support import (
     verify,
 )
 from bench.workloads import orders_only
+from ledger.checkpoint import keygen, load_private_key
+from ledger.store.audit import AuditStore
+from ledger.store.checkpoints import sign_checkpoint
 
 LOST = (OperationalError, psycopg2.OperationalError)
 POSTINGS_PER_ORDER = 4.4  # merchant + fee + 1 to 3 levels, measured on this stream
@@ -117,6 +122,7 @@ def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
 
         chains_s = outages.run(lambda: verified(False))
         verify_s = outages.run(lambda: verified(True))
+        daily = outages.run(lambda: _daily_check(store, seed, orders, len(events)))
         balance = outages.run(
             lambda: timed(store, samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers)))
         )
@@ -134,12 +140,55 @@ def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
         "verify_chains_ok": reports[False].ok,
         "verify_seconds": round(verify_s, 2),
         "verify_ok": reports[True].ok,
+        **daily,
         "outages": outages.count,
         "seconds_lost_to_outages": round(outages.lost, 1),
         "balance_samples": samples,
         "balance_p50_ms": balance["p50_ms"],
         "balance_p99_ms": balance["p99_ms"],
     }
+
+
+def _daily_check(store: Any, seed: int, orders: int, logged: int) -> dict[str, Any]:
+    """Issue 22: the daily check. Sign the ledger, verify it in full keeping the auditor's
+    replay state there, add a day's orders (1% more: the same stream continued), then
+    verify from the checkpoint. Leaves the day in the ledger (the last step)."""
+    day = orders_only(seed, orders + _day_orders(orders))[logged:]
+    with TemporaryDirectory() as tmp:
+        state = AuditStore(Path(tmp) / "audit.sqlite")
+        try:
+            checkpoint = sign_checkpoint(store, load_private_key(keygen()[0]), 1_900_000_000_000)
+            started = time.perf_counter()
+            kept = verify(store, state=state, keep_at=checkpoint)
+            keep_s = time.perf_counter() - started
+            before = _counts(store)[1]
+            service = LedgerService(store)
+            for start in range(0, len(day), BATCH):
+                chain = f"bench/{(start // BATCH) % CHAINS}"
+                service.ingest(
+                    [
+                        Received(e, f"bench:day:{start + i}", chain)
+                        for i, e in enumerate(day[start : start + BATCH])
+                    ]
+                )
+            day_entries = _counts(store)[1] - before
+            started = time.perf_counter()
+            daily = verify(store, state=state, since=checkpoint)
+            daily_s = time.perf_counter() - started
+        finally:
+            state.dispose()
+    return {
+        "verify_keep_state_seconds": round(keep_s, 2),
+        "verify_keep_state_ok": kept.ok,
+        "daily_events": len(day),
+        "daily_entries": day_entries,
+        "daily_seconds": round(daily_s, 2),
+        "daily_ok": daily.ok and daily.since is not None,
+    }
+
+
+def _day_orders(orders: int) -> int:
+    return max(1, orders // 100)
 
 
 def _view_rows(store: Any) -> dict[str, int]:

@@ -196,6 +196,8 @@ class VerifyReport:
     events_checked: int = 0
     event_chains: dict[str, tuple[int, str]] = field(default_factory=dict)
     events_head: str = ""
+    # the signed checkpoint (created_at, ms) the check started from; None: from genesis
+    since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,10 @@ class ChainChecker:
             self._note(row.seq, row.chain, problem)
         if well_typed and row.chain_seq > state.chain_seq:
             state.chain_seq, state.hash, state.seq = row.chain_seq, row.hash, row.seq
+
+    def start_at(self, chain: str, chain_seq: int, digest: str, seq: int) -> None:
+        """Walk ``chain`` on from a link already trusted (a signed checkpoint's)."""
+        self.chains[chain] = _ChainState(chain_seq, digest, seq)
 
     def note_orphan_posting(self, entry_seq: object) -> None:
         self._note(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import queries
+from ledger.checkpoint import Checkpoint, CheckpointError, check_signature, load_public_key
 from ledger.commands.common import (
     LIMIT,
     TIME,
@@ -22,7 +25,11 @@ from ledger.commands.common import (
 )
 from ledger.journal import VerifyReport
 from ledger.runtime import tune_gc_for_throughput
+from ledger.store.audit import AuditStore, reached_checkpoint
+from ledger.store.checkpoints import load_checkpoints
+from ledger.store.errors import StoreError
 from ledger.store.opening import open_store
+from ledger.store.store import Store
 from ledger.store.verify import verify as verify_store
 
 
@@ -37,6 +44,27 @@ from ledger.store.verify import verify as verify_store
 @click.option(
     "--no-replay", is_flag=True, help="check the hash chains only, not the replay of the event log"
 )
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the auditor's replay state (a SQLite file it owns, e.g. beside the public key): "
+    "kept at the newest stored checkpoint signed by --pub once everything verifies",
+)
+@click.option(
+    "--pub",
+    "pub_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the checkpoint signer's public key (PEM), with --state",
+)
+@click.option(
+    "--since-checkpoint",
+    is_flag=True,
+    help="the daily check: only what came after the checkpoint --state is at (the first "
+    "run, with no state yet, is the full check)",
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_context
 def verify(
@@ -44,25 +72,47 @@ def verify(
     db_url: str | None,
     expect_head: str | None,
     no_replay: bool,
+    state_path: Path | None,
+    pub_path: Path | None,
+    since_checkpoint: bool,
     as_json: bool,
 ) -> None:
     """Recompute every hash chain and replay the event log; exit 1 and name the first bad
-    row if anything was altered. Never writes to the database."""
+    row if anything was altered. Never writes to the database.
+
+    By default the full check, from genesis. With --since-checkpoint (and --state,
+    --pub) the daily check: the signed checkpoint the state file is at must still be in
+    place, and only the rows after it are walked, replayed and compared
+    (docs/journal.md, "Verifying")."""
+    if (state_path is None) != (pub_path is None) or (since_checkpoint and state_path is None):
+        raise click.UsageError("--state and --pub go together; --since-checkpoint needs both")
     tune_gc_for_throughput()  # the replay allocates like ingestion does
     store = open_store(resolve_db(ctx, db_url), read_only=True)
+    state = None
     try:
+        kwargs: dict[str, Checkpoint | None] = {}
+        if state_path is not None and pub_path is not None:
+            state, kwargs = _audit_state(store, state_path, pub_path, since_checkpoint)
         with stage_bars() as progress:
             report = verify_store(
-                store, expect_head=expect_head, replay=not no_replay, progress=progress
+                store,
+                expect_head=expect_head,
+                replay=not no_replay,
+                progress=progress,
+                state=state,
+                **kwargs,  # type: ignore[arg-type]
             )
     finally:
         store.dispose()
+        if state is not None:
+            state.dispose()
     if as_json:
         click.echo(report_json(report))
     elif report.ok:
+        since = "" if report.since is None else f" since the checkpoint of {report.since}"
         click.echo(
             f"OK: {report.entries_checked} entries in {len(report.chains)} chain(s) and "
-            f"{report.events_checked} logged events verified"
+            f"{report.events_checked} logged events verified{since}"
         )
         click.echo(f"ledger head {report.head}")
     else:
@@ -75,6 +125,39 @@ def verify(
             err=True,
         )
     sys.exit(0 if report.ok else 1)
+
+
+def _audit_state(
+    store: Store, path: Path, pub_path: Path, since_checkpoint: bool
+) -> tuple[AuditStore, dict[str, Checkpoint | None]]:
+    """The auditor's state file, the checkpoint to start from (its own, signature checked
+    again: the file could have been replaced) and the newest stored one to keep it at."""
+    from ledger.commands.checkpoint import read_key
+
+    key = read_key(load_public_key, pub_path)
+    try:
+        state = AuditStore(path)
+    except (StoreError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"{path}: not a replay state file ({exc})") from exc
+    with state.begin() as conn:
+        since = reached_checkpoint(conn) if since_checkpoint else None
+    if since is not None:
+        try:
+            check_signature(since, key)
+        except CheckpointError as exc:
+            state.dispose()
+            raise click.ClickException(f"{path}: its checkpoint {exc}") from exc
+    keep_at = None
+    for stored in reversed(load_checkpoints(store)):  # newest first
+        if stored.checkpoint is None:
+            continue
+        try:
+            check_signature(stored.checkpoint, key)
+        except CheckpointError:
+            continue  # signed by another key, or forged: `ledger checkpoint verify` says
+        keep_at = stored.checkpoint
+        break
+    return state, {"since": since, "keep_at": keep_at}
 
 
 def report_json(report: VerifyReport) -> str:
@@ -97,6 +180,7 @@ def report_json(report: VerifyReport) -> str:
         "table": report.table,
         "chain": None if report.chain_of_bad is None else safe_text(report.chain_of_bad),
         "problem": None if report.problem is None else safe_text(report.problem),
+        "since_checkpoint": report.since,
     }
     return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
 

@@ -239,8 +239,10 @@ class WorkingState:
         processed: Iterable[str] = (),
         parked_refs: Iterable[str] = (),
         balances: Iterable[Key] = (),
+        waiting: Iterable[str] = (),
     ) -> None:
         self._sharers.fill(sharers)
+        self._waiting.fill(waiting)  # sharers whose enrollment may be waiting
         self._clicks.fill(clicks)
         self._orders.fill(orders)
         self._payouts.fill(payouts)

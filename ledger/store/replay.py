@@ -1,14 +1,24 @@
 """The replay check of ``verify``: run the stored event log through the rules again, in
-arrival order, on an empty in-memory state, and compare what it implies with what is
-stored: every journal entry (by event id and ordinal, content and chain), every event's
-outcome on arrival, the dead letters of rejected events, and the whole reference state
-(plans, sharers, clicks, orders with their levels, lines and posted commission, refunds,
-payouts, settlement runs, parked events).
+arrival order, and compare what it implies with what is stored: every journal entry (by
+event id and ordinal, content and chain), every event's outcome on arrival, the dead
+letters of rejected events, and the reference state (plans, sharers, clicks, orders with
+their levels, lines and posted commission, refunds, payouts, settlement runs, parked
+events).
 
 Why: the hash chains prove that the stored rows were not altered since they were
 written, but reference state is mutable (orders change as they are refunded and settled)
 and decides money later. An UPDATE of an order's levels, a forged click, a deleted
 parked event all leave the chains intact; they cannot survive this comparison.
+
+Bounded memory: the log is read ``batch_size`` events at a time and each batch runs
+through the engine exactly as ingestion runs it (a ``WorkingState`` over a loader, see
+ledger/store/audit.py); the replay's state lives in a SQLite file, and what it implies
+(entry digests, touched keys) is written there and compared in slices at the end.
+
+Two scopes (``Scope``): from genesis (the full check: every entry, every reference row),
+or after a signed checkpoint whose state the auditor kept (the daily check: the events
+after it, the entries after it, the reference rows those events touched and every
+table's row count). docs/journal.md, "Verifying", says what each finds.
 
 Assumes what the service guarantees (SPEC §4.5): arrival order (``events.seq``) is an
 order in which the events were applied, so replaying in it reproduces the ledger.
@@ -18,77 +28,269 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
+from ledger.checkpoint import Checkpoint
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
 from ledger.domain.events import SharerEnrolled
+from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.state import Changes, WorkingState
 from ledger.domain.validation import valid_event_id
 from ledger.journal import canonical_entry_bytes, entry_from_row
 from ledger.payload import dump_event, load_event
+from ledger.store import audit
 from ledger.store import tables as t
-from ledger.store.state_sql import order_from_row, order_to_row, plan_from_json
-from ledger.store.verifier import Progress, ignore_progress, plain_dicts
+from ledger.store.state_sql import (
+    CHUNK,
+    order_from_row,
+    order_to_row,
+    plan_from_json,
+    write_changes,
+)
+from ledger.store.verifier import (
+    Progress,
+    after,
+    first_new_seq,
+    ignore_progress,
+    last_signed_seq,
+    plain_dicts,
+)
 
 Mismatch = tuple[str, object, str]  # (table, key, what differs)
-PROGRESS_EVERY = 10_000
+BATCH = 10_000  # events replayed at once, entries compared at once
 _OUTCOME = {Applied: "applied", Rejected: "rejected", Parked: "parked"}
 
 
+@dataclass
+class Scope:
+    """What one replay check covers. ``since`` None: from genesis (the state in ``store``
+    is reset); else the state in ``store`` is at ``since`` and only what came after it is
+    replayed and compared. ``keep_at``: when everything verifies, leave the state in
+    ``store`` at this checkpoint (None: at genesis when from genesis, else unchanged)."""
+
+    store: audit.AuditStore
+    since: Checkpoint | None = None
+    keep_at: Checkpoint | None = None
+    batch_size: int = BATCH
+    kept: bool = False  # set when the state was left at ``keep_at``
+
+
+def is_prefix(conn: Connection, checkpoint: Checkpoint) -> bool:
+    """Whether the events the checkpoint covers are exactly those up to some seq (its
+    state is then the replay of a prefix of the arrival order). Not so only when a writer
+    committed a lower seq after another wrote a higher one and the checkpoint fell between."""
+    signed = checkpoint.event_chains()
+    first_after = first_new_seq(conn, t.events, signed)
+    return first_after is None or first_after > last_signed_seq(conn, t.events, signed)
+
+
 def check_replay(
-    conn: Connection, progress: Progress = ignore_progress, total: int = 0
+    conn: Connection,
+    progress: Progress = ignore_progress,
+    total: int = 0,
+    scope: Scope | None = None,
 ) -> Mismatch | None:
     """The first difference between the stored ledger and a replay of its event log
-    (``total``: the events the log holds, for ``progress`` only)."""
-    incoming: list[Incoming] = []
-    stored_outcome: dict[str, str] = {}
-    for row in conn.execute(select(t.events).order_by(t.events.c.seq)).mappings():
-        event, problem = _decode(row)
-        if problem is not None:
-            return ("events", row["seq"], f"event log seq {row['seq']}: {problem}")
-        assert event is not None
-        incoming.append(Incoming(event, row["seq"], row["source"], row["chain"]))
-        stored_outcome[row["event_id"]] = row["outcome"]
-        if len(incoming) % PROGRESS_EVERY == 0:
-            progress("replay: reading", len(incoming), total)
-    progress("replay: reading", len(incoming), total)
-    state = WorkingState()
-    results: list[Result] = []
-    try:
-        # in slices only to report progress: process() carries nothing between calls but
-        # the state, so the slices give the results of one call
-        for start in range(0, len(incoming), PROGRESS_EVERY):
-            results += process(incoming[start : start + PROGRESS_EVERY], state)
-            progress("replay: rules", min(start + PROGRESS_EVERY, len(incoming)), len(incoming))
-    except Exception as exc:  # noqa: BLE001 - a forged log may hold anything
-        return ("events", None, f"the event log cannot be replayed: {exc!r}"[:500])
-    return (
-        _check_outcomes(results, stored_outcome)
-        or _check_entries(conn, results, progress)
-        or _check_dead_letters(conn, results)
-        or _check_state(conn, state.changes())
+    (``total``: the events in scope, for ``progress`` only)."""
+    if scope is None:
+        store = audit.AuditStore()
+        try:
+            return check_replay(conn, progress, total, Scope(store))
+        finally:
+            store.dispose()
+    with scope.store.engine.connect() as state:
+        transaction = state.begin()
+        try:
+            mismatch = _check_in(conn, state, scope, progress, total)
+        except BaseException:
+            transaction.rollback()
+            raise
+        if mismatch is None:
+            transaction.commit()
+        else:
+            transaction.rollback()  # the kept state stays where it was
+    return mismatch
+
+
+def _check_in(
+    conn: Connection, state: Connection, scope: Scope, progress: Progress, total: int
+) -> Mismatch | None:
+    if scope.since is None:
+        audit.reset(state)
+    audit.forget_run(state)
+    keep = scope.keep_at or scope.since
+    boundary = 0 if keep is None else last_signed_seq(conn, t.events, keep.event_chains())
+    mismatch, savepoint = _replay(conn, state, scope, boundary, progress, total)
+    if mismatch is not None:
+        return mismatch
+    since_entries = None if scope.since is None else scope.since.chains()
+    mismatch = _check_entries(conn, state, since_entries, progress) or _check_state(
+        conn, state, incremental=scope.since is not None
     )
+    if mismatch is not None:
+        return mismatch
+    savepoint.rollback()  # back to the state at ``keep``
+    audit.forget_run(state)
+    audit.set_reached(state, keep)
+    scope.kept = keep is not None
+    return None
 
 
-def _decode(row: Any) -> tuple[Any, str | None]:
-    try:
-        event = load_event(row["payload"])
-    except Exception as exc:  # noqa: BLE001 - any undecodable payload is tampering
-        return None, f"payload does not decode ({exc!r})"[:500]
-    if (event.event_id, event.TYPE, event.occurred_at) != (
-        row["event_id"],
-        row["type"],
-        row["occurred_at"],
-    ):
-        return None, "event_id, type or occurred_at differ from the payload's"
-    if dump_event(event) != row["payload"]:
-        return None, "payload is not in canonical form"
-    return event, None
+def _events(conn: Connection, scope: Scope) -> Iterator[list[dict[str, Any]]]:
+    """The events in scope in arrival order, ``batch_size`` at a time."""
+    signed = None if scope.since is None else scope.since.event_chains()
+    query = select(t.events).where(after(conn, t.events, signed)).order_by(t.events.c.seq)
+    if signed:
+        first = first_new_seq(conn, t.events, signed)
+        if first is None:
+            return
+        query = query.where(t.events.c.seq >= first)
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=scope.batch_size))
+    keys = tuple(result.keys())
+    for partition in result.partitions(scope.batch_size):
+        yield plain_dicts(keys, partition)
+
+
+def _replay(
+    conn: Connection,
+    state: Connection,
+    scope: Scope,
+    boundary: int,
+    progress: Progress,
+    total: int,
+) -> tuple[Mismatch | None, Any]:
+    """Replay the events in scope into ``state``; a savepoint is taken once the events
+    up to seq ``boundary`` are in (returned, with the first outcome or dead-letter
+    mismatch)."""
+    savepoint = None
+    outcome_mismatch: Mismatch | None = None
+    dead_mismatch: Mismatch | None = None
+    done = 0
+    record_touched = scope.since is not None
+    for rows in _events(conn, scope):
+        for part in _split(rows, boundary):
+            if savepoint is None and part[0]["seq"] > boundary:
+                savepoint = state.begin_nested()
+            incoming: list[Incoming] = []
+            stored_outcome: dict[str, str] = {}
+            for row in part:
+                event, problem = _decode(row)
+                if problem is not None:
+                    return ("events", row["seq"], f"event log seq {row['seq']}: {problem}"), None
+                assert event is not None
+                incoming.append(Incoming(event, row["seq"], row["source"], row["chain"]))
+                stored_outcome[row["event_id"]] = row["outcome"]
+            try:
+                results = _apply_and_record(state, incoming, touched=record_touched)
+            except Exception as exc:  # noqa: BLE001 - a forged log may hold anything
+                return ("events", None, f"the event log cannot be replayed: {exc!r}"[:500]), None
+            outcome_mismatch = outcome_mismatch or _check_outcomes(results, stored_outcome)
+            dead_mismatch = dead_mismatch or _check_dead_letters(conn, results)
+            done += len(part)
+        progress("replay: rules", done, total)
+    progress("replay: rules", done, total)
+    if savepoint is None:
+        savepoint = state.begin_nested()
+    return outcome_mismatch or dead_mismatch, savepoint
+
+
+def _split(rows: list[dict[str, Any]], boundary: int) -> list[list[dict[str, Any]]]:
+    """``rows`` (by seq) cut where seq passes ``boundary``."""
+    cut = next((i for i, r in enumerate(rows) if r["seq"] > boundary), len(rows))
+    return [part for part in (rows[:cut], rows[cut:]) if part]
+
+
+def _apply_and_record(
+    state: Connection, incoming: list[Incoming], *, touched: bool
+) -> list[Result]:
+    """One batch through the rules into ``state``, as the service's ingestion does it:
+    first assuming the ids that only a duplicate would find are new (no look-up), then,
+    if a unique key of the replay store refuses one (a duplicate in the log), again with
+    every look-up made."""
+    for optimistic in (True, False):
+        savepoint = state.begin_nested()
+        try:
+            results, changes = _apply(state, incoming, optimistic=optimistic)
+            _record(state, results, changes, touched=touched)
+        except IntegrityError:
+            savepoint.rollback()
+            if not optimistic:
+                raise
+            continue
+        savepoint.commit()
+        return results
+    raise AssertionError("unreachable")
+
+
+def _apply(
+    state: Connection, incoming: list[Incoming], *, optimistic: bool
+) -> tuple[list[Result], Changes]:
+    """One batch through the rules, as the service's ingestion runs it."""
+    loader = audit.ReplayLoader(state)
+    exact: set[tuple[str, str]] = set()
+    # one look-up for every enrollment's "is one already waiting" (else one query each)
+    enrolling = [i.event.sharer_id for i in incoming if isinstance(i.event, SharerEnrolled)]
+    while True:
+        working = WorkingState(loader, optimistic_balances=True)
+        working.prefetch(balances=exact, waiting=enrolling)
+        prefetch(working, [i.event for i in incoming], optimistic=optimistic)
+        results = process(incoming, working)
+        breached = working.breaches()
+        if not breached:
+            return results, working.changes()
+        exact |= breached  # near SPEC's bound: redo with those balances checked exactly
+
+
+def _record(state: Connection, results: list[Result], changes: Changes, *, touched: bool) -> None:
+    """Write what a batch changed, the ids it processed and the entries it implies."""
+    write_changes(state, audit.insert_rows, changes, 0)
+    processed = [
+        {"event_id": r.incoming.event.event_id}
+        for r in results
+        if not r.released and not isinstance(r.outcome, Duplicate)
+    ]
+    if processed:
+        state.execute(audit.replayed.insert(), processed)
+    applied = [
+        (r.incoming.chain, entry)
+        for r in results
+        if isinstance(r.outcome, Applied)
+        for entry in r.outcome.entries
+    ]
+    audit.add_balances(state, (entry for _, entry in applied))
+    if applied:
+        state.execute(
+            audit.implied_entries.insert(),
+            [
+                {"event_id": e.event_id, "ordinal": e.ordinal, "digest": _entry_digest(chain, e)}
+                for chain, e in applied
+            ],
+        )
+    if touched:
+        keys = _touched_keys(changes)
+        if keys:
+            state.execute(audit.touched.insert().prefix_with("OR IGNORE"), keys)
+
+
+def _touched_keys(c: Changes) -> list[dict[str, str]]:
+    keyed = {
+        "plans": [p.plan_id for p in c.plans],
+        "sharers": [s.sharer_id for s in c.sharers],
+        "clicks": [k.click_id for k in c.clicks],
+        "orders": [o.order_id for o in (*c.new_orders, *c.changed_orders)],
+        "refunds": [r for r, _ in c.refunds],
+        "payouts": [p.payout_id for p in (*c.new_payouts, *c.changed_payouts)],
+        "settlement_runs": [r for r, _ in c.runs],
+        "parked": [p.event.event_id for p in c.parked] + list(c.released),
+    }
+    return [{"name": name, "key": key} for name, keys in keyed.items() for key in keys]
 
 
 def _check_outcomes(results: list[Result], stored: dict[str, str]) -> Mismatch | None:
@@ -115,56 +317,115 @@ def _check_outcomes(results: list[Result], stored: dict[str, str]) -> Mismatch |
     return None
 
 
-def _entry_digest(chain: str, entry: JournalEntry) -> bytes:
-    return hashlib.sha256(canonical_entry_bytes(chain, 0, entry)).digest()
+def _check_dead_letters(conn: Connection, results: list[Result]) -> Mismatch | None:
+    rejected = [
+        (r.incoming.event.event_id, r.outcome.reason)
+        for r in results
+        if isinstance(r.outcome, Rejected) and valid_event_id(r.incoming.event.event_id)
+    ]
+    if not rejected:
+        return None
+    d = t.dead_letters
+    ids = sorted({event_id for event_id, _ in rejected})
+    stored: set[tuple[Any, Any]] = set()
+    for chunk in audit.chunks(ids):
+        query = select(d.c.event_id, d.c.reason).where(d.c.event_id.in_(chunk))
+        stored.update((r.event_id, r.reason) for r in conn.execute(query))
+    for event_id, reason in rejected:
+        if (event_id, reason) not in stored:
+            return (
+                "dead_letters",
+                event_id,
+                f"dead letter of rejected event {event_id} ({reason}) is missing",
+            )
+    return None
+
+
+# --- journal entries ------------------------------------------------------------------------
 
 
 def _check_entries(
-    conn: Connection, results: list[Result], progress: Progress = ignore_progress
+    conn: Connection,
+    state: Connection,
+    since: dict[str, tuple[int, str]] | None,
+    progress: Progress = ignore_progress,
 ) -> Mismatch | None:
-    """Digests, not entries, are kept for the replayed side: memory grows by ~100 bytes
-    per entry however large the ledger."""
-    implied: dict[tuple[str, int], bytes] = {}
-    for result in results:
-        if isinstance(result.outcome, Applied):
-            for entry in result.outcome.entries:
-                implied[(entry.event_id, entry.ordinal)] = _entry_digest(
-                    result.incoming.chain, entry
+    """Every stored entry in scope against the digest the replay implies for it, in seq
+    order, a batch at a time; then whether every implied entry was found."""
+    implied = audit.implied_entries
+    total = state.execute(select(func.count()).select_from(implied)).scalar_one()
+    done = 0
+    for batch in _stored_entries(conn, since):
+        digests: dict[tuple[Any, Any], bytes] = {}
+        for chunk in audit.chunks(sorted({entry.event_id for _, entry in batch})):
+            query = select(implied).where(implied.c.event_id.in_(chunk))
+            digests.update(((r.event_id, r.ordinal), r.digest) for r in state.execute(query))
+        for row, entry in batch:
+            done += 1
+            digest = digests.get((entry.event_id, entry.ordinal))
+            where = f"journal entry seq {row['seq']} ({entry.event_id}#{entry.ordinal})"
+            if digest is None:
+                return ("entries", row["seq"], f"{where} is not implied by the event log: forged")
+            if digest != _entry_digest(row["chain"], entry):
+                return (
+                    "entries",
+                    row["seq"],
+                    f"{where} differs from what the rules give for its event",
                 )
-    total, done = len(implied), 0
-    for row, entry in _stored_entries(conn):
-        done += 1
-        if done % PROGRESS_EVERY == 0:
-            progress("replay: comparing", done, total)
-        key = (entry.event_id, entry.ordinal)
-        digest = implied.pop(key, None)
-        where = f"journal entry seq {row['seq']} ({entry.event_id}#{entry.ordinal})"
-        if digest is None:
-            return ("entries", row["seq"], f"{where} is not implied by the event log: forged")
-        if digest != _entry_digest(row["chain"], entry):
-            return (
-                "entries",
-                row["seq"],
-                f"{where} differs from what the rules give for its event",
-            )
+        progress("replay: comparing", done, total)
     progress("replay: comparing", done, total)
-    if implied:
-        event_id, ordinal = min(implied)
+    if done < total:
+        missing = _first_missing_entry(conn, state)
         return (
             "entries",
             None,
-            (f"the event log implies entry {event_id}#{ordinal}, which the journal lacks: removed"),
+            f"the event log implies entry {missing}, which the journal lacks: removed",
         )
     return None
 
 
-def _stored_entries(conn: Connection, batch: int = 10_000) -> Iterator[tuple[Any, JournalEntry]]:
-    """Every stored entry with its postings, in seq order, ``batch`` entries at a time (the
-    chains passed their checks, so every seq is an int)."""
-    e, p = t.entries, t.postings
-    last = None
+def _first_missing_entry(conn: Connection, state: Connection) -> str:
+    implied, e = audit.implied_entries, t.entries
+    last: tuple[str, int] | None = None
     while True:
-        query = select(e).order_by(e.c.seq).limit(batch)
+        query = select(implied.c.event_id, implied.c.ordinal).order_by(
+            implied.c.event_id, implied.c.ordinal
+        )
+        if last is not None:
+            query = query.where(
+                or_(
+                    implied.c.event_id > last[0],
+                    and_(implied.c.event_id == last[0], implied.c.ordinal > last[1]),
+                )
+            )
+        keys = [(r[0], r[1]) for r in state.execute(query.limit(CHUNK))]
+        if not keys:
+            return "?"
+        found: set[tuple[Any, Any]] = set()
+        for chunk in audit.chunks(sorted({k[0] for k in keys})):
+            query = select(e.c.event_id, e.c.ordinal).where(e.c.event_id.in_(chunk))
+            found.update((r[0], r[1]) for r in conn.execute(query))
+        for key in keys:
+            if key not in found:
+                return f"{key[0]}#{key[1]}"
+        last = keys[-1]
+
+
+def _stored_entries(
+    conn: Connection, since: dict[str, tuple[int, str]] | None, batch: int = BATCH
+) -> Iterator[list[tuple[dict[str, Any], JournalEntry]]]:
+    """The stored entries in scope with their postings, in seq order, ``batch`` entries at
+    a time (the chains passed their checks, so every seq is an int)."""
+    e, p = t.entries, t.postings
+    scope = select(e).where(after(conn, e, since)).order_by(e.c.seq).limit(batch)
+    last = None
+    if since:
+        first = first_new_seq(conn, e, since)
+        if first is None:
+            return
+        last = first - 1
+    while True:
+        query = scope
         result = conn.execute(query if last is None else query.where(e.c.seq > last))
         rows = plain_dicts(result.keys(), result)
         if not rows:
@@ -175,84 +436,157 @@ def _stored_entries(conn: Connection, batch: int = 10_000) -> Iterator[tuple[Any
         result = conn.execute(query.order_by(p.c.entry_seq, p.c.ordinal))
         for posting in plain_dicts(result.keys(), result):
             postings.setdefault(posting["entry_seq"], []).append(posting)
-        for row in rows:
-            yield row, entry_from_row(row, postings.get(row["seq"], []))
-
-
-def _check_dead_letters(conn: Connection, results: list[Result]) -> Mismatch | None:
-    d = t.dead_letters
-    stored = {(r.event_id, r.reason) for r in conn.execute(select(d.c.event_id, d.c.reason))}
-    for result in results:
-        outcome, event_id = result.outcome, result.incoming.event.event_id
-        if not isinstance(outcome, Rejected) or not valid_event_id(event_id):
-            continue
-        if (event_id, outcome.reason) not in stored:
-            return (
-                "dead_letters",
-                event_id,
-                f"dead letter of rejected event {event_id} ({outcome.reason}) is missing",
-            )
-    return None
+        yield [(row, entry_from_row(row, postings.get(row["seq"], []))) for row in rows]
 
 
 # --- reference state ------------------------------------------------------------------------
 
+KEYS = {
+    "plans": "plan_id",
+    "sharers": "sharer_id",
+    "clicks": "click_id",
+    "orders": "order_id",
+    "refunds": "refund_id",
+    "payouts": "payout_id",
+    "settlement_runs": "run_id",
+    "parked": "event_id",
+}
+_COMPARED = {
+    "sharers": ("upline_id", "enrolled_at"),
+    "clicks": ("buyer_id", "sharer_id", "occurred_at", "arrival"),
+    "refunds": ("order_id",),
+    "payouts": ("sharer_id", "currency", "amount", "state"),
+    "settlement_runs": ("as_of",),
+    "parked": ("waits_for", "subject", "arrival", "type", "source", "payload"),
+}
 
-def _check_state(conn: Connection, c: Changes) -> Mismatch | None:
-    implied: dict[str, dict[Any, Any]] = {
-        "plans": {p.plan_id: p for p in c.plans},
-        "sharers": {s.sharer_id: (s.upline_id, s.enrolled_at) for s in c.sharers},
-        "clicks": {
-            k.click_id: (k.buyer_id, k.sharer_id, k.occurred_at, k.arrival) for k in c.clicks
-        },
-        "orders": {o.order_id: order_to_row(o) for o in c.new_orders},
-        "refunds": dict(c.refunds),
-        "payouts": {
-            p.payout_id: (p.sharer_id, p.currency, p.amount, p.state) for p in c.new_payouts
-        },
-        "settlement_runs": dict(c.runs),
-        "parked": {p.event.event_id: _parked_row(p) for p in c.parked},
-    }
-    for table, rows in implied.items():
-        mismatch = _compare(table, rows, _stored_state(conn, table, rows))
-        if mismatch is not None:
-            return mismatch
+
+def _check_state(conn: Connection, state: Connection, *, incremental: bool) -> Mismatch | None:
+    """The reference state: every replayed row (from genesis) or the rows the replayed
+    events touched (after a checkpoint) against the stored row of the same key, then each
+    table's row count (a forged or removed row anywhere)."""
+    for name, key in KEYS.items():
+        stored_table, replay_table = t.metadata.tables[name], audit.metadata.tables[name]
+        matched = 0
+        for keys in _replayed_keys(state, name, key, incremental):
+            replayed = _rows(state, replay_table, key, keys)
+            stored = _rows(conn, stored_table, key, keys)
+            for k in keys:
+                if k not in replayed:  # touched, then gone (a parked event released)
+                    if k in stored:
+                        return (name, k, f"{name} {k!r} is stored but not implied by the event log")
+                    continue
+                if k not in stored:
+                    return (name, k, f"{name} {k!r} is implied by the event log but missing")
+                matched += 1
+                mismatch = _compare_row(name, k, replayed[k], stored[k])
+                if mismatch is not None:
+                    return mismatch
+        count = select(func.count()).select_from
+        stored_count = conn.execute(count(stored_table)).scalar_one()
+        replay_count = state.execute(count(replay_table)).scalar_one()
+        if stored_count != replay_count or (not incremental and matched != stored_count):
+            return _unmatched(conn, state, name, key)
     return None
 
 
-def _parked_row(p: Any) -> tuple[Any, ...]:
-    subject = p.event.sharer_id if isinstance(p.event, SharerEnrolled) else None
-    return (p.waits_for, subject, p.arrival, p.event.TYPE, p.source, dump_event(p.event))
+def _replayed_keys(
+    state: Connection, name: str, key: str, incremental: bool
+) -> Iterator[list[Any]]:
+    if incremental:
+        column = audit.touched.c.key
+        query = select(column).where(audit.touched.c.name == name).order_by(column)
+    else:
+        column = audit.metadata.tables[name].c[key]
+        query = select(column).order_by(column)
+    last = None
+    while True:
+        page = query if last is None else query.where(column > last)
+        keys = list(state.execute(page.limit(CHUNK)).scalars())
+        if not keys:
+            return
+        yield keys
+        last = keys[-1]
 
 
-def _stored_state(
-    conn: Connection, table: str, implied: dict[Any, Any]
-) -> Iterable[tuple[Any, Any]]:
-    rows = conn.execute(select(t.metadata.tables[table])).mappings()
-    for r in rows:
-        if table == "plans":
-            yield r["plan_id"], _stored_plan(r)
-        elif table == "sharers":
-            yield r["sharer_id"], (r["upline_id"], r["enrolled_at"])
-        elif table == "clicks":
-            yield r["click_id"], (r["buyer_id"], r["sharer_id"], r["occurred_at"], r["arrival"])
-        elif table == "orders":
-            # Nearly every row equals its replayed (canonical) form: compare it as stored
-            # first, and parse only a row that differs, to say how.
-            stored = dict(r)
-            same = implied.get(r["order_id"]) == stored
-            yield r["order_id"], stored if same else _stored_order(r)
-        elif table == "refunds":
-            yield r["refund_id"], r["order_id"]
-        elif table == "payouts":
-            yield r["payout_id"], (r["sharer_id"], r["currency"], r["amount"], r["state"])
-        elif table == "settlement_runs":
-            yield r["run_id"], r["as_of"]
-        else:
-            yield (
-                r["event_id"],
-                (r["waits_for"], r["subject"], r["arrival"], r["type"], r["source"], r["payload"]),
-            )
+def _rows(
+    conn: Connection, table: Table, key: str, keys: Sequence[Any]
+) -> dict[Any, dict[str, Any]]:
+    result = conn.execute(select(table).where(table.c[key].in_(list(keys))))
+    return {row[key]: row for row in plain_dicts(result.keys(), result)}
+
+
+def _unmatched(conn: Connection, state: Connection, name: str, key: str) -> Mismatch:
+    """The first row in one of the two tables and not the other (the counts differ)."""
+    stored_table, replay_table = t.metadata.tables[name], audit.metadata.tables[name]
+    for a, b, found in (
+        (conn, state, "stored but not implied by the event log"),
+        (state, conn, "implied by the event log but missing"),
+    ):
+        table_a = stored_table if a is conn else replay_table
+        table_b = replay_table if b is state else stored_table
+        column = table_a.c[key]
+        last = None
+        while True:
+            query = select(column).order_by(column).limit(CHUNK)
+            keys = list(a.execute(query if last is None else query.where(column > last)).scalars())
+            if not keys:
+                break
+            there = set(b.execute(select(table_b.c[key]).where(table_b.c[key].in_(keys))).scalars())
+            for k in keys:
+                if k not in there:
+                    return (name, k, f"{name} {k!r} is {found}")
+            last = keys[-1]
+    return (name, None, f"{name}: the stored rows differ in number from the replayed ones")
+
+
+def _compare_row(
+    name: str, key: Any, replayed: dict[str, Any], stored: dict[str, Any]
+) -> Mismatch | None:
+    if name == "plans":
+        implied: Any = plan_from_json(replayed["body"])
+        value: Any = _stored_plan(stored)
+    elif name == "orders":
+        implied = {c: replayed[c] for c in order_to_row_columns()}
+        value = {c: stored.get(c) for c in implied}
+        if implied == value:
+            return None
+        value = _stored_order(stored)
+    else:
+        columns = _COMPARED[name]
+        implied = tuple(replayed[c] for c in columns)
+        value = tuple(stored[c] for c in columns)
+    if implied == value:
+        return None
+    return (
+        name,
+        key,
+        f"{name} {key!r} differs from the replayed event log: {_difference(implied, value)}",
+    )
+
+
+def order_to_row_columns() -> tuple[str, ...]:
+    return tuple(c.name for c in t.orders.columns)
+
+
+def _decode(row: Any) -> tuple[Any, str | None]:
+    try:
+        event = load_event(row["payload"])
+    except Exception as exc:  # noqa: BLE001 - any undecodable payload is tampering
+        return None, f"payload does not decode ({exc!r})"[:500]
+    if (event.event_id, event.TYPE, event.occurred_at) != (
+        row["event_id"],
+        row["type"],
+        row["occurred_at"],
+    ):
+        return None, "event_id, type or occurred_at differ from the payload's"
+    if dump_event(event) != row["payload"]:
+        return None, "payload is not in canonical form"
+    return event, None
+
+
+def _entry_digest(chain: str, entry: JournalEntry) -> bytes:
+    return hashlib.sha256(canonical_entry_bytes(chain, 0, entry)).digest()
 
 
 def _stored_plan(r: Any) -> Any:
@@ -275,33 +609,6 @@ def _stored_order(r: Any) -> Any:
         return f"an unreadable row ({exc!r})"
     stored = dict(r)
     return canonical if canonical == stored else stored
-
-
-def _compare(
-    table: str, implied: dict[Any, Any], stored: Iterable[tuple[Any, Any]]
-) -> Mismatch | None:
-    seen: set[Any] = set()
-    for key, value in stored:
-        if key in seen or key not in implied:
-            return (table, key, f"{table} {key!r} is stored but not implied by the event log")
-        seen.add(key)
-        if implied[key] != value:
-            return (
-                table,
-                key,
-                (
-                    f"{table} {key!r} differs from the replayed event log: "
-                    f"{_difference(implied[key], value)}"
-                ),
-            )
-    missing = sorted(set(implied) - seen, key=repr)
-    if missing:
-        return (
-            table,
-            missing[0],
-            (f"{table} {missing[0]!r} is implied by the event log but missing"),
-        )
-    return None
 
 
 def _difference(implied: Any, stored: Any) -> str:

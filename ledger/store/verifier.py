@@ -12,8 +12,20 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 
+from ledger.checkpoint import Checkpoint, missing_links
 from ledger.eventlog import EventRow, events_head
 from ledger.journal import ChainChecker, EntryRow, VerifyReport, entry_from_row
 from ledger.store import tables
@@ -22,7 +34,7 @@ from ledger.store.shape import lenient_text, row_problem, typed_by_catalog
 Heads = dict[str, tuple[int, str]]
 # progress(stage, done, total): rows of the stage done so far, out of total
 Progress = Callable[[str, int, int], object]
-STAGES = ("journal", "event log", "replay: reading", "replay: rules", "replay: comparing")
+STAGES = ("journal", "event log", "replay: rules", "replay: comparing")
 
 
 def verify_snapshot(
@@ -32,30 +44,37 @@ def verify_snapshot(
     expect_head: str | None,
     replay: Callable[[Connection, Progress, int], tuple[str, Any, str] | None] | None,
     progress: Progress | None = None,
+    since: Checkpoint | None = None,
 ) -> VerifyReport:
-    """Verify what ``conn`` (inside a read snapshot) sees; see ``verify.verify``."""
+    """Verify what ``conn`` (inside a read snapshot) sees; see ``verify.verify``. With
+    ``since`` (a checkpoint whose signature was checked), only the rows after its signed
+    links are walked, from those links on, once each signed link is found in place."""
     report_progress = progress or ignore_progress
+    signed_entries = None if since is None else since.chains()
+    signed_events = None if since is None else since.event_chains()
     with _lenient(conn):
         totals = {
-            "journal": _count(conn, tables.entries),
-            "event log": _count(conn, tables.events),
+            "journal": _count(conn, tables.entries, signed_entries),
+            "event log": _count(conn, tables.events, signed_events),
         }
         entry_heads, event_heads, head_problems = _stored_heads(conn)
         journal = ChainChecker(entry_heads)
+        log = ChainChecker(event_heads, label="event log: ")
         for chain, problem in head_problems:
             journal.note(None, chain, problem)
+        if since is not None:
+            _start_at_checkpoint(conn, since, journal, log)
         trusted = typed_by_catalog(conn, [tables.entries, tables.postings, tables.events])
-        for row in _stream_entries(conn, batch_size, trusted):
+        for row in _stream_entries(conn, batch_size, trusted, signed_entries):
             journal.feed(row)
             if journal.entries_checked % batch_size == 0:
                 report_progress("journal", journal.entries_checked, totals["journal"])
         report_progress("journal", journal.entries_checked, totals["journal"])
-        orphan = _first_orphan_posting(conn)
+        orphan = _first_orphan_posting(conn, signed_entries)
         if orphan is not None:
             journal.note_orphan_posting(orphan)
         report = journal.report(expect_head)
-        log = ChainChecker(event_heads, label="event log: ")
-        for event in _stream_events(conn, batch_size, trusted):
+        for event in _stream_events(conn, batch_size, trusted, signed_events):
             log.feed(event)
             if log.entries_checked % batch_size == 0:
                 report_progress("event log", log.entries_checked, totals["event log"])
@@ -102,8 +121,39 @@ def ignore_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
-def _count(conn: Connection, table: Table) -> int:
-    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+def _count(conn: Connection, table: Table, signed: Heads | None) -> int:
+    query = select(func.count()).select_from(table)
+    return int(
+        conn.execute(
+            query if signed is None else query.where(after(conn, table, signed))
+        ).scalar_one()
+    )
+
+
+def _start_at_checkpoint(
+    conn: Connection, since: Checkpoint, journal: ChainChecker, log: ChainChecker
+) -> None:
+    """Seed each chain walk with the checkpoint's signed link, or note that the row at
+    its position is gone or differs (rows removed, or the chain rewritten)."""
+    for checker, table, signed, what in (
+        (journal, tables.entries, since.chains(), "journal"),
+        (log, tables.events, since.event_chains(), "event log"),
+    ):
+        for chain, (chain_seq, digest) in sorted(signed.items()):
+            c = table.c
+            row = conn.execute(
+                select(c.seq, c.hash).where(c.chain == chain, c.chain_seq == chain_seq)
+            ).first()
+            found = None if row is None else row.hash
+            problems = missing_links(
+                {chain: (chain_seq, digest)}, {(chain, chain_seq): found}, what
+            )
+            if problems:
+                checker.note(
+                    None if row is None else row.seq, chain, problems[0] + " (since the checkpoint)"
+                )
+            elif row is not None and type(row.seq) is int:
+                checker.start_at(chain, chain_seq, digest, row.seq)
 
 
 @contextmanager
@@ -119,6 +169,58 @@ def _lenient(conn: Connection) -> Iterator[None]:
         yield
     finally:
         raw.text_factory = previous
+
+
+def after(conn: Connection, table: Table, signed: Heads | None) -> ColumnElement[bool]:
+    """The rows of ``table`` (entries or events) beyond the signed links (all: None).
+
+    Spelled per chain present (``chains_in``), so each term is a range of the (chain,
+    chain_seq) index: a daily check reads what is new, never the whole table."""
+    if not signed:
+        return true()
+    c = table.c
+    terms: list[ColumnElement[bool]] = [c.chain.is_(None)]
+    for chain in chains_in(conn, table):
+        seq = signed.get(chain, (0, ""))[0]
+        terms.append(and_(c.chain == chain, c.chain_seq > seq) if seq else c.chain == chain)
+    return or_(*terms)
+
+
+def first_new_seq(conn: Connection, table: Table, signed: Heads | None) -> int | None:
+    """The lowest global seq beyond the signed links (None: nothing is), one index range
+    per chain: a lower bound that keeps a seq-ordered read of what is new off the rest."""
+    c = table.c
+    firsts = [conn.execute(select(func.min(c.seq)).where(c.chain.is_(None))).scalar()]
+    for chain in chains_in(conn, table):
+        seq = (signed or {}).get(chain, (0, ""))[0]
+        query = select(func.min(c.seq)).where(c.chain == chain, c.chain_seq > seq)
+        firsts.append(conn.execute(query).scalar())
+    return min((f for f in firsts if type(f) is int), default=None)
+
+
+def chains_in(conn: Connection, table: Table) -> list[str]:
+    """The distinct chains of ``table``, one index probe each (a skip scan): O(chains)."""
+    name = table.name
+    query = text(
+        f"WITH RECURSIVE c(chain) AS (SELECT min(chain) FROM {name} UNION ALL "
+        f"SELECT (SELECT min(chain) FROM {name} WHERE chain > c.chain) FROM c "
+        "WHERE c.chain IS NOT NULL) SELECT chain FROM c WHERE chain IS NOT NULL"
+    )
+    return [chain for (chain,) in conn.execute(query)]
+
+
+def _last_signed_seq(conn: Connection, table: Table, signed: Heads) -> int:
+    """The largest global seq among the signed rows (0: none)."""
+    seqs = [
+        conn.execute(
+            select(table.c.seq).where(table.c.chain == chain, table.c.chain_seq == seq)
+        ).scalar()
+        for chain, (seq, _) in signed.items()
+    ]
+    return max((s for s in seqs if type(s) is int), default=0)
+
+
+last_signed_seq = _last_signed_seq
 
 
 def _stored_heads(conn: Connection) -> tuple[Heads, Heads, list[tuple[str | None, str]]]:
@@ -138,12 +240,15 @@ def _stored_heads(conn: Connection) -> tuple[Heads, Heads, list[tuple[str | None
     return entry_heads, event_heads, problems
 
 
-def _ordered(conn: Connection, table: Table, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+def _ordered(
+    conn: Connection, table: Table, batch_size: int, signed: Heads | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """Every row of ``table`` ordered by (chain, chain_seq, seq), ``batch_size`` at a time.
 
     One streamed query, no keyset paging: paging compares key values, and a NULL or an
     odd type in a key (possible on SQLite) would silently skip rows."""
-    query = select(table).order_by(table.c.chain, table.c.chain_seq, table.c.seq)
+    query = select(table).where(after(conn, table, signed))
+    query = query.order_by(table.c.chain, table.c.chain_seq, table.c.seq)
     # options on the statement, not the connection: a caller's connection (a replay's one
     # transaction) must not go on streaming every later statement
     result = conn.execute(query.execution_options(stream_results=True, yield_per=batch_size))
@@ -159,11 +264,13 @@ def plain_dicts(keys: Iterable[str], rows: Iterable[Any]) -> list[dict[str, Any]
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def _stream_entries(conn: Connection, batch_size: int, trusted: set[str]) -> Iterator[EntryRow]:
+def _stream_entries(
+    conn: Connection, batch_size: int, trusted: set[str], signed: Heads | None
+) -> Iterator[EntryRow]:
     p = tables.postings
     check_entries = tables.entries.name not in trusted
     check_postings = p.name not in trusted
-    for rows in _ordered(conn, tables.entries, batch_size):
+    for rows in _ordered(conn, tables.entries, batch_size, signed):
         seqs = [r["seq"] for r in rows if type(r["seq"]) is int]  # others are malformed
         by_entry: dict[Any, list[Any]] = {}
         if seqs:
@@ -205,9 +312,11 @@ def _entry_row(
     )
 
 
-def _stream_events(conn: Connection, batch_size: int, trusted: set[str]) -> Iterator[EventRow]:
+def _stream_events(
+    conn: Connection, batch_size: int, trusted: set[str], signed: Heads | None
+) -> Iterator[EventRow]:
     check = tables.events.name not in trusted
-    for rows in _ordered(conn, tables.events, batch_size):
+    for rows in _ordered(conn, tables.events, batch_size, signed):
         for row in rows:
             yield EventRow(
                 row["seq"],
@@ -220,7 +329,10 @@ def _stream_events(conn: Connection, batch_size: int, trusted: set[str]) -> Iter
             )
 
 
-def _first_orphan_posting(conn: Connection) -> Any:
+def _first_orphan_posting(conn: Connection, signed: Heads | None) -> Any:
+    """After a checkpoint: among the postings of entries past its last signed one."""
     e, p = tables.entries, tables.postings
     query = select(p.c.entry_seq).where(~exists().where(e.c.seq == p.c.entry_seq))
+    if signed:
+        query = query.where(p.c.entry_seq > _last_signed_seq(conn, e, signed))
     return conn.execute(query.order_by(p.c.entry_seq).limit(1)).scalar()

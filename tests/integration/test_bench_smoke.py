@@ -97,12 +97,17 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
             "entries": 200,
             "verify_seconds": 0.1,
             "verify_ok": True,
+            "daily_events": 10,
+            "daily_entries": 4,
+            "daily_seconds": 0.01,
+            "daily_ok": True,
             "balance_p50_ms": 1.0,
             "balance_p99_ms": 2.0,
         },
     }
     table = report.markdown(result)
     assert "ours e2e, 2 consumers" in table and "balance query p99" in table
+    assert "verify, daily: 10 new events from the checkpoint (ok=True)" in table
     assert "| mix e2e_1 | 70.0 | 27.0 | 2.0 | 99.0 | 1.0 |" in table  # CPU per record
     report.chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000

@@ -5,7 +5,7 @@ file: drop the triggers and put them back)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, create_engine
@@ -20,10 +20,13 @@ from tests.support.roles import as_admin, as_owner
 SEED = 3
 
 
-def build_ledger(store: Store, *, orders: int = 40) -> list[Received | Undecodable]:
+def build_ledger(
+    store: Store, *, orders: int = 40, after_batch: Callable[[int], object] | None = None
+) -> list[Received | Undecodable]:
     """Plans, enrollments, clicks, orders, completions, refunds, a settlement run and
     payouts (ledger/simulate.py), plus a refund that waits for its order, an event that is
-    rejected and a line that never decoded; ingested in batches of 50 into chain "t"."""
+    rejected and a line that never decoded; ingested in batches of 50 into chain "t"
+    (``after_batch(n)`` is called after the n-th batch, from 1)."""
     work = generate(SEED, orders=orders, sharers=12, buyers=30)
     events = work.all()
     batch: list[Received | Undecodable] = [
@@ -53,8 +56,10 @@ def build_ledger(store: Store, *, orders: int = 40) -> list[Received | Undecodab
         Undecodable("file:u", "malformed_json", "not JSON", "{"),
     ]
     service = LedgerService(store, clock=lambda: 1_800_000_000_000)
-    for start in range(0, len(batch), 50):
+    for n, start in enumerate(range(0, len(batch), 50), 1):
         service.ingest(batch[start : start + 50])
+        if after_batch is not None:
+            after_batch(n)
     return batch
 
 
