@@ -205,6 +205,8 @@ class LedgerService:
         incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
         undecodable = [item for item in batch if isinstance(item, Undecodable)]
         parts = _parts(incoming)
+        if len(parts) > 1:  # every chain locked first, in name order, as for one part
+            tx.lock_chains(i.chain for i in incoming)
         for n, part in enumerate(parts):
             last = n == len(parts) - 1
             self._apply(tx, part, undecodable if last else [], report, now, optimistic)

@@ -9,7 +9,7 @@ the dead letters and the reference-state changes. Rows are built here, not in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +74,10 @@ class BatchTransaction:
         """Reference state as this transaction sees it; rows a batch may change after
         reading them are locked when several writers share the database."""
         return SqlStateLoader(self.conn, lock_rows=self.store.specifics.locks_rows)
+
+    def lock_chains(self, chains: Iterable[str]) -> None:
+        """Take the chains' locks now, in name order, for a batch written in parts."""
+        self.store.lock_chains(self.conn, chains)
 
     def write_page(
         self, chain: str, entries: list[JournalEntry], orders: list[Order], recorded_at: int
