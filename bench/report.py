@@ -45,6 +45,9 @@ def rows(result: dict[str, Any]) -> list[Row]:
     pg_cost = result.get("pg_cost")
     if pg_cost and "error" not in pg_cost:
         out += pg_cost_rows(pg_cost)
+    settlement = result.get("settlement")
+    if settlement and "error" not in settlement:
+        out += _settlement_rows(settlement)
     return out
 
 
@@ -113,6 +116,23 @@ def pg_cost_rows(g: dict[str, Any]) -> list[Row]:
                 )
             )
     return out
+
+
+def _settlement_rows(s: dict[str, Any]) -> list[Row]:
+    """bench/bench_settlement.py: one run over every due order, by `ledger ingest`."""
+    section = f"settlement run ({s['settled']:,} due orders)"
+    after = s["after"]
+    return [
+        Row(
+            section,
+            "peak RSS of the `ledger ingest` process applying the run",
+            after["peak_rss_mib"],
+            "MiB",
+            f"{after['peak_rss_mib'] / s['target_mib']:.2f}x the bound",
+            f"< {s['target_mib']} MiB: {_met(after['peak_rss_mib'] < s['target_mib'])}",
+        ),
+        Row(section, "run, wall time", _rate(s["settled"], after["seconds"]), "orders/s", "", ""),
+    ]
 
 
 def _stream_rows(section: str, s: dict[str, Any]) -> list[Row]:

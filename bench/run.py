@@ -10,7 +10,8 @@ On each: the ceiling (kafka-python consume; consume + Avro decode) and ours end 
 (1, then 2 ``ledger consume`` processes of one group into a fresh PostgreSQL ledger). On
 the orders-only stream also the baselines, fed the same events from the same topics:
 naive (ORM, commit per event), the eventsourcing library (defaults; aggregate cache)
-and a bare batched COPY. Then a large ledger: view rebuild, verify, balance query p50/p99.
+and a bare batched COPY. Then a large ledger: view rebuild, verify, balance query p50/p99;
+and one settlement run over 1M due orders: peak RSS of its process (bench_settlement.py).
 Writes bench/results/run-<time>.json, .md (table with ratios and targets) and .png.
 Env: LEDGER_BENCH_KAFKA (127.0.0.1:19092), LEDGER_BENCH_PG_URL (scratch databases are
 created beside it and dropped).
@@ -40,6 +41,7 @@ from bench import (
     baseline_eventsourcing,
     baseline_naive,
     heavy_buyers,
+    bench_settlement,
     large,
     ours,
     pg_cost,
@@ -137,13 +139,16 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--sharers", type=int, help="orders-only forest size (10,000)")
     parser.add_argument("--mix-orders", type=int, help="realistic mix orders (30,000)")
     parser.add_argument("--postings", type=int, help="large ledger postings (1,000,000)")
+    parser.add_argument(
+        "--settlement-orders", type=int, help="due orders of the settlement run (1,000,000)"
+    )
     parser.add_argument("--naive-orders", type=int, help="orders fed to the naive baseline")
     parser.add_argument("--es-orders", type=int, help="orders fed to each eventsourcing run")
     parser.add_argument("--samples", type=int, default=2000, help="balance queries timed")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
     parser.add_argument(
-        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy,pgcost"
+        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy,pgcost,settlement"
     )
     parser.add_argument("--heavy-orders", type=int, help="orders of each heavy-buyers ledger")
     parser.add_argument(
@@ -168,6 +173,7 @@ def parse() -> argparse.Namespace:
         "sharers": 10_000,
         "mix_orders": 30_000,
         "postings": 1_000_000,
+        "settlement_orders": 1_000_000,
         "naive_orders": 5_000,
         "es_orders": 2_000,
         "heavy_orders": 4_000,
@@ -178,6 +184,7 @@ def parse() -> argparse.Namespace:
         "sharers": 1_000,
         "mix_orders": 2_000,
         "postings": 30_000,
+        "settlement_orders": 20_000,
         "naive_orders": 500,
         "es_orders": 300,
         "heavy_orders": 400,
@@ -213,6 +220,7 @@ def main() -> None:
             "sharers",
             "mix_orders",
             "postings",
+            "settlement_orders",
             "naive_orders",
             "es_orders",
             "heavy_orders",
@@ -288,6 +296,19 @@ def main() -> None:
             ),
         )
         say(f"pg_cost: growth {pg_cost.growths(result['pg_cost'])}")
+    if "settlement" not in skip:
+        orders = args.settlement_orders
+        reference = min(10_000, max(1, orders // 100))  # ingested; the rest copies of them
+        try:
+            result["settlement"] = retried(
+                "settlement",
+                lambda: bench_settlement.run(
+                    args.pg_url, orders, reference, 10_000, args.seed, before=None
+                ),
+            )
+            say(f"settlement: {result['settlement']['after']}")
+        except LOST_DATABASE as exc:
+            result["settlement"] = {"error": str(exc).splitlines()[0]}
     save(True)
     print(report.markdown(result))
     say(f"total {result['total_seconds']} s; wrote {base}.json/.md/.png")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from ledger.dead_letters import DeadLetter
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
-from ledger.domain.events import Event
+from ledger.domain.events import Event, SettlementRun
+from ledger.domain.model import Order
 from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.reasons import Reason
@@ -202,43 +203,95 @@ class LedgerService:
         received = [item for item in batch if isinstance(item, Received)]
         arrivals = iter(tx.arrivals(len(received)))
         incoming = [Incoming(r.event, next(arrivals), r.source, r.chain) for r in received]
+        undecodable = [item for item in batch if isinstance(item, Undecodable)]
+        parts = _parts(incoming)
+        if len(parts) > 1:  # every chain locked first, in name order, as for one part
+            tx.lock_chains(i.chain for i in incoming)
+        for n, part in enumerate(parts):
+            last = n == len(parts) - 1
+            self._apply(tx, part, undecodable if last else [], report, now, optimistic)
+        return report
 
+    def _apply(
+        self,
+        tx: BatchTransaction,
+        part: list[Incoming],
+        undecodable: list[Undecodable],
+        report: BatchReport,
+        now: int,
+        optimistic: bool,
+    ) -> None:
+        """Decide ``part`` of a batch and write it (and the ``undecodable`` records as dead
+        letters) in the batch's transaction, counting it in ``report``."""
         loader = tx.state_loader()
-        exact: set[tuple[str, str]] = set()
-        while True:
-            state = WorkingState(loader, optimistic_balances=True)
-            state.prefetch(balances=exact)
-            prefetch(state, [i.event for i in incoming], optimistic=optimistic)
-            results = process(incoming, state)
-            breached = state.breaches()
-            if not breached:
-                break
-            # rare: a balance near SPEC's ±2^62 bound. Run again checking those balances
-            # event by event, so the event at fault is rejected and the rest applied.
-            log.info("redoing a batch with balances checked", balances=len(breached))
-            exact |= breached
+        run = _settlement_run(part)
+        if run is not None:
+            # its pages are written as they are decided, and its balances checked exactly
+            written = [0]
+
+            def write(entries: list[JournalEntry], orders: list[Order]) -> None:
+                tx.write_page(run.chain, entries, orders, now)
+                written[0] += len(entries)
+
+            state = WorkingState(loader, page_sink=write)
+            prefetch(state, [run.event], optimistic=optimistic)
+            results = process(part, state)
+            report.entries += written[0]
+        else:
+            exact: set[tuple[str, str]] = set()
+            while True:
+                state = WorkingState(loader, optimistic_balances=True)
+                state.prefetch(balances=exact)
+                prefetch(state, [i.event for i in part], optimistic=optimistic)
+                results = process(part, state)
+                breached = state.breaches()
+                if not breached:
+                    break
+                # rare: a balance near SPEC's ±2^62 bound. Run again checking those balances
+                # event by event, so the event at fault is rejected and the rest applied.
+                log.info("redoing a batch with balances checked", balances=len(breached))
+                exact |= breached
 
         logged: list[LoggedEvent] = []
         dead: list[DeadLetter] = []
         chains: dict[str, list[JournalEntry]] = {}
         for result in results:
             _account(result, report, logged, dead, chains, now)
-        for item in batch:
-            if isinstance(item, Undecodable):
-                report.undecodable += 1
-                reasons = report.undecodable_reasons
-                reasons[item.reason] = reasons.get(item.reason, 0) + 1
-                dead.append(_undecodable_dead_letter(item, now))
+        for item in undecodable:
+            report.undecodable += 1
+            reasons = report.undecodable_reasons
+            reasons[item.reason] = reasons.get(item.reason, 0) + 1
+            dead.append(_undecodable_dead_letter(item, now))
 
         persisted = tx.persist(BatchWrite(now, logged, chains, dead, state.changes()))
         for skipped in persisted.already_dead:
             _count_as_duplicate(skipped, report)
-        report.dead_letters = persisted.dead_letters
-        return report
+        report.dead_letters += persisted.dead_letters
 
     def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
         """The next offset to read per (topic, partition), as last committed here."""
         return {tp: s.next_offset for tp, s in self.progress(group).items()}
+
+
+def _parts(incoming: list[Incoming]) -> list[list[Incoming]]:
+    """The batch cut around each settlement run: a run is a part of its own, decided and
+    written after everything before it and before everything after it, all in the
+    batch's transaction. A run over millions of orders is then written page by page, and
+    the ledger is the one a batch cut there anyway would give (batch boundaries change
+    nothing: tests/integration/test_service_properties.py). Always at least one part."""
+    parts: list[list[Incoming]] = [[]]
+    for inc in incoming:
+        if isinstance(inc.event, SettlementRun):
+            parts += [[inc], []]
+        else:
+            parts[-1].append(inc)
+    return [part for part in parts if part] or [[]]
+
+
+def _settlement_run(part: list[Incoming]) -> Incoming | None:
+    if len(part) == 1 and isinstance(part[0].event, SettlementRun):
+        return part[0]
+    return None
 
 
 def _account(

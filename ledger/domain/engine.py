@@ -10,6 +10,7 @@ reads (its ``needs``), which the service loads for a whole batch before running 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -220,9 +221,10 @@ def _beyond_bound(entries: Iterable[JournalEntry], state: WorkingState) -> Rejec
     """SPEC §3 "Bounds": a rejection if applying ``entries`` would take an account beyond
     ±2^62 (checked before anything changes, so a rejected event leaves no trace)."""
     beyond = state.beyond_bound(entries)
-    if beyond is None:
-        return None
-    account, currency, balance = beyond
+    return None if beyond is None else _out_of_range(*beyond)
+
+
+def _out_of_range(account: str, currency: str, balance: int) -> Rejected:
     return Rejected(
         Reason.BALANCE_OUT_OF_RANGE,
         f"{account} would reach {balance} {currency}, beyond ±2^62 minor units",
@@ -337,37 +339,53 @@ def _settlement(e: SettlementRun, arrival: int, state: WorkingState) -> Outcome:
             Reason.AS_OF_IN_FUTURE,
             f"as_of {e.as_of} is later than the run's own occurred_at {e.occurred_at}",
         )
-    due = state.orders_due(e.as_of)
-    entries: list[JournalEntry] = []
-    for order in due:
-        postings: list[Posting] = []
-        for sharer, amount in zip(order.levels, order.posted.levels, strict=True):
-            if amount:
-                postings.append(Posting(sharer_account(sharer, "pending"), order.currency, -amount))
-                postings.append(
-                    Posting(sharer_account(sharer, "available"), order.currency, amount)
-                )
-        if postings:
-            entries.append(
-                JournalEntry(
-                    event_id=e.event_id,
-                    ordinal=len(entries),
-                    kind="settlement",
-                    rule=RULE_SETTLEMENT,
-                    occurred_at=e.occurred_at,
-                    postings=tuple(postings),
-                    plan_id=order.plan_id,
-                    order_id=order.order_id,
-                )
-            )
-    beyond = _beyond_bound(entries, state)
+    # SPEC §3 "Bounds": the run moves money only if no account leaves ±2^62, checked on
+    # its sums per account before anything changes. A first pass over the due orders
+    # sums them (memory per account, not per order); the second settles them page by
+    # page, each page handed on as it is decided (``settle_page``).
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    for page in state.due_pages(e.as_of):
+        for order in page:
+            for posting in _settlement_postings(order):
+                sums[(posting.account, posting.currency)] += posting.amount
+    beyond = state.beyond_bound_by(sums)
     if beyond is not None:
-        return beyond
+        return _out_of_range(*beyond)
+    del sums
     state.add_run(e.run_id, e.as_of)
-    for order in due:
-        state.update_order(replace(order, settled_by=e.run_id))
-    state.post(entries)
-    return Applied(tuple(entries))
+    kept: list[JournalEntry] = []
+    ordinal = 0
+    for page in state.due_pages(e.as_of):
+        entries: list[JournalEntry] = []
+        for order in page:
+            postings = _settlement_postings(order)
+            if postings:
+                entries.append(
+                    JournalEntry(
+                        event_id=e.event_id,
+                        ordinal=ordinal,
+                        kind="settlement",
+                        rule=RULE_SETTLEMENT,
+                        occurred_at=e.occurred_at,
+                        postings=postings,
+                        plan_id=order.plan_id,
+                        order_id=order.order_id,
+                    )
+                )
+                ordinal += 1
+        settled = [replace(order, settled_by=e.run_id) for order in page]
+        kept += state.settle_page(entries, settled)
+    return Applied(tuple(kept))
+
+
+def _settlement_postings(order: Order) -> tuple[Posting, ...]:
+    """What settling ``order`` posts: each level's commission from pending to available."""
+    postings: list[Posting] = []
+    for sharer, amount in zip(order.levels, order.posted.levels, strict=True):
+        if amount:
+            postings.append(Posting(sharer_account(sharer, "pending"), order.currency, -amount))
+            postings.append(Posting(sharer_account(sharer, "available"), order.currency, amount))
+    return tuple(postings)
 
 
 def _settlement_needs(e: SettlementRun, needs: Needs) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -26,6 +26,14 @@ Probe = tuple[str, int, int]  # (buyer, order time, since): see StateLoader.late
 # sum of any two, fits a signed 64-bit integer.
 BALANCE_BOUND = 2**62
 
+# Due orders a settlement run reads at once (``WorkingState.due_pages``): a run over
+# millions of orders holds one page of them, never all.
+DUE_PAGE = 5_000
+
+# Takes one page of a settlement run as soon as it is decided (its entries, in order, and
+# its orders as settled), so that nothing of it stays in memory: the service's writer.
+PageSink = Callable[[list[JournalEntry], list[Order]], None]
+
 
 class StateLoader(Protocol):
     """Bulk look-ups of committed state. Each returns only what exists."""
@@ -39,7 +47,13 @@ class StateLoader(Protocol):
         ...
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]: ...
-    def orders_due(self, as_of: int) -> list[Order]: ...
+    def orders_due(
+        self, as_of: int, after: str | None = None, limit: int | None = None
+    ) -> list[Order]:
+        """Orders due by ``as_of`` and not settled, by order id (code point order), only
+        those after ``after`` and at most ``limit`` of them: one page of a keyset scan."""
+        ...
+
     def refunds(self, ids: Iterable[str]) -> set[str]: ...
     def payouts(self, ids: Iterable[str]) -> dict[str, Payout]: ...
     def runs(self, ids: Iterable[str]) -> set[str]: ...
@@ -67,7 +81,9 @@ class NothingLoader:
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
         return {}
 
-    def orders_due(self, as_of: int) -> list[Order]:
+    def orders_due(
+        self, as_of: int, after: str | None = None, limit: int | None = None
+    ) -> list[Order]:
         return []
 
     def refunds(self, ids: Iterable[str]) -> set[str]:
@@ -116,6 +132,21 @@ def _sums(entries: Iterable[JournalEntry]) -> dict[Key, int]:
         for posting in entry.postings:
             sums[(posting.account, posting.currency)] += posting.amount
     return sums
+
+
+def _is_due(order: Order | None, as_of: int) -> bool:
+    """Completed, unsettled, commission-earning and due by ``as_of``."""
+    return (
+        order is not None
+        and order.earns
+        and not order.settled
+        and order.settle_due is not None
+        and order.settle_due <= as_of
+    )
+
+
+def _order_id(order: Order) -> str:
+    return order.order_id
 
 
 def _click_order(click: Click) -> tuple[int, int]:
@@ -192,8 +223,16 @@ class WorkingState:
     rejected exactly as the exact mode would."""
 
     def __init__(
-        self, loader: StateLoader | None = None, *, optimistic_balances: bool = False
+        self,
+        loader: StateLoader | None = None,
+        *,
+        optimistic_balances: bool = False,
+        page_sink: PageSink | None = None,
     ) -> None:
+        if page_sink is not None and optimistic_balances:
+            # a page written at once cannot be taken back by a second pass
+            raise ValueError("a state with a page sink checks its balances exactly")
+        self._page_sink = page_sink
         self._loader: StateLoader = loader or NothingLoader()
         load = self._loader
         self.plans = PlanBook(load.plans())
@@ -383,26 +422,51 @@ class WorkingState:
         else:
             self._changed_orders[order_id] = order
 
-    def orders_due(self, as_of: int) -> list[Order]:
-        """Completed, unsettled, commission-earning orders due by ``as_of``, by order id.
+    def due_pages(self, as_of: int, size: int | None = None) -> Iterator[list[Order]]:
+        """Completed, unsettled, commission-earning orders due by ``as_of``, by order id,
+        in pages of at most ``size`` (``DUE_PAGE``): loaded a page at a time (keyset on
+        the order id), merged with the cached orders in that id range.
 
-        Cached versions win over committed ones: they carry this batch's changes.
-        """
+        Cached versions win over committed ones: they carry this batch's changes. Loaded
+        orders are not cached, so a run over any number of orders holds one page of them
+        (and the cached ones, which are in memory anyway)."""
+        size = size or DUE_PAGE
         cached = self._orders.known
-        for order in self._loader.orders_due(as_of):
-            cached.setdefault(order.order_id, order)
-        return sorted(
-            (
-                o
-                for o in cached.values()
-                if o is not None
-                and o.earns
-                and not o.settled
-                and o.settle_due is not None
-                and o.settle_due <= as_of
-            ),
-            key=lambda o: o.order_id,
-        )
+        mine = sorted(k for k, order in cached.items() if _is_due(order, as_of))
+        after: str | None = None
+        taken = 0  # how many of ``mine`` are paged already
+        while True:
+            loaded = self._loader.orders_due(as_of, after, size)
+            last = loaded[-1].order_id if len(loaded) == size else None  # None: no more
+            upto = len(mine) if last is None else bisect_right(mine, last)
+            page = [o for o in loaded if o.order_id not in cached]
+            for k in mine[taken:upto]:
+                order = cached[k]
+                if order is not None and _is_due(order, as_of):
+                    page.append(order)
+            page.sort(key=_order_id)
+            taken = upto
+            for start in range(0, len(page), size):
+                yield page[start : start + size]
+            if last is None:
+                return
+            after = last
+
+    def settle_page(self, entries: list[JournalEntry], orders: list[Order]) -> list[JournalEntry]:
+        """Record one page of a settlement run: ``orders`` as settled, ``entries`` posted.
+        With a page sink the page is handed to it at once and forgotten (nothing is
+        returned); without one it is kept like any change, and ``entries`` are returned."""
+        for order in orders:
+            self.update_order(order)
+        self.post(entries)
+        if self._page_sink is None:
+            return entries
+        self._page_sink(entries, orders)
+        known, changed = self._orders.known, self._changed_orders
+        for order in orders:  # written: read again from the loader if ever needed
+            del known[order.order_id]
+            changed.pop(order.order_id, None)
+        return []
 
     # --- refunds, runs ----------------------------------------------------------------------
 
@@ -459,7 +523,10 @@ class WorkingState:
     def beyond_bound(self, entries: Iterable[JournalEntry]) -> tuple[str, str, int] | None:
         """The first (account, currency, balance) that posting ``entries`` would take
         beyond ±BALANCE_BOUND, or None. Unloaded balances are skipped when optimistic."""
-        sums = _sums(entries)
+        return self.beyond_bound_by(_sums(entries))
+
+    def beyond_bound_by(self, sums: Mapping[Key, int]) -> tuple[str, str, int] | None:
+        """``beyond_bound`` of postings that add ``sums`` per (account, currency)."""
         if not self._optimistic:
             self._fill_balances(sums)
         base, posted = self._base, self._posted

@@ -9,7 +9,7 @@ the dead letters and the reference-state changes. Rows are built here, not in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from ledger.dead_letters import DeadLetter
 from ledger.domain.entries import JournalEntry
+from ledger.domain.model import Order
 from ledger.domain.processor import Incoming
 from ledger.domain.state import Changes
 from ledger.domain.validation import valid_event_id
@@ -73,6 +74,19 @@ class BatchTransaction:
         """Reference state as this transaction sees it; rows a batch may change after
         reading them are locked when several writers share the database."""
         return SqlStateLoader(self.conn, lock_rows=self.store.specifics.locks_rows)
+
+    def lock_chains(self, chains: Iterable[str]) -> None:
+        """Take the chains' locks now, in name order, for a batch written in parts."""
+        self.store.lock_chains(self.conn, chains)
+
+    def write_page(
+        self, chain: str, entries: list[JournalEntry], orders: list[Order], recorded_at: int
+    ) -> None:
+        """One page of a settlement run, written before the next is read: its entries at
+        the end of ``chain`` (with postings and balances) and its orders as settled."""
+        self.store.append_entries(self.conn, chain, entries, recorded_at)
+        changes = Changes(changed_orders=orders)
+        write_changes(self.conn, self.store.bulk_insert, changes, recorded_at)
 
     def persist(self, batch: BatchWrite) -> Persisted:
         """Write ``batch``: event log and journal (every chain involved locked first, in

@@ -12,7 +12,7 @@ What differs between PostgreSQL and SQLite is behind ``store.specifics``, a ``Ba
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -201,6 +201,13 @@ class Store:
                 moved.update(chain_seq=head_seq + len(chain_entries), hash=last)
             self._move_head(conn, chain, **moved)
         self.bulk_insert(conn, tables.events, events)
+
+    def lock_chains(self, conn: Connection, chains: Iterable[str]) -> None:
+        """Lock the head rows of ``chains`` in name order (as ``append_batch`` does), for a
+        batch that appends to them in several steps."""
+        for chain in sorted(set(chains)):
+            _check_chain(chain)
+            self._lock_head(conn, chain)
 
     def _lock_head(self, conn: Connection, chain: str) -> tuple[int, str, int, str]:
         """Lock the chain's head row (creating it at GENESIS on first use) and read it:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
 )
 
 metadata = MetaData()
@@ -166,6 +167,17 @@ orders = Table(
     Column("settle_due", BigInteger),  # completed_at + frozen period, for the settlement scan
 )
 Index("ix_orders_settle_due", orders.c.settle_due)
+# The orders a settlement run may settle (completed, not settled yet), by id: a run pages
+# through them (keyset on order_id, ledger/store/state_sql.py) touching no settled order,
+# however many the history holds. Ids in code point order, as the rules sort them: SQLite's
+# BINARY collation is; on PostgreSQL the key is collated "C" (migration 0010).
+UNSETTLED = and_(orders.c.settled_by.is_(None), orders.c.settle_due.is_not(None))
+Index(
+    "ix_orders_unsettled",
+    orders.c.order_id,
+    sqlite_where=UNSETTLED,
+    postgresql_where=UNSETTLED,
+)
 
 refunds = Table(
     "refunds",

@@ -104,10 +104,16 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
             "balance_p50_ms": 1.0,
             "balance_p99_ms": 2.0,
         },
+        "settlement": {
+            "settled": 1000,
+            "target_mib": 500,
+            "after": {"peak_rss_mib": 120.0, "seconds": 2.0},
+        },
     }
     table = report.markdown(result)
     assert "ours e2e, 2 consumers" in table and "balance query p99" in table
     assert "verify, daily: 10 new events from the checkpoint (ok=True)" in table
+    assert "settlement run (1,000 due orders)" in table and "< 500 MiB: met" in table
     assert "| mix e2e_1 | 70.0 | 27.0 | 2.0 | 99.0 | 1.0 |" in table  # CPU per record
     report.chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000
