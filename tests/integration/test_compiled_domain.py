@@ -40,6 +40,11 @@ def build() -> Path:
     return CACHE
 
 
+def compiled_env(build: Path) -> dict[str, str]:
+    # the suite runs interpreted by default (tests/conftest.py)
+    return {"LEDGER_COMPILED_DIR": str(build), "LEDGER_COMPILED": "on"}
+
+
 def run_digests(streams_file: Path, workdir: Path, env: dict[str, str]) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.support.domain_digest", str(streams_file), str(workdir)],
@@ -74,7 +79,7 @@ def test_compiled_equals_interpreted_over_random_streams(build: Path, tmp_path: 
     events = sum(len(s) for s in drawn)
     assert len(drawn) == STREAMS and events > STREAMS * 10
 
-    as_compiled = run_digests(streams_file, tmp_path, {"LEDGER_COMPILED_DIR": str(build)})
+    as_compiled = run_digests(streams_file, tmp_path, compiled_env(build))
     as_python = run_digests(streams_file, tmp_path, {"LEDGER_COMPILED": "off"})
 
     assert str(as_compiled["domain"]).startswith("compiled"), as_compiled["domain"]
@@ -105,13 +110,13 @@ def test_the_compiled_modules_are_the_ones_loaded(build: Path, tmp_path: Path) -
         result: list[object] = json.loads(out.stdout)
         return result
 
-    status, suffixes = loaded({"LEDGER_COMPILED_DIR": str(build)})
+    status, suffixes = loaded(compiled_env(build))
     assert str(status).startswith("compiled") and suffixes == ["so"]
-    status, suffixes = loaded({"LEDGER_COMPILED_DIR": str(build), "LEDGER_COMPILED": "off"})
+    status, suffixes = loaded({**compiled_env(build), "LEDGER_COMPILED": "off"})
     assert str(status).startswith("interpreted") and suffixes == ["py"]
     stale = tmp_path / "stale"
     stale.mkdir()
     stamp = json.loads((build / compiled.STAMP).read_text())
     (stale / compiled.STAMP).write_text(json.dumps({**stamp, "digest": "0" * 64}))
-    status, suffixes = loaded({"LEDGER_COMPILED_DIR": str(stale)})
+    status, suffixes = loaded(compiled_env(stale))
     assert "stale" in str(status) and suffixes == ["py"]
