@@ -106,6 +106,10 @@ def _enrolled(e: SharerEnrolled, arrival: int, state: WorkingState) -> Outcome:
 def _enrolled_needs(e: SharerEnrolled, needs: Needs) -> None:
     needs.sharers.add(e.sharer_id)
     needs.refs.add(sharer_ref(e.sharer_id))
+    needs.enrollments.add(e.sharer_id)  # enrollment_problem: is one waiting already?
+    if e.upline_id is not None:
+        needs.sharers.add(e.upline_id)
+        needs.enrollments.add(e.upline_id)
 
 
 def _plan(e: PlanPublished, arrival: int, state: WorkingState) -> Outcome:

@@ -24,6 +24,7 @@ class Needs:
     payouts: set[str] = field(default_factory=set)
     runs: set[str] = field(default_factory=set)
     refs: set[str] = field(default_factory=set)  # what events of this batch may release
+    enrollments: set[str] = field(default_factory=set)  # sharers whose waiting enrollment is read
     balances: set[Key] = field(default_factory=set)  # balances a decision reads
     first_order_at: int | None = None  # the earliest order: how far back clicks matter
 

@@ -54,6 +54,7 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
         processed=event_ids,
         parked_refs=needs.refs,
         balances=needs.balances,
+        enrollments=needs.enrollments,
         clicks_since=(needs.first_order_at or 0) - longest_window,
     )
     state.prefetch_levels(sharers)
