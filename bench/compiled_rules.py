@@ -1,23 +1,22 @@
-"""What compiling the rules would buy: the pure domain (``ledger/domain``) compiled with
-mypyc against the same modules interpreted, on the realistic mix, in memory (no Kafka, no
-database): ``processor.process`` over every event on an empty state, best of three.
+"""What compiling the rules buys: the pure domain (``ledger/domain``) compiled with mypyc
+(the optional build, ledger/compiled.py) against the same modules interpreted, on the
+realistic mix, in memory (no Kafka, no database): ``processor.process`` over every event
+on an empty state, best of three.
 
     .venv/bin/python bench/compiled_rules.py [--orders 30000]
 
 Needs a C compiler and the Python headers (mypyc ships with mypy, a test dependency).
-The compiled copy is built in a temporary directory; the repository is not touched.
-Two modules stay interpreted: ``events`` (mypyc rejects a ClassVar without a default
-in a dataclass) and ``reasons`` (a StrEnum). One edit is made to the copy: ``EventRules``
-loses its type parameter (mypyc cannot build a generic dataclass), which changes no
-behaviour. Both runs must give the same outcomes (a digest of every result), or the
-figure is refused. Writes bench/results/compiled-<time>.json.
+The build is made in a temporary directory (``ledger.compiled.build``, what
+deploy/build-compiled.sh runs) and used through ``LEDGER_COMPILED_DIR``; the venv's own
+build, if any, is not touched. Both runs must give the same outcomes (a digest of every
+result), or the figure is refused. Writes bench/results/compiled-<time>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-INTERPRETED_ONLY = {"__init__.py", "events.py", "reasons.py"}
-GENERIC = "class EventRules(Generic[E]):"
+sys.path.insert(0, str(REPO))
 
-# Run in a fresh interpreter with the tree to measure first on sys.path.
+from ledger import compiled  # noqa: E402
+
+# Run in a fresh interpreter, compiled or not as its environment says.
 MEASURE = """
 import gc, hashlib, json, sys, time
-sys.path.insert(0, sys.argv[1])
 import ledger.domain.engine as engine
 from ledger.domain.processor import Incoming, process
 from ledger.domain.state import WorkingState
 from ledger.simulate import generate
-events = generate(seed=2026, sharers=500, buyers=20_000, orders=int(sys.argv[2])).all()
+events = generate(seed=2026, sharers=500, buyers=20_000, orders=int(sys.argv[1])).all()
 incoming = [Incoming(e, i + 1, f"bench@{i}", "bench") for i, e in enumerate(events)]
 gc.freeze()
 best = None
@@ -56,32 +55,11 @@ print(json.dumps({"engine": engine.__file__, "events": len(events), "seconds": b
 """
 
 
-def build(into: Path) -> None:
-    shutil.copytree(REPO / "ledger", into / "ledger", ignore=shutil.ignore_patterns("*.pyc"))
-    engine = into / "ledger" / "domain" / "engine.py"
-    text = engine.read_text()
-    if GENERIC not in text:
-        raise SystemExit(f"{engine}: {GENERIC!r} not found; update bench/compiled_rules.py")
-    text = text.replace(GENERIC, "class EventRules:")
-    text = text.replace("Callable[[E,", "Callable[[Any,")
-    engine.write_text(text.replace("EventRules[Any]", "EventRules"))
-    modules = sorted(
-        str(p.relative_to(into))
-        for p in (into / "ledger" / "domain").glob("*.py")
-        if p.name not in INTERPRETED_ONLY
-    )
-    mypyc = Path(sys.executable).with_name("mypyc")
-    done = subprocess.run(
-        [str(mypyc), *modules], cwd=into, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"mypyc failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-
-
-def measure(tree: Path, orders: int) -> dict[str, object]:
+def measure(env: dict[str, str], orders: int) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(tree), str(orders)],
-        cwd=tree,
+        [sys.executable, "-c", MEASURE, str(orders)],
+        cwd=REPO,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=True,
@@ -95,20 +73,21 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=30_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-mypyc-") as tmp:
-        compiled_tree = Path(tmp)
         started = time.perf_counter()
-        build(compiled_tree)
+        build = compiled.build(Path(tmp) / "build")
         build_s = time.perf_counter() - started
-        interpreted = measure(REPO, args.orders)
-        compiled = measure(compiled_tree, args.orders)
-    if not str(compiled["engine"]).endswith(".so"):
-        raise SystemExit(f"the compiled run imported {compiled['engine']}, not an extension")
-    if compiled["digest"] != interpreted["digest"]:
+        interpreted = measure({"LEDGER_COMPILED": "off"}, args.orders)
+        as_compiled = measure(
+            {"LEDGER_COMPILED": "on", "LEDGER_COMPILED_DIR": str(build)}, args.orders
+        )
+    if not str(as_compiled["engine"]).endswith(".so"):
+        raise SystemExit(f"the compiled run imported {as_compiled['engine']}, not an extension")
+    if as_compiled["digest"] != interpreted["digest"]:
         raise SystemExit("compiled and interpreted rules gave different outcomes")
     events = int(interpreted["events"])  # type: ignore[call-overload]
     per_event = {
         name: float(run["seconds"]) / events * 1e6  # type: ignore[arg-type]
-        for name, run in (("interpreted", interpreted), ("compiled", compiled))
+        for name, run in (("interpreted", interpreted), ("compiled", as_compiled))
     }
     result = {
         "benchmark": "bench/compiled_rules.py",

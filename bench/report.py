@@ -446,6 +446,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Sizes: {result['sizes']}",
         "",
+        f"Domain (ledger/compiled.py): {result.get('domain', 'interpreted (not recorded)')}",
+        "",
         "| stream | measure | rate | unit | ratios | target |",
         "|---|---|---:|---|---|---|",
     ]

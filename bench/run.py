@@ -58,6 +58,7 @@ from bench.support import (
     scratch_topics,
 )
 from bench.workloads import count_orders, orders_only, realistic
+from ledger import compiled
 
 PARTITIONS = 4
 T = TypeVar("T")
@@ -236,6 +237,7 @@ def main() -> None:
         "quick": args.quick,
         "sizes": sizes,
         "note": "Kafka, PostgreSQL and the consumers share the machine's cores",
+        "domain": compiled.STATUS,  # the consumers inherit this process's environment
     }
     RESULTS.mkdir(exist_ok=True)
     base = RESULTS / f"run-{stamp}{'-quick' if args.quick else ''}"

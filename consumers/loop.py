@@ -30,6 +30,7 @@ from consumers.decode import decode_partition
 from consumers.metrics import ConsumerMetrics
 from consumers.ordering import Batch, Item, Merger
 from consumers.retry import Backoff, retry
+from ledger import compiled
 from ledger.dead_letters import DeadLetter
 from ledger.domain.reasons import Reason
 from ledger.logs import get_logger
@@ -155,6 +156,7 @@ class ConsumerLoop:
             group=self.config.group_id,
             topics=self.config.topics,
             orders_partitions=orders,
+            domain=compiled.STATUS,  # the rules compiled or interpreted (ledger/compiled.py)
         )
         try:
             while not self.stopping:

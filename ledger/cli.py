@@ -106,7 +106,17 @@ def database_message(exc: BaseException) -> str:
     return f"cannot use the database: {first} ({database_hint(backend)})"
 
 
+def version_line() -> str:
+    """The version, and which build of the domain runs (ledger/compiled.py)."""
+    from importlib.metadata import version
+
+    from ledger import compiled
+
+    return f"ledger {version('commission-ledger')}; domain: {compiled.STATUS}"
+
+
 @click.group(cls=LazyGroup)
+@click.version_option(message="%(version)s", version=version_line())
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Commission ledger: ingest events, verify the hash chain, query balances."""

@@ -36,6 +36,12 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
+# The suite runs the domain as plain Python (and so do the processes it starts), also where
+# a compiled build is installed (ledger/compiled.py): some tests patch domain constants,
+# which compiled code has inlined. tests/integration/test_compiled_domain.py compares the
+# two; LEDGER_COMPILED=on runs the whole suite compiled. Set before ledger is imported.
+os.environ.setdefault("LEDGER_COMPILED", "off")
+
 from tests.support.roles import PgRoles
 
 KAFKA_ENV = "LEDGER_TEST_KAFKA_BOOTSTRAP"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ledger.domain import referrals
 from ledger.domain.attribution import attribute
@@ -107,6 +107,10 @@ def _enrolled(e: SharerEnrolled, arrival: int, state: WorkingState) -> Outcome:
 def _enrolled_needs(e: SharerEnrolled, needs: Needs) -> None:
     needs.sharers.add(e.sharer_id)
     needs.refs.add(sharer_ref(e.sharer_id))
+    needs.enrollments.add(e.sharer_id)  # enrollment_problem: is one waiting already?
+    if e.upline_id is not None:
+        needs.sharers.add(e.upline_id)
+        needs.enrollments.add(e.upline_id)
 
 
 def _plan(e: PlanPublished, arrival: int, state: WorkingState) -> Outcome:
@@ -526,20 +530,19 @@ def _payout_entry(
     )
 
 
-E = TypeVar("E", bound=Event)
-
-
 @dataclass(frozen=True, slots=True)
-class EventRules(Generic[E]):
+class EventRules:
     """What an event of one type does to the state, and what it reads from it (loaded in
-    bulk for a whole batch before it runs: ``ledger.domain.prefetch``)."""
+    bulk for a whole batch before it runs: ``ledger.domain.prefetch``). Each takes the
+    event type it is registered for; not a generic class, so that mypyc can compile it
+    (ledger/compiled.py)."""
 
-    apply: Callable[[E, int, WorkingState], Outcome]
-    needs: Callable[[E, Needs], None]
+    apply: Callable[[Any, int, WorkingState], Outcome]
+    needs: Callable[[Any, Needs], None]
 
 
 # One entry per event type (tests/unit/test_registries.py checks that none is missing).
-RULES: dict[type[Event], EventRules[Any]] = {
+RULES: dict[type[Event], EventRules] = {
     SharerEnrolled: EventRules(_enrolled, _enrolled_needs),
     PlanPublished: EventRules(_plan, _plan_needs),
     ClickRecorded: EventRules(_click, _click_needs),

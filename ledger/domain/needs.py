@@ -23,6 +23,7 @@ class Needs:
     payouts: set[str] = field(default_factory=set)
     runs: set[str] = field(default_factory=set)
     refs: set[str] = field(default_factory=set)  # what events of this batch may release
+    enrollments: set[str] = field(default_factory=set)  # sharers whose waiting enrollment is read
     balances: set[Key] = field(default_factory=set)  # balances a decision reads
     # (buyer, order time) of each order: attribution reads the buyer's latest click then
     attributions: set[tuple[str, int]] = field(default_factory=set)

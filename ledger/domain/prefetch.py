@@ -55,5 +55,6 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
         processed=event_ids,
         parked_refs=needs.refs,
         balances=needs.balances,
+        enrollments=needs.enrollments,
     )
     state.prefetch_levels(sharers)

@@ -278,10 +278,9 @@ class WorkingState:
         processed: Iterable[str] = (),
         parked_refs: Iterable[str] = (),
         balances: Iterable[Key] = (),
-        waiting: Iterable[str] = (),
+        enrollments: Iterable[str] = (),
     ) -> None:
         self._sharers.fill(sharers)
-        self._waiting.fill(waiting)  # sharers whose enrollment may be waiting
         self._clicks.fill(clicks)
         self._orders.fill(orders)
         self._payouts.fill(payouts)
@@ -289,8 +288,19 @@ class WorkingState:
         self._runs.fill(runs)
         self._processed.fill(processed)
         self._load_latest(latest_clicks)
+        self._load_waiting(enrollments)
         self._load_parked(parked_refs)
         self._fill_balances(balances)
+
+    def _load_waiting(self, sharer_ids: Iterable[str]) -> None:
+        """The waiting enrollments of ``sharer_ids``, and up the chain of the uplines they
+        wait for (the referral cycle check walks it), one look-up per level."""
+        wanted = set(sharer_ids)
+        known = self._waiting.known
+        while wanted:
+            self._waiting.fill(wanted)
+            self._sharers.fill(wanted)
+            wanted = {u for k in wanted if (u := known[k]) is not None and u not in known}
 
     def _load_parked(self, refs: Iterable[str]) -> None:
         """The committed events waiting for each of ``refs``, loaded once, by arrival."""

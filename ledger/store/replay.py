@@ -38,7 +38,6 @@ from sqlalchemy.exc import IntegrityError
 from ledger.checkpoint import Checkpoint
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
-from ledger.domain.events import SharerEnrolled
 from ledger.domain.prefetch import prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.state import Changes, WorkingState
@@ -235,11 +234,9 @@ def _apply(
     """One batch through the rules, as the service's ingestion runs it."""
     loader = audit.ReplayLoader(state)
     exact: set[tuple[str, str]] = set()
-    # one look-up for every enrollment's "is one already waiting" (else one query each)
-    enrolling = [i.event.sharer_id for i in incoming if isinstance(i.event, SharerEnrolled)]
     while True:
         working = WorkingState(loader, optimistic_balances=True)
-        working.prefetch(balances=exact, waiting=enrolling)
+        working.prefetch(balances=exact)
         prefetch(working, [i.event for i in incoming], optimistic=optimistic)
         results = process(incoming, working)
         breached = working.breaches()

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, Table, select, update
 
 from ledger.domain.entries import JournalEntry
 from ledger.eventlog import link_events
-from ledger.journal import GENESIS, link_hash, validate_entry
+from ledger.journal import GENESIS, link_hash_checked, validate_entry
 from ledger.store import tables
 from ledger.store.backend import Backend, UpsertInsert
 from ledger.store.errors import StoreError
@@ -122,7 +122,7 @@ class Store:
             for offset in range(start, min(start + ROWS_PER_COPY, len(entries))):
                 seq, entry = seqs[offset], entries[offset]
                 chain_seq = head_seq + 1 + offset
-                digest = link_hash(prev, chain, chain_seq, entry)
+                digest = link_hash_checked(prev, chain, chain_seq, entry)
                 entry_rows.append(
                     _entry_row(seq, chain, chain_seq, entry, recorded_at, prev, digest)
                 )

@@ -1,6 +1,7 @@
 """What each event type declares it reads (``engine.RULES`` needs) covers what its rules
 read by id: after ``prefetch`` a batch asks its loader for no sharer, click, order,
-payout, refund, run or event id one at a time. A type that forgets a need fails here."""
+payout, refund, run, event id or waiting enrollment one at a time. A type that forgets a
+need fails here."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ from ledger.domain.processor import Incoming, process
 from ledger.domain.state import NothingLoader, Probe, WorkingState
 from ledger.simulate import generate_dense
 
-BY_ID = {"sharers", "clicks", "orders", "payouts", "refunds", "runs", "processed"}
+BY_ID = {
+    "sharers",
+    "clicks",
+    "orders",
+    "payouts",
+    "refunds",
+    "runs",
+    "processed",
+    "waiting_enrollments",
+}
 PREFETCHED = BY_ID | {"latest_clicks"}  # attribution's: one per order, loaded up front
 
 
@@ -66,6 +76,11 @@ class Committed(NothingLoader):
     def processed(self, event_ids: Iterable[str]) -> set[str]:
         self.calls["processed"] += 1
         return {k for k in event_ids if self.committed.is_processed(k)}
+
+    def waiting_enrollments(self, sharer_ids: Iterable[str]) -> dict[str, str | None]:
+        self.calls["waiting_enrollments"] += 1
+        waiting = {k: self.committed.waiting_upline(k) for k in sharer_ids}
+        return {k: upline for k, (is_waiting, upline) in waiting.items() if is_waiting}
 
 
 @pytest.mark.parametrize("optimistic", [False, True])
