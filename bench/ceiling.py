@@ -35,7 +35,7 @@ from bench.support import (
 _GROUP_ONLY = ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")
 
 
-def _recreate(bootstrap: str, topics: Topics, partitions: int) -> None:
+def recreate_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
     names = [topics.orders, topics.accounts]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
@@ -71,7 +71,7 @@ def ensure_fixture(
         want = json.loads(sidecar.read_text())
         if sum(end_offsets(bootstrap, names).values()) == want["records"]:
             return {"reused": True, "load_seconds": 0.0, **want}
-    _recreate(bootstrap, topics, partitions)
+    recreate_topics(bootstrap, topics, partitions)
     started = time.perf_counter()
     count = 0
     with Publisher(bootstrap, topics, auth=publisher_auth()) as publisher:

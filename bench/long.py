@@ -137,7 +137,8 @@ class Run:
     def go(self, log: Path) -> None:
         result = self.result
         points, samples = result["points"], result["samples"]
-        proc = ConsumerProcess(self.db_url, result["bootstrap"], result["group"], self.topics(), log)
+        topics = Topics(**result["topics"])
+        proc = ConsumerProcess(self.db_url, result["bootstrap"], result["group"], topics, log)
         started = time.perf_counter() - self.offset_s
         try:
             applied = self.applied() or 0
@@ -173,9 +174,6 @@ class Run:
             result["seconds"] = round(time.perf_counter() - started, 2)
         finally:
             proc.terminate()
-
-    def topics(self) -> Topics:
-        return Topics(**self.result["topics"])
 
     def counts(self) -> dict[str, int]:
         with self.store.read() as conn:

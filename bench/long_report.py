@@ -24,7 +24,7 @@ def steps(result: dict[str, Any]) -> list[dict[str, Any]]:
         seconds = after["seconds"] - before["seconds"]
 
         def us(name: str, a: dict[str, Any] = after, b: dict[str, Any] = before) -> float:
-            return round((a[name] - b[name]) / records * 1e6, 1)
+            return round((a[name] - b[name]) / (a["records"] - b["records"]) * 1e6, 1)
 
         out.append(
             {

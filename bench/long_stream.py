@@ -27,7 +27,6 @@ PERIOD_DAYS = 20
 PERIOD_MS = PERIOD_DAYS * DAY_MS
 EARLIEST_CLICK_MS = 20 * DAY_MS  # simulate.generate: clicks up to 20 days before their order
 EVENTS_PER_PERIOD = 178_950  # measured: the realistic mix's 30,000 orders give ~178,950 events
-SHAPE = {"sharers": 500, "buyers": 20_000, "orders": 30_000, "days": PERIOD_DAYS}
 VARIANTS: dict[str, dict[str, Any]] = {
     "growing": {},
     "heavy": {"heavy_buyers": 3, "heavy_share": 0.10},
@@ -41,6 +40,7 @@ class LongStream:
     seed: int
     periods: int
     variant: str = "growing"
+    orders: int = 30_000  # per period; the sharers (1 per 60) and buyers (2 per 3) follow
 
     @classmethod
     def for_records(cls, seed: int, records: int, variant: str = "growing") -> LongStream:
@@ -54,9 +54,12 @@ class LongStream:
         """Period ``k``: (its enrollments, its other events in time order)."""
         work = generate(
             self.seed + k,
+            sharers=self.orders // 60,
+            buyers=self.orders * 2 // 3,
+            orders=self.orders,
+            days=PERIOD_DAYS,
             start=START + k * PERIOD_MS,
             tag=f"p{k}-",
-            **SHAPE,
             **VARIANTS[self.variant],
         )
         setup = [e for e in work.setup if k == 0 or not isinstance(e, PlanPublished)]

@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
+from ledger.api.auth import hash_token
 from ledger.config import Topics, load_settings
 from ledger.domain.entries import JournalEntry, Posting, merchant_account, sharer_account
 from ledger.domain.events import (
@@ -86,6 +87,7 @@ __all__ = [
     "dump_event",
     "generate",
     "generate_dense",
+    "hash_token",
     "merchant_account",
     "open_store",
     "plans",

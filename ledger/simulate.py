@@ -124,10 +124,8 @@ def generate(
         timeline.append((at, seq, event))
 
     for n in range(orders):
-        if heavy and rng.random() < heavy_share:
-            buyer = rng.choice(heavy)
-        else:
-            buyer = rng.choice(buyer_ids)
+        heavy_order = heavy and rng.random() < heavy_share  # no draw without heavy buyers
+        buyer = rng.choice(heavy) if heavy_order else rng.choice(buyer_ids)
         order_at = start + rng.randrange(DAY_MS, span - DAY_MS)
         last_click = None
         for c in range(rng.randint(1, clicks_per_order * 2 - 1)):

@@ -7,10 +7,19 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from bench import probe, report, workloads
-from bench.support import cpu_seconds, fresh_database, rss_kib, server_cpu, summarize_rss
+from bench.support import (
+    REPO,
+    _ours,
+    cpu_seconds,
+    fresh_database,
+    rss_kib,
+    server_cpu,
+    summarize_rss,
+)
 
 
 def test_scratch_database_is_created_and_dropped(pg_url: str) -> None:
@@ -85,9 +94,21 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
             "balance_p50_ms": 1.0,
             "balance_p99_ms": 2.0,
         },
+        "freshness": {
+            "rate": 4000,
+            "max_rate": 8000,
+            "probes": 240,
+            "visible": 240,
+            "serve_interval_s": 1.0,
+            "publish_to_visible": {"p50_ms": 700.0, "p99_ms": 1400.0},
+            "publish_to_applied": {"p50_ms": 300.0, "p99_ms": 600.0},
+            "applied_to_visible": {"p50_ms": 400.0, "p99_ms": 900.0},
+            "met": False,
+        },
     }
     table = report.markdown(result)
     assert "ours e2e, 2 consumers" in table and "balance query p99" in table
+    assert "| publish -> visible, p99 | 1,400 | ms |" in table and "< 1 s: **not met**" in table
     assert "| mix e2e_1 | 70.0 | 27.0 | 2.0 | 99.0 | 1.0 |" in table  # CPU per record
     report.chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000
@@ -101,3 +122,11 @@ def test_cpu_of_the_servers_and_of_this_process_is_read() -> None:
     assert cpu_seconds(os.getpid()) > 0
     cpu = server_cpu()  # the suite's Kafka and PostgreSQL run on this machine
     assert cpu["kafka_s"] > 0 and cpu["postgres_s"] > 0
+
+
+def test_only_this_checkouts_servers_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_CACHE_DIR", raising=False)
+    ours = [f"-D{REPO.resolve()}/.cache/postgres/data"]
+    theirs = ["-D/elsewhere/.cache/postgres/data"]
+    assert _ours([(1, theirs), (2, ours)]) == [2]
+    assert _ours([(1, theirs), (3, theirs)]) == [1, 3]  # none ours: servers started elsewhere
