@@ -7,7 +7,8 @@ topics named after their sizes (reused while they hold the expected records):
 ``realistic`` (simulate.generate: setup, clicks >> orders > refunds, finance) and
 ``orders-only`` (plans and a 10,000-sharer forest, then one click + one order per order).
 On each: the ceiling (kafka-python consume; consume + Avro decode) and ours end to end
-(1, then 2 ``ledger consume`` processes of one group into a fresh PostgreSQL ledger). On
+(1, then 2 ``ledger consume`` processes of one group into a fresh PostgreSQL ledger); after
+the mix, freshness (bench/freshness.py: publish -> visible in the API at half its rate). On
 the orders-only stream also the baselines, fed the same events from the same topics:
 naive (ORM, commit per event), the eventsourcing library (defaults; aggregate cache)
 and a bare batched COPY. Then a large ledger: view rebuild, verify, balance query p50/p99.
