@@ -205,6 +205,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the ledger database")
     parser.add_argument("--resume", metavar="JSON", help="go on with a failed run's ledger")
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
+    parser.add_argument("--publish-only", action="store_true", help="only fill the topics")
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
     parser.add_argument("--pg-url", help="default: LEDGER_BENCH_PG_URL, else the deploy cluster's")
     args = parser.parse_args()
@@ -212,13 +213,19 @@ def parse() -> argparse.Namespace:
     return args
 
 
-def prepare(args: argparse.Namespace) -> dict[str, Any]:
-    """Publish (or reuse) the stream's topics and create the run's ledger database."""
+def publish(args: argparse.Namespace) -> tuple[LongStream, Topics, dict[str, Any]]:
+    """Publish the stream into its topics, unless they already hold it."""
     stream = LongStream.for_records(args.seed, args.records, args.variant)
     topics = scratch_topics(f"bench-long-{stream.name}-p{PARTITIONS}")
     say(f"stream {stream.name}: {stream.periods} periods of ~179k events; publishing")
     fixture = ensure_fixture(args.bootstrap, topics, PARTITIONS, stream)
     say(f"{fixture['records']:,} records in {topics.orders} (reused: {fixture['reused']})")
+    return stream, topics, fixture
+
+
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Publish (or reuse) the stream's topics and create the run's ledger database."""
+    stream, topics, fixture = publish(args)
     ends = end_offsets(args.bootstrap, [topics.orders, topics.accounts])
     with fresh_database(args.pg_url, prefix="bench_long_", ledger=True, keep=True) as url:
         db_url = url
@@ -249,6 +256,9 @@ def main() -> None:
         long_report.write(json.loads(path.read_text()), path)
         return
     configure_logging("console", "warning")
+    if args.publish_only:
+        publish(args)
+        return
     if args.resume:
         path = Path(args.resume)
         result = json.loads(path.read_text())

@@ -139,7 +139,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Complete: {result.get('complete', False)}; attempts: "
         + "; ".join(
-            f"{a['started']} {'ok' if not a['error'] else a['error'][:200]}"
+            f"{a['started']} {'ok' if not a['error'] else a['error'].splitlines()[0][:200]}"
             for a in result.get("attempts", [])
         ),
         "",
