@@ -32,6 +32,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,9 @@ def ledger_size(store: Any) -> dict[str, Any]:
 class Run:
     """One consumer process on the run's ledger, sampled until it has applied ``total``."""
 
-    def __init__(self, result: dict[str, Any], save: Any, step: int, stall_s: float) -> None:
+    def __init__(
+        self, result: dict[str, Any], save: Callable[[], None], step: int, stall_s: float
+    ) -> None:
         self.result, self.save, self.step, self.stall_s = result, save, step, stall_s
         self.db_url = service_url(result["database"])
         self.store = open_store(self.db_url)
