@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -35,7 +35,7 @@ from bench.support import (
 _GROUP_ONLY = ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms")
 
 
-def _recreate(bootstrap: str, topics: Topics, partitions: int) -> None:
+def recreate_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
     names = [topics.orders, topics.accounts]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
     try:
@@ -56,9 +56,10 @@ def _recreate(bootstrap: str, topics: Topics, partitions: int) -> None:
 
 
 def ensure_fixture(
-    bootstrap: str, topics: Topics, partitions: int, events: list[Event]
+    bootstrap: str, topics: Topics, partitions: int, events: Iterable[Event]
 ) -> dict[str, Any]:
-    """Create and fill the topics unless they already hold these events (and markers)."""
+    """Create and fill the topics unless they already hold these events (and markers).
+    ``events`` may be a generator: it is read once, as it is published."""
     sidecar = RESULTS / ".fixtures" / f"{topics.orders}.json"
     names = [topics.orders, topics.accounts]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth("admin"))
@@ -70,16 +71,18 @@ def ensure_fixture(
         want = json.loads(sidecar.read_text())
         if sum(end_offsets(bootstrap, names).values()) == want["records"]:
             return {"reused": True, "load_seconds": 0.0, **want}
-    _recreate(bootstrap, topics, partitions)
+    recreate_topics(bootstrap, topics, partitions)
     started = time.perf_counter()
+    count = 0
     with Publisher(bootstrap, topics, auth=publisher_auth()) as publisher:
         for event in events:
             publisher.publish(event)
+            count += 1
     seconds = time.perf_counter() - started
     facts = {
-        "events": len(events),
+        "events": count,
         "markers": publisher.markers,
-        "records": len(events) + publisher.markers,
+        "records": count + publisher.markers,
     }
     loaded = sum(end_offsets(bootstrap, names).values())
     if loaded != facts["records"]:
@@ -89,7 +92,7 @@ def ensure_fixture(
     return {
         "reused": False,
         "load_seconds": round(seconds, 2),
-        "publish_events_per_s": round(len(events) / seconds),
+        "publish_events_per_s": round(count / seconds),
         **facts,
     }
 

@@ -48,6 +48,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
     settlement = result.get("settlement")
     if settlement and "error" not in settlement:
         out += _settlement_rows(settlement)
+    if result.get("freshness"):
+        out += freshness_rows(result["freshness"])
     return out
 
 
@@ -132,6 +134,35 @@ def _settlement_rows(s: dict[str, Any]) -> list[Row]:
             f"< {s['target_mib']} MiB: {_met(after['peak_rss_mib'] < s['target_mib'])}",
         ),
         Row(section, "run, wall time", _rate(s["settled"], after["seconds"]), "orders/s", "", ""),
+    ]
+
+
+def freshness_rows(f: dict[str, Any]) -> list[Row]:
+    """bench/freshness.py: publish -> commission visible in GET /api/v1/sharers/{id}."""
+    section = f"freshness at {f['rate']:,} records/s (50% of {f['max_rate']:,})"
+
+    def parts(key: str) -> str:
+        return f"p50 {f[key]['p50_ms']} / p99 {f[key]['p99_ms']} ms"
+
+    seen = f"{f['visible']}/{f['probes']} probes seen"
+    detail = (
+        f"{seen}; applied (Kafka + consumer batch) {parts('publish_to_applied')}; "
+        f"view catch-up (ledger serve --interval {f['serve_interval_s']}) "
+        f"{parts('applied_to_visible')}"
+    )
+    p99 = f["publish_to_visible"]["p99_ms"]
+    return [
+        Row(
+            section, "publish -> visible, p50", f["publish_to_visible"]["p50_ms"] or 0, "ms", "", ""
+        ),
+        Row(
+            section,
+            "publish -> visible, p99",
+            p99 or 0,
+            "ms",
+            detail,
+            f"< 1 s: {_met(bool(f['met']))}",
+        ),
     ]
 
 

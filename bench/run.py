@@ -7,7 +7,8 @@ topics named after their sizes (reused while they hold the expected records):
 ``realistic`` (simulate.generate: setup, clicks >> orders > refunds, finance) and
 ``orders-only`` (plans and a 10,000-sharer forest, then one click + one order per order).
 On each: the ceiling (kafka-python consume; consume + Avro decode) and ours end to end
-(1, then 2 ``ledger consume`` processes of one group into a fresh PostgreSQL ledger). On
+(1, then 2 ``ledger consume`` processes of one group into a fresh PostgreSQL ledger); after
+the mix, freshness (bench/freshness.py: publish -> visible in the API at half its rate). On
 the orders-only stream also the baselines, fed the same events from the same topics:
 naive (ORM, commit per event), the eventsourcing library (defaults; aggregate cache)
 and a bare batched COPY. Then a large ledger: view rebuild, verify, balance query p50/p99;
@@ -40,8 +41,9 @@ from bench import (
     baseline_copy,
     baseline_eventsourcing,
     baseline_naive,
-    heavy_buyers,
     bench_settlement,
+    freshness,
+    heavy_buyers,
     large,
     ours,
     pg_cost,
@@ -133,6 +135,16 @@ def baselines(topics: Topics, args: argparse.Namespace, out: dict[str, Any]) -> 
     say(f"copy: {out['copy']['orders']} orders in {out['copy']['orders_seconds']} s")
 
 
+def fresh(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Freshness at half the mix's one-consumer steady rate (measured above, or now)."""
+    mix = (result.get("mix") or {}).get("e2e_1") or {}
+    max_rate = mix.get("steady_records_per_s") or freshness.measure_max_rate(
+        args.bootstrap, args.pg_url, args.seed
+    )
+    seconds = 20.0 if args.quick else 60.0
+    return freshness.run(args.bootstrap, args.pg_url, max_rate, seconds=seconds, seed=args.seed)
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a ~2 minute smoke run")
@@ -149,7 +161,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--render", metavar="JSON", help="only redo the .md/.png of a result")
     parser.add_argument(
-        "--skip", default="", help="comma list of: mix,orders,baselines,large,heavy,pgcost,settlement"
+        "--skip",
+        default="",
+        help="comma list of: mix,freshness,orders,baselines,large,heavy,pgcost,settlement",
     )
     parser.add_argument("--heavy-orders", type=int, help="orders of each heavy-buyers ledger")
     parser.add_argument(
@@ -253,6 +267,11 @@ def main() -> None:
 
     if "mix" not in skip:
         _, result["mix"] = ceiling_and_ours("mix", realistic(args.seed, args.mix_orders), args)
+        save(False)
+    if "freshness" not in skip:
+        result["freshness"] = retried("freshness", lambda: fresh(result, args))
+        f = result["freshness"]["publish_to_visible"]
+        say(f"freshness: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms")
         save(False)
     if "orders" not in skip:
         events = orders_only(args.seed, args.orders, sharers=args.sharers)

@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
+from ledger.api.auth import hash_token
 from ledger.config import Topics, load_settings
 from ledger.domain.entries import JournalEntry, Posting, merchant_account, sharer_account
 from ledger.domain.events import (
@@ -86,6 +87,7 @@ __all__ = [
     "dump_event",
     "generate",
     "generate_dense",
+    "hash_token",
     "merchant_account",
     "open_store",
     "plans",
@@ -438,14 +440,30 @@ def _processes() -> Iterator[tuple[int, int, list[str]]]:
         yield int(entry.name), ppid, [a.decode(errors="replace") for a in argv if a]
 
 
+def _ours(servers: list[tuple[int, list[str]]]) -> list[int]:
+    """The servers whose command line names this checkout's cache directory (where
+    deploy/ starts them): on a machine shared with other checkouts' servers, theirs must
+    not be counted. Every server when none is ours (servers started elsewhere)."""
+    cache = str(Path(os.environ.get("LEDGER_CACHE_DIR") or REPO / ".cache").resolve())
+    mine = [pid for pid, argv in servers if any(cache in arg for arg in argv)]
+    return mine or [pid for pid, _ in servers]
+
+
 def server_cpu() -> dict[str, float]:
     """CPU seconds used so far by the Kafka broker and by the PostgreSQL cluster (the
     postmaster, its live children and the children that have exited)."""
     procs = list(_processes())
-    kafka = sum(cpu_seconds(pid) for pid, _, argv in procs if "kafka.Kafka" in argv)
-    masters = {
-        pid for pid, _, argv in procs if argv and argv[0].endswith("/postgres") and "-D" in argv
-    }
+    brokers = _ours([(pid, argv) for pid, _, argv in procs if "kafka.Kafka" in argv])
+    kafka = sum(cpu_seconds(pid) for pid in brokers)
+    masters = set(
+        _ours(
+            [
+                (pid, argv)
+                for pid, _, argv in procs
+                if argv and argv[0].endswith("/postgres") and "-D" in argv
+            ]
+        )
+    )
     postgres = sum(cpu_seconds(pid, children=True) for pid in masters) + sum(
         cpu_seconds(pid) for pid, ppid, _ in procs if ppid in masters
     )

@@ -89,20 +89,31 @@ def generate(
     refund_share: float = 0.08,
     currencies: tuple[str, ...] = ("CNY", "USD"),
     days: int = 20,
+    start: int = START,
+    tag: str = "",
+    heavy_buyers: int = 0,
+    heavy_share: float = 0.0,
 ) -> Workload:
+    """One period of a platform. ``start`` and ``tag`` (a prefix of every id the period
+    creates: sharers, buyers, clicks, orders, refunds, runs, payouts) let periods be
+    chained into a longer stream whose sharers and buyers grow with its orders
+    (bench/long.py; the plans are the same in every period). ``heavy_buyers`` buyers
+    ``h000``... (not tagged: the same in every period) place ``heavy_share`` of the
+    orders. The defaults give the events this function always gave."""
     rng = random.Random(seed)
     work = Workload()
     work.setup.extend(plans())
-    ids = [f"u{n:05d}" for n in range(sharers)]
+    ids = [f"{tag}u{n:05d}" for n in range(sharers)]
     for n, sharer in enumerate(ids):
         # a forest with long chains: every sharer's upline is an earlier one, often recent
         upline = None if n < 3 or rng.random() < 0.1 else ids[max(0, n - rng.randint(1, 4))]
         work.setup.append(
             SharerEnrolled(
-                f"enr-{sharer}", START + 2 + n, PRODUCER, sharer_id=sharer, upline_id=upline
+                f"enr-{sharer}", start + 2 + n, PRODUCER, sharer_id=sharer, upline_id=upline
             )
         )
-    buyer_ids = [f"b{n:06d}" for n in range(buyers)] + ids[: sharers // 4]  # some sharers buy
+    buyer_ids = [f"{tag}b{n:06d}" for n in range(buyers)] + ids[: sharers // 4]  # sharers buy
+    heavy = [f"h{n:03d}" for n in range(heavy_buyers)]
     span = days * DAY_MS
     timeline: list[tuple[int, int, Event]] = []  # (time, tiebreak, event)
     seq = 0
@@ -113,11 +124,12 @@ def generate(
         timeline.append((at, seq, event))
 
     for n in range(orders):
-        buyer = rng.choice(buyer_ids)
-        order_at = START + rng.randrange(DAY_MS, span - DAY_MS)
+        heavy_order = heavy and rng.random() < heavy_share  # no draw without heavy buyers
+        buyer = rng.choice(heavy) if heavy_order else rng.choice(buyer_ids)
+        order_at = start + rng.randrange(DAY_MS, span - DAY_MS)
         last_click = None
         for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
-            click_id = f"clk-{n:06d}-{c}"
+            click_id = f"{tag}clk-{n:06d}-{c}"
             at = order_at - rng.randrange(0, 20 * DAY_MS)  # some fall outside the window
             add(
                 at,
@@ -133,7 +145,7 @@ def generate(
             )
             if at <= order_at:
                 last_click = click_id
-        order_id = f"ord-{n:06d}"
+        order_id = f"{tag}ord-{n:06d}"
         lines = tuple(
             OrderLine(
                 f"l{k}",
@@ -209,10 +221,12 @@ def generate(
     timeline.sort(key=lambda item: (item[0], item[1]))
     work.activity.extend(event for _, _, event in timeline)
 
-    run_at = START + span + 8 * DAY_MS
-    work.finance.append(SettlementRun("ev-run-1", run_at, PRODUCER, run_id="run-1", as_of=run_at))
+    run_at = start + span + 8 * DAY_MS
+    work.finance.append(
+        SettlementRun(f"ev-{tag}run-1", run_at, PRODUCER, run_id=f"{tag}run-1", as_of=run_at)
+    )
     for n, sharer in enumerate(ids[:6]):
-        payout_id = f"pay-{n:03d}"
+        payout_id = f"{tag}pay-{n:03d}"
         currency = currencies[n % len(currencies)]
         at = run_at + 1000 + n
         work.finance.append(

@@ -109,7 +109,7 @@ class SqlStateLoader:
         """One page of the due orders, by order id in code point order (the domain's
         ``sorted``): byte order of UTF-8, which is SQLite's BINARY and PostgreSQL's "C"
         collation, whatever the database's own. Read through the partial index of unsettled
-        completed orders (migration 0010), so a page costs its rows, not the history."""
+        completed orders (migration 0009), so a page costs its rows, not the history."""
         o = t.orders
         key = o.c.order_id.collate("C") if self.conn.dialect.name == "postgresql" else o.c.order_id
         query = select(o).where(

@@ -170,7 +170,7 @@ Index("ix_orders_settle_due", orders.c.settle_due)
 # The orders a settlement run may settle (completed, not settled yet), by id: a run pages
 # through them (keyset on order_id, ledger/store/state_sql.py) touching no settled order,
 # however many the history holds. Ids in code point order, as the rules sort them: SQLite's
-# BINARY collation is; on PostgreSQL the key is collated "C" (migration 0010).
+# BINARY collation is; on PostgreSQL the key is collated "C" (migration 0009).
 UNSETTLED = and_(orders.c.settled_by.is_(None), orders.c.settle_due.is_not(None))
 Index(
     "ix_orders_unsettled",

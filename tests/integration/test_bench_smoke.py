@@ -7,11 +7,19 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
-from bench import heavy_buyers, probe, report, workloads
-from bench import pg_cost, probe, report, workloads
-from bench.support import cpu_seconds, fresh_database, rss_kib, server_cpu, summarize_rss
+from bench import heavy_buyers, pg_cost, probe, report, workloads
+from bench.support import (
+    REPO,
+    _ours,
+    cpu_seconds,
+    fresh_database,
+    rss_kib,
+    server_cpu,
+    summarize_rss,
+)
 
 
 def test_scratch_database_is_created_and_dropped(pg_url: str) -> None:
@@ -109,11 +117,23 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
             "target_mib": 500,
             "after": {"peak_rss_mib": 120.0, "seconds": 2.0},
         },
+        "freshness": {
+            "rate": 4000,
+            "max_rate": 8000,
+            "probes": 240,
+            "visible": 240,
+            "serve_interval_s": 1.0,
+            "publish_to_visible": {"p50_ms": 700.0, "p99_ms": 1400.0},
+            "publish_to_applied": {"p50_ms": 300.0, "p99_ms": 600.0},
+            "applied_to_visible": {"p50_ms": 400.0, "p99_ms": 900.0},
+            "met": False,
+        },
     }
     table = report.markdown(result)
     assert "ours e2e, 2 consumers" in table and "balance query p99" in table
     assert "verify, daily: 10 new events from the checkpoint (ok=True)" in table
     assert "settlement run (1,000 due orders)" in table and "< 500 MiB: met" in table
+    assert "| publish -> visible, p99 | 1,400 | ms |" in table and "< 1 s: **not met**" in table
     assert "| mix e2e_1 | 70.0 | 27.0 | 2.0 | 99.0 | 1.0 |" in table  # CPU per record
     report.chart(result, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000
@@ -160,3 +180,11 @@ def test_pg_cost_measures_both_sizes_and_schemas_and_renders(pg_url: str) -> Non
         left = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE 'pgcost%s3%'"))
         assert left.all() == []  # the built ledgers are dropped without --keep
     admin.dispose()
+
+
+def test_only_this_checkouts_servers_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGER_CACHE_DIR", raising=False)
+    ours = [f"-D{REPO.resolve()}/.cache/postgres/data"]
+    theirs = ["-D/elsewhere/.cache/postgres/data"]
+    assert _ours([(1, theirs), (2, ours)]) == [2]
+    assert _ours([(1, theirs), (3, theirs)]) == [1, 3]  # none ours: servers started elsewhere

@@ -11,7 +11,7 @@ keys share one index tuple (PostgreSQL's B-tree deduplication): a posting costs 
 of index instead of ~50. Nothing else changes: no table, no row, no hash.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -12,7 +12,7 @@ On PostgreSQL the tables are altered in place (the service role's grants stay); 
 SQLite they are copied into the new shape (alembic's batch mode).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ order_id) and so touches none of the settled history. PostgreSQL collates its ke
 (byte order of UTF-8, the code point order the rules sort ids in), whatever the
 database's own collation; SQLite's default BINARY collation already is that order.
 
-Revision ID: 0010
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
