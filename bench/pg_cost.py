@@ -129,9 +129,10 @@ class Cluster:
         return self.owner.set(database=name).render_as_string(hide_password=False)
 
     def postmaster(self) -> int:
+        # read while the connection is open: its backend exits when it closes (NullPool)
         with self.admin.connect() as conn:
             backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        return _ppid(backend)
+            return _ppid(backend)
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds of this cluster so far: backends (the exited ones included) and
