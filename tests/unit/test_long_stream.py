@@ -123,3 +123,6 @@ def test_targets_say_met_and_not_met() -> None:
     steady = [[1.0, 100, 0], [2.0, 200, 0], [3.0, 300, 0], [4.0, 400, 0]]
     points[-1] = point(400, 4, 239, 4)
     assert all(t["met"] for t in targets(result(steady, points)))
+    points.append(point(405, 4.5, 250, 5))  # a tail of 5 records: its CPU is fixed costs
+    pg = [t for t in targets(result(steady, points)) if t["target"].startswith("PostgreSQL")]
+    assert pg[0]["met"], pg[0]["figure"]  # the last whole step is compared, not the tail
