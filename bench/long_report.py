@@ -180,7 +180,8 @@ def chart(result: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = steps(result)
+    # whole steps only (the tail after the last mark is a few records of fixed costs)
+    rows = [r for r in steps(result) if r["step_records"] >= result["step"] // 2]
     if not rows:
         return
     millions = [r["records"] / 1e6 for r in rows]
