@@ -18,7 +18,7 @@ from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
 from ledger.domain.events import Event, SettlementRun
 from ledger.domain.model import Order
-from ledger.domain.prefetch import prefetch
+from ledger.domain.prefetch import decide, prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
 from ledger.domain.reasons import Reason
 from ledger.domain.state import WorkingState
@@ -238,19 +238,7 @@ class LedgerService:
             results = process(part, state)
             report.entries += written[0]
         else:
-            exact: set[tuple[str, str]] = set()
-            while True:
-                state = WorkingState(loader, optimistic_balances=True)
-                state.prefetch(balances=exact)
-                prefetch(state, [i.event for i in part], optimistic=optimistic)
-                results = process(part, state)
-                breached = state.breaches()
-                if not breached:
-                    break
-                # rare: a balance near SPEC's ±2^62 bound. Run again checking those balances
-                # event by event, so the event at fault is rejected and the rest applied.
-                log.info("redoing a batch with balances checked", balances=len(breached))
-                exact |= breached
+            results, state = decide(loader, part, optimistic=optimistic, on_redo=_redoing)
 
         logged: list[LoggedEvent] = []
         dead: list[DeadLetter] = []
@@ -392,3 +380,7 @@ def _unstorable(item: Received | Undecodable, exc: Exception) -> Undecodable:
         event_type=event.TYPE,
         position=item.position,
     )
+
+
+def _redoing(balances: int) -> None:
+    log.info("redoing a batch with balances checked", balances=balances)

@@ -1,13 +1,15 @@
-"""Load everything a batch will read in one bulk look-up per kind, before it runs."""
+"""Load everything a batch will read in one bulk look-up per kind, before it runs; and run
+a batch so (``decide``), as ingestion and verify's replay both do."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ledger.domain import engine
 from ledger.domain.events import Event
 from ledger.domain.needs import Needs
-from ledger.domain.state import WorkingState
+from ledger.domain.processor import Incoming, Result, process
+from ledger.domain.state import Key, StateLoader, WorkingState
 
 
 def needs_of(events: Sequence[Event]) -> Needs:
@@ -58,3 +60,28 @@ def prefetch(state: WorkingState, events: Sequence[Event], *, optimistic: bool) 
         enrollments=needs.enrollments,
     )
     state.prefetch_levels(sharers)
+
+
+def decide(
+    loader: StateLoader,
+    incoming: list[Incoming],
+    *,
+    optimistic: bool,
+    on_redo: Callable[[int], None] | None = None,
+) -> tuple[list[Result], WorkingState]:
+    """``incoming`` through the rules over ``loader``'s state, prefetched, with every
+    balance assumed inside SPEC's ±2^62 bound. Rare: a batch that breaches it is run again
+    with those balances checked event by event, so the event at fault is rejected and the
+    rest applied (``on_redo`` is told how many balances)."""
+    exact: set[Key] = set()
+    while True:
+        state = WorkingState(loader, optimistic_balances=True)
+        state.prefetch(balances=exact)
+        prefetch(state, [i.event for i in incoming], optimistic=optimistic)
+        results = process(incoming, state)
+        breached = state.breaches()
+        if not breached:
+            return results, state
+        if on_redo is not None:
+            on_redo(len(breached))
+        exact |= breached

@@ -38,9 +38,9 @@ from sqlalchemy.exc import IntegrityError
 from ledger.checkpoint import Checkpoint
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
-from ledger.domain.prefetch import prefetch
-from ledger.domain.processor import Duplicate, Incoming, Result, process
-from ledger.domain.state import Changes, WorkingState
+from ledger.domain.prefetch import decide
+from ledger.domain.processor import Duplicate, Incoming, Result
+from ledger.domain.state import Changes
 from ledger.domain.validation import valid_event_id
 from ledger.journal import canonical_entry_bytes, entry_from_row
 from ledger.payload import dump_event, load_event
@@ -232,17 +232,8 @@ def _apply(
     state: Connection, incoming: list[Incoming], *, optimistic: bool
 ) -> tuple[list[Result], Changes]:
     """One batch through the rules, as the service's ingestion runs it."""
-    loader = audit.ReplayLoader(state)
-    exact: set[tuple[str, str]] = set()
-    while True:
-        working = WorkingState(loader, optimistic_balances=True)
-        working.prefetch(balances=exact)
-        prefetch(working, [i.event for i in incoming], optimistic=optimistic)
-        results = process(incoming, working)
-        breached = working.breaches()
-        if not breached:
-            return results, working.changes()
-        exact |= breached  # near SPEC's bound: redo with those balances checked exactly
+    results, working = decide(audit.ReplayLoader(state), incoming, optimistic=optimistic)
+    return results, working.changes()
 
 
 def _record(state: Connection, results: list[Result], changes: Changes, *, touched: bool) -> None:
