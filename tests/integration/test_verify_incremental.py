@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from ledger.checkpoint import Checkpoint, keygen, load_private_key
 from ledger.cli import main
+from ledger.domain import prefetch as deciding  # runs each batch through the rules
 from ledger.domain import processor
 from ledger.domain.state import WorkingState
 from ledger.service import LedgerService, Received
@@ -128,17 +129,17 @@ def test_the_daily_check_replays_only_what_came_after(audited: Audited) -> None:
     more = generate(9, orders=5, sharers=3, buyers=4).all()
     LedgerService(audited.store).ingest([Received(e, f"more:{n}", "t") for n, e in enumerate(more)])
     seen: list[int] = []
-    real = replay.process
+    real = deciding.process
 
     def counting(incoming, state):  # type: ignore[no-untyped-def]
         seen.append(len(incoming))
         return real(incoming, state)
 
-    replay.process = counting  # type: ignore[assignment]
+    deciding.process = counting  # type: ignore[assignment]
     try:
         daily = audited.daily()
     finally:
-        replay.process = real  # type: ignore[assignment]
+        deciding.process = real  # type: ignore[assignment]
     assert daily.ok, daily.problem
     assert sum(seen) <= len(more)  # never the history
     assert daily.events_checked == sum(seen) > 0
@@ -168,7 +169,7 @@ def test_the_replay_holds_one_batch_whatever_the_ledger_size(
             assert isinstance(state, WorkingState)
             return processor.process(incoming, state)
 
-        monkeypatch.setattr(replay, "process", recording)
+        monkeypatch.setattr(deciding, "process", recording)
         report = verify(store, batch_size=7)
     finally:
         store.dispose()
