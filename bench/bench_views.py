@@ -34,6 +34,7 @@ from sqlalchemy import func, select, text
 
 from bench.support import default_pg_url, fresh_database
 from ledger.logs import configure_logging
+from ledger.read import balances
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables as t
@@ -41,7 +42,7 @@ from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from ledger.store.view_tables import VIEW_TABLES
-from projectors import catalog, read, runner
+from projectors import catalog, runner
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -169,14 +170,16 @@ def measure_queries(store: Store, samples: int) -> dict[str, Any]:
         ]
         latest = conn.execute(select(func.max(t.postings.c.occurred_at))).scalar() or 0
     return {
-        "balance": timed(store, samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers))),
+        "balance": timed(
+            store, samples, lambda c: balances.balances(c, sharer_id=rng.choice(sharers))
+        ),
         "balance_as_of_1h_ago": timed(
             store,
             samples,
-            lambda c: read.balances(c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000),
+            lambda c: balances.balances(c, sharer_id=rng.choice(sharers), as_of=latest - 3_600_000),
         ),
         "order_payout_view": timed(
-            store, samples, lambda c: read.order_levels(c, rng.choice(orders))
+            store, samples, lambda c: orders.order_payouts(c, rng.choice(orders))
         ),
     }
 

@@ -27,10 +27,10 @@ from bench.bench_views import timed
 from bench.support import (
     LedgerService,
     Received,
+    balances,
     catalog,
     fresh_database,
     open_store,
-    read,
     runner,
     tables,
     tune_gc_for_throughput,
@@ -124,7 +124,9 @@ def run(pg_url: str, postings: int, samples: int, seed: int) -> dict[str, Any]:
         verify_s = outages.run(lambda: verified(True))
         daily = outages.run(lambda: _daily_check(store, seed, orders, len(events)))
         balance = outages.run(
-            lambda: timed(store, samples, lambda c: read.balances(c, sharer_id=rng.choice(sharers)))
+            lambda: timed(
+                store, samples, lambda c: balances.balances(c, sharer_id=rng.choice(sharers))
+            )
         )
         store.dispose()
     return {

@@ -45,6 +45,7 @@ from ledger.kafka_auth import client_options
 from ledger.logs import configure_logging
 from ledger.payload import dump_event
 from ledger.publisher import Publisher
+from ledger.read import balances
 from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService, Received
 from ledger.simulate import PRODUCER, START, Workload, generate, generate_dense, plans
@@ -52,7 +53,7 @@ from ledger.store import tables
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from projectors import catalog, read, runner
+from projectors import catalog, runner
 from schemas.codec import DecodeError, default_codec
 
 __all__ = [
@@ -91,7 +92,7 @@ __all__ = [
     "merchant_account",
     "open_store",
     "plans",
-    "read",
+    "balances",
     "runner",
     "sharer_account",
     "split_lines",

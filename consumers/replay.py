@@ -20,7 +20,6 @@ from consumers.loop import ConsumerLoop
 from ledger.config import Topics
 from ledger.kafka_acls import REPLAY_GROUP_PREFIX
 from ledger.service import LedgerService
-from ledger.store.store import Store
 
 
 def end_offsets(
@@ -41,7 +40,7 @@ def end_offsets(
 
 
 def replay_topics(
-    store: Store,
+    service: LedgerService,
     bootstrap: str,
     topics: Topics,
     *,
@@ -49,13 +48,12 @@ def replay_topics(
     timeout_s: float = 24 * 3600,
     auth: Mapping[str, Any] | None = None,
 ) -> int:
-    """Apply the topics into ``store`` up to their end offsets at the start; returns the
+    """Apply the topics through ``service`` up to their end offsets at the start; returns the
     number of records applied. Raises TimeoutError if it takes longer than ``timeout_s``.
     ``auth``: the consumer principal's SASL settings (ledger/kafka_auth.py)."""
     ends = end_offsets(bootstrap, topics, auth)
     target = sum(ends.values())
     group = f"{REPLAY_GROUP_PREFIX}{uuid.uuid4().hex[:12]}"
-    service = LedgerService(store)
     config = ConsumerConfig(
         bootstrap, group, topics.orders, topics.accounts, auth=tuple((auth or {}).items())
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection
 
 from ledger.checkpoint import key_id
 from ledger.eventlog import events_head
@@ -36,14 +36,13 @@ from ledger.export_file import (
 )
 from ledger.journal import ledger_head
 from ledger.payload import load_event
-from ledger.store import tables as t
+from ledger.store import history
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from schemas.codec import Codec, EncodeError
 from schemas.registry import Registry
 
 Heads = dict[str, tuple[int, str]]
-_PAGE = 5_000
 
 
 class ExportRefused(ValueError):
@@ -127,7 +126,7 @@ class _opened:
 
 
 def ledger_heads(conn: Connection) -> tuple[Heads, Heads]:
-    rows = conn.execute(select(t.chain_heads)).all()
+    rows = history.chain_heads(conn)
     return (
         {r.chain: (int(r.chain_seq), r.hash) for r in rows if r.chain_seq > 0},
         {r.chain: (int(r.events_seq), r.events_hash) for r in rows if r.events_seq > 0},
@@ -141,67 +140,37 @@ def _heads_json(heads: Heads) -> str:
 def dead_letters_digest(conn: Connection) -> tuple[int, str]:
     """(count, digest) of every dead letter: sha256 over the sorted digests of their
     canonical fields, so it does not depend on the order or ids they were stored with."""
-    d = t.dead_letters
     digests = sorted(
         hashlib.sha256(canonical_json(list(row))).digest()
-        for row in conn.execute(
-            select(d.c.event_id, d.c.event_type, d.c.source, d.c.reason, d.c.message, d.c.payload)
-        )
+        for row in history.dead_letter_fields(conn)
     )
     return len(digests), hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def _records(conn: Connection, codec: Codec) -> Iterator[dict[str, Any]]:
-    ev, dl = t.events, t.dead_letters
-    reasons = dict(
-        conn.execute(
-            select(dl.c.event_id, dl.c.reason).where(
-                dl.c.event_id.in_(select(ev.c.event_id).where(ev.c.outcome == "rejected"))
-            )
-        ).all()
-    )
-    after = -(2**63)
-    while True:
-        rows = conn.execute(
-            select(ev).where(ev.c.seq > after).order_by(ev.c.seq).limit(_PAGE)
-        ).all()
-        if not rows:
-            break
-        for r in rows:
-            yield {
-                "kind": "event",
-                "arrival": r.seq,
-                "event_id": r.event_id,
-                "event_type": r.type,
-                "occurred_at": r.occurred_at,
-                "recorded_at": r.recorded_at,
-                "source": r.source,
-                "outcome": r.outcome,
-                "chain": r.chain,
-                "chain_seq": r.chain_seq,
-                "hash": r.hash,
-                "reason": reasons.get(r.event_id),
-                "message": None,
-                "payload": r.payload,
-                "avro": avro_encoding(codec, r.payload),
-                "signature": None,
-            }
-        after = rows[-1].seq
+    reasons = history.rejection_reasons(conn)
+    for r in history.logged_events(conn):
+        yield {
+            "kind": "event",
+            "arrival": r.seq,
+            "event_id": r.event_id,
+            "event_type": r.type,
+            "occurred_at": r.occurred_at,
+            "recorded_at": r.recorded_at,
+            "source": r.source,
+            "outcome": r.outcome,
+            "chain": r.chain,
+            "chain_seq": r.chain_seq,
+            "hash": r.hash,
+            "reason": reasons.get(r.event_id),
+            "message": None,
+            "payload": r.payload,
+            "avro": avro_encoding(codec, r.payload),
+            "signature": None,
+        }
     # the rejection of a logged event is recreated by the replay; every other dead letter
     # (even one that shares an event id with a logged event) is carried as it is
-    recreated = (
-        select(ev.c.event_id)
-        .where(
-            and_(
-                ev.c.event_id == dl.c.event_id,
-                ev.c.outcome == "rejected",
-                ev.c.source == dl.c.source,
-                ev.c.payload == dl.c.payload,
-            )
-        )
-        .exists()
-    )
-    for r in conn.execute(select(dl).where(~recreated).order_by(dl.c.id)):
+    for r in history.carried_dead_letters(conn):
         yield {
             "kind": "dead_letter",
             "arrival": None,

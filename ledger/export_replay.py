@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from ledger.export import Heads, dead_letters_digest, ledger_heads
 from ledger.export_check import ExportSummary, check, record_item
 from ledger.export_file import Digest, ExportError, Record, read_header, read_records
 from ledger.service import LedgerService, Received, Undecodable
-from ledger.store import tables as t
+from ledger.store import history
 from ledger.store.single_transaction import one_transaction
 from ledger.store.store import Store
 from ledger.store.verify import verify
@@ -87,12 +87,12 @@ def replay(
 
 
 def _require_empty(conn: Connection) -> None:
-    for table in t.metadata.sorted_tables:
-        if conn.execute(select(func.count()).select_from(table)).scalar():
-            raise ReplayError(
-                f"the target database already holds a ledger ({table.name} has rows): "
-                "replay needs an empty one"
-            )
+    table = history.first_table_with_rows(conn)
+    if table is not None:
+        raise ReplayError(
+            f"the target database already holds a ledger ({table} has rows): "
+            "replay needs an empty one"
+        )
 
 
 def _feed(
@@ -135,13 +135,8 @@ def _ingest(
     service: LedgerService, batch: list[tuple[Record, Received | Undecodable]], after: int
 ) -> int:
     service.ingest_isolating([item for _, item in batch])
-    ev = t.events
     with service.store.read() as conn:
-        rows = conn.execute(
-            select(ev.c.seq, ev.c.event_id, ev.c.chain, ev.c.chain_seq, ev.c.hash, ev.c.outcome)
-            .where(ev.c.seq > after)
-            .order_by(ev.c.seq)
-        ).all()
+        rows = history.logged_links(conn, after=after)
     logged = {r.event_id: r for r in rows}
     for record, _ in batch:
         f = record.fields

@@ -23,7 +23,6 @@ from ledger.files import binary_kind
 from ledger.jsonform import parse_line
 from ledger.logs import get_logger
 from ledger.service import BatchReport, LedgerService, Received, Undecodable
-from ledger.store.store import Store
 
 log = get_logger("ledger.ingest")
 
@@ -61,7 +60,7 @@ def source_name(name: str) -> str:
 
 
 def ingest_stream(
-    store: Store,
+    service: LedgerService,
     stream: BinaryIO,
     name: str,
     *,
@@ -75,7 +74,6 @@ def ingest_stream(
     an export, a compressed file, a key: ``files.binary_kind``); a record the database
     refuses becomes an ``unstorable`` dead letter (``LedgerService.ingest_isolating``),
     never a stop."""
-    service = LedgerService(store)
     summary = IngestSummary(BatchReport(), 0, 0, 0)
     batch: list[Received | Undecodable] = []
     shown = source_name(name)

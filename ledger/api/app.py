@@ -1,16 +1,15 @@
 """The FastAPI application: routers, state, and the views' background catch-up.
 
 ``create_app(store, tokens, sink)`` builds an app over an open store; ``ledger serve``
-is its composition root (it also mounts the dashboard, ledger.web). A daemon thread
-catches the views up every ``interval`` seconds while the app runs (lifespan), so
-reads trail the journal by about that much. The whole app sits behind ``ledger.api.edge``
-(security headers, body limits, admission to the database); /docs is served offline
-(``ledger.api.docs``).
+builds it (ledger/bootstrap.py; it also mounts the dashboard, ledger.web). The views'
+follower (projectors/follower.py) catches them up every ``interval`` seconds while the app
+runs (lifespan), so reads trail the journal by about that much. The whole app sits
+behind ``ledger.api.edge`` (security headers, body limits, admission to the database);
+/docs is served offline (``ledger.api.docs``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,8 +28,9 @@ from ledger.api.docs import add_docs
 from ledger.api.ids import RawPathRouting
 from ledger.api.sink import EmbeddedSink, Sink
 from ledger.logs import get_logger
+from ledger.service import LedgerService
 from ledger.store.store import Store
-from projectors import runner
+from projectors.follower import ViewFollower
 
 log = get_logger("ledger.api")
 
@@ -39,34 +39,6 @@ EndOffsets = Callable[[set[tuple[str, int]]], dict[tuple[str, int], int]]
 
 def no_kafka(partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
     return {}
-
-
-class Projecting:
-    """Catches the views up every ``interval`` seconds on a daemon thread."""
-
-    def __init__(self, store: Store, interval: float) -> None:
-        self.store = store
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.stop.clear()
-        self.thread = threading.Thread(target=self._loop, name="projectors", daemon=True)
-        self.thread.start()
-
-    def halt(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            try:
-                runner.catch_up(self.store)
-            except Exception as exc:  # noqa: BLE001 - a failed pass is retried next tick
-                log.error("views catch-up failed", error=str(exc)[:500])
-            self.stop.wait(self.interval)
 
 
 class BearerFirst:
@@ -122,16 +94,21 @@ def create_app(
     *,
     interval: float = 1.0,
     end_offsets: EndOffsets = no_kafka,
+    follower: ViewFollower | None = None,
 ) -> FastAPI:
-    projecting = Projecting(store, interval)
+    """The API over ``store``; commands go to ``sink`` (default: applied here, with the
+    views caught up after each); ``follower`` keeps the views caught up while the app runs
+    (default: one over ``store`` every ``interval`` seconds)."""
+    if follower is None:
+        follower = ViewFollower(store, interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        projecting.start()
+        follower.start()
         try:
             yield
         finally:
-            projecting.halt()
+            follower.stop()
 
     app = LedgerApp(
         title="Commission ledger",
@@ -146,7 +123,8 @@ def create_app(
     add_docs(app)
     app.state.store = store
     app.state.tokens = tokens
-    app.state.sink = sink if sink is not None else EmbeddedSink(store)
+    app.state.sink = sink if sink is not None else EmbeddedSink(LedgerService(store), follower)
+    app.state.follower = follower
     app.state.end_offsets = end_offsets
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(sa_exc.TimeoutError, _unavailable)

@@ -22,9 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import select
 
-from ledger import queries
 from ledger.api.auth import ROLES
 from ledger.api.deps import ERRORS, Conn, allow, bearer, role_of
 from ledger.api.models import (
@@ -51,7 +49,8 @@ from ledger.domain.permissions import WRITER, Role, event_types_of, is_command_i
 from ledger.domain.validation import problem
 from ledger.jsonform import event_from_json
 from ledger.payload import load_event
-from ledger.store import tables as t
+from ledger.read import operations, orders
+from ledger.read.models import LoggedOutcome, Payout
 
 finance = APIRouter(prefix="/api/v1", tags=["finance commands"])
 publisher = APIRouter(prefix="/api/v1", tags=["publisher"])
@@ -120,7 +119,7 @@ def _answer(response: Response, outcome: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def _differences(logged: queries.LoggedOutcome, event: Event, ignore: Collection[str]) -> str:
+def _differences(logged: LoggedOutcome, event: Event, ignore: Collection[str]) -> str:
     """The fields in which the event logged under ``event``'s id differs from ``event``
     (fields in ``ignore`` aside), named but not shown (the first request may be someone
     else's); empty when they are the same request."""
@@ -143,7 +142,8 @@ def _first_outcome(
 ) -> dict[str, Any] | None:
     """The answer for an id already used: the first outcome for the same request, a
     conflict for another one; None when the id is unused."""
-    logged = queries.logged_outcome(request.app.state.store, event.event_id)
+    with request.app.state.store.read() as conn:
+        logged = operations.logged_outcome(conn, event.event_id)
     if logged is None:
         return None
     differences = _differences(logged, event, ignore)
@@ -265,9 +265,8 @@ def request_payout(body: PayoutRequest, request: Request, response: Response) ->
     return _submit(request, response, event, "finance")
 
 
-def _payout(conn: Any, payout_id: str) -> Any:
-    p = t.payouts
-    row = conn.execute(select(p).where(p.c.payout_id == payout_id)).first()
+def _payout(conn: Any, payout_id: str) -> Payout:
+    row = orders.payout(conn, payout_id)
     if row is None:
         raise HTTPException(404, f"no payout {payout_id!r} was requested")
     return row

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy import func, select
 
 from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, allow
@@ -24,8 +23,10 @@ from ledger.api.models import (
     SharerLevelPage,
     Total,
 )
-from ledger.store import tables as t
-from projectors import read, runner
+from ledger.read import balances as balance_reads
+from ledger.read import operations, orders, sharers
+from ledger.read import totals as total_reads
+from ledger.read.models import Page
 from schemas.times import MAX_TIME_MS, MIN_TIME_MS
 
 router = APIRouter(
@@ -45,6 +46,10 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _page(found: Page[Any]) -> dict[str, Any]:
+    return {"items": found.items, "next_cursor": paging.encode(found.after)}
+
+
 @router.get("/balances", response_model=BalancePage)
 def balances(
     conn: Conn,
@@ -56,19 +61,17 @@ def balances(
 ) -> dict[str, Any]:
     """Balances per sharer and currency; ``as_of`` gives them as of that event time."""
     after = paging.decode(cursor, (str, str))
-    rows = read.balances(
-        conn, sharer_id=sharer_id, currency=currency, as_of=as_of, after=after, limit=limit
-    )  # type: ignore[arg-type]
-    return {
-        "items": rows,
-        "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["sharer_id"], r["currency"])),
-    }
+    return _page(
+        balance_reads.balances(
+            conn, sharer_id=sharer_id, currency=currency, as_of=as_of, after=after, limit=limit
+        )  # type: ignore[arg-type]
+    )
 
 
 @router.get("/orders/{order_id:id}/payouts", response_model=OrderPayouts, responses=NOT_FOUND)
-def order_payouts(conn: Conn, order_id: IdPath) -> dict[str, Any]:
+def order_payouts(conn: Conn, order_id: IdPath) -> Any:
     """One order's multi-level payout view: each level's sharer, amount and state."""
-    view = read.order_levels(conn, order_id)
+    view = orders.order_payouts(conn, order_id)
     if view is None:
         raise HTTPException(404, f"no order {order_id!r}")
     return view
@@ -79,9 +82,9 @@ def sharer(conn: Conn, sharer_id: IdPath) -> dict[str, Any]:
     """A sharer's balances, referral team by level and earnings by level and downline."""
     return {
         "sharer_id": sharer_id,
-        "balances": read.balances(conn, sharer_id=sharer_id, limit=1000),
-        "team": read.team(conn, sharer_id),
-        "earnings": read.earnings(conn, sharer_id),
+        "balances": balance_reads.balances(conn, sharer_id=sharer_id, limit=1000).items,
+        "team": sharers.team(conn, sharer_id),
+        "earnings": sharers.earnings(conn, sharer_id),
     }
 
 
@@ -91,11 +94,7 @@ def sharer_orders(
 ) -> dict[str, Any]:
     """The order levels a sharer earns on, with amount and state, by order id."""
     after = paging.decode(cursor, (str,))
-    rows = read.sharer_levels(conn, sharer_id, after=after, limit=limit)  # type: ignore[arg-type]
-    return {
-        "items": rows,
-        "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["order_id"],)),
-    }
+    return _page(orders.sharer_orders(conn, sharer_id, after=after, limit=limit))  # type: ignore[arg-type]
 
 
 @router.get("/totals", response_model=list[Total])
@@ -105,9 +104,9 @@ def totals(
     currency: CurrencyQuery = None,
     start: TimeQuery = None,
     end: TimeQuery = None,
-) -> list[dict[str, Any]]:
+) -> Any:
     """Platform fee and merchant charge totals per UTC day or month and currency."""
-    return read.totals(conn, period=period, currency=currency, start=start, end=end)
+    return total_reads.totals(conn, period=period, currency=currency, start=start, end=end)
 
 
 @router.get("/dead-letters", response_model=DeadLetterPage)
@@ -119,74 +118,17 @@ def dead_letters(
 ) -> dict[str, Any]:
     """Events that could not be applied, with their reason codes, oldest first."""
     after = paging.decode(cursor, (int,))
-    d = t.dead_letters
-    query = select(d).order_by(d.c.id).limit(limit)
-    if reason is not None:
-        query = query.where(d.c.reason == reason)
-    if after is not None:
-        query = query.where(d.c.id > after[0])
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return {"items": rows, "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["id"],))}
+    return _page(operations.dead_letters(conn, reason=reason, after=after, limit=limit))  # type: ignore[arg-type]
 
 
 @router.get("/parked", response_model=ParkedPage)
 def parked(conn: Conn, limit: paging.Limit = 100, cursor: paging.Cursor = None) -> dict[str, Any]:
     """Events waiting for what they refer to (an order, an upline, a payout request)."""
     after = paging.decode(cursor, (int,))
-    q = t.parked
-    query = (
-        select(q.c.arrival, q.c.event_id, q.c.type, q.c.waits_for, q.c.source, q.c.parked_at)
-        .order_by(q.c.arrival)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.where(q.c.arrival > after[0])
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    return {
-        "items": rows,
-        "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["arrival"],)),
-    }
+    return _page(operations.parked(conn, after=after, limit=limit))  # type: ignore[arg-type]
 
 
 @router.get("/lag", response_model=Lag)
-def lag(conn: Conn, request: Request) -> dict[str, Any]:
+def lag(conn: Conn, request: Request) -> Any:
     """Ingestion lag per topic and partition, view lag, dead letters and parked events."""
-    o = t.consumer_offsets
-    stored = [
-        dict(r._mapping)
-        for r in conn.execute(
-            select(o.c.group_id, o.c.topic, o.c.partition, o.c.next_offset).order_by(
-                o.c.group_id, o.c.topic, o.c.partition
-            )
-        )
-    ]
-    ends = request.app.state.end_offsets({(r["topic"], r["partition"]) for r in stored})
-    for row in stored:
-        end = ends.get((row["topic"], row["partition"]))
-        row["end_offset"] = end
-        row["lag"] = None if end is None else max(0, end - row["next_offset"])
-    heads = runner.heads(conn)
-    views = [
-        {
-            "view": name,
-            "entries_behind": sum(
-                head - runner.checkpoints(conn, name).get(chain, 0) for chain, head in heads.items()
-            ),
-        }
-        for name in ("balances", "payouts", "totals")
-    ]
-    d, q = t.dead_letters, t.parked
-    reasons: dict[str, int] = {
-        reason: int(n)
-        for reason, n in conn.execute(select(d.c.reason, func.count()).group_by(d.c.reason))
-    }
-    refs: dict[str, int] = {}
-    for waits_for, n in conn.execute(select(q.c.waits_for, func.count()).group_by(q.c.waits_for)):
-        kind = waits_for.split(":", 1)[0]
-        refs[kind] = refs.get(kind, 0) + int(n)
-    return {
-        "partitions": stored,
-        "views": views,
-        "dead_letters_by_reason": {k: int(n) for k, n in reasons.items()},
-        "parked_by_reference": refs,
-    }
+    return operations.lag(conn, request.app.state.end_offsets)

@@ -14,8 +14,7 @@ from ledger.domain.events import Event
 from ledger.logs import get_logger
 from ledger.publisher import Publisher, PublishError
 from ledger.service import LedgerService, Received
-from ledger.store.store import Store
-from projectors import runner
+from projectors.follower import ViewFollower
 
 log = get_logger("ledger.api.sink")
 
@@ -28,14 +27,14 @@ class Sink(Protocol):
 class EmbeddedSink:
     """Applies each event at once on hash chain ``chain``, then catches the views up."""
 
-    def __init__(self, store: Store, chain: str = "api") -> None:
-        self.service = LedgerService(store)
-        self.store = store
+    def __init__(self, service: LedgerService, follower: ViewFollower, chain: str = "api") -> None:
+        self.service = service
+        self.follower = follower
         self.chain = chain
 
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
         report = self.service.ingest_isolating([Received(event, source, self.chain)])
-        runner.catch_up(self.store)  # so the caller's next read sees its own command
+        self.follower.catch_up_now()  # so the caller's next read sees its own command
         out: dict[str, str | None] = {"event_id": event.event_id}
         if report.duplicates:
             return {**out, "outcome": "duplicate"}

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import click
 
+from ledger.bootstrap import Purpose, open_for
 from ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -32,7 +33,6 @@ from ledger.store.checkpoints import (
     load_checkpoints,
     sign_checkpoint,
 )
-from ledger.store.opening import open_store
 from ledger.store.verify import verify
 
 K = TypeVar("K")
@@ -97,7 +97,7 @@ def sign(
     if out is not None:  # refused before anything is signed and stored
         check_output(out, force=force, protect=protect)
     key = read_key(load_private_key, key_path, private=True)
-    store = open_store(url, create=False)
+    store = open_for(url, Purpose.MAINTAIN)
     try:
         report = verify(store)
         if not report.ok:
@@ -139,7 +139,7 @@ def verify_checkpoint(
     key = read_key(load_public_key, pub_path)
     if checkpoint_file is not None:
         loaded = [_load_file(checkpoint_file)]
-    store = open_store(resolve_db(ctx, db_url), read_only=True)
+    store = open_for(resolve_db(ctx, db_url), Purpose.READ)
     try:
         if checkpoint_file is None:
             loaded = load_checkpoints(store)

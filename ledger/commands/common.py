@@ -20,7 +20,7 @@ from ledger.config import Settings
 from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
 
 if TYPE_CHECKING:
-    from ledger.store.store import Store
+    pass
 
 
 def db_option(func):  # type: ignore[no-untyped-def]
@@ -48,38 +48,6 @@ def allow_owner_option(func):  # type: ignore[no-untyped-def]
         help="run even if the PostgreSQL role is a superuser or owns the ledger "
         "(refused by default: the service connects as its least-privileged role)",
     )(func)
-
-
-def service_role_check(allow_owner: bool) -> Callable[[Store], None]:
-    """``open_store``'s check for the service commands (consume, ingest, serve): on
-    PostgreSQL a role that could alter the schema or lift the append-only triggers is
-    refused before anything is migrated, or with ``--allow-owner`` warned about loudly."""
-
-    def check(store: Store) -> None:
-        if store.backend != "postgresql":
-            return  # SQLite has no roles: whoever can write the file owns it
-        from ledger.logs import get_logger
-        from ledger.store.errors import StoreError
-        from ledger.store.roles import privileged_role
-
-        with store.read() as conn:
-            why = privileged_role(conn)
-        if why is None:
-            return
-        if not allow_owner:
-            raise StoreError(
-                f"refusing to run the service as {why}: connect as the least-privileged "
-                "service role (LEDGER_DB_URL; `ledger migrate --grant ROLE` sets it up, "
-                "docs/operations.md), or pass --allow-owner"
-            )
-        get_logger("ledger.roles").warning("service running as a privileged role", role=why)
-        click.echo(
-            f"WARNING: running the service as {why} (--allow-owner): it could alter the "
-            "schema or lift the journal's append-only triggers",
-            err=True,
-        )
-
-    return check
 
 
 def ledger_files(url: str) -> list[Path]:

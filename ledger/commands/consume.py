@@ -14,7 +14,8 @@ from consumers.clientlog import forward_kafka_client_logs
 from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
+from ledger.bootstrap import service_role_check
+from ledger.commands.common import allow_owner_option, db_option, resolve_db
 from ledger.config import ConfigError, Settings
 from ledger.kafka_auth import client_options
 from ledger.logs import get_logger

@@ -12,19 +12,16 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
-from ledger import queries
+from ledger.bootstrap import Purpose, open_system
 from ledger.commands.common import table
 from ledger.commands.demo_views import check_dashboard_config, show_views
-from ledger.domain.entries import SHARER_ACCOUNTS_LIKE
 from ledger.domain.events import OrderPlaced
 from ledger.files import is_sqlite_database
 from ledger.jsonform import event_to_json
-from ledger.service import LedgerService, Received, Undecodable
+from ledger.read import balances, operations, orders
+from ledger.service import Received, Undecodable
 from ledger.simulate import generate
-from ledger.store import tables as t
-from ledger.store.opening import open_store
 from ledger.store.verify import verify
 
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
@@ -60,7 +57,8 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     check_dashboard_config(db_path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    store = open_store(f"sqlite:///{db_path}")
+    system = open_system(click.get_current_context().obj, f"sqlite:///{db_path}", Purpose.CREATE)
+    store = system.store
     work = generate(seed, orders=orders)
     events = work.all()
     batch: list[Received | Undecodable] = [
@@ -77,7 +75,7 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
             '{"type": "order_placed", "order_id": ',
         )
     )
-    service = LedgerService(store)
+    service = system.service
     totals = {
         "applied": 0,
         "rejected": 0,
@@ -98,8 +96,9 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
         f"\nIngested {len(batch)} events into {db_path}: "
         + ", ".join(f"{v} {k}" for k, v in totals.items())
     )
-    balances = queries.sharer_balances(store)
-    top = sorted(balances, key=lambda b: -(b.pending + b.available + b.inflight + b.paid))[:10]
+    with store.read() as conn:
+        found = balances.journal_balances(conn)
+    top = sorted(found, key=lambda b: -(b.pending + b.available + b.inflight + b.paid))[:10]
     click.echo("\nTop sharers (minor units):")
     click.echo(
         table(
@@ -121,8 +120,10 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     _show_order(store, order)
     show_views(store, order.order_id, db_path)
     click.echo("\nDead letters:")
-    for row in queries.dead_letters(store):
-        click.echo(f"  #{row['id']} {row['reason']}: {row['message']} ({row['source']})")
+    with store.read() as conn:
+        dead = operations.dead_letters(conn, limit=1000).items
+    for row in dead:
+        click.echo(f"  #{row.id} {row.reason}: {row.message} ({row.source})")
     checked = verify(store)
     click.echo(
         f"\nverify: {'OK' if checked.ok else 'FAILED: ' + str(checked.problem)}, "
@@ -135,32 +136,17 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
 
 def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped-def]
     """The first order whose accrual paid all three levels."""
-    e, p = t.entries, t.postings
     with store.read() as conn:
-        order_id = conn.execute(
-            select(e.c.order_id)
-            .join(p, p.c.entry_seq == e.c.seq)
-            .where(e.c.kind == "accrual", p.c.account.like(SHARER_ACCOUNTS_LIKE))
-            .group_by(e.c.seq, e.c.order_id)
-            .having(func.count() == 3)
-            .order_by(e.c.seq)
-            .limit(1)
-        ).scalar()
-    orders = [x for x in events if isinstance(x, OrderPlaced)]
-    return next((x for x in orders if x.order_id == order_id), orders[0])
+        order_id = orders.first_order_paying_levels(conn, 3)
+    placed = [x for x in events if isinstance(x, OrderPlaced)]
+    return next((x for x in placed if x.order_id == order_id), placed[0])
 
 
 def _show_order(store, order: OrderPlaced) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"\nOrder {order.order_id} ({order.currency}):")
     click.echo("  " + json.dumps(event_to_json(order), ensure_ascii=False)[:160] + " …")
-    e, p = t.entries, t.postings
     with store.read() as conn:
-        rows = conn.execute(
-            select(e.c.kind, p.c.account, p.c.amount)
-            .join(p, p.c.entry_seq == e.c.seq)
-            .where(e.c.order_id == order.order_id)
-            .order_by(e.c.seq, p.c.ordinal)
-        ).all()
+        rows = orders.order_postings(conn, order.order_id)
     if not rows:
         click.echo("  earns no commission")
     for kind, account, amount in rows:

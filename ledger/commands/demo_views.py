@@ -10,8 +10,9 @@ import click
 from ledger.api.auth import hash_token, new_token
 from ledger.commands.common import table
 from ledger.files import check_output, write_file
+from ledger.read import orders, sharers
 from ledger.store.store import Store
-from projectors import read, runner
+from projectors import runner
 
 
 def show_views(store: Store, order_id: str, db_path: Path) -> None:
@@ -20,41 +21,41 @@ def show_views(store: Store, order_id: str, db_path: Path) -> None:
         f"\nViews caught up: {', '.join(f'{n} +{k}' for n, k in outcome.entries.items())} entries"
     )
     with store.read() as conn:
-        view = read.order_levels(conn, order_id)
-        if view is None or not view["levels"]:
+        view = orders.order_payouts(conn, order_id)
+        if view is None or not view.levels:
             return
         click.echo(
-            f"\nMulti-level payout view of {order_id} ({view['currency']}, plan {view['plan_id']}):"
+            f"\nMulti-level payout view of {order_id} ({view.currency}, plan {view.plan_id}):"
         )
         click.echo(
             table(
                 [
                     [
-                        str(lv["level"]),
-                        lv["sharer_id"],
-                        str(lv["accrued"]),
-                        str(lv["reversed"]),
-                        str(lv["amount"]),
-                        lv["state"],
+                        str(lv.level),
+                        lv.sharer_id,
+                        str(lv.accrued),
+                        str(lv.reversed),
+                        str(lv.amount),
+                        lv.state,
                     ]
-                    for lv in view["levels"]
+                    for lv in view.levels
                 ],
                 ["level", "sharer", "accrued", "reversed", "amount", "state"],
             )
         )
-        top = view["levels"][-1]["sharer_id"]  # the highest level: the biggest team
-        team = read.team(conn, top)
-        earnings = read.earnings(conn, top)
+        top = view.levels[-1].sharer_id  # the highest level: the biggest team
+        team = sharers.team(conn, top)
+        earnings = sharers.earnings(conn, top)
     click.echo(f"\nTeam of {top} (the referral tree below them):")
     click.echo(
         table(
             [
                 [
-                    str(lv["level"]),
-                    str(lv["size"]),
-                    ", ".join(lv["members"][:6]) + (" …" if lv["size"] > 6 else ""),
+                    str(lv.level),
+                    str(lv.size),
+                    ", ".join(lv.members[:6]) + (" …" if lv.size > 6 else ""),
                 ]
-                for lv in team["levels"]
+                for lv in team.levels
             ],
             ["level", "size", "members"],
         )
@@ -64,13 +65,13 @@ def show_views(store: Store, order_id: str, db_path: Path) -> None:
         table(
             [
                 [
-                    e["currency"],
-                    str(e["level"]),
-                    e["downline_id"],
-                    str(e["orders"]),
-                    str(e["amount"]),
+                    e.currency,
+                    str(e.level),
+                    e.downline_id,
+                    str(e.orders),
+                    str(e.amount),
                 ]
-                for e in earnings["by_downline"]
+                for e in earnings.by_downline
             ],
             ["currency", "level", "downline", "orders", "amount"],
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ledger.bootstrap import Purpose, System, open_for
 from ledger.checkpoint import load_private_key, load_public_key
 from ledger.commands.checkpoint import read_key
 from ledger.commands.common import db_option, ledger_files, resolve_db, stage_bars
@@ -18,7 +19,6 @@ from ledger.export_file import ExportError
 from ledger.export_replay import replay as replay_export
 from ledger.files import check_output, is_stdout, output_file
 from ledger.runtime import tune_gc_for_throughput
-from ledger.store.opening import open_store
 from ledger.store.store import Store
 
 UNSIGNED_WARNING = (
@@ -52,7 +52,7 @@ def export(
     protect = ledger_files(url)
     check_output(out, force=force, protect=protect)  # before the work, not after it
     key = None if key_path is None else read_key(load_private_key, key_path, private=True)
-    store = open_store(url, create=False)
+    store = open_for(url, Purpose.MAINTAIN)
     try:
         with output_file(out, force=force, protect=protect, binary=True) as temp:
             report = export_history(store, temp, key=key)
@@ -120,7 +120,11 @@ def replay(
         if public_key_path is not None:
             raise click.UsageError("--public-key authenticates an export file, not Kafka")
         _replay_kafka(
-            ctx, open_store(resolve_db(ctx, db_url)), bootstrap, topic_orders, topic_accounts
+            ctx,
+            open_for(resolve_db(ctx, db_url), Purpose.CREATE),
+            bootstrap,
+            topic_orders,
+            topic_accounts,
         )
         return
     assert source is not None
@@ -141,7 +145,7 @@ def replay(
         )
     created = _new_sqlite_file(url)
     try:
-        store = open_store(url)
+        store = open_for(url, Purpose.CREATE)
     except BaseException:
         _remove(None, created)
         raise
@@ -234,7 +238,7 @@ def _replay_kafka(
         auth = client_options(settings, "consumer")
         with click.progressbar(length=0, label="replaying", file=sys.stderr) as bar:
             applied = replay_topics(
-                store,
+                System(settings, store).service,
                 bootstrap or settings.kafka_bootstrap,
                 topics,
                 progress=bar.update,

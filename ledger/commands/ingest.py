@@ -10,18 +10,12 @@ from typing import BinaryIO
 
 import click
 
-from ledger.commands.common import (
-    allow_owner_option,
-    db_option,
-    printable_id,
-    resolve_db,
-    service_role_check,
-)
+from ledger.bootstrap import Purpose, open_system
+from ledger.commands.common import allow_owner_option, db_option, printable_id, resolve_db
 from ledger.domain.events import InvalidEvent
 from ledger.ingest_file import IngestSummary, InputError, ingest_stream, source_name
 from ledger.runtime import tune_gc_for_throughput
-from ledger.store.opening import open_store
-from ledger.store.store import Store
+from ledger.service import LedgerService
 
 
 @click.command()
@@ -59,11 +53,11 @@ def ingest(
     Running the same file again changes nothing (events are idempotent by event_id, dead
     letters by source and content). Exits 1 if no line could be read as an event."""
     tune_gc_for_throughput()
-    store = open_store(resolve_db(ctx, db_url), check_role=service_role_check(allow_owner))
+    system = open_system(ctx.obj, resolve_db(ctx, db_url), Purpose.APPLY, allow_owner=allow_owner)
     name = "<stdin>" if str(path) == "-" else path.name
     with _open(path) as stream:
         try:
-            summary = _run(store, stream, name, batch_size, chain)
+            summary = _run(system.service, stream, name, batch_size, chain)
         except InputError as exc:
             raise click.ClickException(str(exc)) from exc
     report = summary.report
@@ -88,7 +82,9 @@ def _open(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
-def _run(store: Store, stream: BinaryIO, name: str, batch_size: int, chain: str) -> IngestSummary:
+def _run(
+    service: LedgerService, stream: BinaryIO, name: str, batch_size: int, chain: str
+) -> IngestSummary:
     """Ingest with a progress bar over the bytes of a regular file; a pipe's length is
     unknown (and reading it twice would consume it), so it gets none."""
     try:
@@ -96,12 +92,12 @@ def _run(store: Store, stream: BinaryIO, name: str, batch_size: int, chain: str)
     except OSError:
         size = None
     if size is None:
-        return ingest_stream(store, stream, name, batch_size=batch_size, chain=chain)
+        return ingest_stream(service, stream, name, batch_size=batch_size, chain=chain)
     with click.progressbar(
         length=size, label=f"ingesting {source_name(name)}", file=sys.stderr
     ) as bar:
         return ingest_stream(
-            store, stream, name, batch_size=batch_size, chain=chain, progress=bar.update
+            service, stream, name, batch_size=batch_size, chain=chain, progress=bar.update
         )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger import queries
+from ledger.bootstrap import Purpose, open_for
 from ledger.checkpoint import Checkpoint, CheckpointError, check_signature, load_public_key
 from ledger.commands.common import (
     LIMIT,
@@ -24,11 +24,12 @@ from ledger.commands.common import (
     table,
 )
 from ledger.journal import VerifyReport
+from ledger.read import balances as balance_reads
+from ledger.read import operations
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.audit import AuditStore, reached_checkpoint
 from ledger.store.checkpoints import load_checkpoints
 from ledger.store.errors import StoreError
-from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify as verify_store
 
@@ -87,7 +88,7 @@ def verify(
     if (state_path is None) != (pub_path is None) or (since_checkpoint and state_path is None):
         raise click.UsageError("--state and --pub go together; --since-checkpoint needs both")
     tune_gc_for_throughput()  # the replay allocates like ingestion does
-    store = open_store(resolve_db(ctx, db_url), read_only=True)
+    store = open_for(resolve_db(ctx, db_url), Purpose.READ)
     state = None
     try:
         kwargs: dict[str, Checkpoint | None] = {}
@@ -206,8 +207,9 @@ def balances(
     as_json: bool,
 ) -> None:
     """Per sharer and currency: pending, available, in-flight, paid (from the journal)."""
-    store = open_store(resolve_db(ctx, db_url), read_only=True)
-    rows = queries.sharer_balances(store, sharer_id=sharer_id, as_of=as_of)
+    store = open_for(resolve_db(ctx, db_url), Purpose.READ)
+    with store.read() as conn:
+        rows = balance_reads.journal_balances(conn, sharer_id=sharer_id, as_of=as_of)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
@@ -239,9 +241,10 @@ def balances(
 @click.pass_context
 def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
     """Events that could not be applied, with their reason codes."""
-    rows = queries.dead_letters(open_store(resolve_db(ctx, db_url), read_only=True), limit)
+    with open_for(resolve_db(ctx, db_url), Purpose.READ).read() as conn:
+        rows = operations.dead_letters(conn, limit=limit).items
     if as_json:
-        echo_json(rows)
+        echo_json([r.as_dict() for r in rows])
         return
     if not rows:
         click.echo("no dead letters")
@@ -250,12 +253,12 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
         table(
             [
                 [
-                    str(r["id"]),
-                    str(r["event_id"] or "-"),
-                    str(r["event_type"] or "-"),
-                    str(r["reason"]),
-                    str(r["source"]),
-                    str(r["message"])[:80],
+                    str(r.id),
+                    str(r.event_id or "-"),
+                    str(r.event_type or "-"),
+                    str(r.reason),
+                    str(r.source),
+                    str(r.message)[:80],
                 ]
                 for r in rows
             ],
@@ -272,11 +275,12 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
 def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
     """Events waiting for a reference (an order, an upline, a payout request). Exit 1
     if one waits for a reference that is applied (it should have been released)."""
-    store = open_store(resolve_db(ctx, db_url), read_only=True)
-    rows = queries.parked_events(store, limit)
-    orphans = queries.orphaned_parked(store)
+    store = open_for(resolve_db(ctx, db_url), Purpose.READ)
+    with store.read() as conn:
+        rows = operations.parked(conn, limit=limit).items
+        orphans = operations.orphaned_parked(conn)
     if as_json:
-        echo_json(rows)
+        echo_json([r.as_dict() for r in rows])
     elif not rows:
         click.echo("no parked events")
     else:
@@ -284,11 +288,11 @@ def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) ->
             table(
                 [
                     [
-                        str(r["event_id"]),
-                        str(r["type"]),
-                        str(r["waits_for"]),
-                        str(r["source"]),
-                        format_time(r["parked_at"]),  # type: ignore[arg-type]
+                        str(r.event_id),
+                        str(r.type),
+                        str(r.waits_for),
+                        str(r.source),
+                        format_time(r.parked_at),
                     ]
                     for r in rows
                 ],
@@ -299,7 +303,7 @@ def parked(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) ->
         # the reference is applied, so the event should have been released with it
         click.echo(
             f"{len(orphans)} parked event(s) wait for a reference that is applied: "
-            + ", ".join(f"{o['event_id']} ({o['waits_for']})" for o in orphans[:10])
+            + ", ".join(f"{o.event_id} ({o.waits_for})" for o in orphans[:10])
             + ": a defect, please report it with `ledger export`",
             err=True,
         )

@@ -11,9 +11,10 @@ import click
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from ledger.bootstrap import Purpose, open_for
 from ledger.commands.common import resolve_db
 from ledger.config import Settings
-from ledger.store.opening import head_revision, open_store
+from ledger.store.opening import head_revision
 from ledger.store.roles import grant_service
 
 
@@ -43,7 +44,7 @@ def migrate(ctx: click.Context, db_url: str | None, roles: tuple[str, ...]) -> N
         db_url = settings.migrate_db_url
     url = resolve_db(ctx, db_url)
     roles = roles or _service_role(url, settings.db_url)
-    store = open_store(url)
+    store = open_for(url, Purpose.CREATE)
     try:
         if roles and store.backend != "postgresql":
             raise click.ClickException("--grant is for PostgreSQL roles; SQLite has none")

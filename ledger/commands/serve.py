@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_token
-from ledger.commands.common import allow_owner_option, db_option, resolve_db, service_role_check
+from ledger.bootstrap import Purpose, open_system
+from ledger.commands.common import allow_owner_option, db_option, resolve_db
 from ledger.config import ConfigError, Settings
 from ledger.logs import get_logger
-from ledger.store.opening import open_store
 
 log = get_logger("ledger.serve")
 
@@ -76,7 +76,7 @@ def serve(
     import uvicorn
 
     from ledger.api.app import create_app, no_kafka
-    from ledger.api.sink import EmbeddedSink, KafkaSink, Sink
+    from ledger.api.sink import Sink
     from ledger.web.pages import mount
 
     settings: Settings = ctx.obj
@@ -84,9 +84,8 @@ def serve(
         tokens = TokenBook.parse(settings.api_tokens)
     except TokenConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    store = open_store(
-        resolve_db(ctx, db_url), create=False, check_role=service_role_check(allow_owner)
-    )
+    system = open_system(settings, resolve_db(ctx, db_url), Purpose.SERVE, allow_owner=allow_owner)
+    system.view_interval = interval
     if not tokens.entries:
         click.echo(
             "warning: no API tokens configured (LEDGER_API_TOKENS): every request "
@@ -99,20 +98,22 @@ def serve(
 
         try:
             finance = client_options(settings, "finance")
-            sink = KafkaSink.for_settings(settings)
+            sink = system.sink(kafka=True)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
         end_offsets = kafka_end_offsets(settings.kafka_bootstrap, finance)
     else:
-        sink, end_offsets = EmbeddedSink(store), no_kafka
-    app = mount(create_app(store, tokens, sink, interval=interval, end_offsets=end_offsets))
+        sink, end_offsets = system.sink(kafka=False), no_kafka
+    app = mount(
+        create_app(system.store, tokens, sink, end_offsets=end_offsets, follower=system.follower)
+    )
     click.echo(
         f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)", err=True
     )
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
-        sink.close()
+        system.close()
 
 
 @click.command("api-token")

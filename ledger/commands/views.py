@@ -9,11 +9,12 @@ from contextlib import contextmanager
 
 import click
 
+from ledger.bootstrap import Purpose, open_for
 from ledger.commands.common import db_option, echo_json, resolve_db
-from ledger.store.opening import open_store
 from projectors import catalog, runner
 from projectors.catalog import UnknownView
 from projectors.check import check as check_views
+from projectors.follower import ViewFollower
 
 VIEW_HELP = f"one of: {', '.join(catalog.PROJECTORS)} (default: all)"
 
@@ -54,7 +55,7 @@ def _views(view: str | None) -> list[str]:
 @click.pass_context
 def rebuild(ctx: click.Context, view: str | None, db_url: str | None) -> None:
     """Drop VIEW (every view when omitted) and replay the journal into it."""
-    store = open_store(resolve_db(ctx, db_url), create=False)
+    store = open_for(resolve_db(ctx, db_url), Purpose.MAINTAIN)
     for name in _views(view):
         started = time.perf_counter()
         with _bar(f"rebuilding {name}") as progress:
@@ -73,15 +74,17 @@ def project(
     ctx: click.Context, view: str | None, db_url: str | None, follow: bool, interval: float
 ) -> None:
     """Catch VIEW (every view when omitted) up with the journal."""
-    store = open_store(resolve_db(ctx, db_url), create=False)
-    names = _views(view)
-    while True:
-        outcome = runner.catch_up(store, names)
-        if not follow or outcome.total:
-            click.echo(", ".join(f"{n}: +{k} entries" for n, k in outcome.entries.items()))
-        if not follow:
-            return
-        time.sleep(interval)  # polling the heads is cheap; nothing to wake us up
+    store = open_for(resolve_db(ctx, db_url), Purpose.MAINTAIN)
+    follower = ViewFollower(store, interval, _views(view))
+
+    def report(outcome: runner.Outcome) -> None:
+        click.echo(", ".join(f"{n}: +{k} entries" for n, k in outcome.entries.items()))
+
+    if not follow:
+        report(follower.catch_up_now())
+        return
+    # until interrupted or terminated: each pass is one transaction, so nothing is half done
+    follower.run(on_pass=lambda outcome: report(outcome) if outcome.total else None)
 
 
 @click.command()
@@ -91,7 +94,7 @@ def project(
 @click.pass_context
 def check(ctx: click.Context, view: str | None, db_url: str | None, as_json: bool) -> None:
     """Recompute VIEW (every view when omitted) from the journal; exit 1 on any drift."""
-    store = open_store(resolve_db(ctx, db_url), create=False)
+    store = open_for(resolve_db(ctx, db_url), Purpose.MAINTAIN)
     names = _views(view)
     drifts = check_views(store, names)
     if as_json:

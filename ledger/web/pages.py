@@ -25,13 +25,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, select
 
 from ledger.api import paging
 from ledger.api.ids import id_segment
 from ledger.domain.validation import MAX_ID, valid_event_id
-from ledger.store import tables as t
-from projectors import read
+from ledger.read import balances, operations, orders, sharers, totals
+from ledger.read.models import Total
 from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
@@ -223,17 +222,17 @@ def balances_page(request: Request) -> Response:
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
     with request.app.state.store.read() as conn:
-        rows = read.balances(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
+        found = balances.balances(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
     return _render(
         "balances.html",
         request=request,
         title="Balances",
         role=role,
         nav="balances",
-        rows=rows,
+        rows=found.items,
         fields=FIELDS,
         as_of=None,
-        next_cursor=paging.next_cursor(rows, PAGE, lambda r: (r["sharer_id"], r["currency"])),
+        next_cursor=paging.encode(found.after),
     )
 
 
@@ -248,21 +247,10 @@ def lookup(request: Request, q: str = "", kind: str = "") -> Response:
         return bad
     if kind not in ("orders", "sharers"):
         with request.app.state.store.read() as conn:
-            kind, q = _typed_id(conn, q)
+            kind, q = orders.what_id(conn, q)
     if q in DOT_IDS:  # no path a browser keeps: the page is shown here
         return order_page(request, q) if kind == "orders" else sharer_page(request, q)
     return RedirectResponse(page_of(kind, q), status_code=303)
-
-
-def _typed_id(conn: Any, q: str) -> tuple[str, str]:
-    """What the search box names: an order, else a sharer, as typed, else as typed without
-    the spaces around it (an id may hold spaces, so the exact text is tried first)."""
-    candidates = [c for c in dict.fromkeys((q, q.strip())) if c]
-    for kind, column in (("orders", t.orders.c.order_id), ("sharers", t.sharers.c.sharer_id)):
-        for candidate in candidates:
-            if conn.execute(select(column).where(column == candidate).limit(1)).first():
-                return kind, candidate
-    return "sharers", candidates[-1] if candidates else q
 
 
 @router.get("/sharers/{sharer_id:id}")
@@ -275,10 +263,10 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
         return bad
     with request.app.state.store.read() as conn:
         context: dict[str, Any] = {
-            "balances": read.balances(conn, sharer_id=sharer_id, limit=1000),
-            "team": read.team(conn, sharer_id),
-            "earnings": read.earnings(conn, sharer_id),
-            "orders": read.sharer_levels(conn, sharer_id, limit=200),
+            "balances": balances.balances(conn, sharer_id=sharer_id, limit=1000).items,
+            "team": sharers.team(conn, sharer_id),
+            "earnings": sharers.earnings(conn, sharer_id),
+            "orders": orders.sharer_orders(conn, sharer_id, limit=200).items,
         }
     return _render(
         "sharer.html",
@@ -301,7 +289,7 @@ def order_page(request: Request, order_id: str) -> Response:
     if bad is not None:
         return bad
     with request.app.state.store.read() as conn:
-        order = read.order_levels(conn, order_id)
+        order = orders.order_payouts(conn, order_id)
     if order is None:
         return _problem(request, 404, "Not found", f"No order {order_id!r}.", role)
     return _render(
@@ -314,12 +302,10 @@ def order_page(request: Request, order_id: str) -> Response:
     )
 
 
-def chart(
-    rows: list[dict[str, Any]], currency: str, width: int = 960, height: int = 220
-) -> dict[str, Any]:
+def chart(rows: list[Total], currency: str, width: int = 960, height: int = 220) -> dict[str, Any]:
     """Bar positions for one currency's periods: a charges bar and a fees bar each."""
-    mine = [r for r in rows if r["currency"] == currency][-120:]
-    top = max([max(r["merchant_charges"], r["fees"], 0) for r in mine] + [1])
+    mine = [r for r in rows if r.currency == currency][-120:]
+    top = max([max(r.merchant_charges, r.fees, 0) for r in mine] + [1])
     slot = max(2, width // max(len(mine), 1))
     w = max(1, (slot - 2) // 2)
     every = max(1, len(mine) // 8)  # label about eight periods
@@ -329,15 +315,15 @@ def chart(
 
     bars = []
     for n, r in enumerate(mine):
-        ch, fh = bar_height(r["merchant_charges"]), bar_height(r["fees"])
+        ch, fh = bar_height(r.merchant_charges), bar_height(r.fees)
         bars.append(
             {
                 "x": n * slot,
                 "w": w,
-                "period": r["period"],
+                "period": r.period,
                 "label": n % every == 0,
-                "charges": r["merchant_charges"],
-                "fees": r["fees"],
+                "charges": r.merchant_charges,
+                "fees": r.fees,
                 "charges_h": ch,
                 "charges_y": height - ch,
                 "fees_h": fh,
@@ -360,8 +346,8 @@ def totals_page(request: Request, period: str = "day") -> Response:
         return _login_redirect()
     period = period if period in ("day", "month") else "day"
     with request.app.state.store.read() as conn:
-        rows = read.totals(conn, period=period)
-    currencies = sorted({r["currency"] for r in rows})
+        rows = totals.totals(conn, period=period)  # type: ignore[arg-type]
+    currencies = sorted({r.currency for r in rows})
     return _render(
         "totals.html",
         request=request,
@@ -379,29 +365,20 @@ def dead_letters_page(request: Request) -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
-    d = t.dead_letters
     try:
         after = _cursor(request, (int,))
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
-    query = select(d).order_by(d.c.id).limit(PAGE)
-    if after is not None:
-        query = query.where(d.c.id > after[0])
     with request.app.state.store.read() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-        reasons = {
-            reason: int(n)
-            for reason, n in conn.execute(
-                select(d.c.reason, func.count()).group_by(d.c.reason).order_by(d.c.reason)
-            )
-        }
+        found = operations.dead_letters(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
+        reasons = operations.dead_letter_reasons(conn)
     return _render(
         "dead_letters.html",
         request=request,
         title="Dead letters",
         role=role,
         nav="dead",
-        rows=rows,
+        rows=found.items,
         reasons=reasons,
-        next_cursor=paging.next_cursor(rows, PAGE, lambda r: (r["id"],)),
+        next_cursor=paging.encode(found.after),
     )

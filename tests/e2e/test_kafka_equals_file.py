@@ -23,14 +23,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ledger import queries
 from ledger.ingest_file import ingest_stream
 from ledger.jsonform import canonical_json
+from ledger.service import LedgerService
 from ledger.simulate import generate_dense
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
+from tests.support import reads as queries
 from tests.support.kafka import (
     LEDGER_BIN,
     ConsumerProcess,
@@ -116,7 +117,7 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Figures]:
     path.write_text("".join(canonical_json(e) + "\n" for e in events), encoding="utf-8")
     reference = open_store(f"sqlite:///{folder / 'reference.sqlite'}")
     with path.open("rb") as lines:
-        ingest_stream(reference, lines, path.name)
+        ingest_stream(LedgerService(reference), lines, path.name)
     want = figures(reference)
     reference.dispose()
     kinds = {e.TYPE for e in events}

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import queries
 from ledger.api.app import create_app
 from ledger.api.models import COMMAND_ID_MAX
 from ledger.domain import validation as rules
 from ledger.domain.events import ClickRecorded, SharerEnrolled
 from ledger.store.opening import open_store
+from tests.support import reads as queries
 from tests.support.api import (
     DAY,
     PLAN,

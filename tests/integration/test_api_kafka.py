@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from ledger import queries
 from ledger.api.app import create_app
 from ledger.api.sink import KafkaSink
 from ledger.config import Topics
@@ -17,6 +16,7 @@ from ledger.domain.events import PayoutRequested, PayoutSettled
 from ledger.publisher import Publisher
 from ledger.store.opening import open_store
 from projectors import runner
+from tests.support import reads as queries
 from tests.support.api import (
     auth,
     balance,

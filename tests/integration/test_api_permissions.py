@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ledger import queries
 from ledger.domain.events import (
     EVENT_TYPES,
     ClickRecorded,
@@ -31,6 +30,7 @@ from ledger.domain.events import (
     SharerEnrolled,
 )
 from ledger.domain.permissions import COMMAND_ID_PREFIXES, WRITER, may_submit
+from tests.support import reads as queries
 from tests.support.api import (
     DAY,
     PLAN,

@@ -10,12 +10,12 @@ from kafka import KafkaConsumer
 
 from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
-from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import ClickRecorded, PayoutRequested
 from ledger.service import LedgerService
 from ledger.store.opening import open_store
 from schemas.codec import default_codec
+from tests.support import reads as queries
 from tests.support.kafka import (
     auth,
     end_offsets,

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from consumers.client import ConsumerConfig
 from consumers.loop import ConsumerLoop
-from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import ClickRecorded, SharerEnrolled
 from ledger.publisher import Publisher
@@ -20,6 +19,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.topics import marker_headers, record_key
 from schemas.codec import default_codec
+from tests.support import reads as queries
 from tests.support.kafka import auth, end_offsets, produce_raw, unique, wait_until_applied
 
 

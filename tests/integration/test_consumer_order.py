@@ -7,11 +7,11 @@ accounts topic and the order on the orders topic."""
 
 from __future__ import annotations
 
-from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import RefundIssued, RefundLine
 from ledger.domain.memory import InMemoryLedger
 from ledger.store.opening import open_store
+from tests.support import reads as queries
 from tests.support.kafka import ConsumerThread, end_offsets, publish, unique, wait_until_applied
 from tests.support.worked_example import setup as worked_example
 

@@ -10,10 +10,10 @@ missing topics with the broker's default partition count.
 
 from __future__ import annotations
 
-from ledger import queries
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import generate
 from ledger.store.opening import open_store
+from tests.support import reads as queries
 from tests.support.kafka import (
     ConsumerProcess,
     create_topics,

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
-from ledger import queries
 from ledger.cli import main
 from ledger.export import export
 from ledger.export_check import read_export
@@ -26,6 +25,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
 from schemas.docgen import VECTORS_DIR
+from tests.support import reads as queries
 from tests.support.streams import T0, Ev
 
 REPO = Path(__file__).resolve().parents[2]

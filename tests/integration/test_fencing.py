@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, select
 
-from ledger import queries
 from ledger.domain.events import ClickRecorded, OrderPlaced, RefundIssued, RefundLine
 from ledger.offsets import Advance, Fenced, Stored, advances_for
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t
 from ledger.store.opening import open_store
+from tests.support import reads as queries
 from tests.support.worked_example import setup as worked_example
 
 TP = ("orders", 0)

@@ -17,7 +17,6 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 
-from ledger import queries
 from ledger.cli import main
 from ledger.domain.entries import JournalEntry, Posting
 from ledger.domain.events import Event
@@ -27,6 +26,7 @@ from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
 from ledger.store.opening import open_store
+from tests.support import reads as queries
 from tests.support.roles import as_owner
 from tests.support.streams import DAY, T0, Ev
 
@@ -243,7 +243,9 @@ def test_a_regular_file_still_gets_a_progress_bar_to_its_last_byte(tmp_path: Pat
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}")
     try:
         with path.open("rb") as fh:
-            summary = ingest_stream(store, fh, path.name, batch_size=10, progress=steps.append)
+            summary = ingest_stream(
+                LedgerService(store), fh, path.name, batch_size=10, progress=steps.append
+            )
     finally:
         store.dispose()
     assert sum(steps) == path.stat().st_size and len(steps) == 3  # 10 + 10 + 9 lines

@@ -206,9 +206,9 @@ def test_a_line_squatting_a_command_id_is_refused_and_the_command_applies(tmp_pa
     ``payout-requested:po-9`` is a ``reserved_event_id`` dead letter, never logged, so the
     payout po-9 that follows under that id is applied, not taken for a duplicate. The file
     and the Kafka path must agree on this (SPEC §4.5)."""
-    from ledger import queries
     from ledger.domain.events import ClickRecorded, PayoutRequested, SharerEnrolled
     from ledger.store import tables as t
+    from tests.support import reads as queries
     from tests.support.worked_example import plan
 
     at = plan().occurred_at + 10

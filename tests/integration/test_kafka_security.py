@@ -21,7 +21,6 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
 from consumers.dead_letter_topic import DeadLetterTopic
-from ledger import queries
 from ledger.cli import main
 from ledger.config import Topics, load_settings
 from ledger.domain.events import PayoutRequested, PayoutSettled, SharerEnrolled
@@ -29,6 +28,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.topics import record_key
 from schemas.codec import default_codec
+from tests.support import reads as queries
 from tests.support.kafka import (
     ConsumerThread,
     auth,

@@ -6,12 +6,12 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from ledger import queries
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import tables
 from ledger.store.opening import alembic_config, open_store, run_migrations
 from ledger.store.verify import verify
+from tests.support import reads as queries
 from tests.support.roles import as_owner
 
 

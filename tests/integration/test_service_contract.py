@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from ledger import queries
 from ledger.domain.events import OrderPlaced, RefundIssued, RefundLine
 from ledger.domain.memory import InMemoryLedger
 from ledger.service import LedgerService, Received
@@ -14,6 +13,7 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
+from tests.support import reads as queries
 from tests.support.worked_example import setup as worked_example
 
 

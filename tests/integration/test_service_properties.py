@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from ledger import queries
 from ledger.domain.engine import Rejected
 from ledger.domain.memory import InMemoryLedger
 from ledger.service import LedgerService, Received
@@ -19,6 +18,7 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
+from tests.support import reads as queries
 from tests.support.streams import streams
 from tests.support.views import url_factory
 

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from ledger import queries
 from ledger.domain import state as domain_state
 from ledger.domain.engine import Applied, Rejected
 from ledger.domain.entries import JournalEntry
@@ -30,6 +29,7 @@ from ledger.store.batch import BatchTransaction
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
+from tests.support import reads as queries
 from tests.support.streams import DAY, T0, Ev, streams
 from tests.support.views import url_factory
 

@@ -12,12 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text, update
 
+from ledger.read import balances, sharers, totals
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import view_tables as v
 from ledger.store.opening import alembic_config, open_store, run_migrations
 from ledger.store.roles import privileged_role
-from projectors import read, runner
+from projectors import runner
 from projectors.check import check
 from tests.integration.test_views import SETTINGS, make_url  # noqa: F401 - the fixture
 from tests.support.roles import as_owner
@@ -51,13 +52,13 @@ def _no_waiting(url: str) -> str:
     return url + "?options=-c%20lock_timeout%3D2000" if url.startswith("postgresql") else url
 
 
-def _reads(store, sharers: list[str]) -> dict[str, object]:
+def _reads(store, earners: list[str]) -> dict[str, object]:
     """What the API answers from each view table (one snapshot)."""
     with store.read() as conn:
         return {
-            "view_balances": read.balances(conn, limit=10_000),
-            "view_order_levels": {s: read.earnings(conn, s) for s in sharers},
-            "view_fee_totals": read.totals(conn),
+            "view_balances": balances.balances(conn, limit=10_000).items,
+            "view_order_levels": {s: sharers.earnings(conn, s) for s in earners},
+            "view_fee_totals": totals.totals(conn),
         }
 
 

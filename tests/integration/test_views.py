@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
 from ledger.domain.memory import InMemoryLedger
+from ledger.read import balances as read
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
 from ledger.store import view_tables as v
 from ledger.store.opening import open_store
-from projectors import read, runner
+from projectors import runner
 from projectors.check import check
 from projectors.recompute import OrderInfo, recompute, split_sharer_account
 from tests.support.streams import DAY, T0, Ev, streams
@@ -106,7 +107,7 @@ def _check_views(url, events, cuts, project_at) -> None:
         if parsed:
             sharer_sums.setdefault((parsed[0], currency), {})[parsed[1]] = amount
     with store.read() as conn:
-        rows = read.balances(conn, limit=10_000)
+        rows = [r.as_dict() for r in read.balances(conn, limit=10_000).items]
     assert {
         (r["sharer_id"], r["currency"]): {
             b: r[b] for b in ("pending", "available", "inflight", "paid") if r[b]
@@ -115,7 +116,7 @@ def _check_views(url, events, cuts, project_at) -> None:
         if any(r[b] for b in ("pending", "available", "inflight", "paid"))
     } == sharer_sums
     assert {k: tuple(x) for k, x in expected.balances.items()} == {
-        (r["sharer_id"], r["currency"]): tuple(r[f] for f in read.BALANCE_FIELDS) for r in rows
+        (r["sharer_id"], r["currency"]): tuple(r[f] for f in read.FIGURES) for r in rows
     }
     # the order levels agree with the model except for where the settlement was chained
     stored_levels = {(r[0], r[1]): list(r[2:10]) for r in live["view_order_levels"]}
@@ -216,7 +217,9 @@ def test_as_of_balances_see_backdated_events(db_url) -> None:
 
     def as_of(t):
         with store.read() as conn:
-            return {r["currency"]: r for r in read.balances(conn, sharer_id="S1", as_of=t)}
+            return {
+                r.currency: r.as_dict() for r in read.balances(conn, sharer_id="S1", as_of=t).items
+            }
 
     before = as_of(T)["CNY"]
     assert (before["pending"], before["earned"]) == (460, 460)
@@ -232,7 +235,7 @@ def test_as_of_balances_see_backdated_events(db_url) -> None:
     runner.catch_up(store)
     after = as_of(T)["CNY"]
     assert (after["pending"], after["earned"], after["reversed"]) == (460 + 920 - 230, 1380, 230)
-    from ledger import queries
+    from tests.support import reads as queries
 
     for t in (T0, T0 + 3 * DAY, T - 1, T, T + DAY, T + 5 * DAY):
         journal = {

@@ -44,7 +44,6 @@ from bench.support import fresh_database as fresh_database
 from bench.support import wait_until_applied as wait_until_applied
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from ledger import queries
 from ledger.config import Topics
 from ledger.domain.events import Event
 from ledger.publisher import Publisher
@@ -53,6 +52,7 @@ from ledger.simulate import Workload
 from ledger.store import tables as t
 from ledger.store.store import Store
 from ledger.store.verify import verify
+from tests.support import reads as queries
 
 REPO = Path(__file__).resolve().parents[2]
 LEDGER_BIN = REPO / ".venv" / "bin" / "ledger"

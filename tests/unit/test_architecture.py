@@ -44,3 +44,21 @@ def test_adapters_do_not_reach_into_each_other() -> None:
                 assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
                     f"{package}/{path.name} imports {name}"
                 )
+
+
+TABLES = {"ledger.store.tables", "ledger.store.view_tables"}
+# who may write SQL on the tables: the store, the read side, and the views' projectors
+SQL_HOMES = ("ledger/store/", "ledger/read/", "projectors/")
+
+
+def test_only_the_store_the_read_side_and_the_projectors_touch_the_tables() -> None:
+    checked = 0
+    for package in ("ledger", "consumers", "projectors", "schemas"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            where = path.relative_to(ROOT).as_posix()
+            if where.startswith(SQL_HOMES):
+                continue
+            checked += 1
+            touched = imports_of(path) & TABLES
+            assert not touched, f"{where} imports {sorted(touched)}: read through ledger/read"
+    assert checked >= 60

@@ -4,7 +4,7 @@ alone.
 Every posting wrote an entry (account, currency, occurred_at) into this index: ~50 bytes,
 each one distinct, so the index was as large as the postings table itself, and with one
 insertion point per account its working set outgrew the buffer cache as the ledger grew.
-What reads it (the balances and an account's entries: ledger/queries.py, the audit API)
+What reads it (the balances and an account's entries: ledger/read/balances.py, the audit API)
 selects postings by account and reads each posting's row anyway (for its amount), so
 currency and occurred_at in the key saved them nothing. Keyed on the account alone, equal
 keys share one index tuple (PostgreSQL's B-tree deduplication): a posting costs ~6 bytes

@@ -1,0 +1,11 @@
+"""The read side: every read that the CLI, the API, the dashboard and the demo make, one
+definition each, returning the typed rows of ``models``. Each function takes an open
+Connection (one snapshot per request: ``with store.read() as conn``).
+
+- ``balances``: balances from the view, and from the journal (the definition)
+- ``orders``: an order's levels and their states, a sharer's orders, id look-ups
+- ``sharers``: earnings by level and downline, the referral team
+- ``totals``: fees and merchant charges per day or month
+- ``operations``: dead letters, parked events, lag, an event's logged outcome
+- ``audit``: journal entries with their postings
+"""
