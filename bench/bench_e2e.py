@@ -45,6 +45,7 @@ from bench.support import (
     default_pg_url,
     end_offsets,
     fresh_database,
+    portable,
     scratch_topics,
     unique,
     wait_until_applied,
@@ -127,7 +128,7 @@ def e2e_consume(
         if profiler is not None:
             profiler.stop()
             profile_to.with_suffix(".txt").write_text(
-                profiler.output_text(unicode=True, color=False, show_all=False)
+                portable(profiler.output_text(unicode=True, color=False, show_all=False))
             )
             profile_to.with_suffix(".html").write_text(profiler.output_html())
         watcher.join(5)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import default_pg_url, fresh_database
+from bench.support import default_pg_url, fresh_database, portable
 from ledger.logs import configure_logging
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
@@ -61,7 +61,7 @@ def run(pg_url: str, items: list[Received], batch: int, profile_to: Path | None)
         if profiler is not None:
             profiler.stop()
             profile_to.with_suffix(".txt").write_text(
-                profiler.output_text(unicode=True, color=False, show_all=False)
+                portable(profiler.output_text(unicode=True, color=False, show_all=False))
             )
             profile_to.with_suffix(".html").write_text(profiler.output_html())
         report = verify(store)

@@ -48,6 +48,7 @@ from bench.support import (  # noqa: E402
     fresh_database,
     open_store,
     plans,
+    portable,
     tune_gc_for_throughput,
 )
 from bench.workloads import DAY_MS, forest, sharer_ids  # noqa: E402
@@ -138,7 +139,7 @@ def run(
             service.store.dispose()
     rates = {name: order_count / s for name, s in seconds.items()}
     return {
-        "ledger_package": str(Path(ledger.__file__).parent),
+        "ledger_package": portable(str(Path(ledger.__file__).parent)),
         "orders": order_count,
         "batch": batch,
         "clicks_per_ledger": total_clicks,

@@ -57,6 +57,7 @@ from bench.support import (
     Topics,
     configure_logging,
     default_pg_url,
+    portable,
     scratch_topics,
 )
 from bench.workloads import count_orders, orders_only, realistic
@@ -251,7 +252,7 @@ def main() -> None:
         "quick": args.quick,
         "sizes": sizes,
         "note": "Kafka, PostgreSQL and the consumers share the machine's cores",
-        "domain": compiled.STATUS,  # the consumers inherit this process's environment
+        "domain": portable(compiled.STATUS),  # the consumers inherit this process's environment
     }
     RESULTS.mkdir(exist_ok=True)
     base = RESULTS / f"run-{stamp}{'-quick' if args.quick else ''}"

@@ -93,6 +93,7 @@ __all__ = [
     "open_store",
     "plans",
     "balances",
+    "portable",
     "runner",
     "sharer_account",
     "split_lines",
@@ -101,6 +102,14 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def portable(text: str) -> str:
+    """``text`` without this machine's paths (the checkout, the venv): results are
+    committed, and a path names one machine, not the run."""
+    return text.replace(sys.prefix, "<venv>").replace(f"{REPO}/", "")
+
+
 RESULTS = REPO / "bench" / "results"
 LEDGER_BIN = Path(sys.executable).with_name("ledger")
 DEFAULT_KAFKA = "127.0.0.1:19092"

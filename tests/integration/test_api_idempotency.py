@@ -1,4 +1,4 @@
-"""Commands: a failure never looks like a success (issue 21 §2, SPEC §4.7). A command's id
+"""Commands: a failure never looks like a success (SPEC §4.7). A command's id
 is its idempotency key: the same request again answers the first outcome (a rejection
 stays a rejection), another request under the same id is a 409 conflict, and a request
 refused for its input (422) spends nothing, so the corrected request can follow."""

@@ -1,4 +1,4 @@
-"""Signed checkpoints (issue 13): ``ledger keygen``, ``ledger checkpoint sign|verify``.
+"""Signed checkpoints: ``ledger keygen``, ``ledger checkpoint sign|verify``.
 
 A history rewritten from some point on and re-hashed to the end (rows, heads, reference
 state, all consistent) passes ``verify``; only a checkpoint signed before it, checked with

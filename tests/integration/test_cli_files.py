@@ -1,4 +1,4 @@
-"""Files the CLI writes (issue 21 §4): nothing is overwritten, nothing is created by
+"""Files the CLI writes: nothing is overwritten, nothing is created by
 mistake. Through the real CLI: ``export``, ``checkpoint sign --out``, ``keygen``, the
 demo; the commands that need an existing ledger (``export``, ``checkpoint sign``,
 ``serve``, ``project``, ``rebuild``, ``check``) given a --db that holds none."""

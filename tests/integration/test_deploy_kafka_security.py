@@ -1,6 +1,6 @@
 """deploy/kafka/start.sh secures a broker and stays idempotent: the first start generates
 the credentials (0600) and formats with their SCRAM users; a restart keeps credentials and
-data; a data dir formatted without those users (a broker from before issue 21) is
+data; a data dir formatted without those users (a broker from before SCRAM users) is
 reformatted with a message; stop.sh leaves nothing running. A second broker of its own
 (a private cache dir and free ports), so the suite's broker is never touched."""
 

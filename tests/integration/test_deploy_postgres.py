@@ -1,4 +1,4 @@
-"""deploy/postgres/start.sh (issue 21): the cluster's roles are least privilege. The URLs it
+"""deploy/postgres/start.sh: the cluster's roles are least privilege. The URLs it
 prints say which role is which, none of them is a superuser, the superuser `postgres` is
 no network login, and a cluster made by the older script (role `ledger` a SUPERUSER with
 password `ledger`, owning database `ledger`) is migrated in place."""

@@ -1,4 +1,4 @@
-"""``ledger replay`` on malformed and hostile exports (issue 21 §5): one line naming what
+"""``ledger replay`` on malformed and hostile exports: one line naming what
 is wrong and where, exit 1, never a traceback or a bare "Aborted!", memory bounded under
 a deflate bomb, and nothing left behind (the replay succeeds whole or not at all), on
 SQLite and PostgreSQL targets. Property tests over mutated bytes: test_export_properties.py."""

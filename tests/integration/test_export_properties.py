@@ -1,4 +1,4 @@
-"""Property tests over mutated export bytes (issue 21 §5): whatever the file holds,
+"""Property tests over mutated export bytes: whatever the file holds,
 ``ledger replay`` either gives one ``Error:`` line (or DIFFERS lines) with exit 1 and
 leaves no database behind, or exits 0 with a ledger equal to the source's: never a
 traceback, never a partial ledger.

@@ -1,4 +1,4 @@
-"""Exports an auditor can trust (issue 21 §3): the edits that used to replay with "heads
+"""Exports an auditor can trust: the edits that used to replay with "heads
 equal" are found by the unsigned replay (it compares every event-log link, chain head and
 dead letter, not one head) and refused outright by a signed one (``--public-key``); a
 forger who recomputes everything a file carries passes only where no key is checked."""

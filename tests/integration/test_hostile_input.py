@@ -1,4 +1,4 @@
-"""Issue 13 part A against real databases: bounds that keep every figure storable and
+"""Against real databases: bounds that keep every figure storable and
 readable, piped input, one-line CLI errors, dead letters stored once, strict input.
 
 Each test names the issue's item it pins. The CLI runs in-process (CliRunner) unless the

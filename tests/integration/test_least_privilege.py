@@ -1,4 +1,4 @@
-"""Least privilege on PostgreSQL (issues 13 and 21): the schema is migrated by its owner,
+"""Least privilege on PostgreSQL: the schema is migrated by its owner,
 the service runs as a role that can only SELECT and INSERT (plus UPDATE/DELETE where state
 is mutable), and that role can neither change the journal, nor switch its triggers off,
 nor create objects, nor read other sessions' queries. The service commands connect as

@@ -1,5 +1,5 @@
 """`ledger parked` reports an event left waiting although its reference is applied (the
-defect two writers of one partition once caused: issue 12), and exits 1."""
+defect two writers of one partition once caused), and exits 1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 22: a settlement run is read and written a page of due orders at a time. On random
+"""A settlement run is read and written a page of due orders at a time. On random
 streams, on SQLite and PostgreSQL, a ledger built with pages of 3 orders is row for row the
 ledger built with the default page (entries, hashes, postings, balances, orders, event log,
 dead letters, runs), and both equal the in-memory model; a run rejected by SPEC's bound

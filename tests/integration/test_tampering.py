@@ -1,4 +1,4 @@
-"""Tampering with a real ledger (issue 13, items 3 and 5), on both backends.
+"""Tampering with a real ledger, on both backends.
 
 Item 3: the database refuses to replace an existing row of an append-only table (SQLite's
 INSERT OR REPLACE / REPLACE INTO deletes the old row without firing DELETE triggers;

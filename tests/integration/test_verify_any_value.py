@@ -1,4 +1,4 @@
-"""``verify`` is robust to any value of any type in any column (issue 13, item 7): it
+"""``verify`` is robust to any value of any type in any column: it
 reports TAMPERED with the first bad seq, never crashes, and ``--json`` always prints
 valid JSON. SQLite with the triggers dropped stores whatever it is given."""
 

@@ -1,4 +1,4 @@
-"""On PostgreSQL, verify trusts the catalog for value types (issue 16): a table whose
+"""On PostgreSQL, verify trusts the catalog for value types: a table whose
 columns all have their declared types cannot hold a value of another type, so the per-row
 type checks are skipped there. A column whose type was altered puts the checks back, and
 the altered value is still reported at its row."""

@@ -1,4 +1,4 @@
-"""The daily check (issue 22 §2): ``verify`` from the signed checkpoint whose replay state
+"""The daily check: ``verify`` from the signed checkpoint whose replay state
 the auditor kept, against the full check, over the whole tampering suite
 (tests/integration/test_tampering.py), with the checkpoint before the tampered rows and
 after them; and the replay's memory bounded by its batch, whatever the ledger's size.

@@ -1,4 +1,4 @@
-"""Which database URL each command uses (issue 21): the service's is LEDGER_DB_URL, the
+"""Which database URL each command uses: the service's is LEDGER_DB_URL, the
 owner's LEDGER_MIGRATE_DB_URL (migrate only), and migrate grants the service's role."""
 
 from __future__ import annotations

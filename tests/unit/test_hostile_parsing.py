@@ -1,4 +1,4 @@
-"""Issue 13 item 12, the parsing half: what the JSON form and the Avro codec hand the
+"""The parsing half of hostile input: what the JSON form and the Avro codec hand the
 engine, and what validation then refuses. Every refusal is a reason, never a crash."""
 
 from __future__ import annotations

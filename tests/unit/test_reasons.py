@@ -1,5 +1,5 @@
 """Reason codes: one StrEnum (ledger/domain/reasons.py), equal to the table of
-docs/rules.md, and no code emits a reason outside it (issue 14, part 4)."""
+docs/rules.md, and no code emits a reason outside it."""
 
 from __future__ import annotations
 

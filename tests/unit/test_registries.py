@@ -1,4 +1,4 @@
-"""Every registry keyed by event type covers every event type (issue 14, part 1): adding
+"""Every registry keyed by event type covers every event type: adding
 a type and forgetting one of them fails here, not in production."""
 
 from __future__ import annotations

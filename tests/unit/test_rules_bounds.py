@@ -49,7 +49,7 @@ def setup(ev: Ev) -> list:
 
 
 def test_an_order_of_lines_each_in_range_but_a_total_over_10_15_is_invalid() -> None:
-    """Issue 13 item 1: 10,000 lines at the per-line maximum passed validation and then
+    """10,000 lines at the per-line maximum passed validation and then
     overflowed int64 in the postings."""
     ev = Ev()
     lines = [(f"L{n}", MAX_AMOUNT, 10_000) for n in range(MAX_LINES)]

@@ -1,5 +1,5 @@
 """WorkingState: one get-or-load cache, and changes that cannot be made without being
-recorded (issue 14, part 3)."""
+recorded."""
 
 from __future__ import annotations
 

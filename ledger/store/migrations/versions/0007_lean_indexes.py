@@ -1,4 +1,4 @@
-"""Fewer index bytes per posting (issue 22): ``ix_postings_account`` keys on the account
+"""Fewer index bytes per posting: ``ix_postings_account`` keys on the account
 alone.
 
 Every posting wrote an entry (account, currency, occurred_at) into this index: ~50 bytes,
