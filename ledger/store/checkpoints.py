@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import select
 
 from ledger.checkpoint import Checkpoint, CheckpointError, missing_links, parse, sign
 from ledger.journal import VerifyReport
 from ledger.store import tables
 from ledger.store.store import Store
-from ledger.store.verify import verify
+from ledger.store.verify import stored_links, verify
 
 MAX_BODY_CHARS = 10_000_000  # a signed body holds one link per chain
 
@@ -109,25 +109,14 @@ def extension_problems(
     problems = [] if report.ok else [f"the ledger does not verify: {report.problem}"]
     with store.read() as conn:
         problems += missing_links(
-            checkpoint.chains(), _links(conn, tables.entries, checkpoint.chains()), "journal"
+            checkpoint.chains(), stored_links(conn, tables.entries, checkpoint.chains()), "journal"
         )
         problems += missing_links(
             checkpoint.event_chains(),
-            _links(conn, tables.events, checkpoint.event_chains()),
+            stored_links(conn, tables.events, checkpoint.event_chains()),
             "event log",
         )
     return problems
-
-
-def _links(
-    conn: Connection, table: Table, signed: dict[str, tuple[int, str]]
-) -> dict[tuple[str, int], str | None]:
-    found: dict[tuple[str, int], str | None] = {}
-    for chain, (seq, _digest) in signed.items():
-        found[(chain, seq)] = conn.execute(
-            select(table.c.hash).where(table.c.chain == chain, table.c.chain_seq == seq)
-        ).scalar()
-    return found
 
 
 @dataclass

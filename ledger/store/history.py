@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, select
 
+from ledger.store import schema
 from ledger.store import tables as t
 
 PAGE = 5_000  # event-log rows per query
@@ -80,7 +81,7 @@ def carried_dead_letters(conn: Connection) -> Iterator[Row[Any]]:
 
 def first_table_with_rows(conn: Connection) -> str | None:
     """The name of a ledger table holding rows, or None when the database is empty."""
-    for table in t.metadata.sorted_tables:
+    for table in schema.metadata.sorted_tables:
         if conn.execute(select(func.count()).select_from(table)).scalar():
             return table.name
     return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from ledger.store import tables
+from ledger.store import schema
 
 # table -> privileges beyond SELECT and INSERT, and why the service needs them
 EXTRA: dict[str, tuple[str, ...]] = {
@@ -45,14 +45,14 @@ READ_ONLY = ("alembic_version",)
 def grant_statements(role: str) -> list[str]:
     """Idempotent: every privilege of ``role`` on the ledger's objects is revoked first."""
     quoted = _quote(role)
-    names = [*tables.metadata.tables, *READ_ONLY]
+    names = [*schema.metadata.tables, *READ_ONLY]
     statements = [
         f"REVOKE ALL ON TABLE {', '.join(names)} FROM {quoted}",
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
     ]
     for name in READ_ONLY:
         statements.append(f"GRANT SELECT ON TABLE {name} TO {quoted}")
-    for name in tables.metadata.tables:
+    for name in schema.metadata.tables:
         privileges = ", ".join(("SELECT", "INSERT", *EXTRA.get(name, ())))
         statements.append(f"GRANT {privileges} ON TABLE {name} TO {quoted}")
     from ledger.store.postgres import SEQUENCES

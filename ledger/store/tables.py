@@ -260,7 +260,3 @@ consumer_offsets = Table(
     # (docs/ordering.md); -1 before the first marker
     Column("marker", BigInteger, nullable=False, server_default="-1"),
 )
-
-
-# The projectors' view tables live in their own module, on this same metadata.
-from ledger.store import view_tables as _view_tables  # noqa: E402, F401

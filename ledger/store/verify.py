@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, select
 
 from ledger.checkpoint import Checkpoint, missing_links
 from ledger.journal import VerifyReport
@@ -103,13 +103,11 @@ def _extends(newer: Checkpoint, older: Checkpoint | None) -> bool:
 
 
 def _links_moved(conn: Connection, checkpoint: Checkpoint) -> list[str]:
-    from ledger.store.checkpoints import _links
-
     return missing_links(
-        checkpoint.chains(), _links(conn, tables.entries, checkpoint.chains()), "journal"
+        checkpoint.chains(), stored_links(conn, tables.entries, checkpoint.chains()), "journal"
     ) + missing_links(
         checkpoint.event_chains(),
-        _links(conn, tables.events, checkpoint.event_chains()),
+        stored_links(conn, tables.events, checkpoint.event_chains()),
         "event log",
     )
 
@@ -128,3 +126,15 @@ def _tampered(conn: Connection, problems: list[str]) -> VerifyReport:
         problems_found=len(problems),
         table="chain_heads",
     )
+
+
+def stored_links(
+    conn: Connection, table: Table, signed: dict[str, tuple[int, str]]
+) -> dict[tuple[str, int], str | None]:
+    """The stored hash at each signed (chain, chain_seq) of ``table`` (None: no such row)."""
+    found: dict[tuple[str, int], str | None] = {}
+    for chain, (seq, _digest) in signed.items():
+        found[(chain, seq)] = conn.execute(
+            select(table.c.hash).where(table.c.chain == chain, table.c.chain_seq == seq)
+        ).scalar()
+    return found

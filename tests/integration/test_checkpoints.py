@@ -20,7 +20,7 @@ from ledger.checkpoint import CheckpointError, check_signature, keygen, load_pri
 from ledger.cli import main
 from ledger.domain.events import OrderPlaced
 from ledger.service import LedgerService, Received
-from ledger.store import tables
+from ledger.store import schema, tables
 from ledger.store.checkpoints import CheckpointSigner, load_checkpoints
 from ledger.store.opening import open_store
 from ledger.store.store import Store
@@ -59,7 +59,7 @@ def _rewrite_history(store: Store, batch: list) -> None:  # type: ignore[type-ar
     """Wipe every table (triggers lifted) and ingest ``batch`` again: a consistent ledger
     whose chains are re-hashed from the first changed event to the end."""
     with triggers_lifted(store) as conn:
-        for table in reversed(tables.metadata.sorted_tables):
+        for table in reversed(schema.metadata.sorted_tables):
             conn.execute(delete(table))
     service = LedgerService(store, clock=lambda: 1_800_000_000_000)
     for start in range(0, len(batch), 50):

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.cli import main
-from ledger.store import tables
+from ledger.store import schema, tables
 from ledger.store.errors import StoreError
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
@@ -77,7 +77,7 @@ def _attacks(table: str) -> list[str]:
 
 
 def _column(table: str) -> str:
-    return next(c.name for c in tables.metadata.tables[table].columns)
+    return next(c.name for c in schema.metadata.tables[table].columns)
 
 
 @pytest.mark.parametrize("table", tables.APPEND_ONLY_TABLES)

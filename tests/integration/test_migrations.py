@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from ledger.service import LedgerService, Received
 from ledger.simulate import generate
-from ledger.store import tables
+from ledger.store import schema
 from ledger.store.opening import alembic_config, open_store, run_migrations
 from ledger.store.verify import verify
 from tests.support import reads as queries
@@ -22,11 +22,11 @@ def test_downgrade_to_base_then_upgrade_again(db_url: str) -> None:
         config.attributes["connection"] = conn
         command.downgrade(config, "base")
     with store.engine.connect() as conn:
-        left = set(inspect(conn).get_table_names()) & set(tables.metadata.tables)
+        left = set(inspect(conn).get_table_names()) & set(schema.metadata.tables)
     assert left == set()
     run_migrations(store)
     with store.engine.connect() as conn:
-        assert set(tables.metadata.tables) <= set(inspect(conn).get_table_names())
+        assert set(schema.metadata.tables) <= set(inspect(conn).get_table_names())
     store.dispose()
 
 

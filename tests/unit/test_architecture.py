@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.imports import ROOT, imports_of
+from tests.support.layers import LAYERS, import_graph, layer_of
 
 IO_LIBRARIES = {
     "kafka",
@@ -62,3 +63,48 @@ def test_only_the_store_the_read_side_and_the_projectors_touch_the_tables() -> N
             touched = imports_of(path) & TABLES
             assert not touched, f"{where} imports {sorted(touched)}: read through ledger/read"
     assert checked >= 60
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    graph = import_graph()
+    assert len(graph) >= 120
+    upward = [
+        f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+        for module, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if layer_of(target) > layer_of(module)
+    ]
+    assert upward == []
+
+
+def test_no_import_cycles() -> None:
+    """Tarjan's strongly connected components of the import graph: none larger than one."""
+    graph = import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    assert cycles == []

@@ -14,7 +14,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from ledger.store.opening import include_object
-from ledger.store.tables import metadata
+from ledger.store.schema import metadata
 
 
 def _run(connection: Connection) -> None:
