@@ -22,6 +22,7 @@ COMMANDS = {
     "parked": "ledger.commands.inspect:parked",
     "consume": "ledger.commands.consume:consume",
     "demo": "ledger.commands.demo:demo",
+    "simulate": "ledger.commands.simulate:simulate",
     "keygen": "ledger.commands.checkpoint:keygen",
     "migrate": "ledger.commands.migrate:migrate",
     "checkpoint": "ledger.commands.checkpoint:checkpoint",

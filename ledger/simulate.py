@@ -1,8 +1,10 @@
 """A seeded, deterministic 微商 platform: plans, a referral forest, buyers who click shared
 links and order, completions, refunds, a settlement run and payouts.
 
-Used by the demo, the integration tests and the benchmarks. The same seed always gives
-the same events. Events come in three phases so that tests running several consumers can
+Used by the demo, ``ledger simulate``, the tests and the benchmarks. The same seed always
+gives the same events. One generator of buyer activity (``_buy``) serves two scenarios
+that differ only in its ``Shape`` and in where the barriers fall: ``generate`` (plans
+first, finance last, in phases) and ``generate_dense`` (barriers all along the stream). Events come in three phases so that tests running several consumers can
 keep SPEC §4.5's barriers: ``setup`` (plans, enrollments), ``activity`` (clicks, orders,
 completions, refunds: buyer events only), ``finance`` (settlement run, payouts).
 """
@@ -79,6 +81,183 @@ def plans() -> list[PlanPublished]:
     ]
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How a scenario's buyers act: where ids start, how far clicks reach back, which
+    discounts lines carry, when orders complete and refunds come. The two scenarios differ
+    only in these numbers (``REGULAR``, ``DENSE``); ``_buy`` draws the events for both."""
+
+    ids: str  # the prefix of click, order and refund ids ("" regular, "d" dense)
+    refund_ids: str  # the refund id's prefix before the order id
+    order_from: int  # earliest order time after the start, ms
+    click_reach: int  # clicks fall up to this long before their order, ms
+    clicks_after_order_count: bool  # a click after its order can be the one referred to
+    discounts: tuple[int | None, ...]
+    completed: tuple[int, int]  # an order completes this long after it, ms (range)
+    refunded: tuple[int, int]  # a refund comes this long after its order, ms (range)
+    rest_refunded: bool  # half of the partial refunds are followed by the rest
+    # the order in which the two scenarios always drew an order's click reference and its
+    # merchant and currency: kept, so that a seed gives the events it always gave
+    refer_first: bool
+
+
+REGULAR = Shape(
+    ids="",
+    refund_ids="ref",
+    order_from=DAY_MS,
+    click_reach=20 * DAY_MS,
+    clicks_after_order_count=False,
+    discounts=(None, None, 0, 1500, 2500),
+    completed=(DAY_MS // 2, 3 * DAY_MS),
+    refunded=(DAY_MS, 12 * DAY_MS),
+    rest_refunded=True,
+    refer_first=True,
+)
+DENSE = Shape(
+    ids="d",
+    refund_ids="dref",
+    order_from=DAY_MS // 2,
+    click_reach=12 * DAY_MS,
+    clicks_after_order_count=True,
+    discounts=(None, None, 0, 2000),
+    completed=(DAY_MS // 4, 2 * DAY_MS),
+    refunded=(DAY_MS // 2, 10 * DAY_MS),
+    rest_refunded=False,
+    refer_first=False,
+)
+
+
+class Timeline:
+    """Events with their times; ``events()`` in time order, ties in the order added."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[int, int, Event]] = []
+
+    def add(self, at: int, event: Event) -> None:
+        self._items.append((at, len(self._items), event))
+
+    def events(self) -> list[Event]:
+        return [event for _, _, event in sorted(self._items, key=lambda i: (i[0], i[1]))]
+
+
+def _buy(
+    rng: random.Random,
+    timeline: Timeline,
+    shape: Shape,
+    *,
+    n: int,
+    tag: str,
+    buyer: str,
+    sharers: list[str],
+    start: int,
+    span: int,
+    clicks_per_order: int,
+    refund_share: float,
+    currencies: tuple[str, ...],
+) -> None:
+    """Order ``n`` of a buyer: the clicks on shared links before it, the order, its
+    completion and its refunds (the one generator of buyer activity)."""
+    order_at = start + rng.randrange(shape.order_from, span - DAY_MS)
+    last_click = None
+    for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
+        click_id = f"{tag}{shape.ids}clk-{n:06d}-{c}"
+        at = order_at - rng.randrange(0, shape.click_reach)
+        timeline.add(
+            at,
+            ClickRecorded(
+                f"ev-{click_id}",
+                at,
+                PRODUCER,
+                click_id=click_id,
+                sharer_id=rng.choice(sharers),
+                buyer_id=buyer,
+                product_id=f"sku-{rng.randrange(50)}",
+            ),
+        )
+        if shape.clicks_after_order_count or at <= order_at:
+            last_click = click_id
+    order_id = f"{tag}{shape.ids}ord-{n:06d}"
+    lines = tuple(
+        OrderLine(
+            f"l{k}",
+            f"sku-{rng.randrange(50)}",
+            rng.randint(1, 3),
+            rng.randrange(500, 30_000),
+            rng.choice(shape.discounts),
+        )
+        for k in range(rng.randint(1, 3))
+    )
+    if shape.refer_first:
+        click_ref = last_click if rng.random() < 0.5 else None
+    merchant = f"m{rng.randrange(8):02d}"
+    currency = rng.choice(currencies)
+    if not shape.refer_first:
+        click_ref = last_click if rng.random() < 0.5 else None
+    timeline.add(
+        order_at,
+        OrderPlaced(
+            f"ev-{order_id}",
+            order_at,
+            PRODUCER,
+            order_id=order_id,
+            buyer_id=buyer,
+            merchant_id=merchant,
+            currency=currency,
+            lines=lines,
+            click_id=click_ref,
+        ),
+    )
+    if rng.random() < 0.85:
+        done_at = order_at + rng.randrange(*shape.completed)
+        timeline.add(
+            done_at,
+            OrderCompleted(
+                f"ev-done-{order_id}", done_at, PRODUCER, order_id=order_id, buyer_id=buyer
+            ),
+        )
+    if rng.random() >= refund_share:
+        return
+    refund_at = order_at + rng.randrange(*shape.refunded)
+    full = rng.random() < 0.5
+    refund_lines = tuple(
+        RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
+        for line in lines
+    )
+    timeline.add(
+        refund_at,
+        RefundIssued(
+            f"ev-ref-{order_id}",
+            refund_at,
+            PRODUCER,
+            refund_id=f"{shape.refund_ids}-{order_id}",
+            order_id=order_id,
+            buyer_id=buyer,
+            lines=refund_lines,
+        ),
+    )
+    if not shape.rest_refunded or full or rng.random() >= 0.5:
+        return
+    rest_at = refund_at + rng.randrange(1, 5 * DAY_MS)  # the rest comes back later
+    rest = tuple(
+        RefundLine(line.line_id, line.amount - part.amount)
+        for line, part in zip(lines, refund_lines, strict=True)
+        if line.amount > part.amount
+    )
+    if rest:
+        timeline.add(
+            rest_at,
+            RefundIssued(
+                f"ev-ref2-{order_id}",
+                rest_at,
+                PRODUCER,
+                refund_id=f"ref2-{order_id}",
+                order_id=order_id,
+                buyer_id=buyer,
+                lines=rest,
+            ),
+        )
+
+
 def generate(
     seed: int = 7,
     *,
@@ -115,111 +294,25 @@ def generate(
     buyer_ids = [f"{tag}b{n:06d}" for n in range(buyers)] + ids[: sharers // 4]  # sharers buy
     heavy = [f"h{n:03d}" for n in range(heavy_buyers)]
     span = days * DAY_MS
-    timeline: list[tuple[int, int, Event]] = []  # (time, tiebreak, event)
-    seq = 0
-
-    def add(at: int, event: Event) -> None:
-        nonlocal seq
-        seq += 1
-        timeline.append((at, seq, event))
-
+    timeline = Timeline()
     for n in range(orders):
         heavy_order = heavy and rng.random() < heavy_share  # no draw without heavy buyers
         buyer = rng.choice(heavy) if heavy_order else rng.choice(buyer_ids)
-        order_at = start + rng.randrange(DAY_MS, span - DAY_MS)
-        last_click = None
-        for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
-            click_id = f"{tag}clk-{n:06d}-{c}"
-            at = order_at - rng.randrange(0, 20 * DAY_MS)  # some fall outside the window
-            add(
-                at,
-                ClickRecorded(
-                    f"ev-{click_id}",
-                    at,
-                    PRODUCER,
-                    click_id=click_id,
-                    sharer_id=rng.choice(ids),
-                    buyer_id=buyer,
-                    product_id=f"sku-{rng.randrange(50)}",
-                ),
-            )
-            if at <= order_at:
-                last_click = click_id
-        order_id = f"{tag}ord-{n:06d}"
-        lines = tuple(
-            OrderLine(
-                f"l{k}",
-                f"sku-{rng.randrange(50)}",
-                rng.randint(1, 3),
-                rng.randrange(500, 30_000),
-                rng.choice([None, None, 0, 1500, 2500]),
-            )
-            for k in range(rng.randint(1, 3))
+        _buy(
+            rng,
+            timeline,
+            REGULAR,
+            n=n,
+            tag=tag,
+            buyer=buyer,
+            sharers=ids,
+            start=start,
+            span=span,
+            clicks_per_order=clicks_per_order,
+            refund_share=refund_share,
+            currencies=currencies,
         )
-        click_ref = last_click if rng.random() < 0.5 else None
-        add(
-            order_at,
-            OrderPlaced(
-                f"ev-{order_id}",
-                order_at,
-                PRODUCER,
-                order_id=order_id,
-                buyer_id=buyer,
-                merchant_id=f"m{rng.randrange(8):02d}",
-                currency=rng.choice(currencies),
-                lines=lines,
-                click_id=click_ref,
-            ),
-        )
-        if rng.random() < 0.85:
-            done_at = order_at + rng.randrange(DAY_MS // 2, 3 * DAY_MS)
-            add(
-                done_at,
-                OrderCompleted(
-                    f"ev-done-{order_id}", done_at, PRODUCER, order_id=order_id, buyer_id=buyer
-                ),
-            )
-        if rng.random() < refund_share:
-            refund_at = order_at + rng.randrange(DAY_MS, 12 * DAY_MS)
-            full = rng.random() < 0.5
-            refund_lines = tuple(
-                RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
-                for line in lines
-            )
-            add(
-                refund_at,
-                RefundIssued(
-                    f"ev-ref-{order_id}",
-                    refund_at,
-                    PRODUCER,
-                    refund_id=f"ref-{order_id}",
-                    order_id=order_id,
-                    buyer_id=buyer,
-                    lines=refund_lines,
-                ),
-            )
-            if not full and rng.random() < 0.5:  # the rest comes back later
-                rest_at = refund_at + rng.randrange(1, 5 * DAY_MS)
-                rest = tuple(
-                    RefundLine(line.line_id, line.amount - part.amount)
-                    for line, part in zip(lines, refund_lines, strict=True)
-                    if line.amount > part.amount
-                )
-                if rest:
-                    add(
-                        rest_at,
-                        RefundIssued(
-                            f"ev-ref2-{order_id}",
-                            rest_at,
-                            PRODUCER,
-                            refund_id=f"ref2-{order_id}",
-                            order_id=order_id,
-                            buyer_id=buyer,
-                            lines=rest,
-                        ),
-                    )
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    work.activity.extend(event for _, _, event in timeline)
+    work.activity.extend(timeline.events())
 
     run_at = start + span + 8 * DAY_MS
     work.finance.append(
@@ -268,10 +361,8 @@ def generate_dense(
     buyers' clicks, orders, completions and refunds. Seeded: same seed, same events."""
     rng = random.Random(seed)
     span = days * DAY_MS
-    timeline: list[tuple[int, int, Event]] = []
-
-    def add(at: int, event: Event) -> None:
-        timeline.append((at, len(timeline), event))
+    timeline = Timeline()
+    add = timeline.add
 
     minimums = (MinPayout("CNY", 1000), MinPayout("USD", 500))
     for n, (rate, fee, shares, self_ok) in enumerate(
@@ -318,76 +409,20 @@ def generate_dense(
             )
     buyer_ids = [f"d{n:05d}" for n in range(buyers)] + ids[: sharers // 5]
     for n in range(orders):
-        buyer = rng.choice(buyer_ids)
-        order_at = START + rng.randrange(DAY_MS // 2, span - DAY_MS)
-        last_click = None
-        for c in range(rng.randint(1, clicks_per_order * 2 - 1)):
-            click_id = f"dclk-{n:06d}-{c}"
-            at = order_at - rng.randrange(0, 12 * DAY_MS)
-            add(
-                at,
-                ClickRecorded(
-                    f"ev-{click_id}",
-                    at,
-                    PRODUCER,
-                    click_id=click_id,
-                    sharer_id=rng.choice(ids),
-                    buyer_id=buyer,
-                    product_id=f"sku-{rng.randrange(50)}",
-                ),
-            )
-            last_click = click_id
-        order_id = f"dord-{n:06d}"
-        lines = tuple(
-            OrderLine(
-                f"l{k}",
-                f"sku-{rng.randrange(50)}",
-                rng.randint(1, 3),
-                rng.randrange(500, 30_000),
-                rng.choice([None, None, 0, 2000]),
-            )
-            for k in range(rng.randint(1, 3))
+        _buy(
+            rng,
+            timeline,
+            DENSE,
+            n=n,
+            tag="",
+            buyer=rng.choice(buyer_ids),
+            sharers=ids,
+            start=START,
+            span=span,
+            clicks_per_order=clicks_per_order,
+            refund_share=refund_share,
+            currencies=currencies,
         )
-        add(
-            order_at,
-            OrderPlaced(
-                f"ev-{order_id}",
-                order_at,
-                PRODUCER,
-                order_id=order_id,
-                buyer_id=buyer,
-                merchant_id=f"m{rng.randrange(8):02d}",
-                currency=rng.choice(currencies),
-                lines=lines,
-                click_id=last_click if rng.random() < 0.5 else None,
-            ),
-        )
-        if rng.random() < 0.85:
-            done_at = order_at + rng.randrange(DAY_MS // 4, 2 * DAY_MS)
-            add(
-                done_at,
-                OrderCompleted(
-                    f"ev-done-{order_id}", done_at, PRODUCER, order_id=order_id, buyer_id=buyer
-                ),
-            )
-        if rng.random() < refund_share:
-            refund_at = order_at + rng.randrange(DAY_MS // 2, 10 * DAY_MS)
-            full = rng.random() < 0.5
-            add(
-                refund_at,
-                RefundIssued(
-                    f"ev-ref-{order_id}",
-                    refund_at,
-                    PRODUCER,
-                    refund_id=f"dref-{order_id}",
-                    order_id=order_id,
-                    buyer_id=buyer,
-                    lines=tuple(
-                        RefundLine(line.line_id, line.amount if full else max(1, line.amount // 2))
-                        for line in lines
-                    ),
-                ),
-            )
     run_at, run = START + int(settle_every_days * DAY_MS), 0
     while run_at < START + span:
         run += 1
@@ -428,5 +463,4 @@ def generate_dense(
                     ),
                 )
         run_at += int(settle_every_days * DAY_MS)
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    return [event for _, _, event in timeline]
+    return timeline.events()
