@@ -204,7 +204,7 @@ def main() -> None:
 
     events = workload(args)
     stem = f"bench-{args.workload}-s{args.seed}-o{args.orders}-b{args.buyers}-p{args.partitions}"
-    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka_acls.py)
+    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka/acls.py)
     count = len(events)
     print(f"fixture: {count} events in {topics.orders} and {topics.accounts}", flush=True)
     fixture = ensure_fixture(args.bootstrap, topics, args.partitions, events)

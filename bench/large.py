@@ -37,7 +37,7 @@ from bench.support import (
     verify,
 )
 from bench.workloads import orders_only
-from ledger.checkpoint import keygen, load_private_key
+from ledger.chain.checkpoint import keygen, load_private_key
 from ledger.store.audit import AuditStore
 from ledger.store.checkpoints import sign_checkpoint
 

@@ -96,7 +96,7 @@ def ceiling_and_ours(
     name: str, events: list[Any], args: argparse.Namespace
 ) -> tuple[Topics, dict[str, Any]]:
     stem = f"bench-run-{name}-s{args.seed}-e{len(events)}-p{PARTITIONS}"
-    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka_acls.py)
+    topics = scratch_topics(stem)  # names a test broker's ACLs grant (ledger/kafka/acls.py)
     fixture = ensure_fixture(args.bootstrap, topics, PARTITIONS, events)
     say(f"{name}: {fixture['records']:,} records in {stem}-* (reused: {fixture['reused']})")
     out: dict[str, Any] = {"events": len(events), "orders": count_orders(events)}

@@ -40,11 +40,11 @@ from ledger.domain.events import (
 )
 from ledger.domain.memory import InMemoryLedger
 from ledger.domain.money import split_lines
-from ledger.kafka_acls import SCRATCH_TOPICS
-from ledger.kafka_auth import client_options
+from ledger.kafka.acls import SCRATCH_TOPICS
+from ledger.kafka.auth import client_options
+from ledger.kafka.publisher import Publisher
 from ledger.logs import configure_logging
 from ledger.payload import dump_event
-from ledger.publisher import Publisher
 from ledger.read import balances
 from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService, Received
@@ -139,7 +139,7 @@ def publisher_auth() -> dict[str, dict[str, Any]]:
 
 
 def scratch_topics(stem: str) -> Topics:
-    """Topic names under the scratch prefixes a test broker grants (ledger/kafka_acls.py)."""
+    """Topic names under the scratch prefixes a test broker grants (ledger/kafka/acls.py)."""
     return Topics(
         orders=f"{SCRATCH_TOPICS.orders}{stem}",
         accounts=f"{SCRATCH_TOPICS.accounts}{stem}",

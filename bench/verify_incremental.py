@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from bench.large import BATCH, CHAINS, POSTINGS_PER_ORDER
 from bench.support import LedgerService, Received, default_pg_url, fresh_database, open_store
 from bench.workloads import orders_only
-from ledger.checkpoint import keygen, load_private_key, parse
+from ledger.chain.checkpoint import keygen, load_private_key, parse
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store import tables
 from ledger.store.audit import AuditStore

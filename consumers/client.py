@@ -64,7 +64,7 @@ class ConsumerConfig:
     max_batch: int = 5_000  # items per transaction
     marker_grace_s: float = 60.0  # a barrier waits this long for a missing marker
     kafka_overrides: tuple[tuple[str, Any], ...] = ()
-    # SASL settings of the consumer principal (ledger/kafka_auth.py); () without SASL
+    # SASL settings of the consumer principal (ledger/kafka/auth.py); () without SASL
     auth: tuple[tuple[str, Any], ...] = ()
 
     @property

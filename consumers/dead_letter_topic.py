@@ -23,7 +23,7 @@ FIELDS = ("id", "event_id", "event_type", "source", "reason", "message", "payloa
 
 class DeadLetterTopic:
     def __init__(self, bootstrap_servers: str, topic: str, **auth: Any) -> None:
-        """``auth``: the consumer principal's SASL settings (ledger/kafka_auth.py)."""
+        """``auth``: the consumer principal's SASL settings (ledger/kafka/auth.py)."""
         self.topic = topic
         self.failures = 0
         self._producer = KafkaProducer(

@@ -13,10 +13,10 @@ from typing import Any
 from consumers.ordering import Item
 from ledger.domain.permissions import squatted_command_id
 from ledger.domain.reasons import Reason
+from ledger.kafka.topics import marker_offset
 from ledger.offsets import Marker
 from ledger.payload import dump_event
 from ledger.service import Received, Undecodable
-from ledger.topics import marker_offset
 from schemas.codec import DecodeError, default_codec
 
 
@@ -29,7 +29,7 @@ def decode_partition(
     topic: str, partition: int, records: list[Any], allowed: frozenset[str]
 ) -> list[Item]:
     """The records of one partition, in offset order, as items. An event whose type is
-    not in ``allowed`` (the types that belong on ``topic``, ledger/topics.py) becomes a
+    not in ``allowed`` (the types that belong on ``topic``, ledger/kafka/topics.py) becomes a
     ``wrong_topic`` dead letter: the ACLs let a principal write a topic, not choose what
     its records do, so a payout in the orders topic (whose writers may not move money)
     must never be applied."""

@@ -33,11 +33,11 @@ from consumers.retry import Backoff, retry
 from ledger import compiled
 from ledger.dead_letters import DeadLetter
 from ledger.domain.reasons import Reason
+from ledger.kafka.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
 from ledger.service import UNAVAILABLE, BatchReport, LedgerService, Undecodable
-from ledger.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 
 log = get_logger("ledger.consumer")
 

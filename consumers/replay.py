@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.client import ConsumerConfig
 from consumers.loop import ConsumerLoop
 from ledger.config import Topics
-from ledger.kafka_acls import REPLAY_GROUP_PREFIX
+from ledger.kafka.acls import REPLAY_GROUP_PREFIX
 from ledger.service import LedgerService
 
 
@@ -50,7 +50,7 @@ def replay_topics(
 ) -> int:
     """Apply the topics through ``service`` up to their end offsets at the start; returns the
     number of records applied. Raises TimeoutError if it takes longer than ``timeout_s``.
-    ``auth``: the consumer principal's SASL settings (ledger/kafka_auth.py)."""
+    ``auth``: the consumer principal's SASL settings (ledger/kafka/auth.py)."""
     ends = end_offsets(bootstrap, topics, auth)
     target = sum(ends.values())
     group = f"{REPLAY_GROUP_PREFIX}{uuid.uuid4().hex[:12]}"

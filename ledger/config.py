@@ -27,7 +27,7 @@ class Settings:
     db_url: str = DEFAULT_DB_URL  # the service's (least-privileged) connection
     migrate_db_url: str = ""  # the schema owner's, for `ledger migrate` only ("": db_url)
     kafka_bootstrap: str = "127.0.0.1:19092"
-    # a JSON file of SASL/SCRAM principals per role (ledger/kafka_auth.py); "": no SASL
+    # a JSON file of SASL/SCRAM principals per role (ledger/kafka/auth.py); "": no SASL
     kafka_credentials: str = ""
     consumer_group: str = "commission-ledger"
     topics: Topics = field(default_factory=Topics)

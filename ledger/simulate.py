@@ -4,7 +4,8 @@ links and order, completions, refunds, a settlement run and payouts.
 Used by the demo, ``ledger simulate``, the tests and the benchmarks. The same seed always
 gives the same events. One generator of buyer activity (``_buy``) serves two scenarios
 that differ only in its ``Shape`` and in where the barriers fall: ``generate`` (plans
-first, finance last, in phases) and ``generate_dense`` (barriers all along the stream). Events come in three phases so that tests running several consumers can
+first, finance last, in phases) and ``generate_dense`` (barriers all along the stream).
+``generate``'s events come in three phases so that tests running several consumers can
 keep SPEC §4.5's barriers: ``setup`` (plans, enrollments), ``activity`` (clicks, orders,
 completions, refunds: buyer events only), ``finance`` (settlement run, payouts).
 """

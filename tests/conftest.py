@@ -7,7 +7,7 @@ fixtures fail with a message saying how to run the suite.
 - ``new_topic`` (function): factory ``new_topic(partitions=1, kind="orders") -> str``; the
   topic exists with a leader for every partition when it returns and is deleted after the
   test. ``kind`` (orders, accounts, dead-letters) puts the name under that scratch prefix,
-  which the test broker's ACLs grant as they grant the real topic (ledger/kafka_acls.py).
+  which the test broker's ACLs grant as they grant the real topic (ledger/kafka/acls.py).
 - ``kafka_auth`` (session): ``kafka_auth(role) -> dict``, the SASL settings of a role of
   ``LEDGER_KAFKA_CREDENTIALS`` (exported by deploy/test.sh: the broker is secured).
 - ``pg_url`` (session): SQLAlchemy URL of the cluster's ``ledger`` database as the test
@@ -121,7 +121,7 @@ def new_topic(_kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[Cal
     # Topic names allow [A-Za-z0-9._-]; the test's name helps when reading broker logs.
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:60]
 
-    from ledger.kafka_acls import SCRATCH_TOPICS
+    from ledger.kafka.acls import SCRATCH_TOPICS
 
     prefixes = {
         "orders": SCRATCH_TOPICS.orders,

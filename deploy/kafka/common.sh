@@ -12,7 +12,7 @@ KAFKA_DATA=$KAFKA_CACHE/data
 KAFKA_PIDFILE=$KAFKA_CACHE/kafka.pid
 KAFKA_LOG=$KAFKA_CACHE/broker.log
 KAFKA_PROPS=$KAFKA_CACHE/server.properties
-# SASL/SCRAM principals of this broker, one per role (0600; ledger/kafka_auth.py reads it
+# SASL/SCRAM principals of this broker, one per role (0600; ledger/kafka/auth.py reads it
 # through LEDGER_KAFKA_CREDENTIALS), and a client config for Kafka's own CLI tools as the
 # admin (0600). Generated at first start, kept across restarts.
 KAFKA_CREDENTIALS=$KAFKA_CACHE/credentials.json

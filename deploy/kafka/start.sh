@@ -177,7 +177,7 @@ broker_answers() {
 import sys
 from kafka import KafkaAdminClient
 from ledger.config import load_settings
-from ledger.kafka_auth import client_options
+from ledger.kafka.auth import client_options
 options = client_options(load_settings(), "admin")
 admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, **options)
 try:
@@ -187,11 +187,11 @@ finally:
 PY
 }
 
-# The ledger's ACLs (ledger/kafka_acls.py); creating an existing one is a no-op.
+# The ledger's ACLs (ledger/kafka/acls.py); creating an existing one is a no-op.
 apply_acls() {
     local scratch=()
     [[ ${KAFKA_SCRATCH_ACLS:-0} == 1 ]] && scratch=(--scratch)
-    LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS "$KAFKA_PY" -m ledger.kafka_acls \
+    LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS "$KAFKA_PY" -m ledger.kafka.acls \
         --bootstrap "127.0.0.1:$KAFKA_PORT" "${scratch[@]}" || fail "could not apply the ACLs"
     echo "Kafka credentials: LEDGER_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS" \
         "(Kafka CLI tools as admin: $KAFKA_ADMIN_CONFIG)"

@@ -11,8 +11,8 @@ from typing import Protocol
 
 from ledger.config import Settings
 from ledger.domain.events import Event
+from ledger.kafka.publisher import Publisher, PublishError
 from ledger.logs import get_logger
-from ledger.publisher import Publisher, PublishError
 from ledger.service import LedgerService, Received
 from projectors.follower import ViewFollower
 
@@ -67,11 +67,11 @@ class KafkaSink:
     @classmethod
     def for_settings(cls, settings: Settings) -> KafkaSink:
         """The sink of `ledger serve --kafka`: buyer activity goes out as the publisher
-        principal, barrier events (the accounts topic) as finance (ledger/kafka_auth.py);
+        principal, barrier events (the accounts topic) as finance (ledger/kafka/auth.py);
         the role table (ledger/domain/permissions.py) has already decided what each API
         token may submit. Raises ConfigError for missing credentials."""
-        from ledger.kafka_auth import publisher_options
-        from ledger.publisher import Publisher
+        from ledger.kafka.auth import publisher_options
+        from ledger.kafka.publisher import Publisher
 
         auth = publisher_options(settings)
         return cls(Publisher(settings.kafka_bootstrap, settings.topics, auth=auth))

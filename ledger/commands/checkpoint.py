@@ -1,5 +1,5 @@
 """``ledger keygen`` and ``ledger checkpoint sign|verify``: Ed25519 signed checkpoints of
-the chain heads (ledger/checkpoint.py), verifiable offline with the public key."""
+the chain heads (ledger/chain/checkpoint.py), verifiable offline with the public key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TypeVar
 import click
 
 from ledger.bootstrap import Purpose, open_for
-from ledger.checkpoint import (
+from ledger.chain.checkpoint import (
     Checkpoint,
     CheckpointError,
     check_signature,
@@ -20,12 +20,12 @@ from ledger.checkpoint import (
     load_public_key,
     parse,
 )
-from ledger.checkpoint import (
+from ledger.chain.checkpoint import (
     keygen as new_key_pair,
 )
+from ledger.chain.journal import VerifyReport
 from ledger.commands.common import db_option, ledger_files, resolve_db
 from ledger.files import check_output, is_stdout, read_private_key, write_file, write_key_pair
-from ledger.journal import VerifyReport
 from ledger.service import wall_clock_ms
 from ledger.store.checkpoints import (
     StoredCheckpoint,

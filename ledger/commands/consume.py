@@ -17,9 +17,9 @@ from consumers.metrics import ConsumerMetrics
 from ledger.bootstrap import service_role_check
 from ledger.commands.common import allow_owner_option, db_option, resolve_db
 from ledger.config import ConfigError, Settings
-from ledger.kafka_auth import client_options
+from ledger.kafka.auth import client_options
+from ledger.kafka.publisher import Publisher
 from ledger.logs import get_logger
-from ledger.publisher import Publisher
 from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService
 from ledger.store.opening import open_store

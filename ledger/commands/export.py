@@ -9,14 +9,14 @@ from pathlib import Path
 import click
 
 from ledger.bootstrap import Purpose, System, open_for
-from ledger.checkpoint import load_private_key, load_public_key
+from ledger.chain.checkpoint import load_private_key, load_public_key
 from ledger.commands.checkpoint import read_key
 from ledger.commands.common import db_option, ledger_files, resolve_db, stage_bars
-from ledger.export import ExportRefused
-from ledger.export import export as export_history
-from ledger.export_check import check
-from ledger.export_file import ExportError
-from ledger.export_replay import replay as replay_export
+from ledger.export.check import check
+from ledger.export.file import ExportError
+from ledger.export.replay import replay as replay_export
+from ledger.export.write import ExportRefused
+from ledger.export.write import export as export_history
 from ledger.files import check_output, is_stdout, output_file
 from ledger.runtime import tune_gc_for_throughput
 from ledger.store.store import Store
@@ -223,7 +223,7 @@ def _replay_kafka(
     from dataclasses import replace
 
     from consumers.replay import replay_topics
-    from ledger.kafka_auth import client_options
+    from ledger.kafka.auth import client_options
     from ledger.store.verify import verify
 
     settings = ctx.obj

@@ -10,7 +10,8 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.bootstrap import Purpose, open_for
-from ledger.checkpoint import Checkpoint, CheckpointError, check_signature, load_public_key
+from ledger.chain.checkpoint import Checkpoint, CheckpointError, check_signature, load_public_key
+from ledger.chain.journal import VerifyReport
 from ledger.commands.common import (
     LIMIT,
     TIME,
@@ -23,7 +24,6 @@ from ledger.commands.common import (
     stage_bars,
     table,
 )
-from ledger.journal import VerifyReport
 from ledger.read import balances as balance_reads
 from ledger.read import operations
 from ledger.runtime import tune_gc_for_throughput

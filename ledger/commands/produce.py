@@ -20,8 +20,8 @@ import click
 from ledger.config import ConfigError, Settings
 from ledger.domain.events import InvalidEvent
 from ledger.jsonform import iter_jsonl
-from ledger.kafka_auth import publisher_options
-from ledger.publisher import Publisher, PublishError
+from ledger.kafka.auth import publisher_options
+from ledger.kafka.publisher import Publisher, PublishError
 
 
 @click.command("produce")
@@ -50,7 +50,7 @@ def produce(
         topics = replace(topics, orders=topic_orders)
     if topic_accounts:
         topics = replace(topics, accounts=topic_accounts)
-    # buyer activity as the publisher principal, barrier events as finance (kafka_auth.py)
+    # buyer activity as the publisher principal, barrier events as finance (ledger/kafka/auth.py)
     try:
         auth = publisher_options(settings)
     except ConfigError as exc:

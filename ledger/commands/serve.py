@@ -94,7 +94,7 @@ def serve(
         )
     sink: Sink
     if use_kafka:
-        from ledger.kafka_auth import client_options
+        from ledger.kafka.auth import client_options
 
         try:
             finance = client_options(settings, "finance")

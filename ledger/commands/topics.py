@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from ledger.config import ConfigError, Settings
-from ledger.kafka_auth import client_options
-from ledger.topics import DEFAULT_PARTITIONS
+from ledger.kafka.auth import client_options
+from ledger.kafka.topics import DEFAULT_PARTITIONS
 
 
 @click.command("create-topics")

@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import NullPool
 
-from ledger.checkpoint import Checkpoint, parse
+from ledger.chain.checkpoint import Checkpoint, parse
 from ledger.domain.entries import JournalEntry
 from ledger.store import tables
 from ledger.store.errors import StoreError
@@ -86,7 +86,7 @@ reached = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
-    Column("checkpoint", Text),  # file form (ledger/checkpoint.py); NULL: genesis
+    Column("checkpoint", Text),  # file form (ledger/chain/checkpoint.py); NULL: genesis
 )
 
 

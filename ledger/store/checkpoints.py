@@ -1,5 +1,5 @@
 """Signed checkpoints in the database: reading the heads to sign, storing checkpoints,
-and proving that the stored ledger extends a checkpoint (ledger/checkpoint.py).
+and proving that the stored ledger extends a checkpoint (ledger/chain/checkpoint.py).
 
 ``CheckpointSigner`` is the hook for a long-running writer (the consumer): call
 ``maybe_sign()`` after each committed batch and it signs at most once per interval.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from ledger.checkpoint import Checkpoint, CheckpointError, missing_links, parse, sign
-from ledger.journal import VerifyReport
+from ledger.chain.checkpoint import Checkpoint, CheckpointError, missing_links, parse, sign
+from ledger.chain.journal import VerifyReport
 from ledger.store import tables
 from ledger.store.store import Store
 from ledger.store.verify import stored_links, verify
@@ -45,7 +45,7 @@ def sign_checkpoint(
 
 
 def save_checkpoint(store: Store, checkpoint: Checkpoint) -> None:
-    from ledger.checkpoint import canonical
+    from ledger.chain.checkpoint import canonical
 
     with store.begin() as conn:
         conn.execute(

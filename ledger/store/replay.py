@@ -35,14 +35,14 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ledger.checkpoint import Checkpoint
+from ledger.chain.checkpoint import Checkpoint
+from ledger.chain.journal import canonical_entry_bytes, entry_from_row
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
 from ledger.domain.prefetch import decide
 from ledger.domain.processor import Duplicate, Incoming, Result
 from ledger.domain.state import Changes
 from ledger.domain.validation import valid_event_id
-from ledger.journal import canonical_entry_bytes, entry_from_row
 from ledger.payload import dump_event, load_event
 from ledger.store import audit
 from ledger.store import tables as t

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select, update
 
+from ledger.chain.eventlog import link_events
+from ledger.chain.journal import GENESIS, link_hash_checked, validate_entry
 from ledger.domain.entries import JournalEntry
-from ledger.eventlog import link_events
-from ledger.journal import GENESIS, link_hash_checked, validate_entry
 from ledger.store import tables
 from ledger.store.backend import Backend, UpsertInsert
 from ledger.store.errors import StoreError
@@ -165,7 +165,7 @@ class Store:
 
     def append_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event-log rows, each linked into the hash chain named by its "chain" key
-        (ledger/eventlog.py), in order. Locks those chains' head rows like append_entries."""
+        (ledger/chain/eventlog.py), in order. Locks those chains' head rows like append_entries."""
         self.append_batch(conn, rows, {}, 0)
 
     def append_batch(

@@ -78,7 +78,7 @@ events = Table(
     Column("source", String(300), nullable=False),
     Column("outcome", String(20), nullable=False),  # applied | rejected | parked (on arrival)
     Column("payload", Text, nullable=False),  # canonical JSON form
-    # the event log is hash chained like the journal (ledger/eventlog.py), per writer chain
+    # the event log is hash chained like the journal (ledger/chain/eventlog.py), per writer chain
     Column("chain", String(200), nullable=False),
     Column("chain_seq", BigInteger, nullable=False),
     Column("prev_hash", String(64), nullable=False),
@@ -112,7 +112,7 @@ checkpoints = Table(
     Column("signature", String(200), primary_key=True),  # hex Ed25519 signature of body
     Column("created_at", BigInteger, nullable=False),
     Column("key_id", String(64), nullable=False),
-    Column("body", Text, nullable=False),  # the signed canonical JSON (ledger/checkpoint.py)
+    Column("body", Text, nullable=False),  # the signed canonical JSON (ledger/chain/checkpoint.py)
 )
 
 # --- reference state: mutable --------------------------------------------------------

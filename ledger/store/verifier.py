@@ -25,9 +25,9 @@ from sqlalchemy import (
     true,
 )
 
-from ledger.checkpoint import Checkpoint, missing_links
-from ledger.eventlog import EventRow, events_head
-from ledger.journal import ChainChecker, EntryRow, VerifyReport, entry_from_row
+from ledger.chain.checkpoint import Checkpoint, missing_links
+from ledger.chain.eventlog import EventRow, events_head
+from ledger.chain.journal import ChainChecker, EntryRow, VerifyReport, entry_from_row
 from ledger.store import tables
 from ledger.store.shape import lenient_text, row_problem, typed_by_catalog
 

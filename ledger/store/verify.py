@@ -10,8 +10,8 @@ from functools import partial
 
 from sqlalchemy import Connection, Table, select
 
-from ledger.checkpoint import Checkpoint, missing_links
-from ledger.journal import VerifyReport
+from ledger.chain.checkpoint import Checkpoint, missing_links
+from ledger.chain.journal import VerifyReport
 from ledger.store import tables
 from ledger.store.audit import AuditStore
 from ledger.store.errors import StoreError
@@ -36,7 +36,7 @@ def verify(
     ``batch_size`` at a time. Journal: chain_seq continuity from 1, seq order within a
     chain, each link's hash and prev_hash, balance per currency, postings' occurred_at,
     orphan postings and agreement with ``chain_heads``. Event log: the same chain checks
-    (ledger/eventlog.py). Then, unless ``replay`` is False, the event log is replayed
+    (ledger/chain/eventlog.py). Then, unless ``replay`` is False, the event log is replayed
     through the rules and what it implies is compared with the journal and the reference
     state (ledger/store/replay.py). Compares the ledger head with ``expect_head`` when
     given. Never raises for a stored value of any type: that is a reported problem.
@@ -113,7 +113,7 @@ def _links_moved(conn: Connection, checkpoint: Checkpoint) -> list[str]:
 
 
 def _tampered(conn: Connection, problems: list[str]) -> VerifyReport:
-    from ledger.journal import ledger_head
+    from ledger.chain.journal import ledger_head
     from ledger.store.verifier import _stored_heads
 
     heads, _, _ = _stored_heads(conn)

@@ -13,7 +13,7 @@ from ledger.api.app import create_app
 from ledger.api.sink import KafkaSink
 from ledger.config import Topics
 from ledger.domain.events import PayoutRequested, PayoutSettled
-from ledger.publisher import Publisher
+from ledger.kafka.publisher import Publisher
 from ledger.store.opening import open_store
 from projectors import runner
 from tests.support import reads as queries

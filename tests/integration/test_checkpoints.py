@@ -16,7 +16,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete
 
-from ledger.checkpoint import CheckpointError, check_signature, keygen, load_private_key, parse
+from ledger.chain.checkpoint import (
+    CheckpointError,
+    check_signature,
+    keygen,
+    load_private_key,
+    parse,
+)
 from ledger.cli import main
 from ledger.domain.events import OrderPlaced
 from ledger.service import LedgerService, Received
@@ -139,7 +145,7 @@ def test_forged_signatures_are_refused(store: Store, keys: tuple[Path, Path]) ->
     )
     real = signer.maybe_sign()
     assert real is not None
-    from ledger.checkpoint import load_public_key
+    from ledger.chain.checkpoint import load_public_key
 
     key = load_public_key(public.read_bytes())
     check_signature(real, key)  # the genuine one verifies
@@ -238,8 +244,8 @@ def test_a_chain_without_entries_is_no_false_alarm(
 def test_an_older_checkpoint_with_an_empty_chain_still_verifies(
     store: Store, keys: tuple[Path, Path]
 ) -> None:
-    from ledger.checkpoint import load_public_key, sign
-    from ledger.journal import GENESIS
+    from ledger.chain.checkpoint import load_public_key, sign
+    from ledger.chain.journal import GENESIS
     from ledger.store.checkpoints import extension_problems, stored_heads
 
     build_ledger(store, orders=5)
@@ -247,7 +253,7 @@ def test_an_older_checkpoint_with_an_empty_chain_still_verifies(
     key = load_private_key(keys[0].read_bytes())
     checkpoint = sign(key, chains, event_chains, 5)
     body = {**checkpoint.body, "chains": {**checkpoint.body["chains"], "empty": [0, GENESIS]}}
-    from ledger.checkpoint import DOMAIN, Checkpoint, canonical
+    from ledger.chain.checkpoint import DOMAIN, Checkpoint, canonical
 
     old = Checkpoint(body, key.sign(DOMAIN + canonical(body)).hex())
     check_signature(old, load_public_key(keys[1].read_bytes()))

@@ -20,10 +20,10 @@ from sqlalchemy import select
 from ledger.config import Topics
 from ledger.domain.events import Event, event_to_record
 from ledger.domain.memory import InMemoryLedger
+from ledger.kafka.topics import record_key, topic_for
 from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from ledger.topics import record_key, topic_for
 from schemas.codec import DECODE_REASONS, HEADER_SIZE, MARKER, DecodeError, default_codec
 from tests.support.kafka import (
     ConsumerThread,

@@ -13,11 +13,11 @@ from consumers.client import ConsumerConfig
 from consumers.loop import ConsumerLoop
 from ledger.config import Topics
 from ledger.domain.events import ClickRecorded, SharerEnrolled
-from ledger.publisher import Publisher
+from ledger.kafka.publisher import Publisher
+from ledger.kafka.topics import marker_headers, record_key
 from ledger.service import LedgerService
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from ledger.topics import marker_headers, record_key
 from schemas.codec import default_codec
 from tests.support import reads as queries
 from tests.support.kafka import auth, end_offsets, produce_raw, unique, wait_until_applied

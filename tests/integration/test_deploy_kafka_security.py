@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from ledger.kafka_auth import KafkaCredentials
+from ledger.kafka.auth import KafkaCredentials
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from ledger.cli import main
-from ledger.export import export
-from ledger.export_check import read_export
-from ledger.export_file import ExportError
-from ledger.export_replay import ReplayError, replay
+from ledger.export.check import read_export
+from ledger.export.file import ExportError
+from ledger.export.replay import ReplayError, replay
+from ledger.export.write import export
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
@@ -230,7 +230,7 @@ def test_a_ledger_that_does_not_verify_is_not_signed(tmp_path) -> None:
 
 
 def test_a_many_block_export_round_trips(tmp_path, monkeypatch) -> None:
-    from ledger import export_file
+    from ledger.export import file as export_file
     from tests.support.exports_raw import take_apart
 
     monkeypatch.setattr(export_file, "BLOCK_TARGET_BYTES", 4096)

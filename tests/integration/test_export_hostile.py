@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from ledger.cli import main
-from ledger.export_file import MAX_BLOCK_BYTES, Writer, _long, encode, read_header
+from ledger.export.file import MAX_BLOCK_BYTES, Writer, _long, encode, read_header
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from tests.support.exports import forge, open_export, write_export
@@ -274,7 +274,7 @@ def test_the_source_file_is_not_json_in_disguise(tmp_path: Path) -> None:
 
 
 def test_a_seal_with_other_fields_set(source: Path, tmp_path: Path) -> None:
-    from ledger.export_file import Digest, seal_body, seal_record
+    from ledger.export.file import Digest, seal_body, seal_record
 
     opened = open_export(source)
     odd = tmp_path / "odd-seal.avro"
@@ -290,7 +290,7 @@ def test_a_seal_with_other_fields_set(source: Path, tmp_path: Path) -> None:
 
 
 def test_a_header_that_names_a_key_twice(source: Path, tmp_path: Path) -> None:
-    from ledger.export_file import MAGIC, _bytes
+    from ledger.export.file import MAGIC, _bytes
 
     opened = open_export(source)
     entries = [*opened.metadata.items(), ("ledger.head", "0" * 64)]

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from ledger.chain.journal import ledger_head
 from ledger.cli import main
-from ledger.export import export
-from ledger.export_check import record_item
-from ledger.journal import ledger_head
+from ledger.export.check import record_item
+from ledger.export.write import export
 from ledger.service import LedgerService
 from ledger.store import tables as t
 from ledger.store.opening import open_store
@@ -89,7 +89,7 @@ def _nine_times(records: Records) -> Records:
 
 def _journal_heads_of(records: Records, scratch: Path) -> dict[str, tuple[int, str]]:
     """What a forger computes: the journal heads the edited records give."""
-    from ledger.export_file import Record
+    from ledger.export.file import Record
 
     store = open_store(f"sqlite:///{scratch}")
     LedgerService(store).ingest([record_item(Record(i, 0, r, b"")) for i, r in enumerate(records)])
@@ -211,7 +211,7 @@ def test_a_consistent_forgery_passes_only_where_no_key_is_checked(
     recomputes every link, head and digest makes a file that agrees with itself."""
     edited = _nine_times(open_export(made["signed"]).records)
     scratch = open_store(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
-    from ledger.export_file import Record
+    from ledger.export.file import Record
 
     LedgerService(scratch).ingest([record_item(Record(i, 0, r, b"")) for i, r in enumerate(edited)])
     forged_export = tmp_path / "consistent.avro"

@@ -20,8 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import BigInteger, Connection, Integer, Table, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ledger.chain.journal import GENESIS, ledger_head, link_hash
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
-from ledger.journal import GENESIS, ledger_head, link_hash
 from ledger.store import tables
 from ledger.store.errors import StoreError
 from ledger.store.opening import alembic_config, include_object, open_store

@@ -24,9 +24,9 @@ from consumers.dead_letter_topic import DeadLetterTopic
 from ledger.cli import main
 from ledger.config import Topics, load_settings
 from ledger.domain.events import PayoutRequested, PayoutSettled, SharerEnrolled
+from ledger.kafka.topics import record_key
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from ledger.topics import record_key
 from schemas.codec import default_codec
 from tests.support import reads as queries
 from tests.support.kafka import (
@@ -300,7 +300,7 @@ def test_the_api_sink_writes_each_topic_as_its_principal(kafka_bootstrap: str, n
     from ledger.api.sink import KafkaSink
     from ledger.commands.serve import kafka_end_offsets
     from ledger.domain.events import ClickRecorded
-    from ledger.kafka_auth import client_options
+    from ledger.kafka.auth import client_options
 
     topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
     settings = replace(load_settings(), kafka_bootstrap=kafka_bootstrap, topics=topics)
@@ -337,7 +337,7 @@ def test_no_ledger_principal_can_change_topics_or_acls(kafka_bootstrap: str, new
     password cannot delete the accounts topic or grant itself more."""
     from kafka.admin import NewTopic
 
-    from ledger.kafka_acls import scratch_grants, to_acls
+    from ledger.kafka.acls import scratch_grants, to_acls
 
     victim = new_topic(1, kind="accounts")
     for role in ("publisher", "finance", "consumer"):

@@ -22,8 +22,8 @@ from bench.support import auth, publisher_auth
 from ledger.config import Topics
 from ledger.domain.events import Event
 from ledger.jsonform import canonical_json
-from ledger.publisher import Publisher
-from ledger.topics import marker_offset, topic_for
+from ledger.kafka.publisher import Publisher
+from ledger.kafka.topics import marker_offset, topic_for
 from schemas.codec import decode
 from schemas.docgen import EXAMPLES
 

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from ledger.chain.eventlog import event_link_hash
+from ledger.chain.journal import link_hash
 from ledger.domain.events import RefundIssued, RefundLine
-from ledger.eventlog import event_link_hash
-from ledger.journal import link_hash
 from ledger.payload import dump_event
 from ledger.service import LedgerService, Received
 from ledger.store import tables
@@ -156,7 +156,7 @@ def test_the_issues_rewrite_is_refused_and_found(store: Store) -> None:
 def _rehash_journal_from(conn: Connection, seq: int) -> int:
     """Recompute the links of seq's chain from seq to the end, and its head: a consistent
     rewrite. Returns seq."""
-    from ledger.journal import entry_from_row
+    from ledger.chain.journal import entry_from_row
 
     e, p, h = tables.entries, tables.postings, tables.chain_heads
     chain, start = conn.execute(select(e.c.chain, e.c.chain_seq).where(e.c.seq == seq)).one()

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoint import Checkpoint, keygen, load_private_key
+from ledger.chain.checkpoint import Checkpoint, keygen, load_private_key
 from ledger.cli import main
 from ledger.domain import prefetch as deciding  # runs each batch through the rules
 from ledger.domain import processor

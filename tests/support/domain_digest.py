@@ -22,10 +22,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ledger import compiled
+from ledger.chain.journal import canonical_entry_bytes
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.processor import Incoming, process
 from ledger.domain.state import WorkingState
-from ledger.journal import canonical_entry_bytes
 from ledger.payload import load_event
 from ledger.service import LedgerService, Received
 from ledger.store import tables as t

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.export_file import (
+from ledger.export.file import (
     Digest,
     Writer,
     read_header,
@@ -76,7 +76,7 @@ def payload_of(record: dict[str, Any]) -> dict[str, Any]:
 def with_payload(record: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """``record`` carrying ``payload`` in the canonical form the ledger stores, with its
     Avro encoding (a forger keeps the file self-consistent)."""
-    from ledger.export import avro_encoding
+    from ledger.export.write import avro_encoding
     from ledger.payload import dump_event, load_event
     from schemas.codec import Codec
     from schemas.registry import Registry

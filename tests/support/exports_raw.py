@@ -8,7 +8,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.export_file import _bytes, _long, read_header
+from ledger.export.file import _bytes, _long, read_header
 
 
 @dataclass

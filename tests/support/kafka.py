@@ -46,7 +46,7 @@ from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
 from ledger.config import Topics
 from ledger.domain.events import Event
-from ledger.publisher import Publisher
+from ledger.kafka.publisher import Publisher
 from ledger.service import LedgerService
 from ledger.simulate import Workload
 from ledger.store import tables as t
@@ -66,7 +66,7 @@ Ends = dict[tuple[str, int], int]  # (topic, partition) -> end offset (next offs
 
 def new_topics(prefix: str = "it") -> Topics:
     """Unique names for a run's topics (not created), under the scratch prefixes the test
-    broker's ACLs grant to the ledger's principals (ledger/kafka_acls.py)."""
+    broker's ACLs grant to the ledger's principals (ledger/kafka/acls.py)."""
     return scratch_topics(unique(prefix))
 
 

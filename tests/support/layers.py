@@ -16,14 +16,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "contracts",  # the wire and file forms, chain arithmetic, settings: pure values
         (
             "schemas",
-            "ledger.journal",
-            "ledger.eventlog",
-            "ledger.checkpoint",
+            "ledger.chain",
             "ledger.offsets",
             "ledger.dead_letters",
             "ledger.jsonform",
             "ledger.payload",
-            "ledger.topics",
+            "ledger.kafka.topics",
             "ledger.config",
             "ledger.logs",
             "ledger.runtime",
@@ -39,13 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "adapters",  # Kafka, files, exports, the simulator
         (
             "consumers",
-            "ledger.publisher",
-            "ledger.kafka_auth",
-            "ledger.kafka_acls",
+            "ledger.kafka",
             "ledger.export",
-            "ledger.export_file",
-            "ledger.export_check",
-            "ledger.export_replay",
             "ledger.ingest_file",
             "ledger.simulate",
             "ledger.api.sink",  # where the API's commands go: the service, or Kafka

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.chain.eventlog import canonical_event_bytes, canonical_event_bytes_reference
+from ledger.chain.journal import canonical_entry_bytes, canonical_entry_bytes_reference
 from ledger.domain.entries import JournalEntry, Posting
-from ledger.eventlog import canonical_event_bytes, canonical_event_bytes_reference
-from ledger.journal import canonical_entry_bytes, canonical_entry_bytes_reference
 
 text = st.text(st.characters(codec=None), max_size=12)  # surrogates included
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)

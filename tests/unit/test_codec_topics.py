@@ -9,8 +9,8 @@ from hypothesis import given, settings
 
 from ledger.config import Topics
 from ledger.domain.events import EVENT_TYPES
-from ledger.publisher import PRODUCER_DEFAULTS, Publisher, PublishError
-from ledger.topics import (
+from ledger.kafka.publisher import PRODUCER_DEFAULTS, Publisher, PublishError
+from ledger.kafka.topics import (
     ACCOUNTS_EVENTS,
     ORDERS_EVENTS,
     UnknownEventType,

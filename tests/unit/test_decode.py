@@ -6,9 +6,9 @@ from collections import namedtuple
 
 from consumers.decode import decode_partition
 from ledger.domain.events import ClickRecorded, PayoutSettled
+from ledger.kafka.topics import ACCOUNTS_EVENTS, MARKER_HEADER, ORDERS_EVENTS, marker_headers
 from ledger.offsets import Marker
 from ledger.service import Received, Undecodable
-from ledger.topics import ACCOUNTS_EVENTS, MARKER_HEADER, ORDERS_EVENTS, marker_headers
 from schemas.codec import default_codec
 
 Rec = namedtuple("Rec", "offset value headers")

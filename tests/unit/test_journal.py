@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.entries import JournalEntry, Posting
-from ledger.journal import (
+from ledger.chain.journal import (
     GENESIS,
     ChainChecker,
     EntryRow,
@@ -19,6 +18,7 @@ from ledger.journal import (
     ledger_head,
     link_hash,
 )
+from ledger.domain.entries import JournalEntry, Posting
 
 text = st.text(max_size=12)  # includes quotes, backslashes, control and non-ASCII chars
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)

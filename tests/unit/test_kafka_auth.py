@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ledger.config import ConfigError, Topics, load_settings
-from ledger.kafka_acls import production_grants, scratch_grants
-from ledger.kafka_auth import KafkaCredentials, client_options, publisher_options
-from ledger.publisher import Publisher
+from ledger.kafka.acls import production_grants, scratch_grants
+from ledger.kafka.auth import KafkaCredentials, client_options, publisher_options
+from ledger.kafka.publisher import Publisher
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 TOPICS = Topics()

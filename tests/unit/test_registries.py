@@ -10,8 +10,8 @@ import pytest
 from ledger.domain import engine, validation
 from ledger.domain.events import EVENT_CLASSES, EVENT_TYPES, Event
 from ledger.domain.prefetch import needs_of
+from ledger.kafka.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 from ledger.simulate import generate_dense
-from ledger.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 from schemas.docgen import EXAMPLES
 from schemas.registry import Registry
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.eventlog import link_events
+from ledger.chain.eventlog import link_events
 from ledger.store import postgres, sqlite
 
 revision = "0004"

@@ -9,7 +9,7 @@ false and only the admin is a super user. The consumer also refuses any record w
 event type does not belong on its topic (``wrong_topic``), so a principal allowed on the
 orders topic still cannot move money through it.
 
-``python -m ledger.kafka_acls`` applies them (deploy/kafka/start.sh runs it): as the admin
+``python -m ledger.kafka.acls`` applies them (deploy/kafka/start.sh runs it): as the admin
 of the ``LEDGER_KAFKA_CREDENTIALS`` file, LITERAL on the configured topic and group names.
 ``--scratch`` adds the same grants PREFIXED on the scratch names tests and benchmarks
 create (``SCRATCH_TOPICS``; any consumer group) - for a test broker only. Creating an ACL
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.config import ConfigError, Topics, load_settings
-from ledger.kafka_auth import ENV, KafkaCredentials
+from ledger.kafka.auth import ENV, KafkaCredentials
 
 # Fresh consumer groups of Kafka replays (consumers/replay.py names them so).
 REPLAY_GROUP_PREFIX = "ledger-replay-"
@@ -121,7 +121,7 @@ def apply(bootstrap: str, creds: KafkaCredentials, granted: list[Grant]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ledger.kafka_acls", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ledger.kafka.acls", description=__doc__)
     parser.add_argument("--bootstrap", help="default: LEDGER_KAFKA_BOOTSTRAP")
     parser.add_argument("--scratch", action="store_true", help="test broker: scratch prefixes")
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.journal import GENESIS
+from ledger.chain.journal import GENESIS
 
 _str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 

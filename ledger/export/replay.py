@@ -1,6 +1,6 @@
 """Replaying an export into an empty database, all or nothing.
 
-``replay(path, store, summary)`` (``summary``: what ledger/export_check.py's ``check``
+``replay(path, store, summary)`` (``summary``: what ledger/export/check.py's ``check``
 established) feeds the records through the ledger service inside ONE transaction
 (ledger/store/single_transaction.py): after each batch every event must have the very
 event-log link (chain, chain_seq, hash, outcome) the export records; at the end every
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from ledger.export import Heads, dead_letters_digest, ledger_heads
-from ledger.export_check import ExportSummary, check, record_item
-from ledger.export_file import Digest, ExportError, Record, read_header, read_records
+from ledger.export.check import ExportSummary, check, record_item
+from ledger.export.file import Digest, ExportError, Record, read_header, read_records
+from ledger.export.write import Heads, dead_letters_digest, ledger_heads
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.store import history
 from ledger.store.single_transaction import one_transaction

@@ -49,7 +49,7 @@ MAX_JSON_DEPTH = 32  # the metadata's JSON is flat; deeper is malformed, not a r
 RECORD_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "LedgerRecord",
-    "namespace": "ledger.export",
+    "namespace": "ledger.export.write",
     "doc": (
         "One event of the ledger's history, a dead letter that never became one, or the "
         "seal that ends the file."

@@ -181,7 +181,7 @@ def ledger_head(heads: Mapping[str, tuple[int, str]]) -> str:
     An empty ledger gives ``sha256(GENESIS + "[]")``; the value does not depend on the
     database, the global seqs or the record times.
     """
-    # a chain with no entries (only event-log links, ledger/eventlog.py) is left out
+    # a chain with no entries (only event-log links, ledger/chain/eventlog.py) is left out
     items = [[chain, seq, digest] for chain, (seq, digest) in sorted(heads.items()) if seq > 0]
     payload = json.dumps(items, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return hashlib.sha256(GENESIS.encode("ascii") + payload).hexdigest()

@@ -1,6 +1,6 @@
 """Auditor export: the whole history of a ledger as a sealed, optionally signed Avro
-object container file (the file format: ledger/export_file.py; reading and authenticating
-it: ledger/export_check.py; replaying it: ledger/export_replay.py).
+object container file (the file format: ledger/export/file.py; reading and authenticating
+it: ledger/export/check.py; replaying it: ledger/export/replay.py).
 
 ``export(store, path, key=...)`` writes, from one snapshot, every logged event in arrival
 order with its event-log link (chain, chain_seq, hash), whatever became of it (applied,
@@ -23,9 +23,10 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
 
-from ledger.checkpoint import key_id
-from ledger.eventlog import events_head
-from ledger.export_file import (
+from ledger.chain.checkpoint import key_id
+from ledger.chain.eventlog import events_head
+from ledger.chain.journal import ledger_head
+from ledger.export.file import (
     FORMAT,
     SEAL_DOMAIN,
     Digest,
@@ -34,7 +35,6 @@ from ledger.export_file import (
     seal_body,
     seal_record,
 )
-from ledger.journal import ledger_head
 from ledger.payload import load_event
 from ledger.store import history
 from ledger.store.store import Store

@@ -30,8 +30,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.eventlog import events_head
-from ledger.journal import GENESIS, ledger_head
+from ledger.chain.eventlog import events_head
+from ledger.chain.journal import GENESIS, ledger_head
 
 DOMAIN = b"commission-ledger checkpoint v1\n"
 VERSION = 1

@@ -21,8 +21,8 @@ from typing import Any, Self
 
 from ledger.config import Topics
 from ledger.domain.events import Event
+from ledger.kafka.topics import marker_headers, record_key, topic_for
 from ledger.logs import get_logger
-from ledger.topics import marker_headers, record_key, topic_for
 from schemas.codec import Codec, EncodeError, default_codec
 
 log = get_logger(__name__)
@@ -53,7 +53,7 @@ class Publisher:
 
     ``producer_overrides`` are passed to ``kafka.KafkaProducer`` on top of
     ``PRODUCER_DEFAULTS``; ``auth`` adds, per topic kind ("orders", "accounts"), the SASL
-    settings of the principal that writes it (ledger/kafka_auth.py): with two principals
+    settings of the principal that writes it (ledger/kafka/auth.py): with two principals
     there are two producers, and the barrier markers go with the orders topic's. Not
     thread-safe for concurrent ``publish`` calls on one instance
     (kafka-python's producer is, but the failure bookkeeping assumes one caller).

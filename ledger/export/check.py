@@ -1,4 +1,4 @@
-"""Reading an export and saying what it proves (the format: ledger/export_file.py).
+"""Reading an export and saying what it proves (the format: ledger/export/file.py).
 
 ``check(path, public_key)`` reads the whole file once, writing nothing: every record must
 be well-formed (each event's payload a canonical event that agrees with the record, its
@@ -17,10 +17,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.checkpoint import key_id
-from ledger.eventlog import events_head
-from ledger.export import Heads, avro_encoding
-from ledger.export_file import (
+from ledger.chain.checkpoint import key_id
+from ledger.chain.eventlog import events_head
+from ledger.chain.journal import ledger_head
+from ledger.export.file import (
     SEAL_DOMAIN,
     Digest,
     ExportError,
@@ -30,7 +30,7 @@ from ledger.export_file import (
     read_records,
     seal_record,
 )
-from ledger.journal import ledger_head
+from ledger.export.write import Heads, avro_encoding
 from ledger.payload import dump_event, load_event
 from ledger.service import Received, Undecodable
 from schemas.codec import Codec
