@@ -2,8 +2,10 @@
 
 Tokens are random (``new_token``: 32 bytes from ``secrets``) and configured only as
 SHA-256 hashes (``LEDGER_API_TOKENS=role:hex,role:hex``), so the config never holds a
-usable secret. A plain hash suffices because the tokens are high-entropy: nothing to
-brute-force as with a password. Comparison is constant-time.
+usable secret. A sharer's token is bound to one sharer id, written after the hash,
+percent-encoded (``sharer:hex:S%2C1``: ids may hold commas and colons); it reads only that
+sharer's own data (``/api/v1/me``). A plain hash suffices because the tokens are
+high-entropy: nothing to brute-force as with a password. Comparison is constant-time.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
-ROLES = ("publisher", "finance", "auditor")
+from ledger.domain.validation import valid_event_id
+
+ROLES = ("publisher", "finance", "auditor")  # the platform's roles
+SHARER = "sharer"  # a sharer's own token, bound to their id
 
 
 class TokenConfigError(ValueError):
@@ -28,31 +34,61 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def token_item(role: str, token: str, sharer_id: str | None = None) -> str:
+    """The LEDGER_API_TOKENS item for ``token``: its role and hash (and a sharer's id)."""
+    item = f"{role}:{hash_token(token)}"
+    return item if sharer_id is None else f"{item}:{quote(sharer_id, safe='')}"
+
+
 @dataclass(frozen=True)
 class TokenBook:
-    """The configured (role, token hash) pairs."""
+    """The configured (role, token hash) pairs, and the sharer each sharer hash is bound to."""
 
     entries: tuple[tuple[str, str], ...] = ()
+    sharers: tuple[tuple[str, str], ...] = ()  # (token hash, sharer id)
 
     @classmethod
     def parse(cls, text: str) -> TokenBook:
         """Parse ``role:sha256hex`` items separated by commas; raises TokenConfigError."""
-        entries = []
+        entries, sharers = [], []
         for item in (x.strip() for x in text.split(",")):
             if not item:
                 continue
             role, _, digest = item.partition(":")
-            if role not in ROLES:
+            if role not in (*ROLES, SHARER):
                 raise TokenConfigError(
-                    f"LEDGER_API_TOKENS: unknown role {role!r} (roles: {', '.join(ROLES)})"
+                    f"LEDGER_API_TOKENS: unknown role {role!r} "
+                    f"(roles: {', '.join((*ROLES, SHARER))})"
                 )
+            if role == SHARER:
+                digest, _, encoded = digest.partition(":")
+                try:
+                    sharer_id = unquote(encoded, errors="strict")
+                except UnicodeDecodeError:
+                    sharer_id = ""
+                if not valid_event_id(sharer_id):
+                    raise TokenConfigError(
+                        "LEDGER_API_TOKENS: a sharer token needs its sharer id after the hash, "
+                        "percent-encoded (sharer:HASH:ID; `ledger api-token sharer --sharer ID` "
+                        "prints it)"
+                    )
+                sharers.append((digest, sharer_id))
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TokenConfigError(
                     f"LEDGER_API_TOKENS: {role}: expected the token's sha256 as 64 lowercase hex "
                     "digits (ledger api-token prints it)"
                 )
             entries.append((role, digest))
-        return cls(tuple(entries))
+        return cls(tuple(entries), tuple(sharers))
+
+    def sharer_of(self, token: str) -> str | None:
+        """The sharer a sharer token is bound to, or None (not a sharer's token)."""
+        digest = hash_token(token)
+        found = None
+        for expected, sharer_id in self.sharers:
+            if hmac.compare_digest(digest, expected):
+                found = sharer_id
+        return found
 
     def role_of(self, token: str) -> str | None:
         """The role of ``token``, or None if no configured hash matches."""

@@ -66,7 +66,22 @@ def allow(*roles: str) -> Callable[..., str]:
     return check
 
 
+def own_sharer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The sharer a sharer's token is bound to (else 401/403): the only sharer whose data
+    the /me endpoints read, whatever the request says."""
+    role = role_of(request, credentials)
+    tokens: TokenBook = request.app.state.tokens
+    sharer_id = tokens.sharer_of(credentials.credentials) if credentials else None
+    if role != "sharer" or sharer_id is None:
+        raise HTTPException(403, f"the {role} role may not do this (needs a sharer's own token)")
+    return sharer_id
+
+
 Conn = Annotated[Connection, Depends(read_conn)]
+OwnSharer = Annotated[str, Depends(own_sharer)]
 
 # responses every protected endpoint may give (documented for OpenAPI and schemathesis)
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -171,6 +171,18 @@ class Total(BaseModel):
     merchant_charges: int
 
 
+class Payout(BaseModel):
+    payout_id: str
+    sharer_id: str
+    currency: str
+    amount: int
+    state: str = Field(description="inflight | paid | failed | rejected")
+
+
+class PayoutPage(Page):
+    items: list[Payout]
+
+
 class DeadLetter(BaseModel):
     id: int
     event_id: str | None

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from ledger.api.auth import ROLES, TokenBook, TokenConfigError, hash_token, new_token
+from ledger.api.auth import ROLES, SHARER, TokenBook, TokenConfigError, new_token, token_item
 from ledger.bootstrap import Purpose, open_system
-from ledger.commands.common import allow_owner_option, db_option, resolve_db
+from ledger.commands.common import allow_owner_option, db_option, printable_id, resolve_db
 from ledger.config import ConfigError, Settings
 from ledger.logs import get_logger
 
@@ -117,10 +117,20 @@ def serve(
 
 
 @click.command("api-token")
-@click.argument("role", type=click.Choice(ROLES))
-def api_token(role: str) -> None:
+@click.argument("role", type=click.Choice((*ROLES, SHARER)))
+@click.option(
+    "--sharer",
+    "sharer_id",
+    default=None,
+    callback=printable_id,
+    help="the sharer a sharer token reads (required for the sharer role, refused otherwise)",
+)
+def api_token(role: str, sharer_id: str | None) -> None:
     """Make a new API token for ROLE: prints the token (give it to the user) and the
-    LEDGER_API_TOKENS item to configure (its hash; append it, comma-separated)."""
+    LEDGER_API_TOKENS item to configure (its hash; append it, comma-separated). A sharer's
+    token reads only that sharer's own data (/api/v1/me)."""
+    if (role == SHARER) != (sharer_id is not None):
+        raise click.UsageError("--sharer ID goes with the sharer role, and only with it")
     token = new_token()
     click.echo(f"token: {token}")
-    click.echo(f"LEDGER_API_TOKENS item: {role}:{hash_token(token)}")
+    click.echo(f"LEDGER_API_TOKENS item: {token_item(role, token, sharer_id)}")

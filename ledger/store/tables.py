@@ -195,6 +195,7 @@ payouts = Table(
     Column("amount", BigInteger, nullable=False),
     Column("state", String(20), nullable=False),  # inflight | paid | failed | rejected
 )
+Index("ix_payouts_sharer", payouts.c.sharer_id, payouts.c.payout_id)
 
 settlement_runs = Table(
     "settlement_runs",

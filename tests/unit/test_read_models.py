@@ -30,6 +30,7 @@ PAIRS: list[tuple[type, type]] = [
     (api.Lag, read.Lag),
     (api.Posting, read.Posting),
     (api.Entry, read.Entry),
+    (api.Payout, read.Payout),
 ]
 
 
