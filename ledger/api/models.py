@@ -183,6 +183,32 @@ class PayoutPage(Page):
     items: list[Payout]
 
 
+class StatementLine(BaseModel):
+    occurred_at: int
+    bucket: Literal["pending", "available", "inflight", "paid"]
+    amount: int = Field(description="signed minor units this line adds to the bucket")
+    kind: str
+    rule: str
+    order_id: str | None
+    level: int | None
+    plan_id: str | None
+    payout_id: str | None
+    event_id: str
+    chain: str
+    chain_seq: int
+    hash: str
+
+
+class Statement(BaseModel):
+    sharer_id: str
+    currency: str
+    start: int = Field(description="the period's first event time, ms (UTC)")
+    end: int = Field(description="the first event time after the period, ms (UTC)")
+    opening: dict[str, int]
+    closing: dict[str, int]
+    lines: list[StatementLine]
+
+
 class DeadLetter(BaseModel):
     id: int
     event_id: str | None

@@ -23,6 +23,7 @@ from ledger.api.models import (
     SharerLevelPage,
     Total,
 )
+from ledger.api.statements import add_routes
 from ledger.read import balances as balance_reads
 from ledger.read import operations, orders, sharers
 from ledger.read import totals as total_reads
@@ -132,3 +133,6 @@ def parked(conn: Conn, limit: paging.Limit = 100, cursor: paging.Cursor = None) 
 def lag(conn: Conn, request: Request) -> Any:
     """Ingestion lag per topic and partition, view lag, dead letters and parked events."""
     return operations.lag(conn, request.app.state.end_offsets)
+
+
+add_routes(router, "/sharers/{sharer_id:id}", IdPath, "A sharer's")

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, OwnSharer
 from ledger.api.models import PayoutPage, Sharer, SharerLevelPage
+from ledger.api.statements import add_routes
 from ledger.read import balances, orders, payouts, sharers
 
 router = APIRouter(prefix="/api/v1/me", tags=["sharer"], responses=ERRORS)
@@ -45,3 +46,6 @@ def my_payouts(
     after = paging.decode(cursor, (str,))
     found = payouts.sharer_payouts(conn, sharer_id, after=after, limit=limit)  # type: ignore[arg-type]
     return {"items": found.items, "next_cursor": paging.encode(found.after)}
+
+
+add_routes(router, "", OwnSharer, "My")

@@ -7,6 +7,7 @@ import json
 
 from sqlalchemy import Connection, select
 
+from ledger.chain.journal import ledger_head
 from ledger.domain.entries import sharer_accounts, split_sharer_account
 from ledger.read.models import Entry, Page, Posting, page
 from ledger.store import tables as t
@@ -69,3 +70,14 @@ def _postings(conn: Connection, order_of: dict[int, str | None]) -> dict[int, li
         level = order_levels.index(parsed[0]) + 1 if parsed and parsed[0] in order_levels else None
         by_entry[leg.entry_seq].append(Posting(leg.account, leg.currency, leg.amount, level))
     return by_entry
+
+
+def head(conn: Connection) -> str:
+    """The ledger head (ledger/chain/journal.py ``ledger_head``) of the committed chains."""
+    h = t.chain_heads
+    heads = {
+        chain: (int(seq), digest)
+        for chain, seq, digest in conn.execute(select(h.c.chain, h.c.chain_seq, h.c.hash))
+        if seq > 0
+    }
+    return ledger_head(heads)

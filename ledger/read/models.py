@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 LevelState = Literal["pending", "available", "paid", "reversed"]
+Bucket = Literal["pending", "available", "inflight", "paid"]
 Outcome = Literal["applied", "rejected", "parked"]
 
 
@@ -229,3 +230,36 @@ class LoggedOutcome(Row):
     outcome: Outcome
     reason: str | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class StatementLine(Row):
+    """One posting to the sharer's accounts in the period, with where it came from."""
+
+    occurred_at: int
+    bucket: Bucket
+    amount: int  # signed minor units: what this line adds to the bucket
+    kind: str  # the entry's kind: accrual, reversal, settlement, payout, …
+    rule: str  # the rule that wrote the entry
+    order_id: str | None
+    level: int | None  # the commission level this line pays, for an order's lines
+    plan_id: str | None
+    payout_id: str | None
+    event_id: str
+    chain: str  # the entry's place in the journal: its hash chain, position and hash
+    chain_seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Statement(Row):
+    """A sharer's statement (对账单) for one currency and period [start, end) of event
+    time: opening and closing balance per bucket, and every line between them."""
+
+    sharer_id: str
+    currency: str
+    start: int
+    end: int
+    opening: dict[str, int]
+    closing: dict[str, int]
+    lines: tuple[StatementLine, ...]

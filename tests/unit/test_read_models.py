@@ -31,6 +31,8 @@ PAIRS: list[tuple[type, type]] = [
     (api.Posting, read.Posting),
     (api.Entry, read.Entry),
     (api.Payout, read.Payout),
+    (api.StatementLine, read.StatementLine),
+    (api.Statement, read.Statement),
 ]
 
 
