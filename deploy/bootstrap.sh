@@ -30,6 +30,8 @@ EXTRAS=test,bench
 want="$(sha256sum "$REPO_DIR/pyproject.toml" | cut -d' ' -f1) $EXTRAS"
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [[ $want != "$have" || ! -x $VENV/bin/ledger ]]; then
+    # the first run takes a minute or two: say so rather than sit silent
+    echo "Installing the project and its dependencies into $VENV (first run: 1-2 minutes)..." >&2
     (cd "$REPO_DIR" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -e ".[$EXTRAS]") >"$LOG" 2>&1 || fail "pip install -e '.[$EXTRAS]' failed"
     echo "$want" >"$STAMP"

@@ -137,7 +137,7 @@ class LedgerService:
             # a duplicate the optimistic pass assumed away (a redelivery, a reused id):
             # redo the batch checking every id first. Rare: only after a crash or a
             # publisher's retry does an event come again.
-            log.info("redoing a batch with duplicate checks", size=len(batch))
+            log.debug("redoing a batch with duplicate checks", size=len(batch))
             with begin_batch(self.store) as tx:
                 return self._ingest(tx, batch, advances, group, optimistic=False)
 

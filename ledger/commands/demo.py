@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ledger.bootstrap import Purpose, open_system
 from ledger.commands.common import table
@@ -27,14 +29,33 @@ from ledger.store.verify import verify
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 
 
+def sqlite_file(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """``--db`` as every command takes it, a database URL; the demo's must be SQLite (it
+    deletes and recreates the file)."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        url = None
+    if url is None or url.get_backend_name() != "sqlite" or not url.database:
+        hint = f" (sqlite:///{value})" if "://" not in value else ""
+        raise click.BadParameter(
+            f"not a SQLite URL: {value!r}: the demo makes a SQLite ledger, "
+            f"--db sqlite:///PATH{hint}"
+        )
+    if url.database == ":memory:" or url.database.startswith("file:"):
+        raise click.BadParameter("the demo needs a file: --db sqlite:///PATH")
+    return Path(url.database)
+
+
 @click.command()
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_DB,
+    default=f"sqlite:///{DEFAULT_DB}",
     show_default=True,
-    help="SQLite file to (re)create",
+    callback=sqlite_file,
+    metavar="URL",
+    help="SQLite ledger to (re)create, as a URL like every command's --db",
 )
 @click.option("--seed", default=7, show_default=True)
 @click.option("--orders", type=click.IntRange(1, 1_000_000), default=300, show_default=True)

@@ -536,7 +536,8 @@ def test_the_demo_never_deletes_a_file_that_is_not_a_database(
     private, _ = keys
     before = digest(private)
     one_line_error(
-        run("demo", "--db", private, "--overwrite", "--orders", "1"), "not a SQLite database"
+        run("demo", "--db", f"sqlite:///{private}", "--overwrite", "--orders", "1"),
+        "not a SQLite database",
     )
     assert digest(private) == before
 
@@ -545,7 +546,9 @@ def test_the_demo_keeps_an_api_env_it_did_not_write(tmp_path: Path) -> None:
     config = tmp_path / "api.env"
     config.write_text("LEDGER_API_TOKENS=finance:the-real-one\n")
     one_line_error(
-        run("demo", "--db", tmp_path / "demo.sqlite", "--orders", "1"), str(config), "not made"
+        run("demo", "--db", f"sqlite:///{tmp_path / 'demo.sqlite'}", "--orders", "1"),
+        str(config),
+        "not made",
     )
     assert config.read_text() == "LEDGER_API_TOKENS=finance:the-real-one\n"
     assert listing(tmp_path) == ["api.env"]

@@ -19,7 +19,7 @@ from tests.support.api import dashboard_login
 
 def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
     db = tmp_path / "demo" / "ledger.sqlite"
-    result = CliRunner().invoke(main, ["demo", "--db", str(db), "--orders", "80"])
+    result = CliRunner().invoke(main, ["demo", "--db", f"sqlite:///{db}", "--orders", "80"])
     assert result.exit_code == 0, result.output
     out = result.output
     view = out[out.index("Multi-level payout view of") : out.index("Team of")]
@@ -41,3 +41,18 @@ def test_demo_shows_the_views_and_opens_the_dashboard(tmp_path) -> None:
         assert client.get("/api/v1/balances", headers={"Authorization": f"Bearer {token}"}).json()[
             "items"
         ]
+
+
+def test_the_demos_db_is_a_url_like_every_commands(tmp_path) -> None:
+    """A path where a URL belongs is refused with the URL to type, and nothing is made
+    (it once created a folder named ``sqlite:``)."""
+    folder = tmp_path / "here"
+    folder.mkdir()
+    for value, hint in (
+        (str(folder / "ledger.sqlite"), f"sqlite:///{folder / 'ledger.sqlite'}"),
+        ("postgresql://u@h/db", "sqlite:///PATH"),
+        ("sqlite://", "sqlite:///PATH"),
+    ):
+        result = CliRunner().invoke(main, ["demo", "--db", value, "--orders", "1"])
+        assert result.exit_code == 2 and hint in result.output, result.output
+    assert list(folder.iterdir()) == []

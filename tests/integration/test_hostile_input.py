@@ -535,7 +535,7 @@ def test_a_config_file_that_never_ends_is_refused() -> None:
 def test_the_demo_does_not_delete_a_ledger_named_by_mistake(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite"
     ledger.write_bytes(b"precious")
-    assert "--overwrite" in one_line_error(cli("demo", "--db", str(ledger)), 1)
+    assert "--overwrite" in one_line_error(cli("demo", "--db", f"sqlite:///{ledger}"), 1)
     assert ledger.read_bytes() == b"precious"
 
 
