@@ -111,7 +111,7 @@ def _check_roles(http) -> None:
         assert missing.headers["www-authenticate"] == "Bearer"
         wrong = _call(http, method, path, body, {"Authorization": "Bearer not-a-token"})
         assert wrong.status_code == 401, (path, wrong.text)
-        for role in ("publisher", "finance", "auditor"):
+        for role in ("publisher", "finance", "auditor", "sharer"):
             response = _call(http, method, path, body, auth(role))
             if role in allowed:
                 assert response.status_code not in (401, 403, 500), (role, path, response.text)

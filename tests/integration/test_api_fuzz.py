@@ -27,6 +27,7 @@ ROLE_OF_TAG = {
     "finance commands": "finance",
     "auditor": "auditor",
     "publisher": "publisher",
+    "sharer": "sharer",
 }
 SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options")
 

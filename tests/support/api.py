@@ -16,7 +16,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
-from ledger.api.auth import TokenBook, hash_token
+from ledger.api.auth import TokenBook, token_item
 from ledger.domain.events import (
     ClickRecorded,
     Event,
@@ -36,8 +36,12 @@ TOKENS = {
     "finance": "finance-token-1",
     "auditor": "auditor-token-1",
     "publisher": "publisher-token-1",
+    "sharer": "sharer-token-1",  # bound to SHARER
 }
-TOKEN_CONFIG = ",".join(f"{role}:{hash_token(token)}" for role, token in TOKENS.items())
+SHARER = "u00001"  # the simulator's second sharer: earns and is paid
+TOKEN_CONFIG = ",".join(
+    token_item(role, token, SHARER if role == "sharer" else None) for role, token in TOKENS.items()
+)
 
 
 def token_book() -> TokenBook:
