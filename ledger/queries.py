@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, func, select
 
 from ledger.domain import refs
 from ledger.domain.entries import (
@@ -18,6 +18,7 @@ from ledger.domain.entries import (
     sharer_accounts,
     split_sharer_account,
 )
+from ledger.domain.kinds import RefKind
 from ledger.store import tables as t
 from ledger.store.dead_letters import dead_letter_key
 from ledger.store.store import Store
@@ -114,7 +115,7 @@ def parked_events(store: Store, limit: int = 1000) -> list[dict[str, object]]:
 
 
 # parked-reference prefix -> (table, key column) holding what the event waits for
-_REFERENCES = {
+_REFERENCES: dict[RefKind, tuple[Table, str]] = {
     refs.ORDER: (t.orders, "order_id"),
     refs.SHARER: (t.sharers, "sharer_id"),
     refs.PAYOUT: (t.payouts, "payout_id"),
