@@ -76,7 +76,7 @@ def names(partitions: Any) -> list[str]:
     return sorted(f"{tp[0]}/{tp[1]}" for tp in partitions)
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python: no types
     def __init__(self, client: PartitionClient) -> None:
         self.client = client
 

@@ -36,7 +36,8 @@ from ledger.domain.reasons import Reason
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
-from ledger.service import UNAVAILABLE, BatchReport, LedgerService, Undecodable
+from ledger.service import BatchReport, LedgerService, Undecodable
+from ledger.store.errors import UNAVAILABLE
 from ledger.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 
 log = get_logger("ledger.consumer")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import Select, Table, func, select
 
@@ -88,12 +89,12 @@ def _sums(store: Store, as_of: int | None) -> Select:  # type: ignore[type-arg]
     return query if as_of is None else query.where(p.c.occurred_at <= as_of)
 
 
-def _total(parts: list[object]) -> int:
+def _total(parts: list[Any]) -> int:
     """Σ from ``_sums``'s parts: (Σ) or (Σ high 32 bits, Σ low 32 bits)."""
     if len(parts) == 1:
-        return int(parts[0])  # type: ignore[call-overload]
+        return int(parts[0])
     high, low = parts
-    return (int(high) << 32) + int(low)  # type: ignore[call-overload]
+    return (int(high) << 32) + int(low)
 
 
 def dead_letters(store: Store, limit: int = 1000) -> list[dict[str, object]]:

@@ -58,7 +58,7 @@ def balances(
     after = paging.decode(cursor, (str, str))
     rows = read.balances(
         conn, sharer_id=sharer_id, currency=currency, as_of=as_of, after=after, limit=limit
-    )  # type: ignore[arg-type]
+    )
     return {
         "items": rows,
         "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["sharer_id"], r["currency"])),
@@ -91,7 +91,7 @@ def sharer_orders(
 ) -> dict[str, Any]:
     """The order levels a sharer earns on, with amount and state, by order id."""
     after = paging.decode(cursor, (str,))
-    rows = read.sharer_levels(conn, sharer_id, after=after, limit=limit)  # type: ignore[arg-type]
+    rows = read.sharer_levels(conn, sharer_id, after=after, limit=limit)
     return {
         "items": rows,
         "next_cursor": paging.next_cursor(rows, limit, lambda r: (r["order_id"],)),

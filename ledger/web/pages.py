@@ -223,7 +223,7 @@ def balances_page(request: Request) -> Response:
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
     with request.app.state.store.read() as conn:
-        rows = read.balances(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
+        rows = read.balances(conn, after=after, limit=PAGE)
     return _render(
         "balances.html",
         request=request,
@@ -319,7 +319,7 @@ def chart(
 ) -> dict[str, Any]:
     """Bar positions for one currency's periods: a charges bar and a fees bar each."""
     mine = [r for r in rows if r["currency"] == currency][-120:]
-    top = max([max(r["merchant_charges"], r["fees"], 0) for r in mine] + [1])
+    top: int = max([max(r["merchant_charges"], r["fees"], 0) for r in mine] + [1])
     slot = max(2, width // max(len(mine), 1))
     w = max(1, (slot - 2) // 2)
     every = max(1, len(mine) // 8)  # label about eight periods
