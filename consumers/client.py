@@ -276,7 +276,8 @@ class PartitionClient:
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     def highwater(self, tp: TP) -> int | None:
-        return self.kafka.highwater(TopicPartition(*tp))  # type: ignore[no-any-return]
+        highwater: int | None = self.kafka.highwater(TopicPartition(*tp))
+        return highwater
 
     def commit(self, offsets: dict[TP, int]) -> None:
         """Best effort, for lag tools: the database holds the checkpoints."""

@@ -71,7 +71,7 @@ def account_balances(store: Store, as_of: int | None = None) -> dict[tuple[str, 
     return {key: total for key, total in totals.items() if total != 0}
 
 
-def _sums(store: Store, as_of: int | None) -> Select:  # type: ignore[type-arg]
+def _sums(store: Store, as_of: int | None) -> Select[Any]:
     """(account, currency, Σ amount as parts for ``_total``) of the postings with event
     time ≤ ``as_of``.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -18,13 +19,14 @@ from ledger import queries
 from ledger.commands.common import table
 from ledger.commands.demo_views import check_dashboard_config, show_views
 from ledger.domain.entries import SHARER_ACCOUNTS_LIKE
-from ledger.domain.events import OrderPlaced
+from ledger.domain.events import Event, OrderPlaced
 from ledger.files import is_sqlite_database
 from ledger.jsonform import event_to_json
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
+from ledger.store.store import Store
 from ledger.store.verify import verify
 
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
@@ -133,7 +135,7 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
         sys.exit(1)
 
 
-def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped-def]
+def _three_level_order(store: Store, events: Sequence[Event]) -> OrderPlaced:
     """The first order whose accrual paid all three levels."""
     e, p = t.entries, t.postings
     with store.read() as conn:
@@ -150,7 +152,7 @@ def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped
     return next((x for x in orders if x.order_id == order_id), orders[0])
 
 
-def _show_order(store, order: OrderPlaced) -> None:  # type: ignore[no-untyped-def]
+def _show_order(store: Store, order: OrderPlaced) -> None:
     click.echo(f"\nOrder {order.order_id} ({order.currency}):")
     click.echo("  " + json.dumps(event_to_json(order), ensure_ascii=False)[:160] + " …")
     e, p = t.entries, t.postings
