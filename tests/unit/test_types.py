@@ -50,7 +50,8 @@ def test_mypy_refuses_each_mistake(tmp_path: Path) -> None:
     )
     errors: dict[int, str] = {}
     for line in result.stdout.splitlines():
-        found = re.match(rf"{re.escape(str(snippet))}:(\d+): error: (.*)", line)
+        # by file name: mypy may replay a cached run's errors under that run's path
+        found = re.match(r".*mistakes\.py:(\d+): error: (.*)", line)
         if found:
             errors[int(found[1])] = errors.get(int(found[1]), "") + found[2]
     head = len(HEAD.splitlines())
