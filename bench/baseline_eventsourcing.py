@@ -47,7 +47,8 @@ class Sharer(Aggregate):
         self.pending: dict[str, int] = {}
 
     @event("CommissionAccrued")
-    def accrue(self, order_id: str, currency: str, amount: int) -> None:
+    def accrue(self, order_id: str, currency: str, amount: int) -> None:  # noqa: ARG002
+        # (@event stores every argument in the event, order_id included)
         self.pending[currency] = self.pending.get(currency, 0) + amount
 
 

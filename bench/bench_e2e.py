@@ -241,7 +241,7 @@ def main() -> None:
         "target_ratio": 0.5,
         "profiled": args.profile,
         "processes": scaled,
-        "consumer_defaults": {k: v for k, v in CONSUMER_DEFAULTS.items()},
+        "consumer_defaults": dict(CONSUMER_DEFAULTS),
     }
     out = RESULTS / f"e2e-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

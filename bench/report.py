@@ -373,7 +373,7 @@ def _large_rows(g: dict[str, Any]) -> list[Row]:
             f"{verify * 60 / 1_000_000:.2f}x target",
             f">= 1M/min: {_met(verify * 60 >= 1_000_000)}",
         ),
-        *_daily_rows(section, g, verify),
+        *_daily_rows(section, g),
         Row(section, "balance query p50", g["balance_p50_ms"], "ms", "", ""),
         Row(
             section,
@@ -386,7 +386,7 @@ def _large_rows(g: dict[str, Any]) -> list[Row]:
     ]
 
 
-def _daily_rows(section: str, g: dict[str, Any], full_rate: float) -> list[Row]:
+def _daily_rows(section: str, g: dict[str, Any]) -> list[Row]:
     """Issue 22: the daily check (a day's events from the signed checkpoint) beside the
     full one; its cost should be the day's, not the history's."""
     if "daily_seconds" not in g:

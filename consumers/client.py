@@ -76,7 +76,7 @@ def names(partitions: Any) -> list[str]:
     return sorted(f"{tp[0]}/{tp[1]}" for tp in partitions)
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python: no types
     def __init__(self, client: PartitionClient) -> None:
         self.client = client
 
@@ -276,7 +276,8 @@ class PartitionClient:
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     def highwater(self, tp: TP) -> int | None:
-        return self.kafka.highwater(TopicPartition(*tp))  # type: ignore[no-any-return]
+        highwater: int | None = self.kafka.highwater(TopicPartition(*tp))
+        return highwater
 
     def commit(self, offsets: dict[TP, int]) -> None:
         """Best effort, for lag tools: the database holds the checkpoints."""

@@ -37,7 +37,8 @@ from ledger.kafka.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 from ledger.logs import get_logger
 from ledger.offsets import Fenced, Marker, Stored
 from ledger.offsets import TopicPartition as TP
-from ledger.service import UNAVAILABLE, BatchReport, LedgerService, Undecodable
+from ledger.service import BatchReport, LedgerService, Undecodable
+from ledger.store.errors import UNAVAILABLE
 
 log = get_logger("ledger.consumer")
 

@@ -25,7 +25,7 @@ class Backoff:
         self.attempts = 0
 
     def next_delay(self) -> float:
-        base = min(self.first * 2 ** min(self.attempts, 30), self.cap)
+        base = min(self.first * 2.0 ** min(self.attempts, 30), self.cap)
         self.attempts += 1
         return base + random.uniform(0, base * self.jitter)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Any
 
 from ledger.domain.events import (
     Event,
@@ -47,7 +46,7 @@ def dump_event_reference(event: Event) -> str:
     return _ENCODER.encode(record)
 
 
-_str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_str = json.encoder.encode_basestring_ascii
 _LAYOUTS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 

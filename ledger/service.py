@@ -17,6 +17,7 @@ from ledger.dead_letters import DeadLetter
 from ledger.domain.engine import Applied, Parked, Rejected
 from ledger.domain.entries import JournalEntry
 from ledger.domain.events import Event, SettlementRun
+from ledger.domain.kinds import OutcomeName
 from ledger.domain.model import Order
 from ledger.domain.prefetch import decide, prefetch
 from ledger.domain.processor import Duplicate, Incoming, Result, process
@@ -31,6 +32,12 @@ from ledger.store.errors import DUPLICATE_KEY, UNAVAILABLE
 from ledger.store.store import Store
 
 log = get_logger("ledger.service")
+
+_OUTCOME_NAME: dict[type, OutcomeName] = {
+    Applied: "applied",
+    Rejected: "rejected",
+    Parked: "parked",
+}
 
 
 def wall_clock_ms() -> int:
@@ -296,7 +303,7 @@ def _account(
     if isinstance(outcome, Duplicate):
         report.duplicates += 1
         return
-    kind = {Applied: "applied", Rejected: "rejected", Parked: "parked"}[type(outcome)]
+    kind = _OUTCOME_NAME[type(outcome)]
     report.count(event.TYPE, kind)
     payload = dump_event(event)
     if result.released:

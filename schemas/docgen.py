@@ -177,7 +177,7 @@ def _type_text(t: Any) -> str:
         if t["type"] == "array":
             return f"array of {_type_text(t['items'])}"
         if t["type"] == "record":
-            return t["name"]
+            return str(t["name"])
         return _type_text(t["type"])
     return str(t)
 

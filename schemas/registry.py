@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -203,5 +204,5 @@ class Registry:
     def event_types(self) -> list[str]:
         return sorted(self._readers)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[SchemaInfo]:
         return iter(sorted(self._by_version.values(), key=lambda i: (i.event_type, i.version)))

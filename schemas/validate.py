@@ -65,30 +65,32 @@ def _integer_check(kind: str) -> Check:
     low, high = _RANGES[kind]
 
     def check(value: Any, path: str) -> int:
+        number: int = value  # an int once the exact-class test below passes
         if value.__class__ is not int:  # exact: bool is an int subclass, floats are refused
             if not isinstance(value, int) or isinstance(value, bool):
                 raise Problem(
                     "invalid_field", f"{path}: expected an integer, got {_type_name(value)}"
                 )
-            value = int(value)
-        if not low <= value <= high:
-            raise Problem("invalid_value", f"{path}: {value} is out of range for an Avro {kind}")
-        return value
+            number = int(value)
+        if not low <= number <= high:
+            raise Problem("invalid_value", f"{path}: {number} is out of range for an Avro {kind}")
+        return number
 
     return check
 
 
 def _check_string(value: Any, path: str) -> str:
+    text: str = value  # a str once the exact-class test below passes
     if value.__class__ is not str:
         if not isinstance(value, str):
             raise Problem("invalid_field", f"{path}: expected a string, got {_type_name(value)}")
-        value = str(value)
-    if not value.isascii():
+        text = str(value)
+    if not text.isascii():
         try:
-            value.encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise Problem("invalid_value", f"{path}: not valid Unicode text: {exc}") from exc
-    return value
+    return text
 
 
 def _check_boolean(value: Any, path: str) -> bool:

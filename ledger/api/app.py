@@ -83,7 +83,7 @@ def db_capacity(engine: Engine) -> int:
     pool: Any = engine.pool
     if not callable(getattr(pool, "size", None)):  # a pool without a bound (not QueuePool)
         return 4
-    connections = pool.size() + max(0, getattr(pool, "_max_overflow", 0))
+    connections: int = pool.size() + max(0, getattr(pool, "_max_overflow", 0))
     return max(1, (connections - 1) // 2)
 
 

@@ -83,5 +83,5 @@ def entries(
     after = paging.decode(cursor, (int,))
     found = audit.entries(
         conn, event_id=event_id, order_id=order_id, sharer_id=sharer_id, after=after, limit=limit
-    )  # type: ignore[arg-type]
+    )
     return {"items": found.items, "next_cursor": paging.encode(found.after)}

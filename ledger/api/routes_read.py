@@ -65,7 +65,7 @@ def balances(
     return _page(
         balance_reads.balances(
             conn, sharer_id=sharer_id, currency=currency, as_of=as_of, after=after, limit=limit
-        )  # type: ignore[arg-type]
+        )
     )
 
 
@@ -95,7 +95,7 @@ def sharer_orders(
 ) -> dict[str, Any]:
     """The order levels a sharer earns on, with amount and state, by order id."""
     after = paging.decode(cursor, (str,))
-    return _page(orders.sharer_orders(conn, sharer_id, after=after, limit=limit))  # type: ignore[arg-type]
+    return _page(orders.sharer_orders(conn, sharer_id, after=after, limit=limit))
 
 
 @router.get("/totals", response_model=list[Total])
@@ -119,14 +119,14 @@ def dead_letters(
 ) -> dict[str, Any]:
     """Events that could not be applied, with their reason codes, oldest first."""
     after = paging.decode(cursor, (int,))
-    return _page(operations.dead_letters(conn, reason=reason, after=after, limit=limit))  # type: ignore[arg-type]
+    return _page(operations.dead_letters(conn, reason=reason, after=after, limit=limit))
 
 
 @router.get("/parked", response_model=ParkedPage)
 def parked(conn: Conn, limit: paging.Limit = 100, cursor: paging.Cursor = None) -> dict[str, Any]:
     """Events waiting for what they refer to (an order, an upline, a payout request)."""
     after = paging.decode(cursor, (int,))
-    return _page(operations.parked(conn, after=after, limit=limit))  # type: ignore[arg-type]
+    return _page(operations.parked(conn, after=after, limit=limit))
 
 
 @router.get("/lag", response_model=Lag)

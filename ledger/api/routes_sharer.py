@@ -34,7 +34,7 @@ def my_orders(
 ) -> dict[str, Any]:
     """The order levels I earn on, with amount and state, by order id."""
     after = paging.decode(cursor, (str,))
-    found = orders.sharer_orders(conn, sharer_id, after=after, limit=limit)  # type: ignore[arg-type]
+    found = orders.sharer_orders(conn, sharer_id, after=after, limit=limit)
     return {"items": found.items, "next_cursor": paging.encode(found.after)}
 
 
@@ -44,7 +44,7 @@ def my_payouts(
 ) -> dict[str, Any]:
     """My payouts (in flight, paid, failed, rejected) by payout id."""
     after = paging.decode(cursor, (str,))
-    found = payouts.sharer_payouts(conn, sharer_id, after=after, limit=limit)  # type: ignore[arg-type]
+    found = payouts.sharer_payouts(conn, sharer_id, after=after, limit=limit)
     return {"items": found.items, "next_cursor": paging.encode(found.after)}
 
 

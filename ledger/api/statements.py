@@ -51,7 +51,7 @@ def add_routes(router: APIRouter, prefix: str, sharer: Any, whose: str) -> None:
 
 
 def _route(fmt: Format, sharer: Any) -> Callable[..., Any]:
-    def route(conn: Conn, sharer_id: sharer, month: Month, currency: Currency) -> Any:  # type: ignore[valid-type]
+    def route(conn: Conn, sharer_id: sharer, month: Month, currency: Currency) -> Any:
         return answer(conn, sharer_id, month, currency, fmt)
 
     return route

@@ -23,7 +23,7 @@ from typing import Any
 
 from ledger.chain.journal import GENESIS
 
-_str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_str = json.encoder.encode_basestring_ascii
 
 EVENT_CANONICAL_VERSION = 1
 HASHED_FIELDS = ("event_id", "type", "occurred_at", "source", "outcome", "payload")

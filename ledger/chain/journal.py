@@ -52,7 +52,7 @@ from typing import Any, Protocol
 from ledger.domain.entries import JournalEntry, Posting, UnbalancedEntry
 
 # JSON string encoding as json.dumps(ensure_ascii=True) does it (the C implementation)
-_str: Any = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_str = json.encoder.encode_basestring_ascii
 
 GENESIS = "0" * 64
 CANONICAL_VERSION = 1
@@ -448,16 +448,13 @@ def _text(value: object) -> str | None:
 def entry_from_row(row: Mapping[Any, Any], postings: Iterable[Mapping[Any, Any]]) -> JournalEntry:
     """Rebuild a JournalEntry from an ``entries`` row and its ``postings`` rows in order."""
     return JournalEntry(
-        event_id=row["event_id"],  # type: ignore[arg-type]
-        ordinal=row["ordinal"],  # type: ignore[arg-type]
-        kind=row["kind"],  # type: ignore[arg-type]
-        rule=row["rule"],  # type: ignore[arg-type]
-        occurred_at=row["occurred_at"],  # type: ignore[arg-type]
-        postings=tuple(
-            Posting(p["account"], p["currency"], p["amount"])  # type: ignore[arg-type]
-            for p in postings
-        ),
-        plan_id=row["plan_id"],  # type: ignore[arg-type]
-        order_id=row["order_id"],  # type: ignore[arg-type]
-        payout_id=row["payout_id"],  # type: ignore[arg-type]
+        event_id=row["event_id"],
+        ordinal=row["ordinal"],
+        kind=row["kind"],
+        rule=row["rule"],
+        occurred_at=row["occurred_at"],
+        postings=tuple(Posting(p["account"], p["currency"], p["amount"]) for p in postings),
+        plan_id=row["plan_id"],
+        order_id=row["order_id"],
+        payout_id=row["payout_id"],
     )

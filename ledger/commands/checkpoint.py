@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.bootstrap import Purpose, open_for
 from ledger.chain.checkpoint import (
@@ -33,6 +34,7 @@ from ledger.store.checkpoints import (
     load_checkpoints,
     sign_checkpoint,
 )
+from ledger.store.store import Store
 from ledger.store.verify import verify
 
 K = TypeVar("K")
@@ -193,8 +195,8 @@ def _outcome(stored: StoredCheckpoint, problems: list[str]) -> dict[str, object]
     }
 
 
-def _problems(  # type: ignore[no-untyped-def]
-    store, checkpoint: Checkpoint, key, verified: list[VerifyReport]
+def _problems(
+    store: Store, checkpoint: Checkpoint, key: Ed25519PublicKey, verified: list[VerifyReport]
 ) -> list[str]:
     try:
         check_signature(checkpoint, key)

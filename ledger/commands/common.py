@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from sqlalchemy.engine import make_url
@@ -22,8 +22,11 @@ from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
 if TYPE_CHECKING:
     pass
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def db_option(func):  # type: ignore[no-untyped-def]
+
+def db_option(func: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--db",
         "db_url",
@@ -41,7 +44,7 @@ def resolve_db(ctx: click.Context, db_url: str | None) -> str:
     return db_url or settings.db_url
 
 
-def allow_owner_option(func):  # type: ignore[no-untyped-def]
+def allow_owner_option(func: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--allow-owner",
         is_flag=True,
@@ -87,7 +90,7 @@ def parse_time(value: str) -> int:
     return ms
 
 
-class TimeParam(click.ParamType):
+class TimeParam(click.ParamType[int, object]):
     """A --as-of style option: ``parse_time`` as a click type (an empty value is an error)."""
 
     name = "TIME"

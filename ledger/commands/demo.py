@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -18,18 +19,19 @@ from sqlalchemy.exc import ArgumentError
 from ledger.bootstrap import Purpose, open_system
 from ledger.commands.common import table
 from ledger.commands.demo_views import check_dashboard_config, show_views
-from ledger.domain.events import OrderPlaced
+from ledger.domain.events import Event, OrderPlaced
 from ledger.files import is_sqlite_database
 from ledger.jsonform import event_to_json
 from ledger.read import balances, operations, orders
 from ledger.service import Received, Undecodable
 from ledger.simulate import generate
+from ledger.store.store import Store
 from ledger.store.verify import verify
 
 DEFAULT_DB = Path(".cache/demo/ledger.sqlite")
 
 
-def sqlite_file(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+def sqlite_file(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
     """``--db`` as every command takes it, a database URL; the demo's must be SQLite (it
     deletes and recreates the file)."""
     try:
@@ -155,7 +157,7 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
         sys.exit(1)
 
 
-def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped-def]
+def _three_level_order(store: Store, events: Sequence[Event]) -> OrderPlaced:
     """The first order whose accrual paid all three levels."""
     with store.read() as conn:
         order_id = orders.first_order_paying_levels(conn, 3)
@@ -163,7 +165,7 @@ def _three_level_order(store, events) -> OrderPlaced:  # type: ignore[no-untyped
     return next((x for x in placed if x.order_id == order_id), placed[0])
 
 
-def _show_order(store, order: OrderPlaced) -> None:  # type: ignore[no-untyped-def]
+def _show_order(store: Store, order: OrderPlaced) -> None:
     click.echo(f"\nOrder {order.order_id} ({order.currency}):")
     click.echo("  " + json.dumps(event_to_json(order), ensure_ascii=False)[:160] + " …")
     with store.read() as conn:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 from ledger.config import ConfigError, Settings
 from ledger.domain.events import InvalidEvent
@@ -118,7 +122,7 @@ def _report(problems: list[str]) -> None:
         click.echo(line, err=True)
 
 
-def _tracked(lines, bar):  # type: ignore[no-untyped-def]
+def _tracked(lines: Iterable[bytes], bar: ProgressBar[int]) -> Iterator[bytes]:
     """Yield the lines of a binary file, advancing the progress bar by their size."""
     for line in lines:
         bar.update(len(line))

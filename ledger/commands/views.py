@@ -6,10 +6,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from ledger.bootstrap import Purpose, open_for
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
 from ledger.commands.common import db_option, echo_json, resolve_db
 from projectors import catalog, runner
 from projectors.catalog import UnknownView
@@ -22,24 +27,25 @@ VIEW_HELP = f"one of: {', '.join(catalog.PROJECTORS)} (default: all)"
 @contextmanager
 def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress callback drawing one click progress bar per view, on stderr."""
-    state: dict[str, object] = {}
+    bars: list[ProgressBar[int]] = []  # the one bar, once the first progress shows
+    at = 0
 
     def progress(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
+        nonlocal at
+        if not bars:
             bar = click.progressbar(
                 length=max(total, 1), label=label, file=sys.stderr, show_pos=True
             )
             bar.__enter__()
-            state["bar"], state["at"] = bar, 0
-        bar.update(done - state["at"])  # type: ignore[attr-defined, operator]
-        state["at"] = done
+            bars.append(bar)
+        bars[0].update(done - at)
+        at = done
 
     try:
         yield progress
     finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)  # type: ignore[attr-defined]
+        for bar in bars:
+            bar.__exit__(None, None, None)
 
 
 def _views(view: str | None) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.domain import referrals
 from ledger.domain.attribution import attribute
@@ -37,6 +37,7 @@ from ledger.domain.events import (
     SettlementRun,
     SharerEnrolled,
 )
+from ledger.domain.kinds import Bucket, EntryKind
 from ledger.domain.model import (
     PAYOUT_FAILED,
     PAYOUT_INFLIGHT,
@@ -55,6 +56,8 @@ from ledger.domain.reasons import Reason
 from ledger.domain.refs import order_ref, payout_ref, sharer_ref
 from ledger.domain.state import WorkingState
 from ledger.domain.validation import MAX_AMOUNT, valid_event_id
+
+E = TypeVar("E", bound=Event)  # an event type, in rule registration
 
 RULE_ACCRUAL = "accrual/v1"
 RULE_REFUND = "refund/v1"
@@ -236,7 +239,7 @@ def _out_of_range(account: str, currency: str, balance: int) -> Rejected:
 
 
 def _money_entry(
-    e: Event, rule: str, kind: str, order: Order, delta: Split, bucket: str
+    e: Event, rule: str, kind: EntryKind, order: Order, delta: Split, bucket: Bucket
 ) -> tuple[JournalEntry, ...]:
     """Postings of a commission change ``delta`` (accrual > 0, reversal < 0) on ``order``."""
     cur = order.currency
@@ -310,7 +313,7 @@ def _refund(e: RefundIssued, arrival: int, state: WorkingState) -> Outcome:
     if plan is not None and order.levels:
         now = _commission(order, plan, {line.line_id: line.amount for line in e.lines})
         # once settled, a reversal comes out of available: a clawback, may go negative
-        bucket = "available" if order.settled else "pending"
+        bucket: Bucket = "available" if order.settled else "pending"
         entries = _money_entry(e, RULE_REFUND, "reversal", order, now.minus(order.posted), bucket)
         beyond = _beyond_bound(entries, state)
         if beyond is not None:
@@ -514,7 +517,14 @@ def _payout_ended_needs(e: PayoutSettled | PayoutFailed, needs: Needs) -> None:
 
 
 def _payout_entry(
-    e: Event, rule: str, kind: str, sharer: str, currency: str, amount: int, src: str, dst: str
+    e: Event,
+    rule: str,
+    kind: EntryKind,
+    sharer: str,
+    currency: str,
+    amount: int,
+    src: Bucket,
+    dst: Bucket,
 ) -> JournalEntry:
     return JournalEntry(
         event_id=e.event_id,
@@ -541,16 +551,28 @@ class EventRules:
     needs: Callable[[Any, Needs], None]
 
 
+def rules_for(
+    event_type: type[E],
+    apply: Callable[[E, int, WorkingState], Outcome],
+    needs: Callable[[E, Needs], None],
+) -> tuple[type[Event], EventRules]:
+    """One ``RULES`` entry: the handlers must take ``event_type`` (a type error if not),
+    which ``EventRules``' own fields cannot say."""
+    return event_type, EventRules(apply, needs)
+
+
 # One entry per event type (tests/unit/test_registries.py checks that none is missing).
-RULES: dict[type[Event], EventRules] = {
-    SharerEnrolled: EventRules(_enrolled, _enrolled_needs),
-    PlanPublished: EventRules(_plan, _plan_needs),
-    ClickRecorded: EventRules(_click, _click_needs),
-    OrderPlaced: EventRules(_order, _order_needs),
-    OrderCompleted: EventRules(_completed, _completed_needs),
-    RefundIssued: EventRules(_refund, _refund_needs),
-    SettlementRun: EventRules(_settlement, _settlement_needs),
-    PayoutRequested: EventRules(_payout_requested, _payout_requested_needs),
-    PayoutSettled: EventRules(_payout_ended, _payout_ended_needs),
-    PayoutFailed: EventRules(_payout_ended, _payout_ended_needs),
-}
+RULES: dict[type[Event], EventRules] = dict(
+    [
+        rules_for(SharerEnrolled, _enrolled, _enrolled_needs),
+        rules_for(PlanPublished, _plan, _plan_needs),
+        rules_for(ClickRecorded, _click, _click_needs),
+        rules_for(OrderPlaced, _order, _order_needs),
+        rules_for(OrderCompleted, _completed, _completed_needs),
+        rules_for(RefundIssued, _refund, _refund_needs),
+        rules_for(SettlementRun, _settlement, _settlement_needs),
+        rules_for(PayoutRequested, _payout_requested, _payout_requested_needs),
+        rules_for(PayoutSettled, _payout_ended, _payout_ended_needs),
+        rules_for(PayoutFailed, _payout_ended, _payout_ended_needs),
+    ]
+)

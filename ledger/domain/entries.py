@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Final
+
+from ledger.domain.kinds import BUCKETS, Bucket, EntryKind
 
 
 class UnbalancedEntry(ValueError):
@@ -29,7 +32,7 @@ class Posting:
 class JournalEntry:
     event_id: str
     ordinal: int  # 0, 1, … among the entries one event produced
-    kind: str  # accrual | reversal | settlement | payout_requested | payout_settled | payout_failed
+    kind: EntryKind
     rule: str  # the rule (and its version) that produced it
     occurred_at: int  # event time, ms
     postings: tuple[Posting, ...]
@@ -52,13 +55,14 @@ class JournalEntry:
 # Account names: ``sharer:{id}:{bucket}`` (ids may contain ':'; the bucket never does),
 # ``merchant:{id}:charges``, ``platform:fees``. Each is per currency: the posting carries
 # the currency. Stored in ``postings.account``, so the spelling is a database contract.
-SHARER_BUCKETS = ("pending", "available", "inflight", "paid")
+SHARER_BUCKETS: Final = BUCKETS
+# bucket name -> itself as a ``Bucket``: the look-up that both checks and narrows a name
+_BUCKET: Final[dict[str, Bucket]] = {bucket: bucket for bucket in BUCKETS}
 _SHARER_PREFIX = "sharer:"
 SHARER_ACCOUNTS_LIKE = _SHARER_PREFIX + "%"  # a SQL LIKE pattern matching every sharer account
 
 
-def sharer_account(sharer_id: str, bucket: str) -> str:
-    """bucket: pending | available | inflight | paid."""
+def sharer_account(sharer_id: str, bucket: Bucket) -> str:
     return f"{_SHARER_PREFIX}{sharer_id}:{bucket}"
 
 
@@ -67,12 +71,13 @@ def sharer_accounts(sharer_id: str) -> list[str]:
     return [sharer_account(sharer_id, bucket) for bucket in SHARER_BUCKETS]
 
 
-def split_sharer_account(account: str) -> tuple[str, str] | None:
+def split_sharer_account(account: str) -> tuple[str, Bucket] | None:
     """(sharer id, bucket) of a sharer account, else None."""
     if not account.startswith(_SHARER_PREFIX):
         return None
-    sharer, _, bucket = account[len(_SHARER_PREFIX) :].rpartition(":")
-    return (sharer, bucket) if bucket in SHARER_BUCKETS else None
+    sharer, _, name = account[len(_SHARER_PREFIX) :].rpartition(":")
+    bucket = _BUCKET.get(name)
+    return (sharer, bucket) if bucket is not None else None
 
 
 def merchant_account(merchant_id: str) -> str:

@@ -31,11 +31,11 @@ class Event:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SharerEnrolled(Event):
     TYPE: ClassVar[str] = "sharer_enrolled"
     BARRIER: ClassVar[bool] = True
-    sharer_id: str = ""
+    sharer_id: str
     upline_id: str | None = None
 
     def ordering_key(self) -> str:
@@ -48,32 +48,32 @@ class MinPayout:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanPublished(Event):
     TYPE: ClassVar[str] = "plan_published"
     BARRIER: ClassVar[bool] = True
-    plan_id: str = ""
-    effective_from: int = 0
-    default_rate_bps: int = 0
-    platform_fee_bps: int = 0
-    level_shares_bps: tuple[int, ...] = ()
-    frozen_days: int = 0
-    attribution_window_days: int = 0
-    self_purchase_allowed: bool = False
-    min_payouts: tuple[MinPayout, ...] = ()
+    plan_id: str
+    effective_from: int
+    default_rate_bps: int
+    platform_fee_bps: int
+    level_shares_bps: tuple[int, ...]
+    frozen_days: int
+    attribution_window_days: int
+    self_purchase_allowed: bool
+    min_payouts: tuple[MinPayout, ...]
 
     def ordering_key(self) -> str:
         return self.plan_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClickRecorded(Event):
     TYPE: ClassVar[str] = "click_recorded"
     BARRIER: ClassVar[bool] = False
-    click_id: str = ""
-    sharer_id: str = ""
-    buyer_id: str = ""
-    product_id: str = ""
+    click_id: str
+    sharer_id: str
+    buyer_id: str
+    product_id: str
 
     def ordering_key(self) -> str:
         return self.buyer_id
@@ -88,27 +88,27 @@ class OrderLine:
     merchant_rate_bps: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPlaced(Event):
     TYPE: ClassVar[str] = "order_placed"
     BARRIER: ClassVar[bool] = False
-    order_id: str = ""
-    buyer_id: str = ""
-    merchant_id: str = ""
-    currency: str = ""
-    lines: tuple[OrderLine, ...] = ()
+    order_id: str
+    buyer_id: str
+    merchant_id: str
+    currency: str
+    lines: tuple[OrderLine, ...]
     click_id: str | None = None
 
     def ordering_key(self) -> str:
         return self.buyer_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCompleted(Event):
     TYPE: ClassVar[str] = "order_completed"
     BARRIER: ClassVar[bool] = False
-    order_id: str = ""
-    buyer_id: str = ""
+    order_id: str
+    buyer_id: str
 
     def ordering_key(self) -> str:
         return self.buyer_id
@@ -120,51 +120,51 @@ class RefundLine:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundIssued(Event):
     TYPE: ClassVar[str] = "refund_issued"
     BARRIER: ClassVar[bool] = False
-    refund_id: str = ""
-    order_id: str = ""
-    buyer_id: str = ""
-    lines: tuple[RefundLine, ...] = ()
+    refund_id: str
+    order_id: str
+    buyer_id: str
+    lines: tuple[RefundLine, ...]
 
     def ordering_key(self) -> str:
         return self.buyer_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SettlementRun(Event):
     TYPE: ClassVar[str] = "settlement_run"
     BARRIER: ClassVar[bool] = True
-    run_id: str = ""
-    as_of: int = 0
+    run_id: str
+    as_of: int
 
     def ordering_key(self) -> str:
         return self.run_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutRequested(Event):
     TYPE: ClassVar[str] = "payout_requested"
     BARRIER: ClassVar[bool] = True
-    payout_id: str = ""
-    sharer_id: str = ""
-    amount: int = 0
-    currency: str = ""
+    payout_id: str
+    sharer_id: str
+    amount: int
+    currency: str
 
     def ordering_key(self) -> str:
         return self.sharer_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutSettled(Event):
     """The payout reached the sharer. Amount and currency, when given, must match."""
 
     TYPE: ClassVar[str] = "payout_settled"
     BARRIER: ClassVar[bool] = True
-    payout_id: str = ""
-    sharer_id: str = ""
+    payout_id: str
+    sharer_id: str
     amount: int | None = None
     currency: str | None = None
 
@@ -172,14 +172,14 @@ class PayoutSettled(Event):
         return self.sharer_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutFailed(Event):
     """The payout bounced; its amount returns to available."""
 
     TYPE: ClassVar[str] = "payout_failed"
     BARRIER: ClassVar[bool] = True
-    payout_id: str = ""
-    sharer_id: str = ""
+    payout_id: str
+    sharer_id: str
     amount: int | None = None
     currency: str | None = None
     reason: str | None = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from ledger.domain.events import Event, SharerEnrolled
+from ledger.domain.kinds import PayoutState
 from ledger.domain.money import Split
 
 
@@ -67,10 +69,10 @@ class Order:
         return self.settled_by is not None
 
 
-PAYOUT_INFLIGHT = "inflight"
-PAYOUT_PAID = "paid"
-PAYOUT_FAILED = "failed"
-PAYOUT_REJECTED = "rejected"
+PAYOUT_INFLIGHT: Final = "inflight"
+PAYOUT_PAID: Final = "paid"
+PAYOUT_FAILED: Final = "failed"
+PAYOUT_REJECTED: Final = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class Payout:
     sharer_id: str
     currency: str
     amount: int
-    state: str  # inflight | paid | failed | rejected
+    state: PayoutState
 
 
 @dataclass(slots=True)

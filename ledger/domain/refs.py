@@ -6,13 +6,17 @@ A reference is ``{kind}:{id}`` (ids may contain ':'; the kind never does). Store
 
 from __future__ import annotations
 
-ORDER = "order"
-SHARER = "sharer"
-PAYOUT = "payout"
-KINDS = (ORDER, SHARER, PAYOUT)
+from typing import Final
+
+from ledger.domain.kinds import REF_KINDS, RefKind
+
+ORDER: Final = "order"
+SHARER: Final = "sharer"
+PAYOUT: Final = "payout"
+KINDS: Final = REF_KINDS
 
 
-def ref(kind: str, ident: str) -> str:
+def ref(kind: RefKind, ident: str) -> str:
     return f"{kind}:{ident}"
 
 
@@ -28,6 +32,6 @@ def payout_ref(payout_id: str) -> str:
     return ref(PAYOUT, payout_id)
 
 
-def ref_id(reference: str, kind: str) -> str:
+def ref_id(reference: str, kind: RefKind) -> str:
     """The id inside a reference of ``kind`` (``ref_id("sharer:S1", SHARER) == "S1"``)."""
     return reference.removeprefix(ref(kind, ""))

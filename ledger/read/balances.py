@@ -6,7 +6,9 @@ cheap at any size) and summed from the journal's postings (the definition, which
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import fields, replace
+from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, tuple_
 
@@ -134,9 +136,9 @@ def _sums(backend: str, as_of: int | None) -> Select:  # type: ignore[type-arg]
     return query if as_of is None else query.where(p.c.occurred_at <= as_of)
 
 
-def _total(parts: list[object]) -> int:
+def _total(parts: Sequence[Any]) -> int:
     """Σ from ``_sums``'s parts: (Σ) or (Σ high 32 bits, Σ low 32 bits)."""
     if len(parts) == 1:
-        return int(parts[0])  # type: ignore[call-overload]
+        return int(parts[0])
     high, low = parts
-    return (int(high) << 32) + int(low)  # type: ignore[call-overload]
+    return (int(high) << 32) + int(low)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select
 
 from ledger.domain import refs
+from ledger.domain.kinds import RefKind
 from ledger.read.models import (
     DeadLetter,
     Lag,
@@ -70,7 +71,7 @@ def parked(
 
 
 # parked-reference prefix -> (table, key column) holding what the event waits for
-_REFERENCES = {
+_REFERENCES: dict[RefKind, tuple[Table, str]] = {
     refs.ORDER: (t.orders, "order_id"),
     refs.SHARER: (t.sharers, "sharer_id"),
     refs.PAYOUT: (t.payouts, "payout_id"),

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import cast
 
 from sqlalchemy import Connection, select
 
 from ledger.domain.entries import SHARER_BUCKETS, sharer_accounts, split_sharer_account
 from ledger.read.balances import journal_balances
-from ledger.read.models import Bucket, Statement, StatementLine
+from ledger.read.models import Statement, StatementLine
 from ledger.store import tables as t
 
 
@@ -73,7 +72,7 @@ def statement(conn: Connection, sharer_id: str, currency: str, start: int, end: 
         lines.append(
             StatementLine(
                 occurred_at=r.occurred_at,
-                bucket=cast(Bucket, parsed[1]),
+                bucket=parsed[1],
                 amount=int(r.amount),
                 kind=r.kind,
                 rule=r.rule,

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from ledger.dead_letters import DeadLetter
 from ledger.domain.entries import JournalEntry
+from ledger.domain.kinds import OutcomeName
 from ledger.domain.model import Order
 from ledger.domain.processor import Incoming
 from ledger.domain.state import Changes
@@ -34,7 +35,7 @@ class LoggedEvent:
     """An event for the event log: what arrived, from where, and its outcome on arrival."""
 
     incoming: Incoming
-    outcome: str  # "applied" | "rejected" | "parked"
+    outcome: OutcomeName
     payload: str  # the event's JSON form (ledger/payload.py)
 
 

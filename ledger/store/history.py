@@ -36,7 +36,7 @@ def rejection_reasons(conn: Connection) -> dict[str, str]:
             dl.c.event_id.in_(select(ev.c.event_id).where(ev.c.outcome == "rejected"))
         )
     )
-    return {event_id: reason for event_id, reason in rows}
+    return {str(event_id): str(reason) for event_id, reason in rows}
 
 
 def logged_events(conn: Connection, *, after: int = -(2**63)) -> Iterator[Row[Any]]:

@@ -28,16 +28,16 @@ EXTRA: dict[str, tuple[str, ...]] = {
     "account_balances": ("UPDATE",),  # running sums kept with the postings (SPEC §3 bounds)
     # views (projectors/): folded in place; `ledger rebuild` writes a new generation and
     # deletes the old one (no DDL); derived data that `ledger check` recomputes
-    **{
-        name: ("UPDATE", "DELETE")
-        for name in (
+    **dict.fromkeys(
+        (
             "view_projectors",
             "view_checkpoints",
             "view_balances",
             "view_order_levels",
             "view_fee_totals",
-        )
-    },
+        ),
+        ("UPDATE", "DELETE"),
+    ),
 }
 READ_ONLY = ("alembic_version",)
 

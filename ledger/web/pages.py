@@ -222,7 +222,7 @@ def balances_page(request: Request) -> Response:
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
     with request.app.state.store.read() as conn:
-        found = balances.balances(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
+        found = balances.balances(conn, after=after, limit=PAGE)
     return _render(
         "balances.html",
         request=request,
@@ -305,7 +305,7 @@ def order_page(request: Request, order_id: str) -> Response:
 def chart(rows: list[Total], currency: str, width: int = 960, height: int = 220) -> dict[str, Any]:
     """Bar positions for one currency's periods: a charges bar and a fees bar each."""
     mine = [r for r in rows if r.currency == currency][-120:]
-    top = max([max(r.merchant_charges, r.fees, 0) for r in mine] + [1])
+    top: int = max([max(r.merchant_charges, r.fees, 0) for r in mine] + [1])
     slot = max(2, width // max(len(mine), 1))
     w = max(1, (slot - 2) // 2)
     every = max(1, len(mine) // 8)  # label about eight periods
@@ -370,7 +370,7 @@ def dead_letters_page(request: Request) -> Response:
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
     with request.app.state.store.read() as conn:
-        found = operations.dead_letters(conn, after=after, limit=PAGE)  # type: ignore[arg-type]
+        found = operations.dead_letters(conn, after=after, limit=PAGE)
         reasons = operations.dead_letter_reasons(conn)
     return _render(
         "dead_letters.html",

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -42,7 +43,7 @@ def fetch_jars() -> Path:
     return target
 
 
-def run_java() -> list[tuple[str, int, bool, dict]]:
+def run_java() -> list[tuple[str, int, bool, dict[str, Any]]]:
     """(vector name, Java's fingerprint, bytes equal after re-encoding, record) per vector."""
     classpath = os.pathsep.join(str(p) for p in sorted(fetch_jars().glob("*.jar")))
     out = subprocess.run(
@@ -59,7 +60,7 @@ def run_java() -> list[tuple[str, int, bool, dict]]:
     return rows
 
 
-def check(rows: list[tuple[str, int, bool, dict]] | None = None) -> list[str]:
+def check(rows: list[tuple[str, int, bool, dict[str, Any]]] | None = None) -> list[str]:
     """Every disagreement between Java (``rows`` of ``run_java``, run if not given) and
     this project, as text (empty: all agree)."""
     sys.path.insert(0, str(REPO))

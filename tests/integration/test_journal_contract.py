@@ -209,7 +209,7 @@ def _one_row_of(store: Store, name: str) -> dict[str, object]:
 def test_journal_tables_refuse_update_delete_truncate(store: Store, name: str) -> None:
     table = tables.metadata.tables[name]
     before = _one_row_of(store, name)
-    key = [c for c in table.primary_key.columns]
+    key = list(table.primary_key.columns)
     where = [c == before[c.name] for c in key]
     column = next(c for c in table.columns if c.name not in {k.name for k in key})
     new_value = 7 if isinstance(column.type, (Integer, BigInteger)) else "tampered"

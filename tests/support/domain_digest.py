@@ -24,6 +24,7 @@ from sqlalchemy import select
 from ledger import compiled
 from ledger.chain.journal import canonical_entry_bytes
 from ledger.domain.engine import Applied, Parked, Rejected
+from ledger.domain.events import Event
 from ledger.domain.processor import Incoming, process
 from ledger.domain.state import WorkingState
 from ledger.payload import load_event
@@ -35,7 +36,7 @@ NOW = 1_767_225_600_000
 BATCHES = (1, 5, 2, 13)  # cycled: state must survive the batch boundaries
 
 
-def rules_digest(events: list) -> str:
+def rules_digest(events: list[Event]) -> str:
     digest = hashlib.sha256()
     incoming = [Incoming(e, i + 1, f"s@{i}", "c") for i, e in enumerate(events)]
     for result in process(incoming, WorkingState()):
@@ -52,7 +53,7 @@ def rules_digest(events: list) -> str:
     return digest.hexdigest()
 
 
-def ledger_digest(events: list, path: Path) -> str:
+def ledger_digest(events: list[Event], path: Path) -> str:
     store = open_store(f"sqlite:///{path}")
     service = LedgerService(store, clock=lambda: NOW)
     position, sizes = 0, itertools.cycle(BATCHES)

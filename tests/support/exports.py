@@ -70,7 +70,8 @@ def forge(
 
 
 def payload_of(record: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(record["payload"])
+    payload: dict[str, Any] = json.loads(record["payload"])
+    return payload
 
 
 def with_payload(record: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:

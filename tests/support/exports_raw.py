@@ -20,7 +20,7 @@ class Raw:
 
 def take_apart(path: Path) -> Raw:
     data = path.read_bytes()
-    fh = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+    fh = io.BufferedReader(io.BytesIO(data))
     _, sync = read_header(fh)
     end = fh.tell()
     rest, blocks = data[end:], []

@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledger.export",
             "ledger.ingest_file",
             "ledger.simulate",
+            "ledger.statement_files",
             "ledger.api.sink",  # where the API's commands go: the service, or Kafka
         ),
     ),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -115,7 +116,7 @@ class Ev:
         order_id: str,
         buyer: str,
         at: int,
-        lines: Sequence[tuple] = (("L1", 10_000, None),),
+        lines: Sequence[tuple[Any, ...]] = (("L1", 10_000, None),),
         *,
         merchant: str = "M1",
         currency: str = "CNY",
@@ -241,7 +242,7 @@ class Ev:
 def buyer_of(event: Event) -> str | None:
     """The buyer whose order an event belongs to, or None for a barrier event."""
     if isinstance(event, BUYER_EVENTS):
-        return event.buyer_id  # type: ignore[union-attr]
+        return event.buyer_id
     return None
 
 
@@ -365,7 +366,9 @@ _STEPS = [
 _TICKS = [0, 1, 1_000, DAY // 4, DAY, 2 * DAY, 8 * DAY]
 
 
-def _plan_event(draw, world: _World, plan_id: str, effective_from: int, at: int) -> PlanPublished:
+def _plan_event(
+    draw: st.DrawFn, world: _World, plan_id: str, effective_from: int, at: int
+) -> PlanPublished:
     shares = draw(
         st.sampled_from(
             [
@@ -400,7 +403,7 @@ def _plan_event(draw, world: _World, plan_id: str, effective_from: int, at: int)
     )
 
 
-def _step_click(draw, w: _World) -> None:
+def _step_click(draw: st.DrawFn, w: _World) -> None:
     buyer = draw(st.sampled_from(w.buyers))
     sharer = draw(st.sampled_from(w.sharers * 3 + ["X-" + buyer, buyer]))  # X-…: never enrolled
     click_id = w.fresh(f"C-{buyer}-")
@@ -414,7 +417,7 @@ def _step_click(draw, w: _World) -> None:
         w.out.append(w.ev.click(tie_id, other, buyer, at))
 
 
-def _step_sale(draw, w: _World) -> None:
+def _step_sale(draw: st.DrawFn, w: _World) -> None:
     """A click, then (most often at once) the buyer's order."""
     _step_click(draw, w)
     if draw(st.integers(0, 3)):
@@ -428,7 +431,7 @@ def _step_sale(draw, w: _World) -> None:
             w.out.append(w.ev.complete(order_id, buyer, w.clock))
 
 
-def _step_order(draw, w: _World, buyer: str | None = None) -> None:
+def _step_order(draw: st.DrawFn, w: _World, buyer: str | None = None) -> None:
     if buyer is None:
         buyer = draw(st.sampled_from(w.buyers))
     n_lines = draw(st.integers(1, 3))
@@ -456,16 +459,16 @@ def _step_order(draw, w: _World, buyer: str | None = None) -> None:
     w.out.append(event)
 
 
-def _pick_order(draw, w: _World) -> tuple[str, _Order] | None:
+def _pick_order(draw: st.DrawFn, w: _World) -> tuple[str, _Order] | None:
     if not w.orders:
         return None
     order_id = draw(st.sampled_from(sorted(w.orders)))
     return order_id, w.orders[order_id]
 
 
-def _step_complete(draw, w: _World) -> None:
+def _step_complete(draw: st.DrawFn, w: _World) -> None:
     open_orders = sorted(o for o, order in w.orders.items() if not order.completed)
-    if open_orders and draw(st.integers(0, 5)):
+    if open_orders and draw(st.integers(0, 5)) != 0:
         order_id = draw(st.sampled_from(open_orders))
         order = w.orders[order_id]
     else:  # sometimes complete twice (rejected already_completed)
@@ -478,7 +481,7 @@ def _step_complete(draw, w: _World) -> None:
     w.out.append(w.ev.complete(order_id, order.buyer, w.clock))
 
 
-def _step_refund(draw, w: _World) -> None:
+def _step_refund(draw: st.DrawFn, w: _World) -> None:
     picked = _pick_order(draw, w)
     if picked is None:
         return
@@ -511,9 +514,9 @@ def _step_refund(draw, w: _World) -> None:
     w.out.append(w.ev.refund(w.fresh(f"R-{order.buyer}-"), order_id, order.buyer, lines, w.clock))
 
 
-def _step_run(draw, w: _World) -> None:
+def _step_run(draw: st.DrawFn, w: _World) -> None:
     as_of = w.clock + draw(st.sampled_from([0, 0, -DAY, -7 * DAY, 8 * DAY]))
-    if w.completions and draw(st.booleans()):  # aim at a frozen period's last millisecond
+    if w.completions and draw(st.booleans()) is True:  # aim at a frozen period's last millisecond
         as_of = (
             draw(st.sampled_from(w.completions))
             + draw(st.sampled_from(w.frozen)) * DAY
@@ -524,9 +527,11 @@ def _step_run(draw, w: _World) -> None:
     w.out.append(w.ev.run(w.fresh("RUN"), as_of, at=at))
 
 
-def _step_payout(draw, w: _World) -> None:
+def _step_payout(draw: st.DrawFn, w: _World) -> None:
     earners = sorted({e.sharer_id for e in w.out if isinstance(e, ClickRecorded)} & set(w.sharers))
-    sharer = draw(st.sampled_from(earners if earners and draw(st.integers(0, 3)) else w.sharers))
+    sharer = draw(
+        st.sampled_from(earners if earners and draw(st.integers(0, 3)) != 0 else w.sharers)
+    )
     payout_id = w.fresh("PAY")
     amount = draw(st.sampled_from([-1, 0, 1, 1, 1, 1, 50, 100, 300, 800]))
     currency = draw(st.sampled_from(w.currencies * 4 + ("EUR",)))
@@ -535,7 +540,7 @@ def _step_payout(draw, w: _World) -> None:
     w.out.append(event)
 
 
-def _step_cashout(draw, w: _World) -> None:
+def _step_cashout(draw: st.DrawFn, w: _World) -> None:
     """A run settling every completed order, a small payout of an earner, maybe its end."""
     w.out.append(w.ev.run(w.fresh("RUN"), w.clock + 8 * DAY, at=w.clock + 8 * DAY))
     earners = sorted({e.sharer_id for e in w.out if isinstance(e, ClickRecorded)} & set(w.sharers))
@@ -551,7 +556,7 @@ def _step_cashout(draw, w: _World) -> None:
         _step_payout_end(draw, w, event)
 
 
-def _step_payout_end(draw, w: _World, request: PayoutRequested | None = None) -> None:
+def _step_payout_end(draw: st.DrawFn, w: _World, request: PayoutRequested | None = None) -> None:
     if request is None:
         if not w.payouts:
             return
@@ -569,17 +574,17 @@ def _step_payout_end(draw, w: _World, request: PayoutRequested | None = None) ->
     )
 
 
-def _step_enroll(draw, w: _World) -> None:
+def _step_enroll(draw: st.DrawFn, w: _World) -> None:
     if w.enrollments:
         w.out.append(w.enrollments.pop(draw(st.integers(0, len(w.enrollments) - 1))))
 
 
-def _step_redeliver(draw, w: _World) -> None:
+def _step_redeliver(draw: st.DrawFn, w: _World) -> None:
     if w.out:
         w.out.append(draw(st.sampled_from(w.out)))
 
 
-def _step_fault(draw, w: _World) -> None:
+def _step_fault(draw: st.DrawFn, w: _World) -> None:
     """An event the engine must reject: a reused id, a re-enrollment, a cycle attempt."""
     kind = draw(
         st.sampled_from(
@@ -611,8 +616,8 @@ def _step_fault(draw, w: _World) -> None:
             old = draw(st.sampled_from(refunds))
             w.out.append(replace(old, event_id=ev._eid(None), occurred_at=w.clock))
     elif kind == "payout_id" and w.payouts:
-        old = w.payouts[draw(st.sampled_from(sorted(w.payouts)))]
-        w.out.append(replace(old, event_id=ev._eid(None), occurred_at=w.clock))
+        request = w.payouts[draw(st.sampled_from(sorted(w.payouts)))]
+        w.out.append(replace(request, event_id=ev._eid(None), occurred_at=w.clock))
     elif kind == "reenroll":
         sharer = draw(st.sampled_from(w.sharers))
         w.out.append(ev.enroll(sharer, None, at=w.clock))
@@ -645,7 +650,7 @@ _STEP_FUNCS = {
 }
 
 
-def _move_before_reference(draw, events: list[Event]) -> list[Event]:
+def _move_before_reference(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     """Move a few completions/refunds before their order and payout ends before their
     request, so that they wait (§4.6) and are released when the reference arrives."""
     events = list(events)
@@ -666,6 +671,7 @@ def _move_before_reference(draw, events: list[Event]) -> list[Event]:
                 if isinstance(e, OrderPlaced) and e.order_id == event.order_id
             ]
         else:
+            assert isinstance(event, (PayoutSettled, PayoutFailed))
             targets = [
                 j
                 for j, e in enumerate(events)
@@ -678,7 +684,7 @@ def _move_before_reference(draw, events: list[Event]) -> list[Event]:
 
 @st.composite
 def streams(
-    draw,
+    draw: st.DrawFn,
     max_buyers: int = 3,
     max_sharers: int = 6,
     min_steps: int = 10,

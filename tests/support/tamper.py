@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
-from ledger.domain.events import RefundIssued, RefundLine
+from ledger.domain.events import Event, OrderPlaced, RefundIssued, RefundLine
 from ledger.service import LedgerService, Received, Undecodable
 from ledger.simulate import generate
 from ledger.store.store import Store
@@ -63,8 +63,8 @@ def build_ledger(
     return batch
 
 
-def _some_order(events: list) -> str:  # type: ignore[type-arg]
-    return next(e.order_id for e in events if e.TYPE == "order_placed")
+def _some_order(events: list[Event]) -> str:
+    return next(e.order_id for e in events if isinstance(e, OrderPlaced))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from projectors.catalog import shown
 VIEW_TABLES = (v.view_balances, v.view_order_levels, v.view_fee_totals)
 
 
-def snapshot(store: Store) -> dict[str, list[tuple]]:
+def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row readers see of every view table (the shown generation, without the
     generation column), sorted: equal snapshots are equal views."""
     with store.read() as conn:
@@ -31,7 +32,7 @@ def snapshot(store: Store) -> dict[str, list[tuple]]:
 
 
 def url_factory(
-    request: pytest.FixtureRequest, tmp_path_factory, prefix: str = "views"
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, prefix: str = "views"
 ) -> Iterator[Callable[[], str]]:
     """Yields make() -> URL of a fresh database of the backend ``request.param``;
     PostgreSQL databases are dropped at the end."""

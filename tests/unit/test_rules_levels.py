@@ -26,7 +26,7 @@ def test_levels_paid_up_to_three_and_missing_levels_not_charged(depth: int) -> N
     expected["merchant:M1:charges"] = -(185 + sum(LEVELS[:paid]))
     (entry,) = ledger.entries
     assert postings_of(entry) == expected
-    assert {k: v for k, v in ledger.balances().items()} == {
+    assert dict(ledger.balances()) == {
         (account, "CNY"): amount for account, amount in expected.items()
     }
 
