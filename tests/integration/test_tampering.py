@@ -26,7 +26,7 @@ from ledger.payload import dump_event
 from ledger.service import LedgerService, Received
 from ledger.store import tables
 from ledger.store.opening import open_store
-from ledger.store.state_sql import order_from_row
+from ledger.store.refdata import order_from_row
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from tests.support.tamper import as_table_owner, build_ledger, triggers_lifted
