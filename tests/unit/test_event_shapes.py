@@ -122,3 +122,27 @@ def test_the_layout_the_codecs_share_is_the_dataclass(cls: type[Event]) -> None:
         is_list = get_origin(hints[name]) is tuple
         assert (item is not None) == is_list
         assert nested is (item if is_list and is_dataclass(item) else None)
+
+
+def test_the_api_commands_state_the_fields_of_their_events() -> None:
+    """The command bodies of the API (ledger/api/models.py) restate part of an event's
+    shape for validation: each names only fields of its event, all of the event's own
+    fields where the API builds the whole event from the body."""
+    from ledger.api import models
+    from ledger.domain.events import (
+        MinPayout,
+        PayoutFailed,
+        PayoutRequested,
+        SettlementRun,
+    )
+
+    common = set(field_names(Event))  # event_id, occurred_at, producer: set by the API
+    whole = {
+        models.PlanRequest: PlanPublished,
+        models.PayoutRequest: PayoutRequested,
+        models.SettlementRunRequest: SettlementRun,
+    }
+    for model, cls in whole.items():
+        assert list(model.model_fields) == [n for n in field_names(cls) if n not in common]
+    assert list(models.MinPayoutModel.model_fields) == list(field_names(MinPayout))
+    assert set(models.PayoutFailure.model_fields) <= set(field_names(PayoutFailed))
