@@ -8,7 +8,6 @@ gives back an equal event. The human JSON form (ISO times) lives in ledger/jsonf
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 
 from ledger.domain.events import (
     Event,
@@ -16,6 +15,7 @@ from ledger.domain.events import (
     event_to_record,
     event_to_record_value,
 )
+from ledger.domain.shapes import field_names
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once: hot path
 
@@ -54,7 +54,7 @@ def _layout(cls: type) -> tuple[tuple[str, str], ...]:
     """(field, '"field":') in sorted key order, "type" included; built once per class."""
     layout = _LAYOUTS.get(cls)
     if layout is None:
-        names = sorted({*(f.name for f in fields(cls)), "type"})
+        names = sorted({*field_names(cls), "type"})
         layout = _LAYOUTS[cls] = tuple((n, _str(n) + ":") for n in names)
     return layout
 

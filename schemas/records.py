@@ -10,18 +10,17 @@ check both give equal events.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
 from operator import itemgetter
 from typing import Any
 
 from ledger.domain.events import EVENT_TYPES, Event, event_from_record
+from ledger.domain.shapes import field_names, record_layout
 
 Converter = Callable[[dict[str, Any]], Event]
 
 
-def _field_names(schema: dict[str, Any]) -> set[str]:
+def _schema_field_names(schema: dict[str, Any]) -> set[str]:
     return {f["name"] for f in schema["fields"]}
 
 
@@ -49,24 +48,20 @@ def compile_converter(event_type: str, reader_schema: dict[str, Any]) -> Convert
 
     if cls is None:
         return fallback
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    if not set(names) <= _field_names(reader_schema):
+    layout = record_layout(cls)
+    names = [name for name, _, _, _ in layout]
+    if not set(names) <= _schema_field_names(reader_schema):
         return fallback
     tuple_fields: list[str] = []
     nested: list[tuple[str, Any, list[str]]] = []
-    for name in names:
-        args = typing.get_args(hints[name])
-        if typing.get_origin(hints[name]) is not tuple:
-            continue
-        item_cls = args[0] if args else None
-        if item_cls is not None and is_dataclass(item_cls):
-            item_names = [f.name for f in fields(item_cls)]
+    for name, _, item_type, item_cls in layout:
+        if item_cls is not None:
+            item_names = list(field_names(item_cls))
             items = _items_schema(reader_schema, name)
-            if not isinstance(items, dict) or not set(item_names) <= _field_names(items):
+            if not isinstance(items, dict) or not set(item_names) <= _schema_field_names(items):
                 return fallback
             nested.append((name, item_cls, item_names))
-        else:
+        elif item_type is not None:
             tuple_fields.append(name)
 
     # Positional, from itemgetter tuples: about twice as fast as keyword arguments for these

@@ -7,10 +7,11 @@ epoch (UTC); money is integer minor units with an ISO 4217 currency code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ledger.domain.reasons import Reason
+from ledger.domain.shapes import field_names, record_layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,23 +206,6 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 
 
-def _tuple_items(cls: type[Event]) -> dict[str, type]:
-    """Field name -> item type of every ``tuple[X, ...]`` field of an event type."""
-    hints = get_type_hints(cls)
-    return {
-        f.name: get_args(hints[f.name])[0]
-        for f in fields(cls)
-        if get_origin(hints[f.name]) is tuple
-    }
-
-
-# (event type, field) -> item type of its list fields, read off the annotations; items
-# that are dataclasses (order lines, …) are built from their dict form
-_TUPLE_ITEMS: dict[tuple[str, str], type] = {
-    (cls.TYPE, name): item for cls in EVENT_CLASSES for name, item in _tuple_items(cls).items()
-}
-
-
 class InvalidEvent(ValueError):
     """A record that cannot become an event. ``reason`` is a machine-readable code."""
 
@@ -242,7 +226,7 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
     if cls is None:
         raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {event_type!r}")
     kwargs: dict[str, Any] = {}
-    for name, optional, item_type, nested in _record_layout(cls):
+    for name, optional, item_type, nested in record_layout(cls):
         value = record.get(name)
         if value is None:
             if optional:
@@ -263,26 +247,9 @@ def event_from_record(event_type: str, record: dict[str, Any]) -> Event:
     return cls(**kwargs)
 
 
-# (field, optional, tuple item type, item dataclass) per event class: built once, because
-# every decoded event goes through event_from_record.
-_RECORD_LAYOUTS: dict[type, tuple[tuple[str, bool, Any, Any], ...]] = {}
-
-
-def _record_layout(cls: type[Event]) -> tuple[tuple[str, bool, Any, Any], ...]:
-    layout = _RECORD_LAYOUTS.get(cls)
-    if layout is None:
-        rows = []
-        for f in fields(cls):
-            item_type = _TUPLE_ITEMS.get((cls.TYPE, f.name))
-            nested = item_type if item_type is not None and is_dataclass(item_type) else None
-            rows.append((f.name, f.default is None, item_type, nested))
-        layout = _RECORD_LAYOUTS[cls] = tuple(rows)
-    return layout
-
-
 def event_to_record(event: Event) -> dict[str, Any]:
     """The plain-dict form of an event (the JSON form minus ``type``), times in ms."""
-    return {name: event_to_record_value(getattr(event, name)) for name in _field_names(type(event))}
+    return {name: event_to_record_value(getattr(event, name)) for name in field_names(type(event))}
 
 
 def event_to_record_value(value: Any) -> Any:
@@ -291,21 +258,11 @@ def event_to_record_value(value: Any) -> Any:
     if type(value) is not tuple:
         return value
     return [
-        {n: getattr(item, n) for n in _field_names(type(item))}
+        {n: getattr(item, n) for n in field_names(type(item))}
         if hasattr(item, "__dataclass_fields__")
         else item
         for item in value
     ]
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
 
 
 __all__ = [

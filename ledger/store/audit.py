@@ -44,21 +44,12 @@ from ledger.chain.checkpoint import Checkpoint, parse
 from ledger.domain.entries import JournalEntry
 from ledger.store import tables
 from ledger.store.errors import StoreError
+from ledger.store.refdata import KINDS
 from ledger.store.state_sql import CHUNK, SqlStateLoader
 
 # the reference state, in the ledger's own table shapes (so the ledger's loader and
 # writer, ledger/store/state_sql.py, read and write it unchanged)
-STATE_TABLES = (
-    "plans",
-    "sharers",
-    "clicks",
-    "orders",
-    "refunds",
-    "payouts",
-    "settlement_runs",
-    "parked",
-    "account_balances",
-)
+STATE_TABLES = (*(kind.name for kind in KINDS), "account_balances")
 SCHEMA_VERSION = 1
 
 metadata = MetaData()

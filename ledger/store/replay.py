@@ -46,13 +46,8 @@ from ledger.domain.validation import valid_event_id
 from ledger.payload import dump_event, load_event
 from ledger.store import audit
 from ledger.store import tables as t
-from ledger.store.state_sql import (
-    CHUNK,
-    order_from_row,
-    order_to_row,
-    plan_from_json,
-    write_changes,
-)
+from ledger.store.refdata import BY_NAME, KINDS
+from ledger.store.state_sql import CHUNK, write_changes
 from ledger.store.verifier import (
     Progress,
     after,
@@ -268,17 +263,7 @@ def _record(state: Connection, results: list[Result], changes: Changes, *, touch
 
 
 def _touched_keys(c: Changes) -> list[dict[str, str]]:
-    keyed = {
-        "plans": [p.plan_id for p in c.plans],
-        "sharers": [s.sharer_id for s in c.sharers],
-        "clicks": [k.click_id for k in c.clicks],
-        "orders": [o.order_id for o in (*c.new_orders, *c.changed_orders)],
-        "refunds": [r for r, _ in c.refunds],
-        "payouts": [p.payout_id for p in (*c.new_payouts, *c.changed_payouts)],
-        "settlement_runs": [r for r, _ in c.runs],
-        "parked": [p.event.event_id for p in c.parked] + list(c.released),
-    }
-    return [{"name": name, "key": key} for name, keys in keyed.items() for key in keys]
+    return [{"name": kind.name, "key": key} for kind in KINDS for key in kind.touched(c)]
 
 
 def _check_outcomes(results: list[Result], stored: dict[str, str]) -> Mismatch | None:
@@ -429,31 +414,13 @@ def _stored_entries(
 
 # --- reference state ------------------------------------------------------------------------
 
-KEYS = {
-    "plans": "plan_id",
-    "sharers": "sharer_id",
-    "clicks": "click_id",
-    "orders": "order_id",
-    "refunds": "refund_id",
-    "payouts": "payout_id",
-    "settlement_runs": "run_id",
-    "parked": "event_id",
-}
-_COMPARED = {
-    "sharers": ("upline_id", "enrolled_at"),
-    "clicks": ("buyer_id", "sharer_id", "occurred_at", "arrival"),
-    "refunds": ("order_id",),
-    "payouts": ("sharer_id", "currency", "amount", "state"),
-    "settlement_runs": ("as_of",),
-    "parked": ("waits_for", "subject", "arrival", "type", "source", "payload"),
-}
-
 
 def _check_state(conn: Connection, state: Connection, *, incremental: bool) -> Mismatch | None:
     """The reference state: every replayed row (from genesis) or the rows the replayed
     events touched (after a checkpoint) against the stored row of the same key, then each
     table's row count (a forged or removed row anywhere)."""
-    for name, key in KEYS.items():
+    for kind in KINDS:
+        name, key = kind.name, kind.key
         stored_table, replay_table = t.metadata.tables[name], audit.metadata.tables[name]
         matched = 0
         for keys in _replayed_keys(state, name, key, incremental):
@@ -531,19 +498,8 @@ def _unmatched(conn: Connection, state: Connection, name: str, key: str) -> Mism
 def _compare_row(
     name: str, key: Any, replayed: dict[str, Any], stored: dict[str, Any]
 ) -> Mismatch | None:
-    if name == "plans":
-        implied: Any = plan_from_json(replayed["body"])
-        value: Any = _stored_plan(stored)
-    elif name == "orders":
-        implied = {c: replayed[c] for c in order_to_row_columns()}
-        value = {c: stored.get(c) for c in implied}
-        if implied == value:
-            return None
-        value = _stored_order(stored)
-    else:
-        columns = _COMPARED[name]
-        implied = tuple(replayed[c] for c in columns)
-        value = tuple(stored[c] for c in columns)
+    kind = BY_NAME[name]
+    implied, value = kind.compared(replayed), kind.compared(stored)
     if implied == value:
         return None
     return (
@@ -551,10 +507,6 @@ def _compare_row(
         key,
         f"{name} {key!r} differs from the replayed event log: {_difference(implied, value)}",
     )
-
-
-def order_to_row_columns() -> tuple[str, ...]:
-    return tuple(c.name for c in t.orders.columns)
 
 
 def _decode(row: Any) -> tuple[Any, str | None]:
@@ -575,28 +527,6 @@ def _decode(row: Any) -> tuple[Any, str | None]:
 
 def _entry_digest(chain: str, entry: JournalEntry) -> bytes:
     return hashlib.sha256(canonical_entry_bytes(chain, 0, entry)).digest()
-
-
-def _stored_plan(r: Any) -> Any:
-    try:
-        plan = plan_from_json(r["body"])
-    except Exception as exc:  # noqa: BLE001 - an altered body may hold anything
-        return f"an unreadable body ({exc!r})"
-    if (plan.plan_id, plan.effective_from) != (r["plan_id"], r["effective_from"]):
-        return "a body that disagrees with its plan_id or effective_from"
-    return plan
-
-
-def _stored_order(r: Any) -> Any:
-    """The row as the service would write it back after reading it (so a value that reads
-    the same but was stored differently, say reformatted JSON, also counts as altered)."""
-    try:
-        order = order_from_row(r)
-        canonical = order_to_row(order)
-    except Exception as exc:  # noqa: BLE001 - altered JSON may hold anything
-        return f"an unreadable row ({exc!r})"
-    stored = dict(r)
-    return canonical if canonical == stored else stored
 
 
 def _difference(implied: Any, stored: Any) -> str:

@@ -1,6 +1,8 @@
 """Reference state in SQL: the ``StateLoader`` the engine reads through, and the writer of
 a batch's ``Changes``. Runs inside the service's batch transaction.
 
+Row <-> model is each kind's descriptor (ledger/store/refdata.py).
+
 Locking (PostgreSQL): rows a batch may change after reading them (orders, payouts) are
 read ``FOR UPDATE``, so two consumers never decide on the same order or payout from
 stale state; they are taken in key order to avoid deadlocks. Sharers, clicks and plans
@@ -28,12 +30,24 @@ from sqlalchemy.sql import Select
 
 from ledger.domain import refs
 from ledger.domain.events import SharerEnrolled
-from ledger.domain.model import Click, Line, Order, ParkedEvent, Payout, Sharer
-from ledger.domain.money import Split
+from ledger.domain.model import Click, Order, ParkedEvent, Payout, Sharer
 from ledger.domain.plans import Plan
 from ledger.domain.state import Changes, Probe
-from ledger.payload import dump_event, load_event
 from ledger.store import tables as t
+from ledger.store.refdata import (
+    CLICKS,
+    KINDS,
+    ORDERS,
+    PARKED,
+    PAYOUTS,
+    PLANS,
+    REFUNDS,
+    SETTLEMENT_RUNS,
+    SHARERS,
+    Kind,
+    M,
+    order_from_row,
+)
 
 CHUNK = 5_000  # keys per IN (...) list: far below every backend's parameter limit
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
@@ -58,24 +72,13 @@ class SqlStateLoader:
         return query.with_for_update() if self.lock_rows else query
 
     def plans(self) -> list[Plan]:
-        rows = self.conn.execute(select(t.plans.c.body)).scalars()
-        return [_plan_from_json(body) for body in rows]
+        return [PLANS.from_row(r) for r in self.conn.execute(select(t.plans)).mappings()]
 
     def sharers(self, ids: Iterable[str]) -> dict[str, Sharer]:
-        found: dict[str, Sharer] = {}
-        for chunk in _chunks(ids):
-            rows = self.conn.execute(select(t.sharers).where(t.sharers.c.sharer_id.in_(chunk)))
-            for r in rows:
-                found[r.sharer_id] = Sharer(r.sharer_id, r.upline_id, r.enrolled_at)
-        return found
+        return self._by_key(SHARERS, ids)
 
     def clicks(self, ids: Iterable[str]) -> dict[str, Click]:
-        found: dict[str, Click] = {}
-        for chunk in _chunks(ids):
-            rows = self.conn.execute(select(*_CLICK_COLUMNS).where(t.clicks.c.click_id.in_(chunk)))
-            for click_id, buyer_id, sharer_id, occurred_at, arrival in rows:
-                found[click_id] = Click(click_id, buyer_id, sharer_id, occurred_at, arrival)
-        return found
+        return self._by_key(CLICKS, ids)
 
     def latest_clicks(self, probes: Iterable[Probe]) -> dict[Probe, Click]:
         """One probe of ``ix_clicks_latest`` per (buyer, at, since): the cost of an order's
@@ -95,13 +98,7 @@ class SqlStateLoader:
         return found
 
     def orders(self, ids: Iterable[str]) -> dict[str, Order]:
-        found: dict[str, Order] = {}
-        for chunk in _chunks(ids):
-            query = select(t.orders).where(t.orders.c.order_id.in_(chunk))
-            query = self._locked(query.order_by(t.orders.c.order_id))
-            for r in self.conn.execute(query):
-                found[r.order_id] = _order(r)
-        return found
+        return self._by_key(ORDERS, ids)
 
     def orders_due(
         self, as_of: int, after: str | None = None, limit: int | None = None
@@ -120,29 +117,37 @@ class SqlStateLoader:
         query = query.order_by(key)
         if limit is not None:
             query = query.limit(limit)
-        return [_order(r) for r in self.conn.execute(self._locked(query))]
+        return [order_from_row(r) for r in self.conn.execute(self._locked(query)).mappings()]
 
     def refunds(self, ids: Iterable[str]) -> set[str]:
-        return self._existing(t.refunds.c.refund_id, ids)
+        return self._existing(REFUNDS.column, ids)
 
     def runs(self, ids: Iterable[str]) -> set[str]:
-        return self._existing(t.settlement_runs.c.run_id, ids)
+        return self._existing(SETTLEMENT_RUNS.column, ids)
 
     def processed(self, event_ids: Iterable[str]) -> set[str]:
         return self._existing(t.events.c.event_id, event_ids)
+
+    def payouts(self, ids: Iterable[str]) -> dict[str, Payout]:
+        return self._by_key(PAYOUTS, ids)
+
+    def _by_key(self, kind: Kind[M], ids: Iterable[str]) -> dict[str, M]:
+        """The rows of ``ids`` that exist, as models; in key order ``FOR UPDATE`` when the
+        kind's rows may change (so concurrent batches lock them in one order)."""
+        found: dict[str, M] = {}
+        column = kind.column
+        for chunk in _chunks(ids):
+            query = select(kind.table).where(column.in_(chunk))
+            if kind.locked:
+                query = self._locked(query.order_by(column))
+            for r in self.conn.execute(query).mappings():
+                found[r[kind.key]] = kind.from_row(r)
+        return found
 
     def _existing(self, column: Column[str], ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(ids):
             found.update(self.conn.execute(select(column).where(column.in_(chunk))).scalars())
-        return found
-
-    def payouts(self, ids: Iterable[str]) -> dict[str, Payout]:
-        found: dict[str, Payout] = {}
-        for chunk in _chunks(ids):
-            query = select(t.payouts).where(t.payouts.c.payout_id.in_(chunk))
-            for r in self.conn.execute(self._locked(query.order_by(t.payouts.c.payout_id))):
-                found[r.payout_id] = Payout(r.payout_id, r.sharer_id, r.currency, r.amount, r.state)
         return found
 
     def balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -166,8 +171,9 @@ class SqlStateLoader:
         found: list[ParkedEvent] = []
         for chunk in _chunks(refs):
             query = select(t.parked).where(t.parked.c.waits_for.in_(chunk))
-            for r in self.conn.execute(self._locked(query.order_by(t.parked.c.arrival))):
-                found.append(ParkedEvent(load_event(r.payload), r.arrival, r.source, r.waits_for))
+            query = self._locked(query.order_by(t.parked.c.arrival))
+            for r in self.conn.execute(query).mappings():
+                found.append(PARKED.from_row(r))
         return found
 
     def waiting_enrollments(self, sharer_ids: Iterable[str]) -> dict[str, str | None]:
@@ -181,17 +187,7 @@ class SqlStateLoader:
         return found
 
 
-# --- row <-> model ------------------------------------------------------------------------
-
-
-# selected by position and unpacked straight into Click: clicks are the most loaded rows
-_CLICK_COLUMNS = (
-    t.clicks.c.click_id,
-    t.clicks.c.buyer_id,
-    t.clicks.c.sharer_id,
-    t.clicks.c.occurred_at,
-    t.clicks.c.arrival,
-)
+# --- attribution's probe -------------------------------------------------------------------
 
 
 # the latest click per probe p(buyer, at, since), the first received among same-time ones:
@@ -220,79 +216,6 @@ _LATEST_CLICKS_SQLITE = text(
 )
 
 
-def _order(r: Any) -> Order:
-    posted = json.loads(r.posted)
-    return Order(
-        order_id=r.order_id,
-        buyer_id=r.buyer_id,
-        merchant_id=r.merchant_id,
-        currency=r.currency,
-        occurred_at=r.occurred_at,
-        plan_id=r.plan_id,
-        levels=tuple(json.loads(r.levels)),
-        lines={
-            line_id: Line(line_id, amount, rate, refunded)
-            for line_id, amount, rate, refunded in json.loads(r.lines)
-        },
-        posted=Split(posted["fee"], tuple(posted["levels"])),
-        no_commission_reason=r.no_commission_reason,
-        completed_at=r.completed_at,
-        settle_due=r.settle_due,
-        settled_by=r.settled_by,
-    )
-
-
-def _order_row(o: Order) -> dict[str, Any]:
-    return {
-        "order_id": o.order_id,
-        "buyer_id": o.buyer_id,
-        "merchant_id": o.merchant_id,
-        "currency": o.currency,
-        "occurred_at": o.occurred_at,
-        "plan_id": o.plan_id,
-        "levels": _dumps(list(o.levels)),
-        "lines": _dumps([[x.line_id, x.amount, x.rate_bps, x.refunded] for x in o.lines.values()]),
-        "posted": _dumps({"fee": o.posted.fee, "levels": list(o.posted.levels)}),
-        "no_commission_reason": o.no_commission_reason,
-        "completed_at": o.completed_at,
-        "settle_due": o.settle_due,
-        "settled_by": o.settled_by,
-    }
-
-
-def _plan_json(p: Plan) -> str:
-    return json.dumps(
-        {
-            "plan_id": p.plan_id,
-            "effective_from": p.effective_from,
-            "default_rate_bps": p.default_rate_bps,
-            "platform_fee_bps": p.platform_fee_bps,
-            "level_shares_bps": list(p.level_shares_bps),
-            "frozen_days": p.frozen_days,
-            "attribution_window_days": p.attribution_window_days,
-            "self_purchase_allowed": p.self_purchase_allowed,
-            "min_payouts": [list(m) for m in p.min_payouts],
-        },
-        sort_keys=True,
-    )
-
-
-def _plan_from_json(body: str) -> Plan:
-    d = json.loads(body)
-    shares = d["level_shares_bps"]
-    return Plan(
-        plan_id=d["plan_id"],
-        effective_from=d["effective_from"],
-        default_rate_bps=d["default_rate_bps"],
-        platform_fee_bps=d["platform_fee_bps"],
-        level_shares_bps=(shares[0], shares[1], shares[2]),
-        frozen_days=d["frozen_days"],
-        attribution_window_days=d["attribution_window_days"],
-        self_purchase_allowed=d["self_purchase_allowed"],
-        min_payouts=tuple((c, a) for c, a in d["min_payouts"]),
-    )
-
-
 # --- writing a batch's changes ----------------------------------------------------------------
 
 
@@ -300,99 +223,39 @@ BulkInsert = Callable[[Connection, Table, Sequence[dict[str, Any]]], None]
 
 
 def write_changes(conn: Connection, insert_rows: BulkInsert, changes: Changes, now_ms: int) -> None:
-    """Persist ``changes``; ``insert_rows(conn, table, rows)`` is the backend's bulk insert."""
-    c = changes
-    if c.plans:
-        insert_rows(
-            conn,
-            t.plans,
-            [
-                {"plan_id": p.plan_id, "effective_from": p.effective_from, "body": _plan_json(p)}
-                for p in c.plans
-            ],
-        )
-    if c.sharers:
-        insert_rows(
-            conn,
-            t.sharers,
-            [
-                {"sharer_id": s.sharer_id, "upline_id": s.upline_id, "enrolled_at": s.enrolled_at}
-                for s in c.sharers
-            ],
-        )
-    if c.clicks:
-        insert_rows(
-            conn,
-            t.clicks,
-            [
-                {
-                    "click_id": k.click_id,
-                    "buyer_id": k.buyer_id,
-                    "sharer_id": k.sharer_id,
-                    "occurred_at": k.occurred_at,
-                    "arrival": k.arrival,
-                }
-                for k in c.clicks
-            ],
-        )
-    if c.new_orders:
-        insert_rows(conn, t.orders, [_order_row(o) for o in c.new_orders])
-    if c.changed_orders:
-        # replace the changed rows: two set statements instead of one UPDATE per row
-        # (the rows are locked FOR UPDATE by this transaction since they were read), a
-        # slice at a time so a settlement run's orders are never all rows at once
-        by_id = {o.order_id: o for o in c.changed_orders}
-        for chunk in _chunks(by_id):
-            conn.execute(delete(t.orders).where(t.orders.c.order_id.in_(chunk)))
-            insert_rows(conn, t.orders, [_order_row(by_id[order_id]) for order_id in chunk])
-    if c.refunds:
-        insert_rows(conn, t.refunds, [{"refund_id": r, "order_id": o} for r, o in c.refunds])
-    if c.new_payouts:
-        insert_rows(conn, t.payouts, [_payout_row(p) for p in c.new_payouts])
-    if c.changed_payouts:
+    """Persist ``changes``; ``insert_rows(conn, table, rows)`` is the backend's bulk insert.
+    Kind by kind (refdata.KINDS): the rows that leave, the new rows, the changed ones."""
+    for kind in KINDS:
+        removed = kind.removed(changes)
+        if removed:
+            for chunk in _chunks(removed):
+                conn.execute(delete(kind.table).where(kind.column.in_(chunk)))
+        added = kind.added(changes)
+        if added:
+            insert_rows(conn, kind.table, kind.rows(added, now_ms))
+        changed = kind.changed(changes)
+        if changed:
+            _rewrite(conn, insert_rows, kind, changed, now_ms)
+
+
+def _rewrite(
+    conn: Connection, insert_rows: BulkInsert, kind: Kind[M], changed: Sequence[M], now_ms: int
+) -> None:
+    """Write the new versions of rows this transaction read ``FOR UPDATE``."""
+    by_key = {kind.key_of_model(m): m for m in changed}  # the latest version of each
+    if kind.mutable == "row":
+        # replaced whole: two set statements instead of one UPDATE per row, a slice at a
+        # time so a settlement run's orders are never all rows at once
+        for chunk in _chunks(by_key):
+            conn.execute(delete(kind.table).where(kind.column.in_(chunk)))
+            insert_rows(conn, kind.table, kind.rows([by_key[key] for key in chunk], now_ms))
+    elif kind.mutable:
+        rows = kind.rows(list(by_key.values()), now_ms)
         conn.execute(
-            update(t.payouts)
-            .where(t.payouts.c.payout_id == bindparam("key"))
-            .values(state=bindparam("new_state")),
-            [{"key": p.payout_id, "new_state": p.state} for p in c.changed_payouts],
+            update(kind.table)
+            .where(kind.column == bindparam("key"))
+            .values({c: bindparam(f"new_{c}") for c in kind.mutable}),
+            [{"key": r[kind.key], **{f"new_{c}": r[c] for c in kind.mutable}} for r in rows],
         )
-    if c.runs:
-        insert_rows(conn, t.settlement_runs, [{"run_id": r, "as_of": a} for r, a in c.runs])
-    if c.released:
-        for chunk in _chunks(c.released):
-            conn.execute(delete(t.parked).where(t.parked.c.event_id.in_(chunk)))
-    if c.parked:
-        insert_rows(
-            conn,
-            t.parked,
-            [
-                {
-                    "event_id": p.event.event_id,
-                    "waits_for": p.waits_for,
-                    "subject": p.subject,
-                    "arrival": p.arrival,
-                    "type": p.event.TYPE,
-                    "source": p.source,
-                    "payload": dump_event(p.event),
-                    "parked_at": now_ms,
-                }
-                for p in c.parked
-            ],
-        )
-
-
-def _payout_row(p: Payout) -> dict[str, Any]:
-    return {
-        "payout_id": p.payout_id,
-        "sharer_id": p.sharer_id,
-        "currency": p.currency,
-        "amount": p.amount,
-        "state": p.state,
-    }
-
-
-# public names for verify's replay check (ledger/store/replay.py), which compares stored
-# rows with the state a replay implies, in exactly the form the writer above stores
-order_from_row = _order
-order_to_row = _order_row
-plan_from_json = _plan_from_json
+    else:
+        raise ValueError(f"{kind.name} rows are written once, never changed")

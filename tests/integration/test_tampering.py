@@ -26,7 +26,7 @@ from ledger.payload import dump_event
 from ledger.service import LedgerService, Received
 from ledger.store import tables
 from ledger.store.opening import open_store
-from ledger.store.state_sql import order_from_row
+from ledger.store.refdata import order_from_row
 from ledger.store.store import Store
 from ledger.store.verify import verify
 from tests.support.tamper import as_table_owner, build_ledger, triggers_lifted
@@ -316,6 +316,17 @@ def _forge_click(conn: Connection) -> str:
     return "forged"
 
 
+def _forge_refund(conn: Connection) -> str:
+    order_id = conn.execute(select(tables.orders.c.order_id).limit(1)).scalar_one()
+    conn.execute(tables.refunds.insert().values(refund_id="R-forged", order_id=order_id))
+    return "R-forged"
+
+
+def _forge_run(conn: Connection) -> str:
+    conn.execute(tables.settlement_runs.insert().values(run_id="run-forged", as_of=0))
+    return "run-forged"
+
+
 def _change_upline(conn: Connection) -> str:
     s = tables.sharers
     sharer = conn.execute(
@@ -449,6 +460,8 @@ KINDS = {
     ),  # type: ignore[dict-item]
     "order unsettled": Kind(_unsettle, "orders"),
     "click forged": Kind(_forge_click, "clicks"),
+    "refund forged": Kind(_forge_refund, "refunds"),
+    "settlement run forged": Kind(_forge_run, "settlement_runs"),
     "upline changed": Kind(_change_upline, "sharers", needs_lifted_triggers=True),
     "sharer forged": Kind(_forge_sharer, "sharers"),
     "payout state": Kind(_payout_failed, "payouts"),
@@ -460,6 +473,14 @@ KINDS = {
     ),
     "entry forged and linked": Kind(_forge_entry, "entries"),
 }
+
+
+def test_an_altered_order_is_reported_by_the_column_that_differs(store: Store) -> None:
+    with store.begin() as conn:
+        key = _set_json("levels", lambda v: ["thief", *v[1:]])(conn)
+    report = verify(store)
+    assert report.table == "orders" and key in report.problem
+    assert "levels is " in report.problem and "thief" in report.problem, report.problem
 
 
 @pytest.mark.parametrize("name", KINDS)
