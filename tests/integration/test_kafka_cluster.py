@@ -34,7 +34,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.support import publisher_auth
-from ledger.domain.events import ClickRecorded, Event
+from ledger.domain.events import ClickRecorded, Event, OrderCompleted
 from ledger.publisher import Publisher, PublishError
 from ledger.simulate import generate_dense
 from ledger.store import tables as t
@@ -56,7 +56,7 @@ from tests.support.kafka import (
 )
 
 SEED = 20261207
-ORDERS = 500  # ~3,200 events, a few hundred of them barriers
+ORDERS = 300  # ~2,000 events, a few hundred of them barriers
 DOWN_S = float(os.environ.get("LEDGER_CLUSTER_DOWN_S", "20"))
 PROGRESS = 200  # events acknowledged and applied that show the work goes on
 
@@ -76,10 +76,26 @@ def cluster(kafka_auth) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], Figures]:
     """The events in publish order and what `ledger ingest` makes of them."""
-    events = generate_dense(SEED, orders=ORDERS)
+    events = with_waiting(generate_dense(SEED, orders=ORDERS))
     want = ingested_figures(events, tmp_path_factory.mktemp("cluster-reference"))
     assert want.dead_letters and want.parked, "the stream must exercise rejections and waits"
     return events, want
+
+
+def with_waiting(events: list[Event], every: int = 200) -> list[Event]:
+    """``events`` with, every ``every`` events, a completion of an order never placed (by
+    the buyer of the event before it): events that wait for ever (parked)."""
+    out: list[Event] = []
+    for n, event in enumerate(events, 1):
+        out.append(event)
+        buyer = getattr(event, "buyer_id", "")
+        if n % every == 0 and buyer:
+            out.append(
+                OrderCompleted(
+                    f"ev-wait-{n}", event.occurred_at, "t", order_id=f"never-{n}", buyer_id=buyer
+                )
+            )
+    return out
 
 
 @dataclass
@@ -105,6 +121,9 @@ class Run:
         self.publisher.alive()
         for consumer in self.consumers:
             consumer.alive()
+
+    def mark(self, what: str) -> None:
+        self.timings[f"T{time.monotonic():.1f} {what}"] = 0
 
     def wait(self, what: str, done: Callable[[], bool], timeout: float = 120) -> float:
         """Poll ``done`` (checking every process is alive) until true; the seconds taken."""
@@ -161,6 +180,18 @@ def start_run(
     events, _ = stream
     runs: list[Run] = []
 
+    def sampler(run: Run) -> None:
+        import threading
+        t0 = time.monotonic()
+        def loop() -> None:
+            while run.store is not None and not getattr(run, "done", False):
+                try:
+                    run.timings[f"T{time.monotonic()-t0:06.1f}"] = (len(run.publisher.acked), run.applied(), run.publisher.retried_chunks)
+                except Exception:
+                    pass
+                time.sleep(1)
+        threading.Thread(target=loop, daemon=True).start()
+
     def start(seconds: float) -> Run:
         """Publish the stream over about ``seconds`` while two consumers apply it."""
         topics = new_topics("cluster")
@@ -181,14 +212,17 @@ def start_run(
         store = open_store(fresh_pg_url)
         run = Run(cluster, store, events, publisher.start(), consumers, names(topics))
         runs.append(run)
+        sampler(run)
         return run
 
     yield start
     for run in runs:
         for consumer in run.consumers:
             consumer.terminate()
+        run.done = True
         run.store.dispose()
-        print(f"\n{run.timings}")
+        for k, v in run.timings.items():
+            print(k, v)
 
 
 def test_the_leader_and_then_another_broker_killed_under_load(

@@ -189,6 +189,7 @@ class PacedPublisher:
         self._stop = threading.Event()
 
     def start(self) -> PacedPublisher:
+        self._first = self._publisher()  # its config is readable at once
         self._thread.start()
         return self
 
@@ -199,7 +200,7 @@ class PacedPublisher:
 
     def _run(self) -> None:
         try:
-            publisher = self._publisher()
+            publisher = self._first
             started = time.monotonic()
             for first in range(0, len(self.events), self.chunk):
                 chunk = self.events[first : first + self.chunk]
