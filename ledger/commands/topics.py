@@ -69,10 +69,12 @@ def create_topics(
             admin.wait_for_topics(missing, timeout_ms=30_000)  # led and known to all
         replicas = replication_factors(admin, list(wanted))
         for name in missing:
-            click.echo(f"created {name} ({wanted[name]} partitions, {replicas[name]} replicas)")
+            layout = f"{wanted[name]} partitions, replication factor {replicas[name]}"
+            click.echo(f"created {name} ({layout})")
         bad = False
         for name, partitions in existing.items():
-            click.echo(f"exists  {name} ({partitions} partitions, {replicas[name]} replicas)")
+            layout = f"{partitions} partitions, replication factor {replicas[name]}"
+            click.echo(f"exists  {name} ({layout})")
             if name == settings.topics.accounts and partitions != 1:
                 click.echo(
                     f"error: {name} must have exactly 1 partition (the barrier events "
