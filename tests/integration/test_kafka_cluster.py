@@ -25,6 +25,7 @@ KAFKA_CLUSTER_CONTROLLER_PORT (deploy/kafka/common.sh).
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from sqlalchemy import select
 from bench.support import publisher_auth
 from ledger.cli import main
 from ledger.domain.events import ClickRecorded, Event, OrderCompleted
+from ledger.jsonform import canonical_json
 from ledger.publisher import Publisher, PublishError
 from ledger.simulate import generate_dense
 from ledger.store import tables as t
@@ -45,6 +47,7 @@ from ledger.store.store import Store
 from ledger.store.verify import verify
 from tests.support.cluster import Cluster, PacedPublisher, run_deploy
 from tests.support.kafka import (
+    LEDGER_BIN,
     ConsumerProcess,
     Figures,
     applied_count,
@@ -213,7 +216,10 @@ def start_run(
 
 
 def test_the_leader_and_then_another_broker_killed_under_load(
-    cluster: Cluster, stream: tuple[list[Event], Figures], start_run: Callable[[float], Run]
+    cluster: Cluster,
+    stream: tuple[list[Event], Figures],
+    start_run: Callable[[float], Run],
+    tmp_path: Path,
 ) -> None:
     events, want = stream
     probe_topics = new_topics("probe")
@@ -227,7 +233,25 @@ def test_the_leader_and_then_another_broker_killed_under_load(
     #    buyer event): the other two take over, nothing stops for long
     first = cluster.leader(accounts)
     killed = cluster.kill(first)
+    # `ledger produce` right away too, while the dead broker is still in the metadata
+    clicks = [
+        ClickRecorded(
+            f"cli-{n}", n, "t", click_id=f"k{n}", sharer_id="s", buyer_id="b", product_id="p"
+        )
+        for n in range(5)
+    ]
+    cli_file = tmp_path / "clicks.jsonl"
+    cli_file.write_text("".join(canonical_json(e) + "\n" for e in clicks), encoding="utf-8")
+    cli = subprocess.Popen(
+        [str(LEDGER_BIN), "produce", str(cli_file), "--bootstrap", cluster.bootstrap]
+        + ["--topic-orders", probe_topics.orders, "--topic-accounts", probe_topics.accounts],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     run.wait_progress(f"node {first} (leader) killed", killed)
+    output, _ = cli.communicate(timeout=120)
+    assert cli.returncode == 0 and "published 5, invalid 0" in output, output[-3000:]
     assert len(run.publisher.acked) < len(events), "the kill was not mid-stream"
 
     # 2. then the new leader: one broker of three left, below min.insync.replicas
