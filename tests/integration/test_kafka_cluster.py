@@ -233,6 +233,7 @@ def test_the_leader_and_then_another_broker_killed_under_load(
     #    buyer event): the other two take over, nothing stops for long
     first = cluster.leader(accounts)
     killed = cluster.kill(first)
+    assert len(run.publisher.acked) < len(events), "the kill was not mid-stream"
     # `ledger produce` right away too, while the dead broker is still in the metadata
     clicks = [
         ClickRecorded(
@@ -252,7 +253,6 @@ def test_the_leader_and_then_another_broker_killed_under_load(
     run.wait_progress(f"node {first} (leader) killed", killed)
     output, _ = cli.communicate(timeout=120)
     assert cli.returncode == 0 and "published 5, invalid 0" in output, output[-3000:]
-    assert len(run.publisher.acked) < len(events), "the kill was not mid-stream"
 
     # 2. then the new leader: one broker of three left, below min.insync.replicas
     second = cluster.leader(accounts, not_=[first])
@@ -289,13 +289,12 @@ def test_a_broker_down_for_a_while_under_load(
     run.wait("a tenth applied", lambda: run.applied() >= len(events) // 10)
     victim = cluster.leader(run.topics[1])
     killed = cluster.kill(victim)
-    run.wait_progress(f"node {victim} killed", killed)
-    acked, applied = len(run.publisher.acked), run.applied()
-    # the broker stays down DOWN_S seconds in all while the load goes on (a duration, not
-    # a synchronisation: the processes are checked all along)
+    assert len(run.publisher.acked) < len(events), "the kill was not mid-stream"
+    run.wait_progress(f"node {victim} killed", killed)  # the load goes on without it
+    # it stays down DOWN_S seconds in all (a duration, not a synchronisation: the
+    # processes are checked all along)
     run.wait(f"{DOWN_S}s down", lambda: time.monotonic() - killed >= DOWN_S, DOWN_S + 60)
-    assert len(run.publisher.acked) > acked and run.applied() > applied, "the load stopped"
-    assert len(run.publisher.acked) < len(events), "the outage outlasted the stream"
+    assert victim not in cluster.running()
     run.cluster.start()
     started = time.monotonic()
     run.finish()
