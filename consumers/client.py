@@ -272,7 +272,17 @@ class PartitionClient:
         }
 
     def end_offsets(self, tps: list[TP]) -> dict[TP, int]:
-        ends = self.kafka.end_offsets([TopicPartition(*tp) for tp in tps])
+        """The partitions' end offsets, asked again while their leaders cannot answer (on
+        a cluster that lost the majority of its brokers, until they are back): a guess
+        would dead-letter a valid marker (loop.py ``_checked``)."""
+        ends = retry(
+            lambda: self.kafka.end_offsets([TopicPartition(*tp) for tp in tps]),
+            on=(KafkaError,),
+            what="kafka end offsets unavailable",
+            wait=self._wait,
+            stopping=self._stopping,
+            backoff=Backoff(0.5, self.config.max_backoff_s),
+        )
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     def highwater(self, tp: TP) -> int | None:

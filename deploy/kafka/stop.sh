@@ -4,16 +4,7 @@
 # seconds (30). Not running: says so and exits 0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-# Poll until the broker process is gone or $1 seconds pass.
-wait_gone() {
-    local deadline=$((SECONDS + $1))
-    while ((SECONDS < deadline)); do
-        kafka_pid >/dev/null || return 0
-        sleep 0.2
-    done
-    ! kafka_pid >/dev/null
-}
+source "$KAFKA_DEPLOY_DIR/node.sh"
 
 main() {
     local pid

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from ledger.domain.events import InvalidEvent
 from ledger.jsonform import iter_jsonl
 from ledger.kafka.auth import publisher_options
 from ledger.kafka.publisher import Publisher, PublishError
+
+ADMIN_RETRY_S = 30.0  # how long the topic check tries while brokers answer no connection
 
 
 @click.command("produce")
@@ -100,17 +103,30 @@ def _require_topics(bootstrap: str, writers: dict[str, Any]) -> None:
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    missing = []
-    for name, auth in writers.items():
+    def topics_seen_by(auth: dict[str, Any]) -> set[str]:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth)
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth)
-        except KafkaError as exc:
-            raise click.ClickException(f"cannot connect to Kafka at {bootstrap}: {exc}") from exc
-        try:
-            if name not in set(admin.list_topics()):
-                missing.append(name)
+            return set(admin.list_topics())
         finally:
             admin.close()
+
+    missing = []
+    for name, auth in writers.items():
+        # kafka-python sends the request to any broker it knows; one that died seconds ago
+        # (not yet fenced by the controller, ~9 s) refuses the connection: ask again
+        deadline = time.monotonic() + ADMIN_RETRY_S
+        while True:
+            try:
+                seen = topics_seen_by(auth)
+                break
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"cannot connect to Kafka at {bootstrap}: {exc}"
+                    ) from exc
+                time.sleep(0.5)
+        if name not in seen:
+            missing.append(name)
     if missing:
         raise click.ClickException(
             f"topic(s) {', '.join(missing)} do not exist: run `ledger create-topics` first"

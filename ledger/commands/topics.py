@@ -1,13 +1,19 @@
 """``ledger create-topics``: create the ledger's topics with the layout docs/topics.md
-describes (many partitions for buyer events, exactly one for the barrier events)."""
+describes (many partitions for buyer events, exactly one for the barrier events), with the
+cluster's replication settings unless told otherwise (docs/operations.md "The replicated
+Kafka cluster")."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from ledger.config import ConfigError, Settings
 from ledger.kafka.auth import client_options
 from ledger.kafka.topics import DEFAULT_PARTITIONS
+
+USE_BROKER_DEFAULT = -1  # CreateTopics: the broker's default.replication.factor
 
 
 @click.command("create-topics")
@@ -19,10 +25,19 @@ from ledger.kafka.topics import DEFAULT_PARTITIONS
     show_default=True,
     help="partitions of the buyer-keyed orders topic (size it up front)",
 )
-@click.option("--replication-factor", type=click.IntRange(1, 32), default=1, show_default=True)
+@click.option(
+    "--replication-factor",
+    type=click.IntRange(1, 32),
+    default=None,
+    help="replicas per partition (default: the cluster's default.replication.factor, "
+    "with its min.insync.replicas)",
+)
 @click.pass_context
 def create_topics(
-    ctx: click.Context, bootstrap: str | None, orders_partitions: int, replication_factor: int
+    ctx: click.Context,
+    bootstrap: str | None,
+    orders_partitions: int,
+    replication_factor: int | None,
 ) -> None:
     """Create the orders, accounts and dead-letter topics; existing ones are checked, not
     changed. Exits 1 if an existing topic has a layout that breaks the ordering rules."""
@@ -48,14 +63,18 @@ def create_topics(
         }
         missing = [name for name in wanted if name not in existing]
         if missing:
-            admin.create_topics(
-                [NewTopic(name, wanted[name], replication_factor) for name in missing]
-            )
+            # -1: the broker's default.replication.factor (3 on deploy/kafka's cluster)
+            factor = replication_factor or USE_BROKER_DEFAULT
+            admin.create_topics([NewTopic(name, wanted[name], factor) for name in missing])
+            admin.wait_for_topics(missing, timeout_ms=30_000)  # led and known to all
+        replicas = replication_factors(admin, list(wanted))
         for name in missing:
-            click.echo(f"created {name} ({wanted[name]} partitions)")
+            layout = f"{wanted[name]} partitions, replication factor {replicas[name]}"
+            click.echo(f"created {name} ({layout})")
         bad = False
         for name, partitions in existing.items():
-            click.echo(f"exists  {name} ({partitions} partitions)")
+            layout = f"{partitions} partitions, replication factor {replicas[name]}"
+            click.echo(f"exists  {name} ({layout})")
             if name == settings.topics.accounts and partitions != 1:
                 click.echo(
                     f"error: {name} must have exactly 1 partition (the barrier events "
@@ -67,3 +86,11 @@ def create_topics(
             ctx.exit(1)
     finally:
         admin.close()
+
+
+def replication_factors(admin: Any, names: list[str]) -> dict[str, int]:
+    """Each topic's replicas per partition (its first partition's; they are created equal)."""
+    return {
+        t["name"]: len(t["partitions"][0]["replica_nodes"]) if t["partitions"] else 0
+        for t in admin.describe_topics(names)
+    }

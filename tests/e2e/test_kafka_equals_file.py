@@ -21,25 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from ledger.ingest_file import ingest_stream
 from ledger.jsonform import canonical_json
 from ledger.service import LedgerService
 from ledger.simulate import generate_dense
-from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from tests.support import reads as queries
 from tests.support.kafka import (
     LEDGER_BIN,
     ConsumerProcess,
     ConsumerThread,
+    Figures,
     applied_count,
     create_topics,
     delete_topics,
     end_offsets,
+    figures,
     names,
     unique,
     wait_until_applied,
@@ -48,27 +47,6 @@ from tests.support.kafka import (
 SEED = 20261201
 ORDERS = 3_200  # ~20k events
 PARTITIONS = 4
-
-
-@dataclass(frozen=True)
-class Figures:
-    balances: dict[tuple[str, str], int]
-    dead_letters: list[tuple[str | None, str]]
-    parked: list[str]
-    events: int
-
-
-def figures(store: Store) -> Figures:
-    with store.read() as conn:
-        dead = conn.execute(select(t.dead_letters.c.event_id, t.dead_letters.c.reason)).all()
-        parked = conn.execute(select(t.parked.c.event_id)).scalars().all()
-        events = conn.execute(select(func.count()).select_from(t.events)).scalar_one()
-    return Figures(
-        queries.account_balances(store),
-        sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
-        sorted(parked),
-        int(events),
-    )
 
 
 def head(store: Store) -> str:

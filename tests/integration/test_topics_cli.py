@@ -36,6 +36,9 @@ def test_create_topics_makes_the_layout_and_checks_it(kafka_bootstrap, tmp_path)
         )
         assert first.exit_code == 0, first.output
         assert [partitions(kafka_bootstrap, n) for n in names] == [3, 1, 1]
+        # the single broker's default.replication.factor (tests/integration/
+        # test_kafka_cluster.py: 3 on the cluster)
+        assert first.output.count("replication factor 1)") == 3, first.output
         again = runner.invoke(main, ["create-topics", "--bootstrap", kafka_bootstrap], env=env)
         assert again.exit_code == 0 and again.output.count("exists") == 3
 

@@ -489,3 +489,53 @@ def assert_same_ledger(got: LedgerSnapshot, want: LedgerSnapshot) -> None:
     assert got.parked == want.parked
     assert got.events == want.events
     assert got.entries == want.entries
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a ledger holds, comparable across backends and arrival orders: every balance
+    bucket, every dead letter with its reason, every waiting event, the event-log rows."""
+
+    balances: dict[tuple[str, str], int]
+    dead_letters: list[tuple[str | None, str]]
+    parked: list[str]
+    events: int
+
+
+def figures(store: Store) -> Figures:
+    with store.read() as conn:
+        dead = conn.execute(select(t.dead_letters.c.event_id, t.dead_letters.c.reason)).all()
+        parked = conn.execute(select(t.parked.c.event_id)).scalars().all()
+        events = conn.execute(select(func.count()).select_from(t.events)).scalar_one()
+    return Figures(
+        queries.account_balances(store),
+        sorted(((e, r) for e, r in dead), key=lambda x: (x[0] or "", x[1])),
+        sorted(parked),
+        int(events),
+    )
+
+
+def ingested_figures(events: Sequence[Event], folder: Path) -> Figures:
+    """What `ledger ingest` (the real command) makes of ``events`` written to a JSON-lines
+    file in publish order, in a new SQLite ledger under ``folder``: the reference a
+    Kafka-built ledger of the same events must equal."""
+    from ledger.jsonform import canonical_json
+    from ledger.store.opening import open_store
+
+    path = folder / "events.jsonl"
+    path.write_text("".join(canonical_json(e) + "\n" for e in events), encoding="utf-8")
+    url = f"sqlite:///{folder / 'ingested.sqlite'}"
+    done = subprocess.run(
+        [str(LEDGER_BIN), "ingest", str(path), "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    store = open_store(url)
+    try:
+        return figures(store)
+    finally:
+        store.dispose()
