@@ -8,7 +8,7 @@
 #                         a base backup of it (pg_basebackup) and the standby streaming from
 #                         the slot on 127.0.0.1:$PG_STANDBY_PORT (56541); returns once the
 #                         standby streams. Writes <pair>/postgres.env: the URLs name both
-#                         servers with target_session_attrs=read-write, so clients connect to
+#                         servers with target_session_attrs=primary, so clients connect to
 #                         whichever is the primary. Idempotent.
 #   pair.sh promote       the standby becomes a primary (pg_ctl promote, waited for).
 #   pair.sh kill-primary  SIGKILL the primary's postmaster and every process of it at once:
@@ -131,26 +131,27 @@ wait_streaming() {
     fail "the standby did not stream from the primary within ${DEADLINE_S}s"
 }
 
-# URL of role $1 naming both servers: libpq tries them in order and keeps the first that
-# accepts writes (a standby refuses a read-write session; a dead server refuses any).
+# URL of role $1 naming both servers: libpq tries them in order and keeps the first that is
+# not in recovery (`primary`, libpq 14+; `read-write` would also turn away the read-only
+# sessions of the read commands, which set default_transaction_read_only).
 pair_url() {
     local password
     password=$(PG_SECRETS=$PAIR_DIR/primary/postgres-secrets role_password "$1")
     printf 'postgresql+psycopg2://%s:%s@/ledger?host=127.0.0.1:%s&host=127.0.0.1:%s' \
         "$1" "$password" "$PRIMARY_PORT" "$STANDBY_PORT"
-    printf '&target_session_attrs=read-write&connect_timeout=%s\n' "${PG_PAIR_CONNECT_TIMEOUT:-5}"
+    printf '&target_session_attrs=primary&connect_timeout=%s\n' "${PG_PAIR_CONNECT_TIMEOUT:-5}"
 }
 
 write_pair_env() {
     (umask 077 && cat >"$PAIR_ENV_FILE.tmp" <<ENV && mv "$PAIR_ENV_FILE.tmp" "$PAIR_ENV_FILE") \
         || fail "could not write $PAIR_ENV_FILE"
 # Written by deploy/postgres/pair.sh start (0600: it holds the passwords). Each URL names
-# the primary and the standby; target_session_attrs=read-write picks the current primary.
+# the primary and the standby; target_session_attrs=primary picks the current primary.
 LEDGER_DB_URL=$(pair_url "$PG_SERVICE_ROLE")
 LEDGER_MIGRATE_DB_URL=$(pair_url "$PG_OWNER_ROLE")
 LEDGER_TEST_PG_URL=$(pair_url "$PG_TEST_ROLE")
 ENV
-    echo "URLs (primary or promoted standby, read-write): $PAIR_ENV_FILE (LEDGER_CONFIG=$PAIR_ENV_FILE)"
+    echo "URLs (whichever server is the primary): $PAIR_ENV_FILE (LEDGER_CONFIG=$PAIR_ENV_FILE)"
 }
 
 start_pair() {
@@ -234,10 +235,17 @@ status() {
 stop_pair() {
     local which
     pair_lock
+    pg_find_bin || return 0
+    ((EUID == 0)) || PG_OS_USER=$(id -un)
     for which in standby primary; do
-        PG_PORT=$([[ $which == primary ]] && echo "$PRIMARY_PORT" || echo "$STANDBY_PORT") \
-            LEDGER_CACHE_DIR=$PAIR_DIR/$which bash "$PG_DEPLOY_DIR/stop.sh" 9>&- \
-            | sed "s/^/$which: /"
+        node "$which"
+        if ! PG_STOP_TIMEOUT=${PG_STOP_TIMEOUT:-30} LEDGER_CACHE_DIR=$CACHE_DIR \
+                bash "$PG_DEPLOY_DIR/stop.sh" 9>&- | sed "s/^/$which: /"; then
+            # a fast stop waits for every session and WAL sender; a drill must not leave
+            # a server running because one of them hangs
+            echo "$which: fast stop failed; stopping immediately"
+            as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m immediate -w -t 30 -s || true
+        fi
     done
 }
 
