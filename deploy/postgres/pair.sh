@@ -64,10 +64,36 @@ promoted() {
 primary_settings() {
     # a standby away for long must not fill the primary's disk with WAL kept for its slot
     echo "max_slot_wal_keep_size = 4GB"
-    if [[ ${PG_PAIR_SYNC:-off} == on ]]; then
-        # commits wait until the standby has flushed their WAL (synchronous_commit = on)
-        echo "synchronous_standby_names = '$SLOT'"
+    # synchronous replication, once the standby streams (sync_replication below)
+    echo "include_if_exists = '$SYNC_CONF'"
+}
+
+# Synchronous replication is switched on only once the standby streams, and off before
+# the primary (re)starts: start.sh writes to the primary (roles, migrations), and with
+# synchronous_standby_names set and no standby those commits would wait forever.
+SYNC_CONF=pair-sync.conf
+sync_replication() {
+    local want=$1
+    if [[ $want == on ]]; then
+        echo "synchronous_standby_names = '$SLOT'" | as_pg tee "$PG_DATA/$SYNC_CONF" >/dev/null
+    else
+        as_pg rm -f "$PG_DATA/$SYNC_CONF"
     fi
+    if pg_pid >/dev/null; then
+        psql_admin -c "SELECT pg_reload_conf()" >/dev/null || fail "could not reload the primary's settings"
+    fi
+}
+
+# Poll the primary until the standby's sync_state is $1 (sync or async).
+wait_sync_state() {
+    local deadline=$((SECONDS + DEADLINE_S)) state
+    while ((SECONDS < deadline)); do
+        state=$(psql_admin -c "SELECT sync_state FROM pg_stat_replication
+                               WHERE application_name = '$SLOT'" 2>/dev/null || true)
+        [[ $state == "$1" ]] && return 0
+        sleep 0.2
+    done
+    fail "the standby's replication did not become $1 within ${DEADLINE_S}s"
 }
 
 start_primary() {
@@ -164,6 +190,7 @@ start_pair() {
         PG_LOG="" fail "the standby ($PG_DATA) was promoted: it is the primary now (port $STANDBY_PORT), and the old primary must not start again beside it. \`pair.sh destroy\` then \`pair.sh start\` begins a new pair."
     fi
     node primary
+    [[ -d $PG_DATA ]] && sync_replication off
     start_primary
     primary_sock=$PG_SOCK
     ensure_slot
@@ -173,6 +200,10 @@ start_pair() {
     start_standby "$primary_sock"
     node primary
     wait_streaming
+    if [[ ${PG_PAIR_SYNC:-off} == on ]]; then
+        sync_replication on
+        wait_sync_state sync
+    fi
     write_pair_env
     echo "pair: primary 127.0.0.1:$PRIMARY_PORT streams to standby 127.0.0.1:$STANDBY_PORT" \
         "($([[ ${PG_PAIR_SYNC:-off} == on ]] && echo synchronous || echo asynchronous))"
@@ -239,7 +270,7 @@ stop_pair() {
     ((EUID == 0)) || PG_OS_USER=$(id -un)
     for which in standby primary; do
         node "$which"
-        if ! PG_STOP_TIMEOUT=${PG_STOP_TIMEOUT:-30} LEDGER_CACHE_DIR=$CACHE_DIR \
+        if ! PG_STOP_TIMEOUT=${PG_STOP_TIMEOUT:-30} LEDGER_CACHE_DIR=$CACHE_DIR PG_PORT=$PG_PORT \
                 bash "$PG_DEPLOY_DIR/stop.sh" 9>&- | sed "s/^/$which: /"; then
             # a fast stop waits for every session and WAL sender; a drill must not leave
             # a server running because one of them hangs

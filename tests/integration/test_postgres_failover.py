@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -94,10 +95,24 @@ def run_pair_script(command: str, timeout: float = 180) -> subprocess.CompletedP
     )
 
 
-def start_pair(attempts: int = 3) -> None:
-    """``pair.sh start``, again from scratch if a port was taken meanwhile: the ports lie in
-    the kernel's ephemeral range, where a client's connection may hold one a moment."""
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_pair(attempts: int = 5) -> None:
+    """``pair.sh start`` once both ports are free, again from scratch if one was taken
+    meanwhile: they lie in the kernel's ephemeral range (32768-60999), where a client's
+    connection on a busy machine may hold one for a while."""
     for attempt in range(attempts):
+        wait_for(
+            lambda: bindable(PRIMARY_PORT) and bindable(STANDBY_PORT), "the pair's ports free", 60
+        )
         done = run_pair_script("start")
         if done.returncode == 0:
             return
