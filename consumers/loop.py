@@ -12,6 +12,11 @@ the order and docs/ingestion.md for the commit order.
 - Fenced: a batch whose start is not the stored checkpoint (another process applied the
   partition meanwhile) commits nothing; the loop drops what it had buffered and starts
   again from the database.
+- Failover: after the database was unreachable, and every few seconds while idle, the
+  owned partitions' checkpoints are read back; if the database's are not where this
+  process committed them (a promoted standby that lacked the last commits: asynchronous
+  replication), everything is started again from the database, so the lost tail is
+  applied again (docs/operations.md, "A standby, and failing over to it").
 - Waiting: an orders partition held at a marker, or a barrier waiting for partitions owned
   by other processes, looks at their committed progress in the database, with a short
   growing interval.
@@ -47,6 +52,12 @@ WAIT_MAX_S = 0.01
 BUFFER_RECORDS = 20_000  # per partition, fetched but not yet applicable
 WAIT_LOG_S = 5.0  # how often a waiting consumer says what it waits for
 DB_RETRY = "database unavailable or conflicting"  # logged as "...; retrying", any step
+FENCED = "fenced: another consumer applied a partition first; resynced from the database"
+CHECKPOINTS_BEHIND = (
+    "checkpoints in the database are not where this consumer committed them; "
+    "resynced from the database"
+)
+CHECKPOINTS_CHECK_S = 5.0  # how often an idle consumer reads its checkpoints back
 
 
 class ConsumerLoop:
@@ -87,6 +98,8 @@ class ConsumerLoop:
         self._blocked_since: tuple[int, float] | None = None  # (barrier, monotonic time)
         self._waiting_since: float | None = None
         self._wait_logged = 0.0
+        self._db_outage = False  # a database call failed since the checkpoints were read back
+        self._checked_at = time.monotonic()
 
     def stop(self) -> None:
         """Thread-safe; not from a signal handler (see ledger/commands/consume.py)."""
@@ -126,9 +139,9 @@ class ConsumerLoop:
             self.merger.disown(tp)
         log.info("partitions revoked", partitions=names(revoked))
 
-    def _resync(self, why: str) -> None:
+    def _resync(self, why: str, message: str = FENCED) -> None:
         """Forget what is buffered and start every owned partition again from the
-        database (after being fenced)."""
+        database (after being fenced, or finding the database's checkpoints behind)."""
         assert self.merger is not None
         owned = self.merger.owned()
         stored = self._db(
@@ -139,11 +152,7 @@ class ConsumerLoop:
             self.merger.own(tp, stored[tp])
             self.client.seek(tp, stored[tp].next_offset)
         self._others = stored
-        log.warning(
-            "fenced: another consumer applied a partition first; resynced from the database",
-            reason=why,
-            partitions=names(owned),
-        )
+        log.warning(message, reason=why, partitions=names(owned))
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -199,6 +208,9 @@ class ConsumerLoop:
                 break
             self._apply(batch)
             applied = True
+        idle_check = not applied and time.monotonic() - self._checked_at >= CHECKPOINTS_CHECK_S
+        if (self._db_outage or idle_check) and not self.stopping:
+            self._check_checkpoints()
         self._bound_buffers()
         reason = self.merger.waiting_for(self._others)
         if reason == "markers":
@@ -208,6 +220,34 @@ class ConsumerLoop:
         else:
             self._waiting_since = None
         return reason is not None and not applied
+
+    def _check_checkpoints(self) -> None:
+        """Read the owned partitions' checkpoints back; resync if the database's are not
+        where this process committed them.
+
+        Why: after a failover to a standby that lacked the last commits, the checkpoints
+        are as far back as the data (they commit together), while this process believes
+        them further on. A busy consumer finds out anyway (its next batch is fenced); an
+        idle one whose last batch was lost would wait for records that may never come."""
+        assert self.merger is not None
+        self._db_outage = False
+        self._checked_at = time.monotonic()
+        stored = self._db(
+            lambda: self.service.progress(self.config.group_id), "checking checkpoints"
+        )
+        differ = [
+            tp
+            for tp in self.merger.owned()
+            if stored.get(tp, Stored(0)) != (self.merger.stored(tp) or Stored(0))
+        ]
+        if differ:
+            self._resync(
+                "database at "
+                + ", ".join(
+                    f"{tp[0]}/{tp[1]}@{stored.get(tp, Stored(0)).next_offset}" for tp in differ
+                ),
+                CHECKPOINTS_BEHIND,
+            )
 
     def _report_wait(self, reason: str) -> None:
         """Log, every few seconds, what a process that cannot go on is waiting for."""
@@ -400,8 +440,13 @@ class ConsumerLoop:
             wait=self._sleep,
             stopping=self._stop.is_set,
             backoff=Backoff(cap=self.config.max_backoff_s),
-            on_retry=self.metrics.db_retries.inc if count else None,
+            on_retry=lambda: self._db_failed(count),
         )
+
+    def _db_failed(self, count: bool) -> None:
+        self._db_outage = True  # the checkpoints are read back once it answers again
+        if count:
+            self.metrics.db_retries.inc()
 
 
 __all__ = ["CONSUMER_DEFAULTS", "BatchReport", "ConsumerConfig", "ConsumerLoop"]

@@ -76,6 +76,11 @@ cleanup() {
     if ! compgen -G "$RUNS/run-*" >/dev/null; then
         stop_server kafka
         stop_server postgres
+        # the failover tests' primary + standby, if a test died before destroying it
+        if [[ -f $RUNS/postgres-pair.started ]]; then
+            bash "$HERE/postgres/pair.sh" stop 7>&- || true
+            rm -f "$RUNS/postgres-pair.started"
+        fi
     else
         echo "Servers left running for other test runs: $(ls "$RUNS" | grep '^run-' | tr '\n' ' ')"
     fi

@@ -12,7 +12,8 @@
 # `ledger migrate` on database `ledger` when .venv exists.
 # Idempotent: already running → says so, exits 0.
 # Env: PG_PORT (55432), PG_START_TIMEOUT (60 s), LEDGER_PG_OS_USER (ledgerpg),
-# LEDGER_CACHE_DIR (<repo>/.cache).
+# LEDGER_CACHE_DIR (<repo>/.cache), PG_EXTRA_SETTINGS (lines appended to ledger.conf;
+# deploy/postgres/pair.sh sets replication settings with it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -102,6 +103,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
 # Durable like production: tests measure real commits.
 fsync = on
 synchronous_commit = on
+${PG_EXTRA_SETTINGS:-}
 CONF
 }
 
@@ -329,4 +331,7 @@ main() {
     echo "PostgreSQL started on 127.0.0.1:$PG_PORT (pid $pid) in $((SECONDS - started))s; log: $PG_LOG"
 }
 
-main "$@"
+# Sourced by deploy/postgres/pair.sh for its functions; run, it starts the cluster.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi
