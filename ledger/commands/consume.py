@@ -14,16 +14,13 @@ from consumers.clientlog import forward_kafka_client_logs
 from consumers.dead_letter_topic import DeadLetterTopic
 from consumers.loop import ConsumerConfig, ConsumerLoop
 from consumers.metrics import ConsumerMetrics
-from ledger.bootstrap import service_role_check
+from ledger.bootstrap import Purpose, System, open_system
 from ledger.commands.common import allow_owner_option, db_option, resolve_db
 from ledger.config import ConfigError, Settings
 from ledger.kafka.auth import client_options
 from ledger.kafka.publisher import Publisher
 from ledger.logs import get_logger
 from ledger.runtime import tune_gc_for_throughput
-from ledger.service import LedgerService
-from ledger.store.opening import open_store
-from ledger.store.store import Store
 
 log = get_logger("ledger.consume")
 
@@ -91,8 +88,8 @@ def consume(
         auth = client_options(settings, "consumer")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    store = _open_when_reachable(resolve_db(ctx, db_url), stopping, allow_owner)
-    if store is None:
+    system = _open_when_reachable(settings, resolve_db(ctx, db_url), stopping, allow_owner)
+    if system is None:
         return
     overrides: tuple[tuple[str, object], ...] = ()
     if max_poll_records:
@@ -131,7 +128,7 @@ def consume(
         repair.seal(barrier, partitions)
         repair.flush()
 
-    loop = ConsumerLoop(config, LedgerService(store), metrics, dead_letter_sink=mirror, seal=seal)
+    loop = ConsumerLoop(config, system.service, metrics, dead_letter_sink=mirror, seal=seal)
     if stopping:
         return
 
@@ -154,13 +151,15 @@ def consume(
             mirror.close()
 
 
-def _open_when_reachable(url: str, stopping: list[int], allow_owner: bool) -> Store | None:
+def _open_when_reachable(
+    settings: Settings, url: str, stopping: list[int], allow_owner: bool
+) -> System | None:
     """Open the store, waiting (with capped backoff) while the database is unreachable, so
     a consumer started before its database simply waits. None if stopped meanwhile."""
     delay = 0.5
     while not stopping:
         try:
-            return open_store(url, check_role=service_role_check(allow_owner))
+            return open_system(settings, url, Purpose.APPLY, allow_owner=allow_owner)
         except OperationalError as exc:
             first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
             log.warning("database unreachable; retrying", retry_in_s=delay, error=first)
