@@ -4,5 +4,6 @@ Modules: ``codec`` (single-object encode/decode, ``DecodeError``/``EncodeError``
 ``registry`` (schemas by fingerprint, reader per type), ``fingerprint`` (Parsing Canonical
 Form, CRC-64-AVRO), ``compat`` (writer→reader resolvability), ``validate`` (the record
 checker shared with the JSON form), ``records`` (fast record→event), ``times``,
-``docgen`` (golden vectors and docs/events.md), ``bench``. See docs/events.md.
+``examples`` (the events behind the golden vectors; ledger/docgen.py writes them and
+docs/events.md), ``bench``. See docs/events.md.
 """

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import fastavro
 
 from schemas.codec import Codec
-from schemas.docgen import EXAMPLES
+from schemas.examples import EXAMPLES
 
 
 def _rate(fn: Callable[[], object], n: int) -> float:

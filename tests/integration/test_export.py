@@ -24,7 +24,7 @@ from ledger.simulate import generate
 from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
-from schemas.docgen import VECTORS_DIR
+from schemas.examples import VECTORS_DIR
 from tests.support import reads as queries
 from tests.support.streams import T0, Ev
 

@@ -25,7 +25,7 @@ from ledger.jsonform import canonical_json
 from ledger.kafka.publisher import Publisher
 from ledger.kafka.topics import marker_offset, topic_for
 from schemas.codec import decode
-from schemas.docgen import EXAMPLES
+from schemas.examples import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 LEDGER = REPO / ".venv" / "bin" / "ledger"

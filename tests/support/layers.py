@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledger.web",
             "ledger.commands",
             "ledger.cli",
-            "schemas.docgen",
+            "ledger.docgen",
             "schemas.bench",
         ),
     ),

@@ -141,6 +141,6 @@ def test_fuzz_mutated_valid_encodings(event, data):
 
 
 def encode_example() -> bytes:
-    from schemas.docgen import EXAMPLES
+    from schemas.examples import EXAMPLES
 
     return encode(EXAMPLES[3])

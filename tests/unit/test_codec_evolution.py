@@ -71,7 +71,7 @@ def test_v2_record_read_by_v1_reader_drops_the_new_fields(event):
 
 
 def test_a_reader_that_never_saw_v2_reports_unknown_fingerprint():
-    from schemas.docgen import EXAMPLES
+    from schemas.examples import EXAMPLES
 
     event = next(e for e in EXAMPLES if e.TYPE == "order_placed")
     data = V2_READER.encode_record("order_placed", v2_record(event), version=2)
@@ -81,7 +81,7 @@ def test_a_reader_that_never_saw_v2_reports_unknown_fingerprint():
 
 
 def test_encoding_with_v2_writes_null_for_new_optional_fields_the_event_lacks():
-    from schemas.docgen import EXAMPLES
+    from schemas.examples import EXAMPLES
 
     event = next(e for e in EXAMPLES if e.TYPE == "order_placed")
     data = V2_READER.encode(event)
@@ -94,7 +94,7 @@ def test_encoding_with_v2_writes_null_for_new_optional_fields_the_event_lacks():
 
 def test_encoding_refuses_fields_the_schema_does_not_have():
     from schemas.codec import EncodeError
-    from schemas.docgen import EXAMPLES
+    from schemas.examples import EXAMPLES
 
     event = next(e for e in EXAMPLES if e.TYPE == "order_placed")
     with pytest.raises(EncodeError, match="channel"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from schemas.docgen import VECTORS_DIR
+from schemas.examples import VECTORS_DIR
 
 
 def _java_check():

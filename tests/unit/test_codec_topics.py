@@ -18,7 +18,7 @@ from ledger.kafka.topics import (
     record_key,
     topic_for,
 )
-from schemas.docgen import EXAMPLES
+from schemas.examples import EXAMPLES
 from tests.support.strategies import buyer_events, events
 
 TOPICS = Topics(orders="t.orders", accounts="t.accounts")

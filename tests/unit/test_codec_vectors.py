@@ -10,10 +10,11 @@ import json
 
 import pytest
 
+from ledger.docgen import DOCS_PATH, render_docs
 from ledger.domain.events import EVENT_TYPES
 from ledger.jsonform import event_from_json, event_to_json
 from schemas.codec import decode, encode
-from schemas.docgen import DOCS_PATH, EXAMPLES, VECTORS_DIR, json_text, render_docs
+from schemas.examples import EXAMPLES, VECTORS_DIR, json_text
 
 VECTORS = sorted(p.name.removesuffix(".json") for p in VECTORS_DIR.glob("*.json"))
 
@@ -45,4 +46,4 @@ def test_docs_events_md_is_generated_from_the_vectors():
     for name in VECTORS:
         assert (VECTORS_DIR / f"{name}.json").read_text(encoding="utf-8").rstrip() in docs
         assert (VECTORS_DIR / f"{name}.hex").read_text().strip() in docs
-    assert docs == render_docs(), "docs/events.md is stale: run python -m schemas.docgen docs"
+    assert docs == render_docs(), "docs/events.md is stale: run python -m ledger.docgen docs"

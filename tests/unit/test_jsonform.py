@@ -21,7 +21,7 @@ from ledger.jsonform import (
     read_jsonl,
 )
 from schemas.codec import MAX_TIME_MS, MIN_TIME_MS, decode, encode
-from schemas.docgen import EXAMPLES
+from schemas.examples import EXAMPLES
 from tests.support.strategies import EVENT_STRATEGIES, events
 
 ORDER = next(e for e in EXAMPLES if e.TYPE == "order_placed")

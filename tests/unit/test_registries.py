@@ -12,7 +12,7 @@ from ledger.domain.events import EVENT_CLASSES, EVENT_TYPES, Event
 from ledger.domain.prefetch import needs_of
 from ledger.kafka.topics import ACCOUNTS_EVENTS, ORDERS_EVENTS
 from ledger.simulate import generate_dense
-from schemas.docgen import EXAMPLES
+from schemas.examples import EXAMPLES
 from schemas.registry import Registry
 
 TYPES = {cls.TYPE for cls in EVENT_CLASSES}
