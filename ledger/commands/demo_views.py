@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ledger.api.auth import hash_token, new_token
+from ledger.api.auth import TokenBook, TokenConfigError, new_token, token_item
 from ledger.commands.common import table
 from ledger.files import check_output, write_file
 from ledger.read import orders, sharers
@@ -98,26 +98,47 @@ def check_dashboard_config(db_path: Path) -> None:
         )
 
 
+def _earlier_items(config: Path) -> list[str]:
+    """The token items an earlier demo wrote to ``config`` (none if it did not)."""
+    if not config.is_file() or not _starts_with(config, CONFIG_MARK.encode()):
+        return []
+    for line in config.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("LEDGER_API_TOKENS="):
+            value = line.removeprefix("LEDGER_API_TOKENS=")
+            try:
+                TokenBook.parse(value)
+            except TokenConfigError:
+                return []  # not what the demo writes: start afresh
+            return [item for item in value.split(",") if item]
+    return []
+
+
 def _starts_with(path: Path, mark: bytes) -> bool:
     with path.open("rb") as fh:
         return fh.read(len(mark)) == mark
 
 
+KEPT_TOKENS = 5  # the tokens of the last runs that keep working
+
+
 def _dashboard_hint(db_path: Path) -> None:
-    """A finance token for the demo database (only its hash is written down)."""
+    """A finance token for the demo database (only its hash is written down). The tokens
+    printed by the demo's last runs keep working: their items stay in api.env."""
     token = new_token()
     config = dashboard_config(db_path)
     check_dashboard_config(db_path)
+    items = [*_earlier_items(config), token_item("finance", token)][-KEPT_TOKENS:]
     write_file(
         config,
-        f"{CONFIG_MARK}: a finance token's hash for the dashboard\n"
-        f"LEDGER_API_TOKENS=finance:{hash_token(token)}\n".encode(),
+        f"{CONFIG_MARK}: finance tokens' hashes for the dashboard (the last "
+        f"{KEPT_TOKENS} runs')\nLEDGER_API_TOKENS={','.join(items)}\n".encode(),
         force=True,
     )
     click.echo("\nOpen the finance dashboard:")
     click.echo(f"  LEDGER_CONFIG={config} .venv/bin/ledger serve --db sqlite:///{db_path}")
     click.echo("  then http://127.0.0.1:8080/dashboard/ and sign in with the finance token")
     click.echo(f"  {token}")
+    click.echo(f"  (tokens printed by the last {KEPT_TOKENS} demo runs keep working)")
     click.echo(
         "  (the same token works as 'Authorization: Bearer …' on /api/v1/…; API docs at /docs)"
     )

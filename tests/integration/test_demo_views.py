@@ -56,3 +56,23 @@ def test_the_demos_db_is_a_url_like_every_commands(tmp_path) -> None:
         result = CliRunner().invoke(main, ["demo", "--db", value, "--orders", "1"])
         assert result.exit_code == 2 and hint in result.output, result.output
     assert list(folder.iterdir()) == []
+
+
+def test_the_token_a_demo_printed_keeps_working_on_the_next_run(tmp_path) -> None:
+    db = tmp_path / "demo" / "ledger.sqlite"
+
+    def run_once() -> str:
+        args = ["demo", "--db", f"sqlite:///{db}", "--orders", "20", "--overwrite"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        out = result.output
+        return out[out.index("sign in with the finance token") :].splitlines()[1].strip()
+
+    first = run_once()
+    second = run_once()
+    config = (db.parent / "api.env").read_text()
+    line = next(x for x in config.splitlines() if x.startswith("LEDGER_API_TOKENS="))
+    tokens = TokenBook.parse(line.split("=", 1)[1])
+    assert first != second
+    assert tokens.role_of(first) == tokens.role_of(second) == "finance"
+    assert first not in config and second not in config  # only their hashes
