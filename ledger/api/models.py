@@ -68,6 +68,13 @@ Bps = Annotated[StrictInt, Field(ge=0, le=BPS)]
 Days = Annotated[StrictInt, Field(ge=0, le=rules.MAX_DAYS)]
 
 
+# ISO 4217's exponent of the row's currency (ledger/read/money.py): amounts are integer
+# minor units, amount / 10**currency_exponent is the amount in the currency's units.
+CurrencyExponent = Annotated[
+    int, Field(description="the currency's ISO 4217 minor-unit exponent (CNY 2, JPY 0, KWD 3)")
+]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,6 +92,7 @@ class Balance(BaseModel):
     paid: int
     earned: int
     reversed: int
+    currency_exponent: CurrencyExponent
 
 
 class Page(BaseModel):
@@ -116,12 +124,14 @@ class OrderPayouts(BaseModel):
     plan_id: str | None
     no_commission_reason: str | None
     levels: list[Level]
+    currency_exponent: CurrencyExponent
 
 
 class SharerLevel(Level):
     order_id: str
     downline_id: str
     currency: str
+    currency_exponent: CurrencyExponent
 
 
 class SharerLevelPage(Page):
@@ -146,6 +156,7 @@ class LevelEarning(BaseModel):
     level: int
     amount: int
     orders: int
+    currency_exponent: CurrencyExponent
 
 
 class DownlineEarning(LevelEarning):
@@ -169,6 +180,7 @@ class Total(BaseModel):
     currency: str
     fees: int
     merchant_charges: int
+    currency_exponent: CurrencyExponent
 
 
 class DeadLetter(BaseModel):
@@ -273,6 +285,7 @@ class Posting(BaseModel):
     currency: str
     amount: int
     level: int | None = Field(description="the commission level this posting pays, if any")
+    currency_exponent: CurrencyExponent
 
 
 class Entry(BaseModel):

@@ -1,0 +1,96 @@
+"""Bar charts drawn as SVG by the templates (no script): positions computed here.
+
+The time axis is continuous: every day (or month) from the first shown to the last has
+its slot, so a day without activity is a visible gap, never a missing date; a negative
+value (a day of refunds) is a bar below the zero line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+Period = Literal["day", "month"]
+
+
+@dataclass(frozen=True)
+class Bar:
+    series: int  # index into the chart's series (its CSS class and legend)
+    value: int
+    x: int
+    y: int
+    w: int
+    h: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    period: str
+    x: int
+    label: bool  # whether the axis names this period
+    bars: tuple[Bar, ...]  # empty: no activity that period (a gap)
+
+
+@dataclass(frozen=True)
+class Chart:
+    slots: tuple[Slot, ...]
+    series: tuple[str, ...]
+    width: int
+    height: int
+    zero_y: int  # the y of the zero line
+    top: int  # the largest value shown (>= 0)
+    bottom: int  # the smallest value shown (<= 0)
+
+
+def periods_between(first: str, last: str, period: Period) -> list[str]:
+    """Every period label from ``first`` to ``last`` inclusive: "2026-03-01" days or
+    "2026-03" months."""
+    if period == "month":
+        y, m = int(first[:4]), int(first[5:7])
+        out = []
+        while f"{y:04d}-{m:02d}" <= last:
+            out.append(f"{y:04d}-{m:02d}")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+    day, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(day + timedelta(n)).isoformat() for n in range((end - day).days + 1)]
+
+
+def bar_chart(
+    values: Mapping[str, Sequence[int]],
+    series: Sequence[str],
+    period: Period,
+    *,
+    describe: Callable[[int], str] = str,
+    most: int = 120,
+    width: int = 960,
+    height: int = 220,
+) -> Chart:
+    """``values``: per period label, one value per series. The last ``most`` periods up to
+    the latest with a value are drawn, each a slot of one bar per series."""
+    if not values:
+        return Chart((), tuple(series), width, height, height, 0, 0)
+    labels = periods_between(min(values), max(values), period)[-most:]
+    shown = [v for label in labels for v in values.get(label, ())]
+    top, bottom = max([0, *shown]), min([0, *shown])
+    span = max(top - bottom, 1)
+    zero_y = top * height // span
+    slot = max(2 * len(series), width // len(labels))
+    w = max(1, (slot - 2) // len(series))
+    every = max(1, len(labels) // 8)  # name about eight periods on the axis
+    slots = []
+    for n, label in enumerate(labels):
+        bars = []
+        for k, value in enumerate(values.get(label, ())):
+            h = abs(value) * height // span
+            y = zero_y - h if value >= 0 else zero_y
+            bars.append(
+                Bar(k, value, n * slot + k * w, y, w, h, f"{label} {series[k]} {describe(value)}")
+            )
+        slots.append(Slot(label, n * slot, n % every == 0, tuple(bars)))
+    return Chart(
+        tuple(slots), tuple(series), max(width, len(labels) * slot), height, zero_y, top, bottom
+    )
