@@ -168,11 +168,21 @@ class Earnings(BaseModel):
     by_downline: list[DownlineEarning]
 
 
+class MonthEarning(BaseModel):
+    month: str = Field(description="UTC month of the entries' event time, YYYY-MM")
+    currency: str
+    amount: int
+    currency_exponent: CurrencyExponent
+
+
 class Sharer(BaseModel):
     sharer_id: str
     balances: list[Balance]
     team: Team
     earnings: Earnings
+    earnings_by_month: list[MonthEarning] = Field(
+        description="accruals less reversals per UTC month and currency, oldest first"
+    )
 
 
 class Total(BaseModel):

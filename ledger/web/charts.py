@@ -45,18 +45,18 @@ class Chart:
     bottom: int  # the smallest value shown (<= 0)
 
 
-def periods_between(first: str, last: str, period: Period) -> list[str]:
-    """Every period label from ``first`` to ``last`` inclusive: "2026-03-01" days or
-    "2026-03" months."""
+def periods_between(first: str, last: str, period: Period, most: int | None = None) -> list[str]:
+    """Every period label from ``first`` to ``last`` inclusive ("2026-03-01" days or
+    "2026-03" months), or only the last ``most`` of them."""
     if period == "month":
-        y, m = int(first[:4]), int(first[5:7])
-        out = []
-        while f"{y:04d}-{m:02d}" <= last:
-            out.append(f"{y:04d}-{m:02d}")
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        return out
-    day, end = date.fromisoformat(first), date.fromisoformat(last)
-    return [(day + timedelta(n)).isoformat() for n in range((end - day).days + 1)]
+        months = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+        end = int(last[:4]) * 12 + int(last[5:7]) - 1
+        count = months if most is None else min(months, most)
+        return [f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(end - count + 1, end + 1)]
+    start, end_day = date.fromisoformat(first), date.fromisoformat(last)
+    days = (end_day - start).days + 1
+    count = days if most is None else min(days, most)
+    return [(end_day - timedelta(n)).isoformat() for n in range(count - 1, -1, -1)]
 
 
 def bar_chart(
@@ -73,7 +73,7 @@ def bar_chart(
     the latest with a value are drawn, each a slot of one bar per series."""
     if not values:
         return Chart((), tuple(series), width, height, height, 0, 0)
-    labels = periods_between(min(values), max(values), period)[-most:]
+    labels = periods_between(min(values), max(values), period, most)
     shown = [v for label in labels for v in values.get(label, ())]
     top, bottom = max([0, *shown]), min([0, *shown])
     span = max(top - bottom, 1)

@@ -22,6 +22,7 @@ PAIRS: list[tuple[type, type]] = [
     (api.LevelEarning, read.LevelEarning),
     (api.DownlineEarning, read.DownlineEarning),
     (api.Earnings, read.Earnings),
+    (api.MonthEarning, read.MonthEarning),
     (api.Total, read.Total),
     (api.DeadLetter, read.DeadLetter),
     (api.ParkedEvent, read.ParkedEvent),
@@ -77,3 +78,16 @@ def _plain(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+@pytest.mark.parametrize(("model", "row"), PAIRS, ids=[m.__name__ for m, _ in PAIRS])
+def test_a_row_with_a_currency_carries_its_exponent(model, row) -> None:
+    """Machines get integer minor units and the currency's exponent beside them."""
+    names = [f.name for f in dataclasses.fields(row)]
+    if "currency" in names:
+        assert "currency_exponent" in names
+        hints = typing.get_type_hints(row)
+        sample = {f.name: _sample(hints[f.name]) for f in dataclasses.fields(row) if f.init}
+        for currency, exponent in (("CNY", 2), ("JPY", 0), ("KWD", 3)):
+            dumped = model.model_validate(row(**{**sample, "currency": currency}).as_dict())
+            assert dumped.currency_exponent == exponent
