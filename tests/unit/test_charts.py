@@ -59,7 +59,7 @@ def test_every_bar_stays_inside_the_chart_on_its_side_of_zero(values) -> None:
     assert xs == sorted(xs) and len(set(xs)) == len(xs)
     for slot in chart.slots:
         for bar in slot.bars:
-            assert 0 <= bar.y and bar.y + bar.h <= chart.height
+            assert bar.y >= 0 and bar.y + bar.h <= chart.height
             if bar.value > 0:
                 assert bar.y + bar.h == chart.zero_y
             elif bar.value < 0:
