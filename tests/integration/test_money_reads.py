@@ -117,9 +117,9 @@ def test_ledger_balances_reads_as_money(tmp_path) -> None:
         assert len(lines) == len(rows)
         for line, r in zip(lines, rows, strict=True):
             for amount in (r.pending, r.available, r.inflight, r.paid):
-                assert money.format_money(amount, r.currency, locale).replace(
-                    "\u00a0", " "
-                ) in line, (line, amount)
+                assert (
+                    money.format_money(amount, r.currency, locale).replace("\u00a0", " ") in line
+                ), (line, amount)
     zh = _cli("balances", "--db", url, locale="zh_CN").output
     assert "¥" in zh and "JP¥" in zh and "KWD " in zh
 
