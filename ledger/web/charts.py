@@ -68,9 +68,11 @@ def bar_chart(
     most: int = 120,
     width: int = 960,
     height: int = 220,
+    widest: int = 48,
 ) -> Chart:
     """``values``: per period label, one value per series. The last ``most`` periods up to
-    the latest with a value are drawn, each a slot of one bar per series."""
+    the latest with a value are drawn, each a slot of one bar per series, ``width`` pixels
+    in all at most (unless every slot at its narrowest needs more), a slot ``widest`` at most."""
     if not values:
         return Chart((), tuple(series), width, height, height, 0, 0)
     labels = periods_between(min(values), max(values), period, most)
@@ -78,7 +80,7 @@ def bar_chart(
     top, bottom = max([0, *shown]), min([0, *shown])
     span = max(top - bottom, 1)
     zero_y = top * height // span
-    slot = max(2 * len(series), width // len(labels))
+    slot = max(2 * len(series), min(widest, width // len(labels)))
     w = max(1, (slot - 2) // len(series))
     every = max(1, len(labels) // 8)  # name about eight periods on the axis
     slots = []
@@ -91,6 +93,4 @@ def bar_chart(
                 Bar(k, value, n * slot + k * w, y, w, h, f"{label} {series[k]} {describe(value)}")
             )
         slots.append(Slot(label, n * slot, n % every == 0, tuple(bars)))
-    return Chart(
-        tuple(slots), tuple(series), max(width, len(labels) * slot), height, zero_y, top, bottom
-    )
+    return Chart(tuple(slots), tuple(series), len(labels) * slot, height, zero_y, top, bottom)
