@@ -15,6 +15,7 @@ import copy
 import decimal
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 import iso4217
 from babel import Locale, UnknownLocaleError
@@ -97,29 +98,63 @@ def _locale(name: str) -> Locale:
 
 
 @lru_cache(maxsize=512)
-def _pattern(locale: str, currency: str, with_symbol: bool) -> object:
+def _pattern(locale: str, currency: str, with_symbol: bool) -> tuple[Any, str, bool]:
     """The locale's currency pattern (or decimal pattern) with exactly the currency's
-    exponent of fraction digits."""
+    exponent of fraction digits; the symbol; whether Babel must still put the currency in.
+
+    The symbol and code are put into the pattern's affixes here, once, as Babel's
+    ``apply`` would on every call (which also looks up the currency's plural name each
+    time, needed only by a "¤¤¤" pattern): the text is the same (a test holds it to
+    Babel's own), in a fraction of the time."""
     loc = _locale(locale)
     pattern = copy.copy(
         loc.currency_formats["standard"] if with_symbol else loc.decimal_formats[None]
     )
     digits = exponent(currency)
-    pattern.frac_prec = (digits, digits)  # type: ignore[attr-defined]
-    return pattern
+    pattern.frac_prec = (digits, digits)
+    symbol = get_currency_symbol(currency, loc) if with_symbol else ""
+    affixes = (*pattern.prefix, *pattern.suffix)
+    if not with_symbol or any("¤¤¤" in a for a in affixes):
+        return pattern, symbol, with_symbol
+
+    def put(affix: str) -> str:
+        return affix.replace("¤¤", currency.upper()).replace("¤", symbol)
+
+    pattern.prefix = tuple(put(a) for a in pattern.prefix)
+    pattern.suffix = tuple(put(a) for a in pattern.suffix)
+    return pattern, symbol, False
 
 
 def format_money(minor: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
     """``minor`` units of ``currency`` as a person reads them in ``locale``: symbol,
     separators, the currency's decimals and a minus sign if negative."""
+    pattern, symbol, needs_currency = _pattern(locale, currency, True)
     value = to_decimal(minor, currency)
     with decimal.localcontext(_EXACT):
         text = str(
-            _pattern(locale, currency, True).apply(  # type: ignore[attr-defined]
-                value, _locale(locale), currency=currency, currency_digits=False
+            pattern.apply(
+                value,
+                _locale(locale),
+                currency=currency if needs_currency else None,
+                currency_digits=False,
             )
         )
-    return _spaced(text, get_currency_symbol(currency, _locale(locale)))
+    return _spaced(text, symbol)
+
+
+def babel_format_money(minor: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """``format_money`` through Babel's own currency substitution on every call: the
+    reference the fast path is tested against."""
+    loc = _locale(locale)
+    pattern = copy.copy(loc.currency_formats["standard"])
+    pattern.frac_prec = (exponent(currency),) * 2
+    with decimal.localcontext(_EXACT):
+        text = str(
+            pattern.apply(
+                to_decimal(minor, currency), loc, currency=currency, currency_digits=False
+            )
+        )
+    return _spaced(text, get_currency_symbol(currency, loc))
 
 
 def _spaced(text: str, symbol: str) -> str:
@@ -138,13 +173,10 @@ def _spaced(text: str, symbol: str) -> str:
 
 def format_number(minor: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
     """As ``format_money`` without the symbol (a table whose column names the currency)."""
+    pattern, _, _ = _pattern(locale, currency, False)
     value = to_decimal(minor, currency)
     with decimal.localcontext(_EXACT):
-        return str(
-            _pattern(locale, currency, False).apply(  # type: ignore[attr-defined]
-                value, _locale(locale), currency_digits=False
-            )
-        )
+        return str(pattern.apply(value, _locale(locale), currency_digits=False))
 
 
 def parse_number(text: str, currency: str, locale: str = DEFAULT_LOCALE) -> int:

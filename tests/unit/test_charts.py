@@ -3,7 +3,7 @@ without activity is a gap with its own slot) and negative values below the zero 
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.web.charts import bar_chart, periods_between
@@ -44,6 +44,7 @@ def test_quiet_days_are_gaps_and_refund_days_draw_below_zero() -> None:
     assert 0 < chart.zero_y < chart.height
 
 
+@settings(deadline=None)  # a loaded machine is no failure
 @given(
     st.dictionaries(
         st.dates().map(lambda d: d.isoformat()),
@@ -67,6 +68,7 @@ def test_every_bar_stays_inside_the_chart_on_its_side_of_zero(values) -> None:
             assert bar.value == values[slot.period][bar.series]
 
 
+@settings(deadline=None)  # a loaded machine is no failure
 @given(st.dates(), st.dates(), st.integers(1, 50))
 def test_the_last_periods_are_the_tail_of_all(a, b, most) -> None:
     first, last = sorted([a, b])

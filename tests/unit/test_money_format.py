@@ -7,7 +7,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.read import money
@@ -78,12 +78,14 @@ def test_to_minor_refuses_more_decimals_than_the_currency_has() -> None:
 amounts = st.integers(-BOUND, BOUND) | st.sampled_from([0, 1, -1, BOUND, -BOUND, 10**15])
 
 
+@settings(deadline=None)  # a loaded machine is no failure
 @given(minor=amounts, currency=st.sampled_from(CURRENCIES), locale=st.sampled_from(money.LOCALES))
 def test_parse_of_format_is_the_amount(minor, currency, locale) -> None:
     shown = money.format_number(minor, currency, locale)
     assert money.parse_number(shown, currency, locale) == minor
 
 
+@settings(deadline=None)  # a loaded machine is no failure
 @given(minor=amounts, currency=st.sampled_from(CURRENCIES), locale=st.sampled_from(money.LOCALES))
 def test_the_amount_shown_keeps_every_digit_and_the_sign(minor, currency, locale) -> None:
     """The digits read, in order, are the minor units' (zero-padded to the exponent), and
@@ -120,3 +122,13 @@ def test_locale_names(name, locale) -> None:
 )
 def test_accept_language(header, locale) -> None:
     assert money.from_accept_language(header) == locale
+
+
+@settings(deadline=None)
+@given(minor=amounts, currency=st.sampled_from(CURRENCIES), locale=st.sampled_from(money.LOCALES))
+def test_the_fast_path_reads_as_babels_own(minor, currency, locale) -> None:
+    """format_money puts the symbol into the pattern once; Babel's own substitution on
+    every call gives the same text."""
+    assert money.format_money(minor, currency, locale) == money.babel_format_money(
+        minor, currency, locale
+    )
