@@ -81,9 +81,19 @@ def _render(
     def amount(minor: int, currency: str) -> str:
         return money.format_money(minor, currency, locale)
 
+    def in_locale(other: str) -> str:
+        """This page (its query kept) in another locale."""
+        query = dict(request.query_params) if request is not None else {}
+        return "?" + urlencode({**query, "lang": other})
+
     response = HTMLResponse(
         templates.get_template(name).render(
-            csrf=csrf, locale=locale, money=amount, locales=money.LOCALES, **context
+            csrf=csrf,
+            locale=locale,
+            money=amount,
+            locales=money.LOCALES,
+            in_locale=in_locale,
+            **context,
         ),
         status_code=status,
     )

@@ -216,3 +216,11 @@ def test_refund_days_draw_below_zero_on_a_continuous_axis(world, tmp_path) -> No
         for x in (r.fees, r.merchant_charges)
     ]
     assert any(text.startswith("-") for minor, text in shown if minor < 0)
+
+
+def test_the_language_links_keep_the_page(client) -> None:
+    page = client.get("/dashboard/totals", params={"period": "month"}).text
+    link = re.search(r'<a href="([^"]*)" class="lang-zh_CN', page)
+    assert link is not None
+    target = client.get("/dashboard/totals" + html.unescape(link.group(1)))
+    assert '<html lang="zh-CN">' in target.text and "Showing per month" in target.text

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.config import ConfigError, load_settings
 from ledger.read import money
 
 BOUND = 2**62  # the largest balance the ledger allows (ledger/domain/engine.py)
@@ -132,3 +133,17 @@ def test_the_fast_path_reads_as_babels_own(minor, currency, locale) -> None:
     assert money.format_money(minor, currency, locale) == money.babel_format_money(
         minor, currency, locale
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "locale"), [(None, "en"), ("en", "en"), ("zh_CN", "zh_CN"), ("zh-cn", "zh_CN")]
+)
+def test_the_locale_setting(value, locale) -> None:
+    environ = {} if value is None else {"LEDGER_LOCALE": value}
+    assert load_settings(environ).locale == locale
+
+
+@pytest.mark.parametrize("value", ["fr", "zh", "", "en_US"])
+def test_a_locale_setting_not_offered_is_refused(value) -> None:
+    with pytest.raises(ConfigError, match="LEDGER_LOCALE"):
+        load_settings({"LEDGER_LOCALE": value})
