@@ -62,3 +62,11 @@ def test_only_the_store_the_read_side_and_the_projectors_touch_the_tables() -> N
             touched = imports_of(path) & TABLES
             assert not touched, f"{where} imports {sorted(touched)}: read through ledger/read"
     assert checked >= 60
+
+
+def test_the_domain_knows_nothing_of_how_amounts_are_shown() -> None:
+    """Babel and the ISO 4217 table serve the read side (ledger/read/money.py), never the
+    rules: the domain keeps integer minor units only."""
+    for path in sorted((ROOT / "ledger" / "domain").glob("*.py")):
+        for name in imports_of(path):
+            assert name.split(".")[0] not in {"babel", "iso4217"}, f"{path.name} imports {name}"
