@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+LOCALES = ("en", "zh_CN")  # the locales the dashboard and the CLI offer (ledger/read/money.py)
+
+
 DEFAULT_DB_URL = "sqlite:///ledger.sqlite"
 
 
@@ -36,6 +39,8 @@ class Settings:
     log_level: str = "info"
     # API tokens, stored hashed: "role:sha256hex,role:sha256hex" (ledger api-token makes one)
     api_tokens: str = ""
+    # how amounts read on the CLI and, by default, on the dashboard: en | zh_CN
+    locale: str = "en"
 
 
 class ConfigError(ValueError):
@@ -94,6 +99,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"LEDGER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
         )
+    locale = get("LOCALE", Settings.locale).replace("-", "_")
+    known = {name.lower(): name for name in LOCALES}
+    if locale.lower() not in known:
+        raise ConfigError(f"LEDGER_LOCALE must be one of {', '.join(LOCALES)}, not {locale!r}")
     defaults = Topics()
     return Settings(
         db_url=get("DB_URL", DEFAULT_DB_URL),
@@ -110,4 +119,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=log_level,
         api_tokens=get("API_TOKENS", ""),
+        locale=known[locale.lower()],
     )

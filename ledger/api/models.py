@@ -68,6 +68,13 @@ Bps = Annotated[StrictInt, Field(ge=0, le=BPS)]
 Days = Annotated[StrictInt, Field(ge=0, le=rules.MAX_DAYS)]
 
 
+# ISO 4217's exponent of the row's currency (ledger/read/money.py): amounts are integer
+# minor units, amount / 10**currency_exponent is the amount in the currency's units.
+CurrencyExponent = Annotated[
+    int, Field(description="the currency's ISO 4217 minor-unit exponent (CNY 2, JPY 0, KWD 3)")
+]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,6 +92,7 @@ class Balance(BaseModel):
     paid: int
     earned: int
     reversed: int
+    currency_exponent: CurrencyExponent
 
 
 class Page(BaseModel):
@@ -116,12 +124,14 @@ class OrderPayouts(BaseModel):
     plan_id: str | None
     no_commission_reason: str | None
     levels: list[Level]
+    currency_exponent: CurrencyExponent
 
 
 class SharerLevel(Level):
     order_id: str
     downline_id: str
     currency: str
+    currency_exponent: CurrencyExponent
 
 
 class SharerLevelPage(Page):
@@ -146,6 +156,7 @@ class LevelEarning(BaseModel):
     level: int
     amount: int
     orders: int
+    currency_exponent: CurrencyExponent
 
 
 class DownlineEarning(LevelEarning):
@@ -157,11 +168,21 @@ class Earnings(BaseModel):
     by_downline: list[DownlineEarning]
 
 
+class MonthEarning(BaseModel):
+    month: str = Field(description="UTC month of the entries' event time, YYYY-MM")
+    currency: str
+    amount: int
+    currency_exponent: CurrencyExponent
+
+
 class Sharer(BaseModel):
     sharer_id: str
     balances: list[Balance]
     team: Team
     earnings: Earnings
+    earnings_by_month: list[MonthEarning] = Field(
+        description="accruals less reversals per UTC month and currency, oldest first"
+    )
 
 
 class Total(BaseModel):
@@ -169,6 +190,7 @@ class Total(BaseModel):
     currency: str
     fees: int
     merchant_charges: int
+    currency_exponent: CurrencyExponent
 
 
 class Payout(BaseModel):
@@ -177,6 +199,7 @@ class Payout(BaseModel):
     currency: str
     amount: int
     state: str = Field(description="inflight | paid | failed | rejected")
+    currency_exponent: CurrencyExponent
 
 
 class PayoutPage(Page):
@@ -207,6 +230,7 @@ class Statement(BaseModel):
     opening: dict[str, int]
     closing: dict[str, int]
     lines: list[StatementLine]
+    currency_exponent: CurrencyExponent
 
 
 class DeadLetter(BaseModel):
@@ -311,6 +335,7 @@ class Posting(BaseModel):
     currency: str
     amount: int
     level: int | None = Field(description="the commission level this posting pays, if any")
+    currency_exponent: CurrencyExponent
 
 
 class Entry(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ledger.config import Settings
+from ledger.read.money import format_money
 from schemas.times import MAX_TIME_MS, MIN_TIME_MS, ms_to_iso
 
 if TYPE_CHECKING:
@@ -146,7 +147,8 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
+def table(rows: list[list[str]], headers: list[str], right: Collection[int] = ()) -> str:
+    """A text table; numbers, and the columns named in ``right`` (amounts), right-aligned."""
     rows = [[printable(str(x)) for x in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
@@ -154,8 +156,8 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     for row in rows:
         out.append(
             "  ".join(
-                str(x).rjust(w) if str(x).lstrip("-").isdigit() else str(x).ljust(w)
-                for x, w in zip(row, widths, strict=True)
+                str(x).rjust(w) if n in right or str(x).lstrip("-").isdigit() else str(x).ljust(w)
+                for n, (x, w) in enumerate(zip(row, widths, strict=True))
             )
         )
     return "\n".join(out)
@@ -191,3 +193,8 @@ def stage_bars() -> Iterator[Callable[[str, int, int], None]]:
         yield progress
     finally:
         close()
+
+
+def amount_cell(minor: int, currency: str, locale: str) -> str:
+    """An amount as a person reads it (ledger/read/money.py), on one terminal line."""
+    return format_money(minor, currency, locale).replace("\u00a0", " ")

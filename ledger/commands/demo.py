@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ledger.bootstrap import Purpose, open_system
-from ledger.commands.common import table
+from ledger.commands.common import amount_cell, table
 from ledger.commands.demo_views import check_dashboard_config, show_views
 from ledger.domain.events import Event, OrderPlaced
 from ledger.files import is_sqlite_database
@@ -122,26 +122,28 @@ def demo(db_path: Path, seed: int, orders: int, overwrite: bool) -> None:
     with store.read() as conn:
         found = balances.journal_balances(conn)
     top = sorted(found, key=lambda b: -(b.pending + b.available + b.inflight + b.paid))[:10]
-    click.echo("\nTop sharers (minor units):")
+    locale = click.get_current_context().obj.locale
+    click.echo("\nTop sharers:")
     click.echo(
         table(
             [
                 [
                     b.sharer_id,
                     b.currency,
-                    str(b.pending),
-                    str(b.available),
-                    str(b.inflight),
-                    str(b.paid),
+                    *(
+                        amount_cell(x, b.currency, locale)
+                        for x in (b.pending, b.available, b.inflight, b.paid)
+                    ),
                 ]
                 for b in top
             ],
             ["sharer", "currency", "pending", "available", "inflight", "paid"],
+            right=(2, 3, 4, 5),
         )
     )
     order = _three_level_order(store, events)
-    _show_order(store, order)
-    show_views(store, order.order_id, db_path)
+    _show_order(store, order, locale)
+    show_views(store, order.order_id, db_path, locale)
     click.echo("\nDead letters:")
     with store.read() as conn:
         dead = operations.dead_letters(conn, limit=1000).items
@@ -165,7 +167,7 @@ def _three_level_order(store: Store, events: Sequence[Event]) -> OrderPlaced:
     return next((x for x in placed if x.order_id == order_id), placed[0])
 
 
-def _show_order(store: Store, order: OrderPlaced) -> None:
+def _show_order(store: Store, order: OrderPlaced, locale: str) -> None:
     click.echo(f"\nOrder {order.order_id} ({order.currency}):")
     click.echo("  " + json.dumps(event_to_json(order), ensure_ascii=False)[:160] + " …")
     with store.read() as conn:
@@ -173,4 +175,4 @@ def _show_order(store: Store, order: OrderPlaced) -> None:
     if not rows:
         click.echo("  earns no commission")
     for kind, account, amount in rows:
-        click.echo(f"  {kind:<11} {account:<28} {amount:>8}")
+        click.echo(f"  {kind:<11} {account:<28} {amount_cell(amount, order.currency, locale):>14}")

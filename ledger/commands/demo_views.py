@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from ledger.api.auth import TokenBook, TokenConfigError, new_token, token_item
-from ledger.commands.common import table
+from ledger.commands.common import amount_cell, table
 from ledger.files import check_output, write_file
 from ledger.read import orders, sharers
 from ledger.store.store import Store
 from projectors import runner
 
 
-def show_views(store: Store, order_id: str, db_path: Path) -> None:
+def show_views(store: Store, order_id: str, db_path: Path, locale: str = "en") -> None:
     outcome = runner.catch_up(store)
     click.echo(
         f"\nViews caught up: {', '.join(f'{n} +{k}' for n, k in outcome.entries.items())} entries"
@@ -33,14 +33,15 @@ def show_views(store: Store, order_id: str, db_path: Path) -> None:
                     [
                         str(lv.level),
                         lv.sharer_id,
-                        str(lv.accrued),
-                        str(lv.reversed),
-                        str(lv.amount),
+                        amount_cell(lv.accrued, view.currency, locale),
+                        amount_cell(lv.reversed, view.currency, locale),
+                        amount_cell(lv.amount, view.currency, locale),
                         lv.state,
                     ]
                     for lv in view.levels
                 ],
                 ["level", "sharer", "accrued", "reversed", "amount", "state"],
+                right=(2, 3, 4),
             )
         )
         top = view.levels[-1].sharer_id  # the highest level: the biggest team
@@ -69,11 +70,12 @@ def show_views(store: Store, order_id: str, db_path: Path) -> None:
                     str(e.level),
                     e.downline_id,
                     str(e.orders),
-                    str(e.amount),
+                    amount_cell(e.amount, e.currency, locale),
                 ]
                 for e in earnings.by_downline
             ],
             ["currency", "level", "downline", "orders", "amount"],
+            right=(4,),
         )
     )
     _dashboard_hint(db_path)

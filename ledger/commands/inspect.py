@@ -15,6 +15,7 @@ from ledger.chain.journal import VerifyReport
 from ledger.commands.common import (
     LIMIT,
     TIME,
+    amount_cell,
     db_option,
     echo_json,
     format_time,
@@ -197,7 +198,8 @@ def safe_text(value: object) -> str:
 @click.option(
     "--as-of", "as_of", type=TIME, default=None, help="event time (ISO-8601 or ms): balances then"
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable: minor units, exponents")
+@click.option("--minor", is_flag=True, help="the table in integer minor units, unformatted")
 @click.pass_context
 def balances(
     ctx: click.Context,
@@ -205,8 +207,10 @@ def balances(
     sharer_id: str | None,
     as_of: int | None,
     as_json: bool,
+    minor: bool,
 ) -> None:
-    """Per sharer and currency: pending, available, in-flight, paid (from the journal)."""
+    """Per sharer and currency: pending, available, in-flight, paid (from the journal),
+    as amounts read in LEDGER_LOCALE (en, zh_CN)."""
     store = open_for(resolve_db(ctx, db_url), Purpose.READ)
     with store.read() as conn:
         rows = balance_reads.journal_balances(conn, sharer_id=sharer_id, as_of=as_of)
@@ -216,20 +220,23 @@ def balances(
     if not rows:
         click.echo("no balances")
         return
+    locale = ctx.obj.locale
+
+    def cell(amount: int, currency: str) -> str:
+        return str(amount) if minor else amount_cell(amount, currency, locale)
+
     click.echo(
         table(
             [
                 [
                     r.sharer_id,
                     r.currency,
-                    str(r.pending),
-                    str(r.available),
-                    str(r.inflight),
-                    str(r.paid),
+                    *(cell(x, r.currency) for x in (r.pending, r.available, r.inflight, r.paid)),
                 ]
                 for r in rows
             ],
             ["sharer", "currency", "pending", "available", "inflight", "paid"],
+            right=(2, 3, 4, 5),
         )
     )
 

@@ -105,7 +105,8 @@ def serve(
     else:
         sink, end_offsets = system.sink(kafka=False), no_kafka
     app = mount(
-        create_app(system.store, tokens, sink, end_offsets=end_offsets, follower=system.follower)
+        create_app(system.store, tokens, sink, end_offsets=end_offsets, follower=system.follower),
+        locale=settings.locale,
     )
     click.echo(
         f"serving on http://{host}:{port}/ (dashboard: /dashboard/, API docs: /docs)", err=True

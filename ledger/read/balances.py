@@ -24,7 +24,7 @@ from ledger.store import view_tables as v
 from projectors.catalog import shown
 from projectors.runner import checkpoints
 
-FIGURES = tuple(f.name for f in fields(Balance))[2:]  # pending … reversed
+FIGURES = tuple(f.name for f in fields(Balance) if f.init)[2:]  # pending … reversed
 
 
 def balances(

@@ -5,8 +5,10 @@ read these directly."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
+
+from ledger.read.money import exponent
 
 LevelState = Literal["pending", "available", "paid", "reversed"]
 Bucket = Literal["pending", "available", "inflight", "paid"]
@@ -35,6 +37,16 @@ class Row:
         return asdict(self)
 
 
+# A row with money in it carries its currency's ISO 4217 exponent (derived, never passed),
+# so a client shows 123456 CNY as 1234.56 without a table of its own.
+def _exponent() -> Any:
+    return field(init=False, compare=False, repr=False)
+
+
+def _set_exponent(row: Any) -> None:
+    object.__setattr__(row, "currency_exponent", exponent(row.currency))
+
+
 @dataclass(frozen=True)
 class Balance(Row):
     """A sharer's balance in one currency, from the balances view."""
@@ -47,6 +59,10 @@ class Balance(Row):
     paid: int
     earned: int  # accrued, ever
     reversed: int  # taken back by refunds, ever
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,10 @@ class JournalBalance(Row):
     available: int = 0
     inflight: int = 0
     paid: int = 0
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,10 @@ class OrderPayouts(Row):
     plan_id: str | None
     no_commission_reason: str | None
     levels: tuple[Level, ...]
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,10 @@ class SharerLevel(Level):
     order_id: str
     downline_id: str
     currency: str
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -119,11 +147,28 @@ class LevelEarning(Row):
     level: int
     amount: int
     orders: int
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
 class DownlineEarning(LevelEarning):
-    downline_id: str
+    downline_id: str = field(kw_only=True)  # after the derived exponent: by keyword
+
+
+@dataclass(frozen=True)
+class MonthEarning(Row):
+    """A sharer's earnings (accrued less reversed) in one UTC month ("2026-03")."""
+
+    month: str
+    currency: str
+    amount: int
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -138,6 +183,10 @@ class Total(Row):
     currency: str
     fees: int
     merchant_charges: int
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -191,6 +240,10 @@ class Posting(Row):
     currency: str
     amount: int
     level: int | None  # the commission level this posting pays, if any
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -218,6 +271,10 @@ class Payout(Row):
     currency: str
     amount: int
     state: str
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -263,3 +320,7 @@ class Statement(Row):
     opening: dict[str, int]
     closing: dict[str, int]
     lines: tuple[StatementLine, ...]
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)

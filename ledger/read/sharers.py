@@ -1,10 +1,23 @@
-"""A sharer's earnings by level and downline, and the referral team below them."""
+"""A sharer's earnings by level, by downline and by month, the referral team below them,
+and whether the ledger knows the sharer at all."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from collections import defaultdict
 
-from ledger.read.models import DownlineEarning, Earnings, LevelEarning, Team, TeamLevel
+from sqlalchemy import Connection, exists, func, or_, select
+
+from ledger.domain.entries import sharer_account
+from ledger.domain.plans import DAY_MS
+from ledger.read.models import (
+    DownlineEarning,
+    Earnings,
+    LevelEarning,
+    MonthEarning,
+    Team,
+    TeamLevel,
+)
+from ledger.read.totals import day_label
 from ledger.store import tables as t
 from ledger.store import view_tables as v
 from projectors.catalog import shown
@@ -65,4 +78,50 @@ def team(conn: Connection, sharer_id: str, *, members: int = 50) -> Team:
             TeamLevel(n, size, ids)
             for n, (size, ids) in enumerate(zip(sizes, listed, strict=True), 1)
         ),
+    )
+
+
+# an accrual or its reversal moves a sharer's pending (or, once settled, available) bucket
+EARNING_KINDS = ("accrual", "reversal")
+
+
+def earnings_by_month(conn: Connection, sharer_id: str) -> tuple[MonthEarning, ...]:
+    """A sharer's earnings (accruals less reversals) per UTC month of the entry's event
+    time and currency, from the journal, oldest first: summed over months they equal
+    ``earnings``' total per currency."""
+    e, p = t.entries, t.postings
+    at = p.c.occurred_at
+    day = (at - ((at % DAY_MS) + DAY_MS) % DAY_MS) // DAY_MS  # floor, as the views' SQL
+    accounts = [sharer_account(sharer_id, b) for b in ("pending", "available")]
+    if conn.dialect.name == "sqlite":  # its SUM overflows int64 on the way: sum halves
+        parts = [func.sum(p.c.amount.op(">>")(32)), func.sum(p.c.amount.op("&")(0xFFFFFFFF))]
+    else:
+        parts = [func.sum(p.c.amount)]
+    rows = conn.execute(
+        select(day.label("day"), p.c.currency, *parts)
+        .join(e, e.c.seq == p.c.entry_seq)
+        .where(p.c.account.in_(accounts), e.c.kind.in_(EARNING_KINDS))
+        .group_by(day, p.c.currency)
+    )
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    for d, currency, *amount in rows:
+        total = int(amount[0]) if len(amount) == 1 else (int(amount[0]) << 32) + int(amount[1])
+        sums[(day_label(int(d))[:7], currency)] += total
+    return tuple(MonthEarning(m, c, amount) for (m, c), amount in sorted(sums.items()))
+
+
+def known(conn: Connection, sharer_id: str) -> bool:
+    """Whether the ledger has heard of this sharer: enrolled, or earning on an order (a
+    sale attributed to a sharer whose enrollment has not arrived yet), or holding money."""
+    ol, b = v.view_order_levels, v.view_balances
+    return bool(
+        conn.execute(
+            select(
+                or_(
+                    exists().where(t.sharers.c.sharer_id == sharer_id),
+                    exists().where(shown(ol), ol.c.sharer_id == sharer_id),
+                    exists().where(shown(b), b.c.sharer_id == sharer_id),
+                )
+            )
+        ).scalar()
     )

@@ -29,12 +29,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ledger.api import paging
 from ledger.api.ids import id_segment
 from ledger.domain.validation import MAX_ID, valid_event_id
-from ledger.read import balances, operations, orders, sharers, totals
-from ledger.read.models import Total
+from ledger.read import balances, money, operations, orders, sharers, totals
+from ledger.read.models import MonthEarning, Total
+from ledger.web.charts import Chart, Period, bar_chart
 from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
 COOKIE = "ledger_token"
+LOCALE_COOKIE = "ledger_locale"  # set by ?lang=: the reader's choice of en or zh_CN
 CSRF_COOKIE = "ledger_csrf"  # the sign-in form's double-submit token
 ROLES = ("finance", "auditor")
 FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
@@ -61,8 +63,10 @@ def page_of(kind: str, the_id: str) -> str:
 templates.globals["page_of"] = page_of
 
 
-def mount(app: FastAPI) -> FastAPI:
-    """Add the dashboard (pages and static assets) to an app from ``ledger.api.app``."""
+def mount(app: FastAPI, locale: str = money.DEFAULT_LOCALE) -> FastAPI:
+    """Add the dashboard (pages and static assets) to an app from ``ledger.api.app``;
+    ``locale`` is how amounts read when the reader's browser asks for none we offer."""
+    app.state.locale = money.locale_of(locale)
     app.include_router(router)
     app.mount("/static", static, name="static")
     return app
@@ -72,9 +76,44 @@ def _render(
     name: str, status: int = 200, request: Request | None = None, **context: Any
 ) -> HTMLResponse:
     csrf = _session_csrf(request) if request is not None else ""
-    return HTMLResponse(
-        templates.get_template(name).render(csrf=csrf, **context), status_code=status
+    locale = reader_locale(request)
+
+    def amount(minor: int, currency: str) -> str:
+        return money.format_money(minor, currency, locale)
+
+    def in_locale(other: str) -> str:
+        """This page (its query kept) in another locale."""
+        query = dict(request.query_params) if request is not None else {}
+        return "?" + urlencode({**query, "lang": other})
+
+    response = HTMLResponse(
+        templates.get_template(name).render(
+            csrf=csrf,
+            locale=locale,
+            money=amount,
+            locales=money.LOCALES,
+            in_locale=in_locale,
+            **context,
+        ),
+        status_code=status,
     )
+    if request is not None and request.query_params.get("lang"):
+        response.set_cookie(
+            LOCALE_COOKIE, locale, samesite="strict", path="/dashboard", secure=_https(request)
+        )
+    return response
+
+
+def reader_locale(request: Request | None) -> str:
+    """How amounts read for this request: ?lang=, else the cookie it set, else the
+    browser's Accept-Language, else the server's LEDGER_LOCALE (each one of LOCALES)."""
+    if request is None:
+        return money.DEFAULT_LOCALE
+    chosen = request.query_params.get("lang") or request.cookies.get(LOCALE_COOKIE)
+    if chosen:
+        return money.locale_of(chosen)
+    asked = money.from_accept_language(request.headers.get("accept-language"))
+    return asked or str(getattr(request.app.state, "locale", money.DEFAULT_LOCALE))
 
 
 def _problem(
@@ -261,13 +300,29 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
     bad = _bad_id(request, sharer_id, role)
     if bad is not None:
         return bad
+    try:
+        after = _cursor(request, (str,))
+    except paging.InvalidCursor as wrong:
+        return _problem(request, 400, "Bad request", str(wrong.detail), role)
     with request.app.state.store.read() as conn:
+        if not sharers.known(conn, sharer_id):
+            return _problem(
+                request,
+                404,
+                "Not found",
+                f"No sharer {sharer_id!r}: never enrolled, never earned.",
+                role,
+            )
+        found = orders.sharer_orders(conn, sharer_id, after=after, limit=PAGE)
+        by_month = sharers.earnings_by_month(conn, sharer_id)
         context: dict[str, Any] = {
             "balances": balances.balances(conn, sharer_id=sharer_id, limit=1000).items,
             "team": sharers.team(conn, sharer_id),
             "earnings": sharers.earnings(conn, sharer_id),
-            "orders": orders.sharer_orders(conn, sharer_id, limit=200).items,
+            "by_month": by_month,
+            "orders": found.items,
         }
+    locale = reader_locale(request)
     return _render(
         "sharer.html",
         request=request,
@@ -276,8 +331,25 @@ def sharer_page(request: Request, sharer_id: str) -> Response:
         nav="balances",
         sharer_id=sharer_id,
         fields=FIELDS,
+        charts=month_charts(by_month, locale),
+        first_page=after is None,
+        next_cursor=paging.encode(found.after),
         **context,
     )
+
+
+def month_charts(rows: tuple[MonthEarning, ...], locale: str) -> list[tuple[str, Chart]]:
+    """One chart per currency of a sharer's earnings per month."""
+    charts = []
+    for currency in sorted({r.currency for r in rows}):
+        values = {r.month: (r.amount,) for r in rows if r.currency == currency}
+
+        def describe(minor: int, currency: str = currency) -> str:
+            return money.format_money(minor, currency, locale)
+
+        chart = bar_chart(values, ("earnings",), "month", describe=describe, width=480, height=120)
+        charts.append((currency, chart))
+    return charts
 
 
 @router.get("/orders/{order_id:id}")
@@ -302,41 +374,23 @@ def order_page(request: Request, order_id: str) -> Response:
     )
 
 
-def chart(rows: list[Total], currency: str, width: int = 960, height: int = 220) -> dict[str, Any]:
-    """Bar positions for one currency's periods: a charges bar and a fees bar each."""
-    mine = [r for r in rows if r.currency == currency][-120:]
-    top: int = max([max(r.merchant_charges, r.fees, 0) for r in mine] + [1])
-    slot = max(2, width // max(len(mine), 1))
-    w = max(1, (slot - 2) // 2)
-    every = max(1, len(mine) // 8)  # label about eight periods
+def totals_charts(rows: list[Total], period: Period, locale: str) -> list[tuple[str, Chart]]:
+    """One chart per currency: a merchant charges bar and a fees bar per period, on a
+    continuous axis (refund days below zero, quiet days as gaps)."""
+    charts = []
+    for currency in sorted({r.currency for r in rows}):
+        values = {r.period: (r.merchant_charges, r.fees) for r in rows if r.currency == currency}
 
-    def bar_height(value: int) -> int:
-        return max(0, value) * height // top
+        def describe(minor: int, currency: str = currency) -> str:
+            return money.format_money(minor, currency, locale)
 
-    bars = []
-    for n, r in enumerate(mine):
-        ch, fh = bar_height(r.merchant_charges), bar_height(r.fees)
-        bars.append(
-            {
-                "x": n * slot,
-                "w": w,
-                "period": r.period,
-                "label": n % every == 0,
-                "charges": r.merchant_charges,
-                "fees": r.fees,
-                "charges_h": ch,
-                "charges_y": height - ch,
-                "fees_h": fh,
-                "fees_y": height - fh,
-            }
+        charts.append(
+            (
+                currency,
+                bar_chart(values, ("merchant charges", "platform fees"), period, describe=describe),
+            )
         )
-    return {
-        "currency": currency,
-        "bars": bars,
-        "width": max(width, len(mine) * slot),
-        "height": height,
-        "max": top,
-    }
+    return charts
 
 
 @router.get("/totals")
@@ -344,19 +398,18 @@ def totals_page(request: Request, period: str = "day") -> Response:
     role = _role(request)
     if role is None:
         return _login_redirect()
-    period = period if period in ("day", "month") else "day"
+    chosen: Period = "month" if period == "month" else "day"
     with request.app.state.store.read() as conn:
-        rows = totals.totals(conn, period=period)  # type: ignore[arg-type]
-    currencies = sorted({r.currency for r in rows})
+        rows = totals.totals(conn, period=chosen)
     return _render(
         "totals.html",
         request=request,
         title="Fees and charges",
         role=role,
         nav="totals",
-        period=period,
+        period=chosen,
         rows=rows,
-        charts=[chart(rows, c) for c in currencies],
+        charts=totals_charts(rows, chosen, reader_locale(request)),
     )
 
 

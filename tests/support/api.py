@@ -52,11 +52,11 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-def small_ledger(path: Path | str, *, seed: int = 11, orders: int = 120) -> Store:
+def small_ledger(path: Path | str, *, seed: int = 11, orders: int = 120, **more: Any) -> Store:
     """A ledger of a simulated platform, views caught up: SQLite at ``path``, or at a
-    database URL."""
+    database URL; ``more``: further arguments of ``ledger.simulate.generate`` (days, …)."""
     store = open_store(path if isinstance(path, str) else f"sqlite:///{path}")
-    events = generate(seed, orders=orders).all()
+    events = generate(seed, orders=orders, **more).all()
     LedgerService(store).ingest([Received(e, f"sim:{n}", "sim") for n, e in enumerate(events)])
     runner.catch_up(store)
     return store

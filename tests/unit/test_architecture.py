@@ -108,3 +108,11 @@ def test_no_import_cycles() -> None:
         if node not in index:
             visit(node)
     assert cycles == []
+
+
+def test_the_domain_knows_nothing_of_how_amounts_are_shown() -> None:
+    """Babel and the ISO 4217 table serve the read side (ledger/read/money.py), never the
+    rules: the domain keeps integer minor units only."""
+    for path in sorted((ROOT / "ledger" / "domain").glob("*.py")):
+        for name in imports_of(path):
+            assert name.split(".")[0] not in {"babel", "iso4217"}, f"{path.name} imports {name}"

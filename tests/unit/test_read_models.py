@@ -22,6 +22,7 @@ PAIRS: list[tuple[type, type]] = [
     (api.LevelEarning, read.LevelEarning),
     (api.DownlineEarning, read.DownlineEarning),
     (api.Earnings, read.Earnings),
+    (api.MonthEarning, read.MonthEarning),
     (api.Total, read.Total),
     (api.DeadLetter, read.DeadLetter),
     (api.ParkedEvent, read.ParkedEvent),
@@ -46,7 +47,7 @@ def test_a_read_row_validates_as_its_api_model(model, row) -> None:
     """Each field's type on the read side is one the API model accepts: a sample row built
     from the dataclass's annotations serialises through the model unchanged."""
     hints = typing.get_type_hints(row)
-    sample = {f.name: _sample(hints[f.name]) for f in dataclasses.fields(row)}
+    sample = {f.name: _sample(hints[f.name]) for f in dataclasses.fields(row) if f.init}
     dumped = model.model_validate(dataclasses.asdict(row(**sample))).model_dump()
     assert dumped == _plain(dataclasses.asdict(row(**sample)))
 
@@ -69,7 +70,8 @@ def _sample(hint: object) -> object:
         return {_sample(args[0]): _sample(args[1])}
     if dataclasses.is_dataclass(hint):
         inner = typing.get_type_hints(hint)
-        return hint(**{f.name: _sample(inner[f.name]) for f in dataclasses.fields(hint)})  # type: ignore[operator]
+        fields = [f for f in dataclasses.fields(hint) if f.init]  # type: ignore[arg-type]
+        return hint(**{f.name: _sample(inner[f.name]) for f in fields})  # type: ignore[operator]
     raise AssertionError(f"no sample for {hint!r}")
 
 
@@ -79,3 +81,16 @@ def _plain(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+@pytest.mark.parametrize(("model", "row"), PAIRS, ids=[m.__name__ for m, _ in PAIRS])
+def test_a_row_with_a_currency_carries_its_exponent(model, row) -> None:
+    """Machines get integer minor units and the currency's exponent beside them."""
+    names = [f.name for f in dataclasses.fields(row)]
+    if "currency" in names:
+        assert "currency_exponent" in names
+        hints = typing.get_type_hints(row)
+        sample = {f.name: _sample(hints[f.name]) for f in dataclasses.fields(row) if f.init}
+        for currency, exponent in (("CNY", 2), ("JPY", 0), ("KWD", 3)):
+            dumped = model.model_validate(row(**{**sample, "currency": currency}).as_dict())
+            assert dumped.currency_exponent == exponent
