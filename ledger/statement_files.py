@@ -1,6 +1,7 @@
 """A sharer's statement as files a finance team sends: CSV (one row per line, the opening
-and closing balances first) and PDF (a summary per bucket, then the lines). Amounts are
-integer minor units of the statement's currency, as the ledger keeps them."""
+and closing balances first; amounts in integer minor units with the currency's exponent,
+for machines) and PDF (a summary per bucket, then the lines; amounts as people read them,
+ledger/read/money.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fpdf import FPDF
 
 from ledger.domain.entries import SHARER_BUCKETS
 from ledger.read.models import Statement
+from ledger.read.money import format_money
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
 FONTS = Path("/usr/share/fonts/truetype/dejavu")  # Unicode text when present (Debian)
@@ -62,6 +64,7 @@ def to_csv(statement: Statement) -> Iterator[str]:
 
     yield row("sharer_id", statement.sharer_id)
     yield row("currency", statement.currency)
+    yield row("currency_exponent", statement.currency_exponent)
     yield row("period", day(statement.start), day(statement.end))
     yield row("", *SHARER_BUCKETS)
     yield row("opening", *(statement.opening[b] for b in SHARER_BUCKETS))
@@ -85,7 +88,7 @@ def to_csv(statement: Statement) -> Iterator[str]:
         )
 
 
-def to_pdf(statement: Statement, *, ledger_head: str | None = None) -> bytes:
+def to_pdf(statement: Statement, *, ledger_head: str | None = None, locale: str = "en") -> bytes:
     """The statement as a PDF: title, period, a table of opening, movement and closing per
     bucket, then every line (date, what, order and level, bucket, amount, entry)."""
     pdf = FPDF(orientation="landscape", format="A4")
@@ -103,13 +106,17 @@ def to_pdf(statement: Statement, *, ledger_head: str | None = None) -> bytes:
     pdf.set_font(family, "", 10)
     for label, value in (
         ("Sharer", statement.sharer_id),
-        ("Currency", f"{statement.currency} (amounts in minor units)"),
+        ("Currency", statement.currency),
         ("Period", f"{day(statement.start)} to {day(statement.end)} UTC (end excluded)"),
         ("Ledger head", ledger_head or "-"),
     ):
         pdf.cell(0, 6, _text(family, f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     moved = {b: statement.closing[b] - statement.opening[b] for b in SHARER_BUCKETS}
+
+    def money(minor: int) -> str:
+        return _text(family, format_money(minor, statement.currency, locale))
+
     with pdf.table(
         col_widths=(40, 40, 40, 40), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT")
     ) as table:
@@ -118,9 +125,9 @@ def to_pdf(statement: Statement, *, ledger_head: str | None = None) -> bytes:
             table.row(
                 (
                     bucket,
-                    str(statement.opening[bucket]),
-                    str(moved[bucket]),
-                    str(statement.closing[bucket]),
+                    money(statement.opening[bucket]),
+                    money(moved[bucket]),
+                    money(statement.closing[bucket]),
                 )
             )
     pdf.ln(4)
@@ -137,7 +144,7 @@ def to_pdf(statement: Statement, *, ledger_head: str | None = None) -> bytes:
                     _text(family, line.order_id or line.payout_id or "-"),
                     str(line.level or ""),
                     line.bucket,
-                    str(line.amount),
+                    money(line.amount),
                     f"{_text(family, line.chain)}#{line.chain_seq} {line.hash[:12]}",
                 )
             )

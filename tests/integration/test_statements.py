@@ -20,6 +20,7 @@ from ledger.api.app import create_app
 from ledger.api.auth import TokenBook, token_item
 from ledger.domain.entries import SHARER_BUCKETS, split_sharer_account
 from ledger.read import statements
+from ledger.read.money import format_money
 from ledger.store import tables as t
 from tests.support.api import TOKEN_CONFIG, auth, small_ledger
 
@@ -112,9 +113,10 @@ def test_the_csv_says_what_the_json_says(client, ledger) -> None:
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(as_csv.text)))
     assert rows[0] == ["sharer_id", ALICE] and rows[1] == ["currency", currency]
-    assert [int(x) for x in rows[4][1:]] == [body["opening"][b] for b in SHARER_BUCKETS]
-    assert [int(x) for x in rows[5][1:]] == [body["closing"][b] for b in SHARER_BUCKETS]
-    lines = rows[7:]
+    assert rows[2] == ["currency_exponent", str(body["currency_exponent"])]
+    assert [int(x) for x in rows[5][1:]] == [body["opening"][b] for b in SHARER_BUCKETS]
+    assert [int(x) for x in rows[6][1:]] == [body["closing"][b] for b in SHARER_BUCKETS]
+    lines = rows[8:]
     assert len(lines) == len(body["lines"])
     assert [int(r[2]) for r in lines] == [line["amount"] for line in body["lines"]]
     assert [r[5] for r in lines] == [line["order_id"] or "" for line in body["lines"]]
@@ -140,7 +142,10 @@ def test_the_pdf_renders_and_reads_back_the_figures(client, ledger, tmp_path) ->
     assert "Commission statement" in text and ALICE in text and currency in text
     for bucket in SHARER_BUCKETS:
         opening, closing = body["opening"][bucket], body["closing"][bucket]
-        assert f"{bucket} {opening} {closing - opening} {closing}" in " ".join(text.split())
+        shown = [format_money(x, currency) for x in (opening, closing - opening, closing)]
+        assert f"{bucket} {' '.join(shown)}" in " ".join(text.split())
+    for line in body["lines"]:
+        assert format_money(line["amount"], currency) in text
     for line in body["lines"]:
         assert f"{line['chain']}#{line['chain_seq']} {line['hash'][:12]}" in text
 
