@@ -22,7 +22,14 @@ from sqlalchemy import exc as sa_exc
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.api import edge, routes_audit, routes_commands, routes_read
+from ledger.api import (
+    edge,
+    routes_audit,
+    routes_commands,
+    routes_downloads,
+    routes_read,
+    routes_story,
+)
 from ledger.api.auth import TokenBook
 from ledger.api.docs import add_docs
 from ledger.api.ids import RawPathRouting
@@ -138,6 +145,8 @@ def create_app(
         routes_commands.finance,
         routes_commands.publisher,
         routes_audit.router,
+        routes_story.router,
+        routes_downloads.router,
     ):
         app.include_router(router)
     return app

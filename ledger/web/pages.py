@@ -63,7 +63,10 @@ templates.globals["page_of"] = page_of
 
 def mount(app: FastAPI) -> FastAPI:
     """Add the dashboard (pages and static assets) to an app from ``ledger.api.app``."""
+    from ledger.web import downloads  # it imports this module's session checks
+
     app.include_router(router)
+    app.include_router(downloads.router)
     app.mount("/static", static, name="static")
     return app
 

@@ -30,6 +30,15 @@ PAIRS: list[tuple[type, type]] = [
     (api.Lag, read.Lag),
     (api.Posting, read.Posting),
     (api.Entry, read.Entry),
+    (api.StoryPlan, read.StoryPlan),
+    (api.StoryLine, read.StoryLine),
+    (api.RefundedLine, read.RefundedLine),
+    (api.StoryRefund, read.StoryRefund),
+    (api.OrderMoney, read.OrderMoney),
+    (api.CoveringPayout, read.CoveringPayout),
+    (api.StoryShare, read.StoryShare),
+    (api.StorySettlement, read.StorySettlement),
+    (api.OrderStory, read.OrderStory),
 ]
 
 
