@@ -31,6 +31,7 @@ from ledger.api.ids import id_segment
 from ledger.domain.validation import MAX_ID, valid_event_id
 from ledger.read import balances, operations, orders, sharers, totals
 from ledger.read.models import Total
+from ledger.read.order_story import order_story
 from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
@@ -292,8 +293,8 @@ def order_page(request: Request, order_id: str) -> Response:
     if bad is not None:
         return bad
     with request.app.state.store.read() as conn:
-        order = orders.order_payouts(conn, order_id)
-    if order is None:
+        story = order_story(conn, order_id)
+    if story is None:
         return _problem(request, 404, "Not found", f"No order {order_id!r}.", role)
     return _render(
         "order.html",
@@ -301,7 +302,7 @@ def order_page(request: Request, order_id: str) -> Response:
         title=f"Order {order_id}",
         role=role,
         nav="balances",
-        order=order,
+        story=story,
     )
 
 
