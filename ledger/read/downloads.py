@@ -116,7 +116,7 @@ def payouts_by_level(
     currency: str | None = None,
     size: int = PAGE,
 ) -> Table:
-    states = FifoStates(conn)
+    states = FifoStates(conn, size)
 
     def fetch(after: Any, limit: int) -> Page[OrderLevel]:
         return order_levels(
@@ -178,8 +178,9 @@ class FifoStates:
     a page's levels before it are found by one query, the database comparing the keys as
     ``level_state`` does (same collation). Only the current sharer's cutoffs are held."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, page: int = PAGE) -> None:
         self.conn = conn
+        self.page = page  # settled levels read at once while walking a sharer's
         self.sharer: str | None = None
         self.cutoffs: dict[str, tuple[Any, ...] | None] = {}
 
@@ -243,7 +244,7 @@ class FifoStates:
                     ol.c.settled_at.is_not(None),
                 )
                 .order_by(*key)
-                .limit(PAGE)
+                .limit(self.page)
             )
             if after is not None:
                 query = query.where(tuple_(*key) > tuple_(*after))
@@ -252,6 +253,6 @@ class FifoStates:
                 total += int(settled)
                 if total > budget:
                     return tuple(level_key)
-            if len(rows) < PAGE:
+            if len(rows) < self.page:
                 return None
             after = tuple(rows[-1][:4])
