@@ -368,7 +368,9 @@ class OrderMoney(BaseModel):
     merchant_charge: int = Field(description="platform fee + Σ level shares")
     platform_fee: int
     commission: int
-    merchant_keeps: str = Field(description="pool − merchant charge: the rounding residue")
+    merchant_keeps: str = Field(
+        description="pool − merchant charge: the shares of missing levels and the rounding"
+    )
     charged_at_placement: int
     refunded_to_merchant: int
 

@@ -9,7 +9,7 @@ never becomes the size of the server's memory. No text cell becomes a spreadshee
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -23,7 +23,7 @@ from ledger.read import downloads
 from ledger.store.store import Store
 
 Format = Literal["csv", "xlsx"]
-FILE = {
+FILE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the table as CSV or XLSX (an attachment)",
         "content": {spreadsheets.CSV_TYPE: {}, spreadsheets.XLSX_TYPE: {}},

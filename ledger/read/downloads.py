@@ -9,7 +9,7 @@ Connection: one snapshot for the whole file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -184,7 +184,7 @@ class FifoStates:
         self.sharer: str | None = None
         self.cutoffs: dict[str, tuple[Any, ...] | None] = {}
 
-    def states(self, rows: list[Any]) -> list[LevelState]:
+    def states(self, rows: Sequence[Any]) -> list[LevelState]:
         settled: dict[tuple[str, str], list[str]] = {}
         for r in rows:
             if not (r.accrued > 0 and r.accrued == r.reversed) and r.settled_at is not None:

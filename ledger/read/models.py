@@ -290,7 +290,7 @@ class OrderMoney(Row):
     merchant_charge: int  # platform fee + Σ level shares: what the merchant pays
     platform_fee: int
     commission: int  # Σ level shares
-    merchant_keeps: str  # pool − merchant charge: the rounding residue (SPEC §3)
+    merchant_keeps: str  # pool − merchant charge: missing levels' shares and rounding (SPEC §3)
     charged_at_placement: int  # the accrual's merchant charge, before any refund
     refunded_to_merchant: int  # Σ of the refunds' merchant charges
 
