@@ -32,7 +32,7 @@ FILE: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(
     prefix="/api/v1/downloads",
-    tags=["downloads"],
+    tags=["finance"],
     responses={**ERRORS, **FILE},
     dependencies=[Depends(allow("finance", "auditor"))],
 )
