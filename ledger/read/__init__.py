@@ -8,4 +8,7 @@ Connection (one snapshot per request: ``with store.read() as conn``).
 - ``totals``: fees and merchant charges per day or month
 - ``operations``: dead letters, parked events, lag, an event's logged outcome
 - ``audit``: journal entries with their postings
+- ``order_story``: where one order's money went (lines, refunds, split, levels, payouts,
+  settlement, entries)
+- ``downloads``: the tables finance downloads, read a keyset page at a time
 """
