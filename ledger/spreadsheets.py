@@ -63,11 +63,11 @@ def write_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator
     out = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
     out.writerow([csv_text(c) for c in columns])
-    pending = 0
+    pending, chunk_rows = 0, CHUNK_ROWS  # read here: a test may set it
     for row in rows:
         out.writerow([_csv_cell(v) for v in row])
         pending += 1
-        if pending >= CHUNK_ROWS:
+        if pending >= chunk_rows:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()

@@ -6,6 +6,7 @@ rows are read a page at a time, never more than a page held, whatever the table'
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
@@ -256,3 +257,41 @@ def test_download_states_equal_level_state(make_url, events, size) -> None:
         }
     store.dispose()
     assert got == expected
+
+
+def test_the_response_sends_its_first_bytes_after_one_chunk_of_rows(client, monkeypatch) -> None:
+    """End to end (the route's body): the first chunk of the CSV leaves after at most
+    ⌈CHUNK_ROWS / size⌉ pages were read, whatever the table holds; the rest follow."""
+    from ledger import spreadsheets
+    from ledger.api.routes_downloads import stream
+
+    monkeypatch.setattr(spreadsheets, "CHUNK_ROWS", 10)  # several chunks of a small table
+    _, store = client
+    fetched: list[int] = []
+    size = 7
+
+    def table_of(conn):
+        table = downloads.balances(conn, size=size)
+
+        def counted():
+            for n, row in enumerate(table.rows):
+                fetched.append(n)
+                yield row
+
+        return downloads.Table(table.title, table.columns, counted())
+
+    response = stream(store, "balances", "csv", table_of)
+
+    async def read() -> tuple[bytes, int, bytes]:
+        body = response.body_iterator
+        first = await body.__anext__()
+        rows_read = len(fetched)
+        rest = b"".join([chunk async for chunk in body])  # type: ignore[misc]
+        return first, rows_read, rest
+
+    first, rows_read, rest = asyncio.run(read())
+    assert first.startswith("\ufeff".encode())
+    assert rows_read <= math.ceil((spreadsheets.CHUNK_ROWS + 1) / size) * size
+    total = len(fetched)
+    assert total > rows_read  # more rows came after the first bytes left
+    assert (first + rest).count(b"\r\n") == total + 1  # the header and every row
