@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from consumers.client import CONSUMER_DEFAULTS, ConsumerConfig
 from consumers.loop import ConsumerLoop
 from consumers.metrics import ConsumerMetrics
+from ledger import spreadsheets
 from ledger.api.auth import hash_token
 from ledger.config import Topics, load_settings
 from ledger.domain.entries import JournalEntry, Posting, merchant_account, sharer_account
@@ -45,11 +46,12 @@ from ledger.kafka.auth import client_options
 from ledger.kafka.publisher import Publisher
 from ledger.logs import configure_logging
 from ledger.payload import dump_event
-from ledger.read import balances
+from ledger.read import balances, downloads
+from ledger.read import orders as order_reads
 from ledger.runtime import tune_gc_for_throughput
 from ledger.service import LedgerService, Received
 from ledger.simulate import PRODUCER, START, Workload, generate, generate_dense, plans
-from ledger.store import tables
+from ledger.store import tables, view_tables
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
@@ -57,6 +59,10 @@ from projectors import catalog, runner
 from schemas.codec import DecodeError, default_codec
 
 __all__ = [
+    "downloads",
+    "order_reads",
+    "spreadsheets",
+    "view_tables",
     "BaselineClock",
     "catalog",
     "tune_gc_for_throughput",

@@ -22,7 +22,15 @@ from sqlalchemy import exc as sa_exc
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.api import edge, routes_audit, routes_commands, routes_read, routes_sharer
+from ledger.api import (
+    edge,
+    routes_audit,
+    routes_commands,
+    routes_downloads,
+    routes_read,
+    routes_sharer,
+    routes_story,
+)
 from ledger.api.auth import TokenBook
 from ledger.api.docs import add_docs
 from ledger.api.ids import RawPathRouting
@@ -139,6 +147,8 @@ def create_app(
         routes_commands.publisher,
         routes_audit.router,
         routes_sharer.router,
+        routes_story.router,
+        routes_downloads.router,
     ):
         app.include_router(router)
     return app

@@ -385,3 +385,105 @@ class DriftRow(BaseModel):
 class CheckReport(BaseModel):
     ok: bool
     drifts: list[DriftRow]
+
+
+# --- the whole story of an order (GET /api/v1/orders/{order_id}) -----------------------
+
+
+class StoryPlan(BaseModel):
+    plan_id: str
+    effective_from: int
+    default_rate_bps: int
+    platform_fee_bps: int
+    level_shares_bps: list[int]
+    frozen_days: int
+
+
+class StoryLine(BaseModel):
+    line_id: str
+    amount: int
+    rate_bps: int
+    refunded: int
+    remaining: int
+
+
+class RefundedLine(BaseModel):
+    line_id: str
+    amount: int
+
+
+class StoryRefund(BaseModel):
+    refund_id: str
+    event_id: str | None = Field(
+        description="the refund's event, through its reversal entry; null when the refund "
+        "moved no commission (its amounts are then only in the lines' refunded)"
+    )
+    occurred_at: int | None
+    lines: list[RefundedLine]
+    merchant_charge: int = Field(description="given back to the merchant (>= 0)")
+    platform_fee: int = Field(description="taken back from the platform fee (>= 0)")
+
+
+class OrderMoney(BaseModel):
+    currency: str
+    lines_amount: int
+    commission_pool: str = Field(description="Σ remaining amount × rate / 10⁴, exact decimal")
+    merchant_charge: int = Field(description="platform fee + Σ level shares")
+    platform_fee: int
+    commission: int
+    merchant_keeps: str = Field(
+        description="pool − merchant charge: the shares of missing levels and the rounding"
+    )
+    charged_at_placement: int
+    refunded_to_merchant: int
+    currency_exponent: CurrencyExponent
+
+
+class CoveringPayout(BaseModel):
+    payout_id: str
+    amount: int
+    covered: int = Field(description="the part of this payout that paid this level")
+    paid_at: int
+    entry_seq: int
+
+
+class StoryShare(BaseModel):
+    level: int
+    sharer_id: str
+    plan_id: str | None
+    rule: str | None
+    share_bps: int | None
+    accrued: int
+    reversed: int
+    amount: int
+    settled: int
+    settled_at: int | None
+    state: Literal["pending", "available", "paid", "reversed"]
+    paid_by: list[CoveringPayout]
+
+
+class StorySettlement(BaseModel):
+    run_id: str
+    as_of: int
+    event_id: str | None
+    occurred_at: int | None
+    entry_seq: int | None
+
+
+class OrderStory(BaseModel):
+    order_id: str
+    buyer_id: str
+    merchant_id: str
+    currency: str
+    occurred_at: int
+    completed_at: int | None
+    no_commission_reason: str | None
+    plan: StoryPlan | None
+    lines: list[StoryLine]
+    refunds: list[StoryRefund]
+    money: OrderMoney
+    shares: list[StoryShare]
+    settlement: StorySettlement | None
+    entries: list[Entry]
+    payouts_rule: str
+    currency_exponent: CurrencyExponent

@@ -9,4 +9,7 @@ Connection (one snapshot per request: ``with store.read() as conn``).
 - ``operations``: dead letters, parked events, lag, an event's logged outcome
 - ``audit``: journal entries with their postings
 - ``money``: amounts as people read them per locale, and each currency's exponent
+- ``order_story``: where one order's money went (lines, refunds, split, levels, payouts,
+  settlement, entries)
+- ``downloads``: the tables finance downloads, read a keyset page at a time
 """

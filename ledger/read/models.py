@@ -324,3 +324,140 @@ class Statement(Row):
 
     def __post_init__(self) -> None:
         _set_exponent(self)
+
+
+# --- the whole story of an order (ledger/read/order_story.py) ------------------------
+
+
+@dataclass(frozen=True)
+class StoryPlan(Row):
+    """The plan the order was priced with (SPEC §3: the latest in force at placement)."""
+
+    plan_id: str
+    effective_from: int
+    default_rate_bps: int
+    platform_fee_bps: int
+    level_shares_bps: tuple[int, ...]
+    frozen_days: int
+
+
+@dataclass(frozen=True)
+class StoryLine(Row):
+    """One line of the order: its commissionable amount, the rate in force for it, what
+    refunds took off it so far and what remains."""
+
+    line_id: str
+    amount: int
+    rate_bps: int
+    refunded: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class RefundedLine(Row):
+    line_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class StoryRefund(Row):
+    """A refund of the order. ``event_id``, ``occurred_at`` and ``lines`` come from its
+    event, found through its reversal entry: a refund that moved no commission (an order
+    earning nothing, or a change lost to rounding) has no entry, so only its id is known
+    here (its amounts are in the lines' ``refunded``)."""
+
+    refund_id: str
+    event_id: str | None
+    occurred_at: int | None
+    lines: tuple[RefundedLine, ...]
+    merchant_charge: int  # what the refund gave back to the merchant (>= 0)
+    platform_fee: int  # … took back from the platform's fee (>= 0)
+
+
+@dataclass(frozen=True)
+class OrderMoney(Row):
+    """Where the order's money stands now (after its refunds). The pool is exact: the
+    rules floor from it (SPEC §3), so it is given as a decimal, never a float."""
+
+    currency: str
+    lines_amount: int  # Σ remaining commissionable amounts
+    commission_pool: str  # Σ remaining amount × rate / 10⁴, an exact decimal
+    merchant_charge: int  # platform fee + Σ level shares: what the merchant pays
+    platform_fee: int
+    commission: int  # Σ level shares
+    merchant_keeps: str  # pool − merchant charge: missing levels' shares and rounding (SPEC §3)
+    charged_at_placement: int  # the accrual's merchant charge, before any refund
+    refunded_to_merchant: int  # Σ of the refunds' merchant charges
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)
+
+
+@dataclass(frozen=True)
+class CoveringPayout(Row):
+    """A payout of the level's sharer that paid (part of) the level: payouts are per
+    sharer, so the sharer's paid payouts, in journal order, pay their settled levels first
+    settled, first paid (the rule of the level's ``paid`` state)."""
+
+    payout_id: str
+    amount: int  # the whole payout
+    covered: int  # the part of it that paid this level
+    paid_at: int  # event time of the payout's settlement
+    entry_seq: int  # the journal entry that moved it to paid
+
+
+@dataclass(frozen=True)
+class StoryShare(Row):
+    """One level's share: its sharer, the plan and rule that priced it, its amounts and
+    state (as the payout view has them), and the payouts that paid it."""
+
+    level: int
+    sharer_id: str
+    plan_id: str | None
+    rule: str | None  # the accrual entry's rule (and version)
+    share_bps: int | None  # the plan's share for this level
+    accrued: int
+    reversed: int
+    amount: int
+    settled: int  # moved to available by the settlement run
+    settled_at: int | None
+    state: LevelState
+    paid_by: tuple[CoveringPayout, ...]
+
+
+@dataclass(frozen=True)
+class StorySettlement(Row):
+    """The settlement run that released the order's commission."""
+
+    run_id: str
+    as_of: int
+    event_id: str | None  # the run's event, through its entry (None: it moved nothing here)
+    occurred_at: int | None
+    entry_seq: int | None
+
+
+@dataclass(frozen=True)
+class OrderStory(Row):
+    """Where one order's money went: its lines, refunds, the split between merchant,
+    platform and sharers, each level's share and who paid it, every journal entry."""
+
+    order_id: str
+    buyer_id: str
+    merchant_id: str
+    currency: str
+    occurred_at: int
+    completed_at: int | None
+    no_commission_reason: str | None
+    plan: StoryPlan | None
+    lines: tuple[StoryLine, ...]
+    refunds: tuple[StoryRefund, ...]
+    money: OrderMoney
+    shares: tuple[StoryShare, ...]
+    settlement: StorySettlement | None
+    entries: tuple[Entry, ...]
+    payouts_rule: str  # how ``paid_by`` is decided, in words
+    currency_exponent: int = _exponent()
+
+    def __post_init__(self) -> None:
+        _set_exponent(self)

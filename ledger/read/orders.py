@@ -62,7 +62,7 @@ def level_state(conn: Connection, row: Any) -> LevelState:
         return "reversed"
     if row.settled_at is None:
         return "pending"
-    b, ol = v.view_balances, v.view_order_levels
+    b = v.view_balances
     paid = (
         conn.execute(
             select(b.c.paid).where(
@@ -73,6 +73,14 @@ def level_state(conn: Connection, row: Any) -> LevelState:
     )
     if paid < row.settled:
         return "available"
+    before = settled_before(conn, row)
+    return "paid" if before + int(row.settled) <= int(paid) else "available"
+
+
+def settled_before(conn: Connection, row: Any) -> int:
+    """Σ settled of the sharer's levels (same currency) settled before the level ``row``
+    of view_order_levels: its place in the first-settled-first-paid order."""
+    ol = v.view_order_levels
     key = tuple_(ol.c.settled_at, ol.c.settle_chain, ol.c.settle_chain_seq, ol.c.order_id)
     before = conn.execute(
         select(func.coalesce(func.sum(ol.c.settled), 0)).where(
@@ -90,7 +98,7 @@ def level_state(conn: Connection, row: Any) -> LevelState:
             ),
         )
     ).scalar()
-    return "paid" if int(before or 0) + int(row.settled) <= int(paid) else "available"
+    return int(before or 0)
 
 
 def sharer_orders(

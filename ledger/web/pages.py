@@ -31,14 +31,17 @@ from ledger.api.ids import id_segment
 from ledger.domain.validation import MAX_ID, valid_event_id
 from ledger.read import balances, money, operations, orders, sharers, totals
 from ledger.read.models import MonthEarning, Total
+from ledger.read.order_story import order_story
+from ledger.web import downloads
 from ledger.web.charts import Chart, Period, bar_chart
+from ledger.web.session import COOKIE, ROLES
+from ledger.web.session import login_redirect as _login_redirect
+from ledger.web.session import role_of as _role
 from schemas.times import ms_to_iso
 
 HERE = Path(__file__).parent
-COOKIE = "ledger_token"
 LOCALE_COOKIE = "ledger_locale"  # set by ?lang=: the reader's choice of en or zh_CN
 CSRF_COOKIE = "ledger_csrf"  # the sign-in form's double-submit token
-ROLES = ("finance", "auditor")
 FIELDS = ("pending", "available", "inflight", "paid", "earned", "reversed")
 PAGE = 50
 
@@ -68,6 +71,7 @@ def mount(app: FastAPI, locale: str = money.DEFAULT_LOCALE) -> FastAPI:
     ``locale`` is how amounts read when the reader's browser asks for none we offer."""
     app.state.locale = money.locale_of(locale)
     app.include_router(router)
+    app.include_router(downloads.router)
     app.mount("/static", static, name="static")
     return app
 
@@ -128,16 +132,6 @@ def _problem(
         heading=heading,
         message=message,
     )
-
-
-def _role(request: Request) -> str | None:
-    token = request.cookies.get(COOKIE)
-    role = request.app.state.tokens.role_of(token) if token else None
-    return role if role in ROLES else None
-
-
-def _login_redirect() -> RedirectResponse:
-    return RedirectResponse("/dashboard/login", status_code=303)
 
 
 def _same_origin(request: Request) -> bool:
@@ -361,8 +355,8 @@ def order_page(request: Request, order_id: str) -> Response:
     if bad is not None:
         return bad
     with request.app.state.store.read() as conn:
-        order = orders.order_payouts(conn, order_id)
-    if order is None:
+        story = order_story(conn, order_id)
+    if story is None:
         return _problem(request, 404, "Not found", f"No order {order_id!r}.", role)
     return _render(
         "order.html",
@@ -370,7 +364,7 @@ def order_page(request: Request, order_id: str) -> Response:
         title=f"Order {order_id}",
         role=role,
         nav="balances",
-        order=order,
+        story=story,
     )
 
 

@@ -34,6 +34,15 @@ PAIRS: list[tuple[type, type]] = [
     (api.Payout, read.Payout),
     (api.StatementLine, read.StatementLine),
     (api.Statement, read.Statement),
+    (api.StoryPlan, read.StoryPlan),
+    (api.StoryLine, read.StoryLine),
+    (api.RefundedLine, read.RefundedLine),
+    (api.StoryRefund, read.StoryRefund),
+    (api.OrderMoney, read.OrderMoney),
+    (api.CoveringPayout, read.CoveringPayout),
+    (api.StoryShare, read.StoryShare),
+    (api.StorySettlement, read.StorySettlement),
+    (api.OrderStory, read.OrderStory),
 ]
 
 
