@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.cli import main
+from ledger.files import binary_kind
 from ledger.jsonform import event_to_json
 from ledger.store.opening import open_store
 from ledger.store.verify import verify
@@ -158,6 +159,9 @@ def check_one_run(db: str, data: bytes, batch_size: int) -> None:
     assert "Traceback" not in result.output
     if data.startswith(FOREIGN_BOMS):
         assert result.exit_code == 1 and "byte-order mark" in result.stderr, result.output
+        return
+    if binary_kind(data) is not None:  # e.g. a raw line b"SQLite format 3\x00" first
+        assert result.exit_code == 1 and "nothing ingested" in result.stderr, result.output
         return
     lines = non_blank_lines(data)
     found = SUMMARY.search(result.stdout)
