@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Column, Table
@@ -93,7 +94,7 @@ class Kind(Generic[M]):
             return self.verify_form(row)
         return tuple(row[c] for c in self._compared_columns)
 
-    @property
+    @cached_property  # verify compares every row: the columns are worked out once
     def _compared_columns(self) -> tuple[str, ...]:
         skip = {self.key, self.stamped}
         return tuple(c.name for c in self.table.columns if c.name not in skip)
