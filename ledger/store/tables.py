@@ -185,6 +185,7 @@ refunds = Table(
     Column("refund_id", String(200), primary_key=True),
     Column("order_id", String(200), nullable=False),
 )
+Index("ix_refunds_order", refunds.c.order_id)
 
 payouts = Table(
     "payouts",
