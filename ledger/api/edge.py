@@ -7,9 +7,10 @@ even its 500 page gets the headers):
   sources a page may load (same origin only);
 - ``BodyLimit``: a request body larger than its route's limit is refused with 413, from
   its Content-Length before a byte is read, or by counting a chunked body as it arrives;
-- ``Admission``: at most ``capacity`` requests use the database at once; the others wait
-  (in the event loop, holding no thread) up to ``wait`` seconds, then get 503 with
-  Retry-After. See ``ledger.api.deps`` for the deadlock this prevents.
+- ``Admission``: at most ``capacity`` requests use the database at once; up to ``queue``
+  others wait (in the event loop, holding no thread) up to ``wait`` seconds, then get 503
+  with Retry-After; a request finding the queue full gets that 503 at once. See
+  ``ledger.api.deps`` for the deadlock this prevents.
 """
 
 from __future__ import annotations
@@ -71,13 +72,8 @@ def uses_database(path: str) -> bool:
     return path.startswith(("/api/", "/dashboard/"))
 
 
-def guard(
-    app: ASGIApp,
-    *,
-    capacity: int,
-    wait: float = 5.0,
-) -> ASGIApp:
-    return SecurityHeaders(BodyLimit(Admission(app, capacity=capacity, wait=wait)))
+def guard(app: ASGIApp, *, capacity: int, wait: float = 5.0, queue: int = 256) -> ASGIApp:
+    return SecurityHeaders(BodyLimit(Admission(app, capacity=capacity, wait=wait, queue=queue)))
 
 
 class BodyTooLarge(HTTPException):
@@ -170,10 +166,20 @@ class BodyLimit:
 
 
 class Admission:
-    def __init__(self, app: ASGIApp, *, capacity: int, wait: float) -> None:
+    """At most ``capacity`` requests in the application at once, at most ``queue`` waiting.
+
+    Why a bounded queue as well as the ``wait`` deadline: with only the deadline, a server
+    past its capacity made every request wait the full ``wait`` before refusing it, and the
+    latency of the ones served grew with the number of clients without bound. A request
+    that finds ``queue`` others already waiting would mostly be refused after waiting
+    anyway; refusing it at once costs it nothing, keeps the wait of the queued ones bounded
+    (about ``queue`` / throughput) and tells the client to come back (Retry-After)."""
+
+    def __init__(self, app: ASGIApp, *, capacity: int, wait: float, queue: int) -> None:
         self.app = app
         self.capacity = capacity
         self.wait = wait
+        self.queue = queue
         self._slots: dict[asyncio.AbstractEventLoop, anyio.Semaphore] = {}
 
     def _semaphore(self) -> anyio.Semaphore:
@@ -189,13 +195,24 @@ class Admission:
             return
         slots = self._semaphore()
         admitted = False
-        with anyio.move_on_after(self.wait):
-            await slots.acquire()
-            admitted = True
+        if slots.value > 0 or slots.statistics().tasks_waiting < self.queue:
+            with anyio.move_on_after(self.wait):
+                await slots.acquire()
+                admitted = True
         if not admitted:
-            await _answer(send, 503, BUSY, {"retry-after": str(RETRY_AFTER)})
+            await _answer(send, 503, BUSY, _busy_headers(scope))
             return
         try:
             await self.app(scope, receive, send)
         finally:
             slots.release()
+
+
+def _busy_headers(scope: Scope) -> dict[str, str]:
+    """Retry-After; and for a request with a body (never read: it may be 49 MB), close
+    the connection, since its unread bytes cannot be taken for the next request."""
+    headers = {"retry-after": str(RETRY_AFTER)}
+    sent = dict(scope["headers"])
+    if sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent:
+        headers["connection"] = "close"
+    return headers

@@ -77,9 +77,10 @@ def serving(db: Path | str, *, timeout: float = 30) -> Iterator[str]:
 
 @contextmanager
 def server_process(
-    db_url: str, *, timeout: float = 30
+    db_url: str, *, timeout: float = 30, options: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``ledger serve`` over ``db_url``: yields (base URL, the process) once it answers."""
+    """``ledger serve`` over ``db_url`` (and ``options``): yields (base URL, the process)
+    once it answers."""
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
     process = subprocess.Popen(
@@ -92,6 +93,7 @@ def server_process(
             str(port),
             "--interval",
             "0.2",
+            *options,
         ],
         env=env,
         stdout=subprocess.PIPE,
