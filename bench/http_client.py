@@ -9,6 +9,7 @@ line, the headers and a Content-Length body, and keeps the connection for the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ class Connection:
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> Answer:
         started = time.monotonic()
-        return await asyncio.wait_for(self._exchange(method, path, headers, body, started), self.timeout)
+        return await asyncio.wait_for(
+            self._exchange(method, path, headers, body, started), self.timeout
+        )
 
     async def _exchange(
         self, method: str, path: str, headers: dict[str, str], body: bytes, started: float
@@ -76,7 +79,5 @@ class Connection:
         writer, self.writer, self.reader = self.writer, None, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass

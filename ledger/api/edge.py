@@ -7,16 +7,17 @@ even its 500 page gets the headers):
   sources a page may load (same origin only);
 - ``BodyLimit``: a request body larger than its route's limit is refused with 413, from
   its Content-Length before a byte is read, or by counting a chunked body as it arrives;
-- ``Admission``: at most ``capacity`` requests use the database at once; up to ``queue``
-  others wait (in the event loop, holding no thread) up to ``wait`` seconds, then get 503
-  with Retry-After; a request finding the queue full gets that 503 at once. See
-  ``ledger.api.deps`` for the deadlock this prevents.
+- ``Admission``: at most ``capacity`` requests use the database at once; others wait (in
+  the event loop, holding no thread) up to ``wait`` seconds, then get 503 with
+  Retry-After; one that finds ``queue`` waiting, or would expect to wait longer than
+  ``wait``, gets that 503 at once. See ``ledger.api.deps`` for the deadlock this prevents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import anyio
@@ -166,20 +167,25 @@ class BodyLimit:
 
 
 class Admission:
-    """At most ``capacity`` requests in the application at once, at most ``queue`` waiting.
+    """At most ``capacity`` requests in the application at once; a request finding them all
+    busy waits for one (in the event loop, holding no thread) unless it would wait in vain.
 
-    Why a bounded queue as well as the ``wait`` deadline: with only the deadline, a server
-    past its capacity made every request wait the full ``wait`` before refusing it, and the
-    latency of the ones served grew with the number of clients without bound. A request
-    that finds ``queue`` others already waiting would mostly be refused after waiting
-    anyway; refusing it at once costs it nothing, keeps the wait of the queued ones bounded
-    (about ``queue`` / throughput) and tells the client to come back (Retry-After)."""
+    A request is refused at once (503, Retry-After) when ``queue`` others already wait, or
+    when the wait it can expect (those ahead of it times the recent time a request holds
+    its place, over ``capacity``) is longer than ``wait``; one admitted to the queue gets
+    the 503 after ``wait`` seconds at most. Why not the deadline alone: past capacity it
+    made every request wait the whole ``wait`` before being refused, and the ones served
+    waited longer the more clients there were. Refusing at once what would be refused
+    after waiting anyway costs the client nothing and keeps the queue's wait bounded."""
+
+    SMOOTHING = 0.05  # weight of the latest request in the held-time average
 
     def __init__(self, app: ASGIApp, *, capacity: int, wait: float, queue: int) -> None:
         self.app = app
         self.capacity = capacity
         self.wait = wait
         self.queue = queue
+        self.held = 0.0  # recent seconds a request holds its place (moving average)
         self._slots: dict[asyncio.AbstractEventLoop, anyio.Semaphore] = {}
 
     def _semaphore(self) -> anyio.Semaphore:
@@ -189,22 +195,31 @@ class Admission:
             self._slots = {loop: anyio.Semaphore(self.capacity)}  # forget finished loops
         return self._slots[loop]
 
+    def _in_vain(self, slots: anyio.Semaphore) -> bool:
+        """True when a request arriving now should be refused without waiting."""
+        if slots.value > 0:
+            return False
+        ahead = slots.statistics().tasks_waiting
+        return ahead >= self.queue or (ahead + 1) * self.held / self.capacity > self.wait
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not uses_database(scope["path"]):
             await self.app(scope, receive, send)
             return
         slots = self._semaphore()
         admitted = False
-        if slots.value > 0 or slots.statistics().tasks_waiting < self.queue:
+        if not self._in_vain(slots):
             with anyio.move_on_after(self.wait):
                 await slots.acquire()
                 admitted = True
         if not admitted:
             await _answer(send, 503, BUSY, _busy_headers(scope))
             return
+        started = time.monotonic()
         try:
             await self.app(scope, receive, send)
         finally:
+            self.held += (time.monotonic() - started - self.held) * self.SMOOTHING
             slots.release()
 
 

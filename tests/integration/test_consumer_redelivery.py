@@ -40,7 +40,8 @@ def test_the_whole_stream_again_changes_nothing(kafka_bootstrap, new_topic, fres
     with ConsumerThread(
         store, kafka_bootstrap, group, [topics.orders, topics.accounts], max_poll_records=300
     ) as consumer:
-        produce_phases(kafka_bootstrap, topics, work, store, group, alive=consumer.alive)
+        ends = produce_phases(kafka_bootstrap, topics, work, store, group, alive=consumer.alive)
+        consumer.wait_counted(ends)
         once = snapshot(store)
         assert duplicates(consumer) == 0
 
@@ -50,6 +51,7 @@ def test_the_whole_stream_again_changes_nothing(kafka_bootstrap, new_topic, fres
         ends = end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])
         assert sum(ends.values()) == before + len(events) + markers
         wait_until_applied(store, group, ends, 120, consumer.alive)
+        consumer.wait_counted(ends)
         twice = snapshot(store)
         assert duplicates(consumer) == len(events)
 
@@ -71,7 +73,8 @@ def test_duplicates_inside_the_stream_are_no_ops(kafka_bootstrap, new_topic, fre
     with ConsumerThread(
         store, kafka_bootstrap, group, [topics.orders, topics.accounts], max_poll_records=5000
     ) as consumer:
-        produce_phases(kafka_bootstrap, topics, doubled, store, group, alive=consumer.alive)
+        ends = produce_phases(kafka_bootstrap, topics, doubled, store, group, alive=consumer.alive)
+        consumer.wait_counted(ends)  # the metric moves after the offsets in the database
         assert duplicates(consumer) == len(work.all())
     model = InMemoryLedger()
     for phase in (work.setup, work.activity, work.finance):
