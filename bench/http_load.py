@@ -54,6 +54,7 @@ from bench.support import (
     Event,
     LedgerService,
     Received,
+    cpu_seconds,
     default_pg_url,
     end_offsets,
     fresh_database,
@@ -262,6 +263,7 @@ async def reader(
 
 async def sweep_step(server: Server, clients: int, seconds: float) -> dict[str, Any]:
     record = Record()
+    server_cpu, client_cpu = cpu_seconds(server.process.pid), time.process_time()
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(
@@ -279,6 +281,9 @@ async def sweep_step(server: Server, clients: int, seconds: float) -> dict[str, 
         "by_status": {str(k): percentiles(v) for k, v in sorted(record.by_status.items())},
         "problems": dict(record.problems),
         "requests": len(every),
+        # the server's CPU (of 2 cores here) and this client's, both busy on one machine
+        "server_cpu_s": round(cpu_seconds(server.process.pid) - server_cpu, 1),
+        "client_cpu_s": round(time.process_time() - client_cpu, 1),
     }
 
 
@@ -295,8 +300,9 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
             name: stack.enter_context(serving(url, args.port + n, queue=args.queue, source=source))
             for n, (name, source) in enumerate(sources.items())
         }
-        for clients in args.clients:
-            for name, server in servers.items():
+        for number, clients in enumerate(args.clients):
+            order = list(servers.items())
+            for name, server in order if number % 2 == 0 else order[::-1]:  # no order bias
                 step = asyncio.run(sweep_step(server, clients, args.seconds))
                 steps[name].append(step)
                 a = step["all"]
@@ -304,7 +310,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
                 print(
                     f"{name:>6} {clients:5d} clients: {step['ok_per_s']:7.1f} ok/s  "
                     f"p50 {a['p50_ms']} ms  p99 {a['p99_ms']} ms  max {a['max_ms']} ms  "
-                    f"{step['statuses']}"
+                    f"{step['statuses']} cpu {step['server_cpu_s']}+{step['client_cpu_s']} s"
                     + (f"  503s: p50 {busy['p50_ms']} p99 {busy['p99_ms']} ms" if busy else ""),
                     flush=True,
                 )

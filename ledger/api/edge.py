@@ -7,16 +7,17 @@ even its 500 page gets the headers):
   sources a page may load (same origin only);
 - ``BodyLimit``: a request body larger than its route's limit is refused with 413, from
   its Content-Length before a byte is read, or by counting a chunked body as it arrives;
-- ``Admission``: at most ``capacity`` requests use the database at once; others wait (in
-  the event loop, holding no thread) up to ``wait`` seconds, then get 503 with
-  Retry-After; one that finds ``queue`` waiting, or would expect to wait longer than
-  ``wait``, gets that 503 at once. See ``ledger.api.deps`` for the deadlock this prevents.
+- ``Admission``: at most ``capacity`` requests use the database at once; up to ``queue``
+  others wait (in the event loop, holding no thread) up to ``wait`` seconds, then get 503
+  with Retry-After; a request finding the queue full gets that 503 at once. See
+  ``ledger.api.deps`` for the deadlock this prevents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 
@@ -53,8 +54,8 @@ MAX_EVENT_BODY = MAX_LINES * _MAX_LINE + 16 * _MAX_STRING
 MAX_COMMAND_BODY = 64 * 1024  # a finance command: a few ids, an amount, a reason
 MAX_FORM_BODY = 8 * 1024  # the dashboard's sign-in and sign-out forms
 
-RETRY_AFTER = 1  # seconds
-BUSY = f"the server is busy: retry in {RETRY_AFTER} s"
+RETRY_AFTER = 1  # seconds, at least
+MAX_RETRY_AFTER = 30
 
 
 def body_limit(path: str) -> int:
@@ -167,16 +168,19 @@ class BodyLimit:
 
 
 class Admission:
-    """At most ``capacity`` requests in the application at once; a request finding them all
-    busy waits for one (in the event loop, holding no thread) unless it would wait in vain.
+    """At most ``capacity`` requests in the application at once, at most ``queue`` waiting.
 
-    A request is refused at once (503, Retry-After) when ``queue`` others already wait, or
-    when the wait it can expect (those ahead of it times the recent time a request holds
-    its place, over ``capacity``) is longer than ``wait``; one admitted to the queue gets
-    the 503 after ``wait`` seconds at most. Why not the deadline alone: past capacity it
-    made every request wait the whole ``wait`` before being refused, and the ones served
-    waited longer the more clients there were. Refusing at once what would be refused
-    after waiting anyway costs the client nothing and keeps the queue's wait bounded."""
+    A request finding every place taken waits for one (in the event loop, holding no
+    thread) up to ``wait`` seconds, then gets 503; one that finds ``queue`` others already
+    waiting gets the 503 at once. Why a bounded queue as well as the deadline: with only
+    the deadline, a server past its capacity made every request wait the whole ``wait``
+    before refusing it. The bound is a count, not the wait a request can expect (tried:
+    past capacity, the refused clients' retries slowed the admitted requests, which raised
+    the expected wait and so the refusals, until throughput fell to a third).
+
+    Retry-After is about the time the queue takes to drain (those waiting times the recent
+    time a request holds its place, over ``capacity``; at least 1 s), so that refused
+    clients do not all come back at once into a queue that is still full."""
 
     SMOOTHING = 0.05  # weight of the latest request in the held-time average
 
@@ -195,12 +199,9 @@ class Admission:
             self._slots = {loop: anyio.Semaphore(self.capacity)}  # forget finished loops
         return self._slots[loop]
 
-    def _in_vain(self, slots: anyio.Semaphore) -> bool:
-        """True when a request arriving now should be refused without waiting."""
-        if slots.value > 0:
-            return False
-        ahead = slots.statistics().tasks_waiting
-        return ahead >= self.queue or (ahead + 1) * self.held / self.capacity > self.wait
+    def _retry_after(self, slots: anyio.Semaphore) -> int:
+        drain = math.ceil(slots.statistics().tasks_waiting * self.held / self.capacity)
+        return min(MAX_RETRY_AFTER, max(RETRY_AFTER, drain))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not uses_database(scope["path"]):
@@ -208,12 +209,14 @@ class Admission:
             return
         slots = self._semaphore()
         admitted = False
-        if not self._in_vain(slots):
+        if slots.value > 0 or slots.statistics().tasks_waiting < self.queue:
             with anyio.move_on_after(self.wait):
                 await slots.acquire()
                 admitted = True
         if not admitted:
-            await _answer(send, 503, BUSY, _busy_headers(scope))
+            retry = self._retry_after(slots)
+            busy = f"the server is busy: retry in {retry} s"
+            await _answer(send, 503, busy, _busy_headers(scope, retry))
             return
         started = time.monotonic()
         try:
@@ -223,10 +226,10 @@ class Admission:
             slots.release()
 
 
-def _busy_headers(scope: Scope) -> dict[str, str]:
+def _busy_headers(scope: Scope, retry_after: int) -> dict[str, str]:
     """Retry-After; and for a request with a body (never read: it may be 49 MB), close
     the connection, since its unread bytes cannot be taken for the next request."""
-    headers = {"retry-after": str(RETRY_AFTER)}
+    headers = {"retry-after": str(retry_after)}
     sent = dict(scope["headers"])
     if sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent:
         headers["connection"] = "close"

@@ -1,4 +1,5 @@
-"""Admission (ledger/api/edge.py) sheds what it cannot serve in time, at once.
+"""Admission (ledger/api/edge.py) refuses at once what finds its queue full, and tells
+the client when to come back.
 
 The application behind it holds each request until the test lets it go, so the queue is
 known exactly; no clock is read by the assertions. The real-server side (160 clients,
@@ -60,39 +61,38 @@ async def settle(condition: Any) -> None:
     raise AssertionError("the requests never got there")
 
 
-def test_a_request_that_would_wait_longer_than_the_wait_is_refused_at_once() -> None:
+def test_a_request_finding_the_queue_full_is_refused_at_once() -> None:
     async def scenario() -> None:
         app = Held()
-        admission = Admission(app, capacity=1, wait=5.0, queue=100)
-        admission.held = 2.0  # recent requests held their place 2 s each
+        admission = Admission(app, capacity=1, wait=60.0, queue=2)
         first = asyncio.create_task(request(admission))
         await settle(lambda: app.inside == 1)
         waiting = [asyncio.create_task(request(admission)) for _ in range(2)]
         slots = admission._semaphore()
-        await settle(lambda: slots.statistics().tasks_waiting == 2)  # 2 s, then 4 s ahead
-        headers = await refused_at_once(admission)  # would wait 6 s > 5 s
-        assert headers[b"retry-after"] == b"1"
+        await settle(lambda: slots.statistics().tasks_waiting == 2)
+        headers = await refused_at_once(admission)
+        assert headers[b"retry-after"] == b"1"  # no request finished yet: no estimate
         assert not first.done() and not any(task.done() for task in waiting)
         app.go.set()
         assert [(await task)[0] for task in (first, *waiting)] == [200, 200, 200]
-        assert admission.held < 2.0  # these took no time: the estimate moved down
 
     asyncio.run(scenario())
 
 
-def test_a_slow_server_refuses_at_once_even_with_room_in_the_queue() -> None:
+def test_retry_after_is_the_time_the_queue_takes_to_drain() -> None:
     async def scenario() -> None:
         app = Held()
-        admission = Admission(app, capacity=2, wait=5.0, queue=100)
-        admission.held = 12.0
-        held = [asyncio.create_task(request(admission)) for _ in range(2)]
-        await settle(lambda: app.inside == 2)
-        await refused_at_once(admission)  # 1 * 12 / 2 = 6 s > 5 s
-        admission.held = 8.0  # 4 s: worth waiting
-        third = asyncio.create_task(request(admission))
-        await settle(lambda: admission._semaphore().statistics().tasks_waiting == 1)
+        admission = Admission(app, capacity=2, wait=60.0, queue=6)
+        admission.held = 2.5  # recent requests held their place 2.5 s each
+        held = [asyncio.create_task(request(admission)) for _ in range(2 + 6)]
+        await settle(lambda: admission._semaphore().statistics().tasks_waiting == 6)
+        headers = await refused_at_once(admission)
+        assert headers[b"retry-after"] == b"8"  # 6 waiting * 2.5 s / 2 places = 7.5 s
+        admission.held = 1000.0
+        assert (await refused_at_once(admission))[b"retry-after"] == b"30"  # at most
         app.go.set()
-        assert [(await task)[0] for task in (*held, third)] == [200, 200, 200]
+        assert {(await task)[0] for task in held} == {200}
+        assert admission.held < 1000.0  # these took no time: the estimate moved down
 
     asyncio.run(scenario())
 
@@ -102,7 +102,6 @@ def test_with_a_free_place_nobody_is_refused() -> None:
         app = Held()
         app.go.set()
         admission = Admission(app, capacity=1, wait=5.0, queue=0)
-        admission.held = 1000.0
         assert [await request(admission) for _ in range(3)] == [(200, {})] * 3
 
     asyncio.run(scenario())
