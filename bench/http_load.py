@@ -78,7 +78,11 @@ FINANCE_READS = [
     "/api/v1/orders/ord-000001/payouts",
     "/api/v1/dead-letters?limit=50",
 ]
-AUDITOR_READS = ["/api/v1/entries?limit=50", "/api/v1/totals", "/api/v1/sharers/u00002"]
+AUDITOR_READS = [
+    "/api/v1/audit/entries?order_id=ord-000002",
+    "/api/v1/totals",
+    "/api/v1/sharers/u00002",
+]
 PARTITIONS = 4
 
 

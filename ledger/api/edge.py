@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 
@@ -178,9 +179,9 @@ class Admission:
     past capacity, the refused clients' retries slowed the admitted requests, which raised
     the expected wait and so the refusals, until throughput fell to a third).
 
-    Retry-After is about the time the queue takes to drain (those waiting times the recent
-    time a request holds its place, over ``capacity``; at least 1 s), so that refused
-    clients do not all come back at once into a queue that is still full."""
+    Retry-After is drawn around the time the queue takes to drain (those waiting times the
+    recent time a request holds its place, over ``capacity``): between 1 s and twice that,
+    so that refused clients come back spread out, not all at once into a queue still full."""
 
     SMOOTHING = 0.05  # weight of the latest request in the held-time average
 
@@ -200,8 +201,11 @@ class Admission:
         return self._slots[loop]
 
     def _retry_after(self, slots: anyio.Semaphore) -> int:
-        drain = math.ceil(slots.statistics().tasks_waiting * self.held / self.capacity)
-        return min(MAX_RETRY_AFTER, max(RETRY_AFTER, drain))
+        """Drawn between 1 s and twice the drain time: refused together, the clients
+        must not come back together (a burst that fills the queue, then idle places)."""
+        drain = slots.statistics().tasks_waiting * self.held / self.capacity
+        spread = random.uniform(RETRY_AFTER, max(RETRY_AFTER, 2 * drain))
+        return min(MAX_RETRY_AFTER, math.ceil(spread))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not uses_database(scope["path"]):
