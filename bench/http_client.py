@@ -3,7 +3,8 @@
 Hundreds of simulated clients on a machine with two cores: a full client library would
 spend the CPU the server under test needs. This one sends a request, reads the status
 line, the headers and a Content-Length body, and keeps the connection for the next request
-(it reconnects when the server said ``Connection: close``). 127.0.0.1 only.
+(it reconnects when the server said ``Connection: close``, or had closed the idle
+connection). 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -40,9 +41,19 @@ class Connection:
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> Answer:
         started = time.monotonic()
-        return await asyncio.wait_for(
-            self._exchange(method, path, headers, body, started), self.timeout
-        )
+        reused = self.writer is not None
+        try:
+            return await asyncio.wait_for(
+                self._exchange(method, path, headers, body, started), self.timeout
+            )
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # the server closed the idle connection (uvicorn: after 5 s), as servers may:
+            # send again on a new one, as HTTP clients do (the ledger's POSTs are idempotent)
+            return await asyncio.wait_for(
+                self._exchange(method, path, headers, body, started), self.timeout
+            )
 
     async def _exchange(
         self, method: str, path: str, headers: dict[str, str], body: bytes, started: float

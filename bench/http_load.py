@@ -50,9 +50,11 @@ from bench.support import (
     LEDGER_BIN,
     REPO,
     RESULTS,
+    ClickRecorded,
     ConsumerProcess,
     Event,
     LedgerService,
+    OrderPlaced,
     Received,
     cpu_seconds,
     default_pg_url,
@@ -194,6 +196,7 @@ class Record:
     problems: Counter[str] = dataclasses.field(default_factory=Counter)
     accepted: list[str] = dataclasses.field(default_factory=list)  # event ids
     by_status: dict[int, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
+    retry_after: Counter[int] = dataclasses.field(default_factory=Counter)  # of the 503s
 
     def note(self, endpoint: str, status: int, seconds: float, headers: dict[str, str]) -> None:
         self.latencies[endpoint].append(seconds)
@@ -201,6 +204,8 @@ class Record:
         self.by_status[status].append(seconds)
         if status == 503 and "retry-after" not in headers:
             self.problems["503 without Retry-After"] += 1
+        elif status == 503:
+            self.retry_after[int(headers["retry-after"])] += 1
         elif status not in (200, 202, 503):
             self.problems[f"{endpoint}: {status}"] += 1
 
@@ -285,6 +290,7 @@ async def sweep_step(server: Server, clients: int, seconds: float) -> dict[str, 
         "by_status": {str(k): percentiles(v) for k, v in sorted(record.by_status.items())},
         "problems": dict(record.problems),
         "requests": len(every),
+        "retry_after_s": dict(sorted(record.retry_after.items())),
         # the server's CPU (of 2 cores here) and this client's, both busy on one machine
         "server_cpu_s": round(cpu_seconds(server.process.pid) - server_cpu, 1),
         "client_cpu_s": round(time.process_time() - client_cpu, 1),
@@ -337,11 +343,21 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
 
 def publisher_streams(publishers: int, seed: int) -> list[list[Event]]:
     """Per publisher, a platform of its own (its own sharers, buyers, orders: ids tagged
-    ``p<n>-``), the events a publisher may submit (no plans: the demo's are there)."""
+    ``p<n>-``): its enrollments, then in time order each order preceded by the click it
+    names, and the completions and refunds (the other clicks left out, so that a few
+    minutes hold many orders); no plans, the demo's are in force."""
     streams = []
     for n in range(publishers):
         work = generate(seed + n, orders=400, tag=f"p{n}-")
-        streams.append([e for e in work.all() if may_submit("publisher", e.TYPE)])
+        clicks = {e.click_id: e for e in work.activity if isinstance(e, ClickRecorded)}
+        stream: list[Event] = [e for e in work.setup if may_submit("publisher", e.TYPE)]
+        for event in sorted(work.activity, key=lambda e: e.occurred_at):
+            if isinstance(event, ClickRecorded):
+                continue
+            if isinstance(event, OrderPlaced) and event.click_id in clicks:
+                stream.append(clicks.pop(event.click_id))
+            stream.append(event)
+        streams.append(stream)
     return streams
 
 
@@ -357,8 +373,8 @@ async def publisher(
     try:
         for event in events:
             due = started + sent / rate
-            if due >= deadline:
-                break
+            if due >= deadline or time.monotonic() >= deadline:
+                break  # behind schedule at the end: the shortfall shows in the rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             body = json.dumps(event_to_json(event)).encode()
             while True:
@@ -479,6 +495,7 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
             "publisher": args.publishers,
         },
         "publish_rate": args.rate,
+        "published_per_s": round(len(record.accepted) / args.seconds, 1),
         "queue": args.queue,
         "seconds": round(took, 1),
         "endpoints": table(record, took),

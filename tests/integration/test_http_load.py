@@ -125,8 +125,8 @@ def _client(
                 if status not in (200, 503) or (status == 503 and retry is None):
                     problems.append(f"{path}: {status} without Retry-After {body[:200]!r}")
                     return
-                if response.getheader("Connection", "").lower() == "close":
-                    conn.close()
+                if status == 503 or response.getheader("Connection", "").lower() == "close":
+                    conn.close()  # the server may close an idle connection while we wait
                     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
                 if status == 503:
                     time.sleep(int(retry or 1))  # the client's back-off, as the server asks
