@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from bench.support import (
     DEFAULT_KAFKA,
     RESULTS,
     ConsumerProcess,
+    Event,
     LedgerService,
     Publisher,
     applied_offsets,
@@ -61,10 +65,28 @@ def lag(bootstrap: str, names: list[str], service: LedgerService, group: str) ->
     return sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
 
 
+def ahead(events: Iterator[Event], size: int = 50_000) -> Iterator[Event]:
+    """``events`` generated on a thread, up to ``size`` ahead of the publisher: opening a
+    period (generating all its events) then does not pause the publishing."""
+    buffer: queue.Queue[Event | None] = queue.Queue(size)
+
+    def fill() -> None:
+        for event in events:
+            buffer.put(event)
+        buffer.put(None)
+
+    threading.Thread(target=fill, daemon=True, name="soak-stream").start()
+    while (event := buffer.get()) is not None:
+        yield event
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.minutes * 60
-    periods = 1 + int(args.rate * seconds * 1.1) // EVENTS_PER_PERIOD
-    stream = iter(LongStream(args.seed, periods))
+    # small periods (a sixth of the long run's): opening one generates all its events, a
+    # pause in the publishing that must stay short against the sampling
+    per_period = EVENTS_PER_PERIOD // 6
+    periods = 1 + int(args.rate * seconds * 1.1) // per_period
+    stream = ahead(iter(LongStream(args.seed, periods, orders=LongStream.orders // 6)))
     topics = scratch_topics(unique("bench-soak"))
     names = [topics.orders, topics.accounts]
     recreate_topics(args.bootstrap, topics, PARTITIONS)
@@ -100,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         print(
                             f"{now:7.0f} s  sent {sent:>9}  lag {behind}  rss {sizes}", flush=True
                         )
-                        next_sample += args.sample
+                        next_sample = now + args.sample
                     if now >= next_restart:
                         n = restarts % len(consumers)
                         consumers[n].terminate()
@@ -108,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             url, args.bootstrap, group, topics, folder / f"consumer-{n}.log"
                         )
                         restarts += 1
-                        next_restart += args.restart_every
+                        next_restart = now + args.restart_every
                     time.sleep(0.005)
                 publisher.flush()
             drain_started = time.monotonic()
