@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,9 @@ def serving(
     ``kafka`` (LEDGER_* settings) it publishes there (``--kafka``). ``source``: run the
     server of another checkout (e.g. ``git archive`` of an older commit) for a before/after
     comparison on the same ledger and machine."""
+    with socket.socket() as probe:  # another server left on the port would answer for it
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is taken: stop what listens there, or pass --port")
     tokens = {role: secrets.token_urlsafe(18) for role in ROLES}
     env = {
         **os.environ,
@@ -175,7 +179,7 @@ async def _until_up(server: Server, timeout: float = 60) -> None:
     while True:
         try:
             answer = await Connection(server.port, timeout=2).request("GET", "/openapi.json", {})
-            if answer.status == 200:
+            if answer.status == 200 and server.process.poll() is None:
                 return
         except (TimeoutError, OSError):
             pass
@@ -264,8 +268,9 @@ async def reader(
                 record.problems[f"{endpoint}: {type(exc).__name__}"] += 1
                 continue
             record.note(endpoint, answer.status, answer.seconds, answer.headers)
-            if answer.status == 503:
-                await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+            if answer.status == 503:  # back off as asked, but not past the step's end
+                retry = float(answer.headers.get("retry-after", "1"))
+                await asyncio.sleep(min(retry, max(0.0, deadline - time.monotonic())))
     finally:
         await conn.close()
 

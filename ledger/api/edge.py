@@ -175,9 +175,9 @@ class Admission:
     thread) up to ``wait`` seconds, then gets 503; one that finds ``queue`` others already
     waiting gets the 503 at once. Why a bounded queue as well as the deadline: with only
     the deadline, a server past its capacity made every request wait the whole ``wait``
-    before refusing it. The bound is a count, not the wait a request can expect (tried:
-    past capacity, the refused clients' retries slowed the admitted requests, which raised
-    the expected wait and so the refusals, until throughput fell to a third).
+    before refusing it. The bound is a count, not the wait a request can expect (tried: on
+    a busy machine the refused clients' retries slow the admitted requests, which raises
+    the expected wait and so the refusals, a feedback a fixed count does not have).
 
     Retry-After is drawn around the time the queue takes to drain (those waiting times the
     recent time a request holds its place, over ``capacity``): between 1 s and twice that,
