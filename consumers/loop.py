@@ -114,6 +114,15 @@ class ConsumerLoop:
         """The partitions this consumer owns now."""
         return self.merger.owned() if self.merger is not None else []
 
+    def position(self, tp: TP) -> int | None:
+        """The next offset of ``tp`` this loop has applied and counted in its metrics; None
+        while it does not own ``tp``. Thread-safe to read. The database's stored offset
+        moves first (the batch's commit), so a metric read when only that has moved can
+        miss the batch: wait for this instead."""
+        merger = self.merger
+        stored = merger.stored(tp) if merger is not None else None
+        return stored.next_offset if stored is not None else None
+
     # -- assignment ------------------------------------------------------------------------
 
     def _assigned(self, assigned: list[TP]) -> None:
@@ -365,13 +374,15 @@ class ConsumerLoop:
             self.fenced += 1
             self._resync(str(fenced))
             return
+        # counted before the loop's positions move (``position``): whoever sees a position
+        # sees the metrics of every batch before it (the Kafka commit below may take long)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_batch(report, elapsed)
         self.merger.committed(batch)
         self.batches += 1
         self.client.commit({(a.topic, a.partition): a.end for a in batch.advances})
         if self._dead_letter_sink is not None and report.dead_letters:
             self._dead_letter_sink(report.dead_letters)  # after the commit: a mirror only
-        elapsed = time.perf_counter() - started
-        self.metrics.observe_batch(report, elapsed)
         log.info(
             "batch applied",
             size=len(batch),

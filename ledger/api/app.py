@@ -77,10 +77,14 @@ class LedgerApp(FastAPI):
 
     db_capacity = 1  # requests using the database at once (set from the pool's size)
     db_wait = 5.0  # seconds a request may wait for that before a 503
+    db_queue = 256  # requests that may wait for it; one more gets a 503 at once
 
     def build_middleware_stack(self) -> ASGIApp:
         return edge.guard(
-            super().build_middleware_stack(), capacity=self.db_capacity, wait=self.db_wait
+            super().build_middleware_stack(),
+            capacity=self.db_capacity,
+            wait=self.db_wait,
+            queue=self.db_queue,
         )
 
 
@@ -103,6 +107,7 @@ def create_app(
     interval: float = 1.0,
     end_offsets: EndOffsets = no_kafka,
     follower: ViewFollower | None = None,
+    queue: int = LedgerApp.db_queue,
 ) -> FastAPI:
     """The API over ``store``; commands go to ``sink`` (default: applied here, with the
     views caught up after each); ``follower`` keeps the views caught up while the app runs
@@ -128,6 +133,7 @@ def create_app(
         redoc_url=None,
     )
     app.db_capacity = db_capacity(store.engine)
+    app.db_queue = queue
     add_docs(app)
     app.state.store = store
     app.state.tokens = tokens

@@ -7,15 +7,19 @@ even its 500 page gets the headers):
   sources a page may load (same origin only);
 - ``BodyLimit``: a request body larger than its route's limit is refused with 413, from
   its Content-Length before a byte is read, or by counting a chunked body as it arrives;
-- ``Admission``: at most ``capacity`` requests use the database at once; the others wait
-  (in the event loop, holding no thread) up to ``wait`` seconds, then get 503 with
-  Retry-After. See ``ledger.api.deps`` for the deadlock this prevents.
+- ``Admission``: at most ``capacity`` requests use the database at once; up to ``queue``
+  others wait (in the event loop, holding no thread) up to ``wait`` seconds, then get 503
+  with Retry-After; a request finding the queue full gets that 503 at once. See
+  ``ledger.api.deps`` for the deadlock this prevents.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
+import time
 from collections.abc import Callable
 
 import anyio
@@ -51,8 +55,8 @@ MAX_EVENT_BODY = MAX_LINES * _MAX_LINE + 16 * _MAX_STRING
 MAX_COMMAND_BODY = 64 * 1024  # a finance command: a few ids, an amount, a reason
 MAX_FORM_BODY = 8 * 1024  # the dashboard's sign-in and sign-out forms
 
-RETRY_AFTER = 1  # seconds
-BUSY = f"the server is busy: retry in {RETRY_AFTER} s"
+RETRY_AFTER = 1  # seconds, at least
+MAX_RETRY_AFTER = 30
 
 
 def body_limit(path: str) -> int:
@@ -71,13 +75,8 @@ def uses_database(path: str) -> bool:
     return path.startswith(("/api/", "/dashboard/"))
 
 
-def guard(
-    app: ASGIApp,
-    *,
-    capacity: int,
-    wait: float = 5.0,
-) -> ASGIApp:
-    return SecurityHeaders(BodyLimit(Admission(app, capacity=capacity, wait=wait)))
+def guard(app: ASGIApp, *, capacity: int, wait: float = 5.0, queue: int = 256) -> ASGIApp:
+    return SecurityHeaders(BodyLimit(Admission(app, capacity=capacity, wait=wait, queue=queue)))
 
 
 class BodyTooLarge(HTTPException):
@@ -170,10 +169,28 @@ class BodyLimit:
 
 
 class Admission:
-    def __init__(self, app: ASGIApp, *, capacity: int, wait: float) -> None:
+    """At most ``capacity`` requests in the application at once, at most ``queue`` waiting.
+
+    A request finding every place taken waits for one (in the event loop, holding no
+    thread) up to ``wait`` seconds, then gets 503; one that finds ``queue`` others already
+    waiting gets the 503 at once. Why a bounded queue as well as the deadline: with only
+    the deadline, a server past its capacity made every request wait the whole ``wait``
+    before refusing it. The bound is a count, not the wait a request can expect (tried: on
+    a busy machine the refused clients' retries slow the admitted requests, which raises
+    the expected wait and so the refusals, a feedback a fixed count does not have).
+
+    Retry-After is drawn around the time the queue takes to drain (those waiting times the
+    recent time a request holds its place, over ``capacity``): between 1 s and twice that,
+    so that refused clients come back spread out, not all at once into a queue still full."""
+
+    SMOOTHING = 0.05  # weight of the latest request in the held-time average
+
+    def __init__(self, app: ASGIApp, *, capacity: int, wait: float, queue: int) -> None:
         self.app = app
         self.capacity = capacity
         self.wait = wait
+        self.queue = queue
+        self.held = 0.0  # recent seconds a request holds its place (moving average)
         self._slots: dict[asyncio.AbstractEventLoop, anyio.Semaphore] = {}
 
     def _semaphore(self) -> anyio.Semaphore:
@@ -183,19 +200,41 @@ class Admission:
             self._slots = {loop: anyio.Semaphore(self.capacity)}  # forget finished loops
         return self._slots[loop]
 
+    def _retry_after(self, slots: anyio.Semaphore) -> int:
+        """Drawn between 1 s and twice the drain time: refused together, the clients
+        must not come back together (a burst that fills the queue, then idle places)."""
+        drain = slots.statistics().tasks_waiting * self.held / self.capacity
+        spread = random.uniform(RETRY_AFTER, max(RETRY_AFTER, 2 * drain))
+        return min(MAX_RETRY_AFTER, math.ceil(spread))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not uses_database(scope["path"]):
             await self.app(scope, receive, send)
             return
         slots = self._semaphore()
         admitted = False
-        with anyio.move_on_after(self.wait):
-            await slots.acquire()
-            admitted = True
+        if slots.value > 0 or slots.statistics().tasks_waiting < self.queue:
+            with anyio.move_on_after(self.wait):
+                await slots.acquire()
+                admitted = True
         if not admitted:
-            await _answer(send, 503, BUSY, {"retry-after": str(RETRY_AFTER)})
+            retry = self._retry_after(slots)
+            busy = f"the server is busy: retry in {retry} s"
+            await _answer(send, 503, busy, _busy_headers(scope, retry))
             return
+        started = time.monotonic()
         try:
             await self.app(scope, receive, send)
         finally:
+            self.held += (time.monotonic() - started - self.held) * self.SMOOTHING
             slots.release()
+
+
+def _busy_headers(scope: Scope, retry_after: int) -> dict[str, str]:
+    """Retry-After; and for a request with a body (never read: it may be 49 MB), close
+    the connection, since its unread bytes cannot be taken for the next request."""
+    headers = {"retry-after": str(retry_after)}
+    sent = dict(scope["headers"])
+    if sent.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in sent:
+        headers["connection"] = "close"
+    return headers

@@ -62,6 +62,14 @@ def kafka_end_offsets(bootstrap: str, auth: dict[str, Any]) -> Any:
     type=click.FloatRange(0.05),
     help="seconds between catch-ups of the views",
 )
+@click.option(
+    "--queue",
+    default=256,
+    show_default=True,
+    type=click.IntRange(0),
+    help="requests that may wait for the database (each waits at most 5 s); "
+    "one more is answered 503 with Retry-After at once",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -71,6 +79,7 @@ def serve(
     port: int,
     use_kafka: bool,
     interval: float,
+    queue: int,
 ) -> None:
     """Serve the HTTP API (/docs, /openapi.json) and the finance dashboard (/dashboard/)."""
     import uvicorn
@@ -105,7 +114,14 @@ def serve(
     else:
         sink, end_offsets = system.sink(kafka=False), no_kafka
     app = mount(
-        create_app(system.store, tokens, sink, end_offsets=end_offsets, follower=system.follower),
+        create_app(
+            system.store,
+            tokens,
+            sink,
+            end_offsets=end_offsets,
+            follower=system.follower,
+            queue=queue,
+        ),
         locale=settings.locale,
     )
     click.echo(

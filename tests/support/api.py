@@ -71,7 +71,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db: Path | str, *, timeout: float = 30) -> Iterator[str]:
+def serving(db: Path | str, *, timeout: float = 120) -> Iterator[str]:
     """A real ``ledger serve`` process on loopback over ``db`` (a SQLite path or a URL);
     yields its base URL once it answers (polled to a deadline), and stops it afterwards."""
     url = db if isinstance(db, str) else f"sqlite:///{db}"
@@ -81,9 +81,11 @@ def serving(db: Path | str, *, timeout: float = 30) -> Iterator[str]:
 
 @contextmanager
 def server_process(
-    db_url: str, *, timeout: float = 30
+    db_url: str, *, timeout: float = 120, options: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``ledger serve`` over ``db_url``: yields (base URL, the process) once it answers."""
+    """``ledger serve`` over ``db_url`` (and ``options``): yields (base URL, the process)
+    once it answers. ``timeout``: its imports alone took 19 s on a machine loaded 5x its
+    cores; a start slower than 30 s is not a failure of what the tests check."""
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN_CONFIG, "LEDGER_LOG_FORMAT": "json"}
     process = subprocess.Popen(
@@ -96,6 +98,7 @@ def server_process(
             str(port),
             "--interval",
             "0.2",
+            *options,
         ],
         env=env,
         stdout=subprocess.PIPE,

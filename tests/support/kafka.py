@@ -251,6 +251,22 @@ class ConsumerThread:
         if not self.thread.is_alive():
             raise AssertionError("consumer thread exited")
 
+    def wait_counted(self, ends: Ends, timeout: float = 60.0) -> None:
+        """Wait until this consumer (owning every partition) has applied and counted in
+        its metrics every record before ``ends``. ``wait_until_applied`` is not enough
+        before reading a metric: the offsets in the database move at the batch's commit,
+        the metrics a moment later (after the Kafka commit on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = {tp: (self.loop.position(tp), end) for tp, end in ends.items()}
+            behind = {tp: at for tp, at in behind.items() if at[0] is None or at[0] < at[1]}
+            if not behind:
+                return
+            self.alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not counted after {timeout}s: (position, end) {behind}")
+            time.sleep(POLL_S)
+
     def stop(self, timeout: float = 60.0) -> None:
         self.loop.stop()
         self.thread.join(timeout)
