@@ -79,18 +79,12 @@ def order_payouts(conn: Conn, order_id: IdPath) -> Any:
 
 
 @router.get("/sharers/{sharer_id:id}", response_model=Sharer, responses=NOT_FOUND)
-def sharer(conn: Conn, sharer_id: IdPath) -> dict[str, Any]:
+def sharer(conn: Conn, sharer_id: IdPath) -> Any:
     """A sharer's balances, referral team by level, earnings by level, downline and month;
     404 for an id never enrolled that never earned."""
     if not sharers.known(conn, sharer_id):
         raise HTTPException(404, f"no sharer {sharer_id!r}")
-    return {
-        "sharer_id": sharer_id,
-        "balances": balance_reads.balances(conn, sharer_id=sharer_id, limit=1000).items,
-        "team": sharers.team(conn, sharer_id),
-        "earnings": sharers.earnings(conn, sharer_id),
-        "earnings_by_month": sharers.earnings_by_month(conn, sharer_id),
-    }
+    return sharers.view(conn, sharer_id)
 
 
 @router.get("/sharers/{sharer_id:id}/orders", response_model=SharerLevelPage)

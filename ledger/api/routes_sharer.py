@@ -12,20 +12,15 @@ from ledger.api import paging
 from ledger.api.deps import ERRORS, Conn, OwnSharer
 from ledger.api.models import PayoutPage, Sharer, SharerLevelPage
 from ledger.api.statements import add_routes
-from ledger.read import balances, orders, payouts, sharers
+from ledger.read import orders, payouts, sharers
 
 router = APIRouter(prefix="/api/v1/me", tags=["sharer"], responses=ERRORS)
 
 
 @router.get("", response_model=Sharer)
-def me(conn: Conn, sharer_id: OwnSharer) -> dict[str, Any]:
+def me(conn: Conn, sharer_id: OwnSharer) -> Any:
     """My balances per currency, my team by level and my earnings by level and downline."""
-    return {
-        "sharer_id": sharer_id,
-        "balances": balances.balances(conn, sharer_id=sharer_id, limit=1000).items,
-        "team": sharers.team(conn, sharer_id),
-        "earnings": sharers.earnings(conn, sharer_id),
-    }
+    return sharers.view(conn, sharer_id)
 
 
 @router.get("/orders", response_model=SharerLevelPage)

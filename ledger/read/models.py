@@ -461,3 +461,14 @@ class OrderStory(Row):
 
     def __post_init__(self) -> None:
         _set_exponent(self)
+
+
+@dataclass(frozen=True)
+class SharerView(Row):
+    """Everything finance (or the sharer) reads of one sharer at once."""
+
+    sharer_id: str
+    balances: tuple[Balance, ...]
+    team: Team
+    earnings: Earnings
+    earnings_by_month: tuple[MonthEarning, ...]

@@ -9,11 +9,13 @@ from sqlalchemy import Connection, exists, func, or_, select
 
 from ledger.domain.entries import sharer_account
 from ledger.domain.plans import DAY_MS
+from ledger.read.balances import balances
 from ledger.read.models import (
     DownlineEarning,
     Earnings,
     LevelEarning,
     MonthEarning,
+    SharerView,
     Team,
     TeamLevel,
 )
@@ -124,4 +126,15 @@ def known(conn: Connection, sharer_id: str) -> bool:
                 )
             )
         ).scalar()
+    )
+
+
+def view(conn: Connection, sharer_id: str) -> SharerView:
+    """A sharer's balances, team, earnings by level and downline, and earnings per month."""
+    return SharerView(
+        sharer_id=sharer_id,
+        balances=balances(conn, sharer_id=sharer_id, limit=1000).items,
+        team=team(conn, sharer_id),
+        earnings=earnings(conn, sharer_id),
+        earnings_by_month=earnings_by_month(conn, sharer_id),
     )

@@ -31,6 +31,7 @@ PAIRS: list[tuple[type, type]] = [
     (api.Lag, read.Lag),
     (api.Posting, read.Posting),
     (api.Entry, read.Entry),
+    (api.Sharer, read.SharerView),
     (api.Payout, read.Payout),
     (api.StatementLine, read.StatementLine),
     (api.Statement, read.Statement),
