@@ -230,7 +230,7 @@ def test_a_ledger_that_does_not_verify_is_not_signed(tmp_path) -> None:
 
 
 def test_a_many_block_export_round_trips(tmp_path, monkeypatch) -> None:
-    from ledger.export.write import file as export_file
+    from ledger.export import file as export_file
     from tests.support.exports_raw import take_apart
 
     monkeypatch.setattr(export_file, "BLOCK_TARGET_BYTES", 4096)
