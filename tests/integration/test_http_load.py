@@ -246,7 +246,17 @@ def test_a_request_finding_the_queue_full_is_answered_503_at_once(tmp_path) -> N
             post = httpx.post(
                 f"{base}/api/v1/events",
                 headers=auth("publisher"),
-                json=event_to_json(ClickRecorded("c-x", 1, "shop", click_id="c-x")),
+                json=event_to_json(
+                    ClickRecorded(
+                        "c-x",
+                        1,
+                        "shop",
+                        click_id="c-x",
+                        sharer_id="s",
+                        buyer_id="b",
+                        product_id="p",
+                    )
+                ),
                 timeout=30,
             )
             assert post.status_code == 503 and post.headers["connection"] == "close"
