@@ -45,6 +45,7 @@ from consumers.loop import CHECKPOINTS_BEHIND, CHECKPOINTS_CHECK_S, DB_RETRY, FE
 from ledger.chain.checkpoint import load_private_key
 from ledger.ingest_file import ingest_stream
 from ledger.jsonform import canonical_json
+from ledger.service import LedgerService
 from ledger.simulate import generate_dense
 from ledger.store.checkpoints import sign_checkpoint
 from ledger.store.opening import open_store
@@ -200,7 +201,7 @@ def reference(events_file: Path, tmp_path: Path) -> LedgerSnapshot:
     """What `ledger ingest` makes of the events (its function, into SQLite)."""
     store = open_store(f"sqlite:///{tmp_path / 'reference.sqlite'}")
     with events_file.open("rb") as lines:
-        ingest_stream(store, lines, events_file.name)
+        ingest_stream(LedgerService(store), lines, events_file.name)
     want = snapshot(store)
     store.dispose()
     return want
