@@ -33,18 +33,20 @@ def page(items: list[T], limit: int, key: Any) -> Page[T]:
 
 @dataclass(frozen=True)
 class Row:
+    def __post_init__(self) -> None:
+        if "currency_exponent" in self.__dataclass_fields__:  # derived, see _exponent
+            money: Any = self  # a row with money: it has a currency
+            object.__setattr__(self, "currency_exponent", exponent(money.currency))
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-# A row with money in it carries its currency's ISO 4217 exponent (derived, never passed),
-# so a client shows 123456 CNY as 1234.56 without a table of its own.
+# A row with money in it carries its currency's ISO 4217 exponent (derived, never passed:
+# Row.__post_init__ sets it), so a client shows 123456 CNY as 1234.56 without a table of
+# its own.
 def _exponent() -> Any:
     return field(init=False, compare=False, repr=False)
-
-
-def _set_exponent(row: Any) -> None:
-    object.__setattr__(row, "currency_exponent", exponent(row.currency))
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,6 @@ class Balance(Row):
     reversed: int  # taken back by refunds, ever
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class JournalBalance(Row):
@@ -77,9 +76,6 @@ class JournalBalance(Row):
     inflight: int = 0
     paid: int = 0
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -109,9 +105,6 @@ class OrderPayouts(Row):
     levels: tuple[Level, ...]
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class SharerLevel(Level):
@@ -121,9 +114,6 @@ class SharerLevel(Level):
     downline_id: str
     currency: str
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -149,9 +139,6 @@ class LevelEarning(Row):
     orders: int
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class DownlineEarning(LevelEarning):
@@ -167,9 +154,6 @@ class MonthEarning(Row):
     amount: int
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class Earnings(Row):
@@ -184,9 +168,6 @@ class Total(Row):
     fees: int
     merchant_charges: int
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -242,9 +223,6 @@ class Posting(Row):
     level: int | None  # the commission level this posting pays, if any
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class Entry(Row):
@@ -272,9 +250,6 @@ class Payout(Row):
     amount: int
     state: str
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 @dataclass(frozen=True)
@@ -321,9 +296,6 @@ class Statement(Row):
     closing: dict[str, int]
     lines: tuple[StatementLine, ...]
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 # --- the whole story of an order (ledger/read/order_story.py) ------------------------
@@ -390,9 +362,6 @@ class OrderMoney(Row):
     refunded_to_merchant: int  # Σ of the refunds' merchant charges
     currency_exponent: int = _exponent()
 
-    def __post_init__(self) -> None:
-        _set_exponent(self)
-
 
 @dataclass(frozen=True)
 class CoveringPayout(Row):
@@ -458,9 +427,6 @@ class OrderStory(Row):
     entries: tuple[Entry, ...]
     payouts_rule: str  # how ``paid_by`` is decided, in words
     currency_exponent: int = _exponent()
-
-    def __post_init__(self) -> None:
-        _set_exponent(self)
 
 
 @dataclass(frozen=True)
