@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.ordering import Item
-from ledger.domain.permissions import squatted_command_id
+from ledger.domain.permissions import WRITER, Role, redrive_of, squatted_command_id
 from ledger.domain.reasons import Reason
 from ledger.kafka.topics import marker_offset
 from ledger.offsets import Marker
@@ -26,20 +26,39 @@ def chain_of(topic: str, partition: int) -> str:
 
 
 def decode_partition(
-    topic: str, partition: int, records: list[Any], allowed: frozenset[str]
+    topic: str,
+    partition: int,
+    records: list[Any],
+    allowed: frozenset[str],
+    *,
+    finance_topic: bool,
 ) -> list[Item]:
     """The records of one partition, in offset order, as items. An event whose type is
     not in ``allowed`` (the types that belong on ``topic``, ledger/kafka/topics.py) becomes a
     ``wrong_topic`` dead letter: the ACLs let a principal write a topic, not choose what
     its records do, so a payout in the orders topic (whose writers may not move money)
-    must never be applied."""
+    must never be applied.
+
+    ``finance_topic``: the records come from the accounts topic, which only the finance
+    principal writes, so a well-formed redrive id (finance's correction of a dead letter,
+    ledger/domain/permissions.py) is allowed there on a buyer-activity type; on the orders
+    topic a redrive id is a ``reserved_event_id`` dead letter."""
     codec = default_codec()
     chain = chain_of(topic, partition)
-    return [_decode_one(codec, topic, partition, chain, record, allowed) for record in records]
+    return [
+        _decode_one(codec, topic, partition, chain, record, allowed, finance_topic)
+        for record in records
+    ]
 
 
 def _decode_one(
-    codec: Any, topic: str, partition: int, chain: str, record: Any, allowed: frozenset[str]
+    codec: Any,
+    topic: str,
+    partition: int,
+    chain: str,
+    record: Any,
+    allowed: frozenset[str],
+    finance_topic: bool,
 ) -> Item:
     source = f"{topic}/{partition}@{record.offset}"
     position = (topic, partition, record.offset)
@@ -61,7 +80,8 @@ def _decode_one(
         event = codec.decode(value)
     except DecodeError as bad:
         return Undecodable(source, bad.reason, bad.message, bytes(value).hex(), position=position)
-    if event.TYPE not in allowed:
+    redrive = finance_topic and redrive_of(event.event_id) is not None
+    if event.TYPE not in allowed and not (redrive and WRITER.get(event.TYPE) is Role.PUBLISHER):
         return Undecodable(
             source,
             Reason.WRONG_TOPIC,
@@ -71,7 +91,7 @@ def _decode_one(
             event_type=event.TYPE,
             position=position,
         )
-    squatted = squatted_command_id(event.TYPE, event.event_id)
+    squatted = squatted_command_id(event.TYPE, event.event_id, finance_path=finance_topic)
     if squatted is not None:  # refused before it is logged: the id stays finance's
         return Undecodable(
             source,

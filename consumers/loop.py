@@ -201,8 +201,9 @@ class ConsumerLoop:
         fresh = self._take_rebalances()
         for tp, records in polled.items():
             if tp not in fresh:  # fetched before the seek to its checkpoint: fetched again
-                allowed = ACCOUNTS_EVENTS if tp[0] == self.config.accounts_topic else ORDERS_EVENTS
-                items = decode_partition(tp[0], tp[1], records, allowed)
+                accounts = tp[0] == self.config.accounts_topic
+                allowed = ACCOUNTS_EVENTS if accounts else ORDERS_EVENTS
+                items = decode_partition(tp[0], tp[1], records, allowed, finance_topic=accounts)
                 self.merger.add(tp, self._checked(items))
         self._reconcile()
         if waiting:

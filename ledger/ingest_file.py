@@ -165,7 +165,8 @@ def _decode(raw: bytes, source: str, chain: str) -> Received | Undecodable:
         event = parse_line(raw)
     except InvalidEvent as bad:
         return Undecodable(source, bad.reason, bad.message, text)
-    squatted = squatted_command_id(event.TYPE, event.event_id)
+    # files are the operator's and already carry finance's events: a redrive may be in one
+    squatted = squatted_command_id(event.TYPE, event.event_id, finance_path=True)
     if squatted is not None:  # as the consumer does (consumers/decode.py): never logged
         return Undecodable(
             source,

@@ -45,7 +45,7 @@ from ledger.domain.events import (
     PlanPublished,
     SettlementRun,
 )
-from ledger.domain.permissions import WRITER, Role, event_types_of, is_command_id, may_submit
+from ledger.domain.permissions import WRITER, Role, event_types_of, is_reserved_id, may_submit
 from ledger.domain.validation import problem
 from ledger.jsonform import event_from_json
 from ledger.payload import load_event
@@ -378,10 +378,10 @@ def submit_event(
         raise HTTPException(422, f"{bad.reason}: {bad.message}") from None
     if event.TYPE not in EVENT_TYPES:  # the checks above saw the type the parser read
         raise HTTPException(403, refusal(role, event.TYPE) or "not an event publishers submit")
-    if is_command_id(event.event_id):
+    if is_reserved_id(event.event_id):  # finance's commands and redrives
         raise HTTPException(
             403,
-            f"event id {event.event_id!r} lies in finance's command id space "
-            "(docs/security.md): choose another event id",
+            f"event id {event.event_id!r} lies in finance's id space of commands and "
+            "redrives (docs/security.md): choose another event id",
         )
     return _submit(request, response, event, role, ignore=())

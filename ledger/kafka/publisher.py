@@ -129,7 +129,7 @@ class Publisher:
         self._raise_failure()
         try:
             value = self.codec.encode(event)
-            topic = topic_for(event.TYPE, self.topics)
+            topic = topic_for(event, self.topics)  # a redrive goes to accounts
         except (EncodeError, ValueError) as exc:
             raise PublishError(getattr(event, "event_id", None), str(exc)) from exc
         kind = "accounts" if topic == self.topics.accounts else "orders"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ledger.config import Topics
 from ledger.domain.events import EVENT_TYPES, Event
+from ledger.domain.permissions import redrive_of
 
 # Where each event type goes follows from the type itself (``Event.BARRIER``).
 ORDERS_EVENTS = frozenset(t for t, cls in EVENT_TYPES.items() if not cls.BARRIER)
@@ -23,8 +24,17 @@ class UnknownEventType(ValueError):
     """No topic is defined for this event type."""
 
 
-def topic_for(event_type: str, topics: Topics) -> str:
-    """The topic name for ``event_type`` under the configured ``topics``."""
+def topic_for(event: Event | str, topics: Topics) -> str:
+    """The topic name for ``event`` (or an event type) under the configured ``topics``.
+    A redrive (finance's correction of a dead letter, ledger/domain/permissions.py) goes
+    to the accounts topic whatever its type: only the finance principal writes there, so
+    the consumer can tell finance's correction from a publisher's forgery by the topic."""
+    if isinstance(event, Event):
+        if redrive_of(event.event_id) is not None:
+            return topics.accounts
+        event_type = event.TYPE
+    else:
+        event_type = event
     if event_type in ORDERS_EVENTS:
         return topics.orders
     if event_type in ACCOUNTS_EVENTS:

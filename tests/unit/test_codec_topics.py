@@ -85,3 +85,14 @@ def test_publish_to_an_unreachable_broker_is_a_publish_error():
         publisher.publish(EXAMPLES[3])
     assert info.value.event_id == EXAMPLES[3].event_id
     publisher.close(timeout=0)
+
+
+def test_a_redrive_goes_to_the_accounts_topic_whatever_its_type() -> None:
+    """Only the finance principal writes the accounts topic: that is how the consumer
+    tells finance's correction of a dead letter from a publisher's forgery."""
+    from ledger.domain.events import ClickRecorded
+
+    click = ClickRecorded("c-1", 1, "t", click_id="k", sharer_id="s", buyer_id="b", product_id="p")
+    redrive = replace(click, event_id="redrive:" + "a" * 64)
+    assert topic_for(click, TOPICS) == topic_for("click_recorded", TOPICS) == TOPICS.orders
+    assert topic_for(redrive, TOPICS) == TOPICS.accounts
