@@ -28,6 +28,7 @@ from ledger.api import (
     routes_commands,
     routes_downloads,
     routes_read,
+    routes_redrive,
     routes_sharer,
     routes_story,
 )
@@ -155,6 +156,7 @@ def create_app(
         routes_sharer.router,
         routes_story.router,
         routes_downloads.router,
+        routes_redrive.router,
     ):
         app.include_router(router)
     return app

@@ -4,8 +4,11 @@ Tokens are random (``new_token``: 32 bytes from ``secrets``) and configured only
 SHA-256 hashes (``LEDGER_API_TOKENS=role:hex,role:hex``), so the config never holds a
 usable secret. A sharer's token is bound to one sharer id, written after the hash,
 percent-encoded (``sharer:hex:S%2C1``: ids may hold commas and colons); it reads only that
-sharer's own data (``/api/v1/me``). A plain hash suffices because the tokens are
-high-entropy: nothing to brute-force as with a password. Comparison is constant-time.
+sharer's own data (``/api/v1/me``). A finance token may carry a name the same way
+(``finance:hex:alice``): what a redrive records as its author (``finance:alice``; an
+unnamed token is ``finance:`` and the first 8 hex of its hash). A plain hash suffices
+because the tokens are high-entropy: nothing to brute-force as with a password.
+Comparison is constant-time.
 """
 
 from __future__ import annotations
@@ -34,10 +37,19 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+NAMED = "finance"  # the role whose tokens may carry a name
+MAX_NAME = 64
+
+
 def token_item(role: str, token: str, sharer_id: str | None = None) -> str:
-    """The LEDGER_API_TOKENS item for ``token``: its role and hash (and a sharer's id)."""
+    """The LEDGER_API_TOKENS item for ``token``: its role and hash (and a sharer's id, or
+    a finance token's name)."""
     item = f"{role}:{hash_token(token)}"
     return item if sharer_id is None else f"{item}:{quote(sharer_id, safe='')}"
+
+
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and valid_event_id(name) and len(name) <= MAX_NAME
 
 
 @dataclass(frozen=True)
@@ -46,11 +58,12 @@ class TokenBook:
 
     entries: tuple[tuple[str, str], ...] = ()
     sharers: tuple[tuple[str, str], ...] = ()  # (token hash, sharer id)
+    names: tuple[tuple[str, str], ...] = ()  # (token hash, finance token's name)
 
     @classmethod
     def parse(cls, text: str) -> TokenBook:
         """Parse ``role:sha256hex`` items separated by commas; raises TokenConfigError."""
-        entries, sharers = [], []
+        entries, sharers, names = [], [], []
         for item in (x.strip() for x in text.split(",")):
             if not item:
                 continue
@@ -73,13 +86,25 @@ class TokenBook:
                         "prints it)"
                     )
                 sharers.append((digest, sharer_id))
+            elif role == NAMED and ":" in digest:
+                digest, _, encoded = digest.partition(":")
+                try:
+                    name = unquote(encoded, errors="strict")
+                except UnicodeDecodeError:
+                    name = ""
+                if not valid_name(name):
+                    raise TokenConfigError(
+                        "LEDGER_API_TOKENS: a finance token's name (after the hash, "
+                        f"percent-encoded) must be 1 to {MAX_NAME} printable characters"
+                    )
+                names.append((digest, name))
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TokenConfigError(
                     f"LEDGER_API_TOKENS: {role}: expected the token's sha256 as 64 lowercase hex "
                     "digits (ledger api-token prints it)"
                 )
             entries.append((role, digest))
-        return cls(tuple(entries), tuple(sharers))
+        return cls(tuple(entries), tuple(sharers), tuple(names))
 
     def sharer_of(self, token: str) -> str | None:
         """The sharer a sharer token is bound to, or None (not a sharer's token)."""
@@ -89,6 +114,16 @@ class TokenBook:
             if hmac.compare_digest(digest, expected):
                 found = sharer_id
         return found
+
+    def author_of(self, token: str) -> str:
+        """Who a finance token is, as a redrive records it: ``finance:<its name>``, or
+        ``finance:<first 8 hex of its hash>`` for an unnamed token."""
+        digest = hash_token(token)
+        found = digest[:8]
+        for expected, name in self.names:
+            if hmac.compare_digest(digest, expected):
+                found = name
+        return f"{NAMED}:{found}"
 
     def role_of(self, token: str) -> str | None:
         """The role of ``token``, or None if no configured hash matches."""

@@ -233,6 +233,11 @@ class Statement(BaseModel):
     currency_exponent: CurrencyExponent
 
 
+class Redriven(BaseModel):
+    event_id: str
+    outcome: Literal["applied", "rejected", "parked"]
+
+
 class DeadLetter(BaseModel):
     id: int
     event_id: str | None
@@ -242,6 +247,40 @@ class DeadLetter(BaseModel):
     message: str
     payload: str
     recorded_at: int
+    key: str = Field(description="the dedup key; its redrive's event id is redrive:<key>")
+    redrive_of: str | None = Field(
+        description="when this dead letter is a rejected redrive: the key of the one it corrected"
+    )
+    redriven: Redriven | None = Field(description="its redrive, if finance resubmitted it")
+
+
+class Change(BaseModel):
+    op: Literal["add", "remove", "replace"]
+    path: str = Field(description="a JSON pointer into the event's JSON form")
+    before: Any
+    after: Any
+
+
+class Redrive(BaseModel):
+    event_id: str
+    redrive_of: str
+    by: str = Field(description="finance:<token name>")
+    at: int = Field(description="when the event log recorded it, ms (UTC)")
+    outcome: Literal["applied", "rejected", "parked"]
+    reason: str | None
+    changes: list[Change]
+
+
+class DeadLetterDetail(DeadLetter):
+    redrive: Redrive | None
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: dict[str, Any] = Field(
+        description="the corrected event's JSON form (docs/events.md); event_id and producer "
+        "are set by the server (refused if given and different)"
+    )
 
 
 class DeadLetterPage(Page):
@@ -293,6 +332,13 @@ class Outcome(BaseModel):
     )
     reason: str | None = None
     message: str | None = None
+
+
+class RedriveOutcome(Outcome):
+    """What became of a redrive, the dead letter it corrects and what it changed."""
+
+    redrive_of: str
+    changes: list[Change]
 
 
 class SettlementRunRequest(Strict):

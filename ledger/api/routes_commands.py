@@ -15,7 +15,6 @@ the same promise for a publisher's event id.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Collection
 from typing import Annotated, Any
@@ -48,9 +47,9 @@ from ledger.domain.events import (
 from ledger.domain.permissions import WRITER, Role, event_types_of, is_reserved_id, may_submit
 from ledger.domain.validation import problem
 from ledger.jsonform import event_from_json
-from ledger.payload import load_event
-from ledger.read import operations, orders
-from ledger.read.models import LoggedOutcome, Payout
+from ledger.read import orders
+from ledger.read.models import Payout
+from ledger.submission import submit_once
 
 finance = APIRouter(prefix="/api/v1", tags=["finance commands"])
 publisher = APIRouter(prefix="/api/v1", tags=["publisher"])
@@ -91,7 +90,6 @@ def submits(event_type: str) -> Any:
     return Depends(check)
 
 
-CONFLICT = "idempotency_key_reused"
 REPLAYED = "Idempotent-Replayed"  # header on an answer repeated from the first outcome
 REQUEST_FIELDS = ("occurred_at", "producer")  # set by the server: not part of a request
 
@@ -119,83 +117,35 @@ def _answer(response: Response, outcome: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def _differences(logged: LoggedOutcome, event: Event, ignore: Collection[str]) -> str:
-    """The fields in which the event logged under ``event``'s id differs from ``event``
-    (fields in ``ignore`` aside), named but not shown (the first request may be someone
-    else's); empty when they are the same request."""
-    if logged.event_type != event.TYPE:
-        return "another event type"
-    try:
-        first = load_event(logged.payload)
-    except Exception:  # noqa: BLE001 - an unreadable row cannot be the same request
-        return "an event that cannot be read back"
-    differing = [
-        f.name
-        for f in dataclasses.fields(event)
-        if f.name not in ignore and getattr(first, f.name) != getattr(event, f.name)
-    ]
-    return f"it differs in {', '.join(differing)}" if differing else ""
-
-
-def _first_outcome(
-    request: Request, response: Response, event: Event, ignore: Collection[str]
-) -> dict[str, Any] | None:
-    """The answer for an id already used: the first outcome for the same request, a
-    conflict for another one; None when the id is unused."""
-    with request.app.state.store.read() as conn:
-        logged = operations.logged_outcome(conn, event.event_id)
-    if logged is None:
-        return None
-    differences = _differences(logged, event, ignore)
-    if differences:
-        return _answer(
-            response,
-            {
-                "event_id": event.event_id,
-                "outcome": "conflict",
-                "reason": CONFLICT,
-                "message": f"{event.event_id} was used before for another request "
-                f"({differences}): a new request needs a new id",
-            },
-        )
-    response.headers[REPLAYED] = "true"
-    return _answer(
-        response,
-        {
-            "event_id": event.event_id,
-            "outcome": logged.outcome,
-            "reason": logged.reason,
-            "message": logged.message,
-        },
-    )
-
-
 def _submit(
     request: Request,
     response: Response,
     event: Event,
     role: str,
     ignore: Collection[str] = REQUEST_FIELDS,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Submit ``event`` once: refused for its input (422, nothing spent), answered from the
-    event log when its id was used before, else applied (or queued) now."""
+    event log when its id was used before, else applied (or queued) now
+    (ledger/submission.py)."""
     bad = problem(event)
     if bad is not None:
         raise HTTPException(422, f"{bad[0]}: {bad[1]}")
-    first = _first_outcome(request, response, event, ignore)
-    if first is not None:
-        return first
     try:
-        outcome = request.app.state.sink.submit(event, f"api:{role}")
+        done = submit_once(
+            request.app.state.store,
+            request.app.state.sink,
+            event,
+            source or f"api:{role}",
+            ignore,
+        )
     except SinkUnavailable as down:
         raise HTTPException(
             503, f"not published, nothing applied ({down}): retry the same request later"
         ) from None
-    if outcome["outcome"] == "duplicate":  # a concurrent request logged the id first
-        first = _first_outcome(request, response, event, ignore)
-        if first is not None:
-            return first
-    return _answer(response, outcome)
+    if done.replayed:
+        response.headers[REPLAYED] = "true"
+    return _answer(response, done.outcome)
 
 
 @finance.post(

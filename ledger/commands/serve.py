@@ -6,7 +6,17 @@ from typing import Any
 
 import click
 
-from ledger.api.auth import ROLES, SHARER, TokenBook, TokenConfigError, new_token, token_item
+from ledger.api.auth import (
+    MAX_NAME,
+    NAMED,
+    ROLES,
+    SHARER,
+    TokenBook,
+    TokenConfigError,
+    new_token,
+    token_item,
+    valid_name,
+)
 from ledger.bootstrap import Purpose, open_system
 from ledger.commands.common import allow_owner_option, db_option, printable_id, resolve_db
 from ledger.config import ConfigError, Settings
@@ -142,12 +152,22 @@ def serve(
     callback=printable_id,
     help="the sharer a sharer token reads (required for the sharer role, refused otherwise)",
 )
-def api_token(role: str, sharer_id: str | None) -> None:
+@click.option(
+    "--name",
+    default=None,
+    help="a finance token's name: who its redrives record as their author (finance:NAME)",
+)
+def api_token(role: str, sharer_id: str | None, name: str | None) -> None:
     """Make a new API token for ROLE: prints the token (give it to the user) and the
     LEDGER_API_TOKENS item to configure (its hash; append it, comma-separated). A sharer's
-    token reads only that sharer's own data (/api/v1/me)."""
+    token reads only that sharer's own data (/api/v1/me); a finance token may be named
+    (--name alice), so its redrives say who made them."""
     if (role == SHARER) != (sharer_id is not None):
         raise click.UsageError("--sharer ID goes with the sharer role, and only with it")
+    if name is not None and role != NAMED:
+        raise click.UsageError("--name goes with the finance role, and only with it")
+    if name is not None and not valid_name(name):
+        raise click.UsageError(f"--name: 1 to {MAX_NAME} printable characters")
     token = new_token()
     click.echo(f"token: {token}")
-    click.echo(f"LEDGER_API_TOKENS item: {token_item(role, token, sharer_id)}")
+    click.echo(f"LEDGER_API_TOKENS item: {token_item(role, token, sharer_id or name)}")

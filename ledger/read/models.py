@@ -171,6 +171,15 @@ class Total(Row):
 
 
 @dataclass(frozen=True)
+class Redriven(Row):
+    """The redrive of a dead letter as a list shows it: its event id and what became of it
+    (applied, parked or rejected: a rejected redrive is a dead letter in turn)."""
+
+    event_id: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
 class DeadLetter(Row):
     id: int
     event_id: str | None
@@ -180,6 +189,52 @@ class DeadLetter(Row):
     message: str
     payload: str
     recorded_at: int
+    key: str  # the dedup key: a redrive of this dead letter has event id redrive:<key>
+    redrive_of: str | None  # when this dead letter is a rejected redrive: the key it corrected
+    redriven: Redriven | None  # its redrive, if finance resubmitted it
+
+
+@dataclass(frozen=True)
+class Change(Row):
+    """One field a redrive changed (ledger/domain/changes.py): a JSON pointer into the
+    event's JSON form and its value before and after (op: add, remove or replace)."""
+
+    op: str
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Redrive(Row):
+    """Finance's correction of a dead letter: the new event, who submitted it and when
+    (the event log's recorded time), what became of it, and what it changed."""
+
+    event_id: str
+    redrive_of: str
+    by: str
+    at: int
+    outcome: Outcome
+    reason: str | None
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class DeadLetterDetail(Row):
+    """A dead letter, untouched, and its redrive (None: not redriven)."""
+
+    id: int
+    event_id: str | None
+    event_type: str | None
+    source: str
+    reason: str
+    message: str
+    payload: str
+    recorded_at: int
+    key: str
+    redrive_of: str | None
+    redriven: Redriven | None
+    redrive: Redrive | None
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import fields
 
 from sqlalchemy import Connection, Table, func, select
 
 from ledger.domain import refs
 from ledger.domain.kinds import RefKind
+from ledger.read import redrives
 from ledger.read.models import (
     DeadLetter,
     Lag,
@@ -32,18 +32,22 @@ def dead_letters(
     conn: Connection,
     *,
     reason: str | None = None,
+    redriven: bool | None = None,
     after: tuple[int] | None = None,
     limit: int = 100,
 ) -> Page[DeadLetter]:
-    """Events that could not be applied, oldest first (keyset by id)."""
+    """Events that could not be applied, oldest first (keyset by id), each with its
+    redrive if finance resubmitted it; ``redriven=False``: the ones left to correct."""
     d = t.dead_letters
-    columns = [d.c[f.name] for f in fields(DeadLetter)]
-    query = select(*columns).order_by(d.c.id).limit(limit)
+    query = select(*redrives.DEAD_LETTER_COLUMNS).order_by(d.c.id).limit(limit)
     if reason is not None:
         query = query.where(d.c.reason == reason)
+    if redriven is not None:
+        done = redrives.redriven_clause()
+        query = query.where(done if redriven else ~done)
     if after is not None:
         query = query.where(d.c.id > after[0])
-    rows = [DeadLetter(**r._mapping) for r in conn.execute(query)]
+    rows = redrives.with_redrives(conn, list(conn.execute(query)))
     return page(rows, limit, lambda r: (r.id,))
 
 

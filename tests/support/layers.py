@@ -43,6 +43,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledger.simulate",
             "ledger.statement_files",
             "ledger.api.sink",  # where the API's commands go: the service, or Kafka
+            "ledger.submission",  # one event submitted once (idempotency), to a sink
+            "ledger.redrives",  # a dead letter's correction, built and checked
         ),
     ),
     ("composition", ("ledger.bootstrap",)),
