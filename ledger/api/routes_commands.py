@@ -331,7 +331,7 @@ def submit_event(
     if is_reserved_id(event.event_id):  # finance's commands and redrives
         raise HTTPException(
             403,
-            f"event id {event.event_id!r} lies in finance's id space of commands and "
-            "redrives (docs/security.md): choose another event id",
+            f"event id {event.event_id!r} lies in finance's command id space (its "
+            "commands' and redrives' ids, docs/security.md): choose another event id",
         )
     return _submit(request, response, event, role, ignore=())

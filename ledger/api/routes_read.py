@@ -112,12 +112,20 @@ def totals(
 def dead_letters(
     conn: Conn,
     reason: Annotated[str | None, Query(max_length=80, pattern=ID_PATTERN)] = None,
+    redriven: Annotated[
+        bool | None,
+        Query(description="false: the ones left to correct; true: the ones finance redrove"),
+    ] = None,
     limit: paging.Limit = 100,
     cursor: paging.Cursor = None,
 ) -> dict[str, Any]:
-    """Events that could not be applied, with their reason codes, oldest first."""
+    """Events that could not be applied, with their reason codes, oldest first, each with
+    its redrive (event id and outcome) if finance resubmitted it corrected."""
     after = paging.decode(cursor, (int,))
-    return _page(operations.dead_letters(conn, reason=reason, after=after, limit=limit))
+    found = operations.dead_letters(
+        conn, reason=reason, redriven=redriven, after=after, limit=limit
+    )
+    return _page(found)
 
 
 @router.get("/parked", response_model=ParkedPage)

@@ -199,7 +199,7 @@ class Change(Row):
     """One field a redrive changed (ledger/domain/changes.py): a JSON pointer into the
     event's JSON form and its value before and after (op: add, remove or replace)."""
 
-    op: str
+    op: Literal["add", "remove", "replace"]
     path: str
     before: Any
     after: Any
