@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, exists, literal, select
+from sqlalchemy import ColumnElement, Connection, exists, literal, select
 
 from ledger.domain.changes import diff
 from ledger.domain.permissions import REDRIVE_PREFIX, redrive_id, redrive_of
@@ -50,7 +50,7 @@ def key_of(row: Any) -> str:
     return key if key is not None else dead_letter_key(row.source, row.payload)
 
 
-def with_redrives(conn: Connection, rows: Sequence[Row[Any]]) -> list[DeadLetter]:
+def with_redrives(conn: Connection, rows: Sequence[Any]) -> list[DeadLetter]:
     """``rows`` (DEAD_LETTER_COLUMNS) as dead letters, each with its redrive's outcome."""
     keys = [key_of(r) for r in rows]
     found: dict[str, Redriven] = {}
