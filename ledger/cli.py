@@ -19,6 +19,7 @@ COMMANDS = {
     "verify": "ledger.commands.inspect:verify",
     "balances": "ledger.commands.inspect:balances",
     "dead-letters": "ledger.commands.inspect:dead_letters",
+    "redrive": "ledger.commands.redrive:redrive",
     "parked": "ledger.commands.inspect:parked",
     "consume": "ledger.commands.consume:consume",
     "demo": "ledger.commands.demo:demo",

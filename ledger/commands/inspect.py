@@ -244,12 +244,20 @@ def balances(
 @click.command("dead-letters")
 @db_option
 @click.option("--limit", type=LIMIT, default=1000, show_default=True)
+@click.option(
+    "--redriven/--not-redriven",
+    default=None,
+    help="only the ones finance redrove / only the ones left to correct",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bool) -> None:
-    """Events that could not be applied, with their reason codes."""
+def dead_letters(
+    ctx: click.Context, db_url: str | None, limit: int, redriven: bool | None, as_json: bool
+) -> None:
+    """Events that could not be applied, with their reason codes and their redrive
+    (`ledger redrive ID` corrects one and resubmits it)."""
     with open_for(resolve_db(ctx, db_url), Purpose.READ).read() as conn:
-        rows = operations.dead_letters(conn, limit=limit).items
+        rows = operations.dead_letters(conn, redriven=redriven, limit=limit).items
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
@@ -266,10 +274,11 @@ def dead_letters(ctx: click.Context, db_url: str | None, limit: int, as_json: bo
                     str(r.reason),
                     str(r.source),
                     str(r.message)[:80],
+                    "-" if r.redriven is None else f"{r.redriven.outcome} {r.redriven.event_id}",
                 ]
                 for r in rows
             ],
-            ["id", "event_id", "type", "reason", "source", "message"],
+            ["id", "event_id", "type", "reason", "source", "message", "redriven"],
         )
     )
 
