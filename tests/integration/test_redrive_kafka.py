@@ -1,0 +1,135 @@
+"""A redrive over Kafka (the sink of ``ledger serve --kafka``, real broker, PostgreSQL,
+a consumer): the corrected event is published to the accounts topic (only the finance
+principal writes it) and the consumer applies it there, in the accounts topic's total
+order; a publisher writing a redrive id into the orders topic is a ``reserved_event_id``
+dead letter, never applied."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from ledger.api.app import create_app
+from ledger.api.sink import KafkaSink
+from ledger.config import Topics
+from ledger.domain.events import OrderCompleted, OrderLine, OrderPlaced, RefundIssued, RefundLine
+from ledger.jsonform import event_to_json
+from ledger.kafka.publisher import Publisher
+from ledger.kafka.topics import record_key
+from ledger.store import tables as t
+from ledger.store.opening import open_store
+from schemas.codec import default_codec
+from tests.support import reads as queries
+from tests.support.api import auth, build_world, now_ms, publish, token_book
+from tests.support.kafka import ConsumerThread, end_offsets, produce_raw, publisher_auth, unique
+
+F = auth("finance")
+
+
+def _logged(store: Any, event_id: str, alive: Callable[[], None], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while (logged := queries.logged_outcome(store, event_id)) is None:
+        alive()
+        assert time.monotonic() < deadline, f"{event_id} was not applied within {timeout}s"
+        time.sleep(0.1)
+    return logged.outcome
+
+
+def _dead_letter(store: Any, source_prefix: str, alive: Callable[[], None]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        found = [d for d in queries.dead_letters(store) if d["source"].startswith(source_prefix)]
+        if found:
+            return found[0]
+        alive()
+        assert time.monotonic() < deadline, f"no dead letter from {source_prefix}"
+        time.sleep(0.1)
+
+
+def reused_order(now: int) -> OrderPlaced:
+    return OrderPlaced(
+        "ev-o-late",
+        now - 3_600_000,
+        "shop",
+        order_id="o-old",
+        buyer_id="b1",
+        merchant_id="m1",
+        currency="CNY",
+        lines=(OrderLine("l1", "p1", 1, 60_000, 2500),),
+        click_id="c2",
+    )
+
+
+def test_a_redrive_over_kafka_is_applied_from_the_accounts_topic(
+    kafka_bootstrap, new_topic, fresh_pg_url
+) -> None:
+    store = open_store(fresh_pg_url)
+    now = now_ms()
+    with TestClient(create_app(store, token_book())) as embedded:
+        build_world(embedded, now)
+        assert publish(embedded, reused_order(now)).json()["reason"] == "duplicate_order_id"
+    [dead] = [d for d in queries.dead_letters(store) if d["event_id"] == "ev-o-late"]
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
+    sink = KafkaSink(Publisher(kafka_bootstrap, topics, auth=publisher_auth()))
+    ends = lambda: end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])  # noqa: E731
+    group = unique("redrive")
+    with (
+        ConsumerThread(store, kafka_bootstrap, group, [topics.orders, topics.accounts]) as consumer,
+        TestClient(create_app(store, token_book(), sink)) as http,
+    ):
+        before = ends()
+        detail = http.get(f"/api/v1/dead-letters/{dead['id']}", headers=F).json()
+        form = event_to_json(reused_order(now))
+        del form["event_id"], form["producer"]
+        answer = http.post(
+            f"/api/v1/dead-letters/{dead['id']}/redrive",
+            headers=F,
+            json={"event": {**form, "order_id": "o-late"}},
+        )
+        assert answer.status_code == 202 and answer.json()["outcome"] == "queued", answer.text
+        rid = answer.json()["event_id"]
+        assert rid == f"redrive:{detail['key']}"
+        assert ends()[(topics.accounts, 0)] == before[(topics.accounts, 0)] + 1
+        # the shop completes the order: a buyer event on the orders topic, published after
+        # the redrive, so the consumer applies it after the order exists (never parked)
+        done = OrderCompleted("ev-o-late-done", now, "shop", order_id="o-late", buyer_id="b1")
+        assert publish(http, done).status_code == 202
+        assert _logged(store, rid, consumer.alive) == "applied"
+        assert _logged(store, "ev-o-late-done", consumer.alive) == "applied"
+
+        # a publisher forging a finance correction on the orders topic
+        forged = RefundIssued(
+            "redrive:" + "e" * 64,
+            now,
+            "shop",
+            refund_id="rf-forged",
+            order_id="o-old",
+            buyer_id="b1",
+            lines=(RefundLine("l1", 100_000),),
+        )
+        [source] = produce_raw(
+            kafka_bootstrap,
+            [(topics.orders, record_key(forged), default_codec().encode(forged))],
+            role="publisher",
+        )
+        squat = _dead_letter(store, source, consumer.alive)
+    assert squat["reason"] == "reserved_event_id" and squat["event_id"] == forged.event_id
+    assert queries.logged_outcome(store, forged.event_id) is None  # never logged
+    with store.read() as conn:
+        logged = conn.execute(
+            select(t.events.c.source, t.events.c.chain).where(t.events.c.event_id == rid)
+        ).one()
+    assert logged.source.startswith(f"{topics.accounts}/0@")
+    assert logged.chain == f"{topics.accounts}/0"
+    with TestClient(create_app(store, token_book())) as http:
+        detail = http.get(f"/api/v1/dead-letters/{dead['id']}", headers=F).json()
+        levels = http.get("/api/v1/orders/o-late/payouts", headers=F).json()["levels"]
+    assert detail["redrive"]["outcome"] == "applied"
+    assert detail["redrive"]["by"].startswith("finance:")
+    assert levels and sum(level["amount"] for level in levels) > 0
+    sink.close()
+    store.dispose()
