@@ -144,3 +144,22 @@ def changes_of(
 def _plain(value: dict[str, Any]) -> Any:
     """JSON values as JSON has them (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def redrive_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
+    """The logged redrive's stored form (what its page links to), or None."""
+    payload = conn.execute(select(_e.c.payload).where(_e.c.event_id == event_id)).scalar()
+    if payload is None:
+        return None
+    found: dict[str, Any] = json.loads(payload)
+    return found
+
+
+def dead_letter_id_of(conn: Connection, event_id: str) -> int | None:
+    """The dead letter a rejected redrive became (the next link of the chain)."""
+    row = conn.execute(select(_e.c.source, _e.c.payload).where(_e.c.event_id == event_id)).first()
+    if row is None:
+        return None
+    key = dead_letter_key(row.source, row.payload)
+    found: int | None = conn.execute(select(_d.c.id).where(_d.c.dedup_key == key)).scalar()
+    return found

@@ -70,7 +70,10 @@ def mount(app: FastAPI, locale: str = money.DEFAULT_LOCALE) -> FastAPI:
     """Add the dashboard (pages and static assets) to an app from ``ledger.api.app``;
     ``locale`` is how amounts read when the reader's browser asks for none we offer."""
     app.state.locale = money.locale_of(locale)
+    from ledger.web import redrive  # its page module imports this one
+
     app.include_router(router)
+    app.include_router(redrive.router)
     app.include_router(downloads.router)
     app.mount("/static", static, name="static")
     return app
@@ -416,8 +419,11 @@ def dead_letters_page(request: Request) -> Response:
         after = _cursor(request, (int,))
     except paging.InvalidCursor as bad:
         return _problem(request, 400, "Bad request", str(bad.detail), role)
+    left = request.query_params.get("redriven") == "false"  # what is left to correct
     with request.app.state.store.read() as conn:
-        found = operations.dead_letters(conn, after=after, limit=PAGE)
+        found = operations.dead_letters(
+            conn, after=after, limit=PAGE, redriven=False if left else None
+        )
         reasons = operations.dead_letter_reasons(conn)
     return _render(
         "dead_letters.html",
@@ -427,5 +433,6 @@ def dead_letters_page(request: Request) -> Response:
         nav="dead",
         rows=found.items,
         reasons=reasons,
+        left=left,
         next_cursor=paging.encode(found.after),
     )
