@@ -118,6 +118,14 @@ shared by the Avro schemas (`schemas/*.avsc`), the JSON form and the engine
 - Every event has `event_id` (globally unique; the idempotency key: the same id delivered
   twice has effect once, whatever its content), `occurred_at` (event time) and `producer`
   (the publishing service's name).
+- **Reserved event ids** (docs/security.md): ids starting with finance's command prefixes
+  (`plan-published:`, `settlement-run:`, `payout-requested:`, `payout-settled:`,
+  `payout-failed:`) or `redrive:` are finance's. `redrive:<64 lowercase hex>` is a
+  **redrive**: finance's correction of the dead letter with that key, resubmitted as a new
+  event of a publisher's type; its `redrive_of` is the key (derived from the id, no field
+  of its own) and its `producer` is `finance:<name>`. Publishers may not use either space
+  (`POST /events`: 403; the orders topic: a `reserved_event_id` dead letter); a redrive
+  travels on the accounts topic (docs/decisions/0011-dead-letter-redrive.md).
 - **Ids and text**: every id, the `producer` and a payout failure's `reason` are 1 to 200
   characters without control characters (no NUL, no newline, no lone surrogate); anything
   else is dead-lettered `invalid_value`.

@@ -22,7 +22,7 @@ from ledger.read import redrives as reads
 from ledger.read.models import Change, DeadLetterDetail
 from ledger.redrives import IGNORED_ON_RETRY, Refused, conflict_message, prepare
 from ledger.submission import submit_once
-from ledger.web import pages
+from ledger.web import render
 from ledger.web.session import COOKIE, login_redirect, role_of
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -78,7 +78,7 @@ def _page(
     error: str | None = None,
     notice: str | None = None,
 ) -> Response:
-    return pages._render(
+    return render._render(
         "dead_letter.html",
         status=status,
         request=request,
@@ -100,11 +100,11 @@ def _page(
 def _found(request: Request, raw_id: str, role: str) -> DeadLetterDetail | Response:
     dead_id = _dead_letter_id(raw_id)
     if dead_id is None:
-        return pages._problem(request, 400, "Bad request", "Not a dead letter id.", role)
+        return render._problem(request, 400, "Bad request", "Not a dead letter id.", role)
     with request.app.state.store.read() as conn:
         dead = reads.dead_letter(conn, dead_id)
     if dead is None:
-        return pages._problem(request, 404, "Not found", f"No dead letter {dead_id}.", role)
+        return render._problem(request, 404, "Not found", f"No dead letter {dead_id}.", role)
     return dead
 
 
@@ -130,13 +130,13 @@ async def redrive_form(request: Request, dead_letter_id: str) -> Response:
     role = role_of(request)
     if role is None:
         return login_redirect()
-    if not pages._same_origin(request):
-        return pages._forbidden(request)
-    form = await pages._form(request)
-    if not pages._matches(form.get("csrf"), redrive_csrf(request)):
-        return pages._forbidden(request)
+    if not render._same_origin(request):
+        return render._forbidden(request)
+    form = await render._form(request)
+    if not render._matches(form.get("csrf"), redrive_csrf(request)):
+        return render._forbidden(request)
     if role != "finance":
-        return pages._problem(
+        return render._problem(
             request, 403, "Forbidden", "Only finance corrects and resubmits dead letters.", role
         )
     dead = _found(request, dead_letter_id, role)

@@ -25,6 +25,7 @@ from tests.support.api import auth, small_ledger, token_book
 ROLE_OF_TAG = {
     "finance": "finance",
     "finance commands": "finance",
+    "dead letters": "finance",
     "auditor": "auditor",
     "publisher": "publisher",
     "sharer": "sharer",
