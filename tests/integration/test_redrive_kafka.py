@@ -133,3 +133,83 @@ def test_a_redrive_over_kafka_is_applied_from_the_accounts_topic(
     assert levels and sum(level["amount"] for level in levels) > 0
     sink.close()
     store.dispose()
+
+
+def test_ledger_serve_kafka_and_ledger_redrive_kafka_publish_to_the_accounts_topic(
+    kafka_bootstrap, new_topic, fresh_pg_url, monkeypatch
+) -> None:
+    """The real processes: a redrive POSTed to ``ledger serve --kafka`` and one made with
+    ``ledger redrive --kafka`` are both published to the accounts topic as finance and
+    applied by the consumer from there."""
+    import httpx
+
+    from tests.support.api import server_process
+    from tests.support.cli import run
+
+    store = open_store(fresh_pg_url)
+    now = now_ms()
+    with TestClient(create_app(store, token_book())) as embedded:
+        build_world(embedded, now)
+        assert publish(embedded, reused_order(now)).json()["reason"] == "duplicate_order_id"
+        typo = RefundIssued(
+            "ev-refund-typo",
+            now - 86_400_000,
+            "shop",
+            refund_id="rf-1",
+            order_id="o-old",
+            buyer_id="b1",
+            lines=(RefundLine("lI", 40_000),),
+        )
+        assert publish(embedded, typo).json()["reason"] == "unknown_line"
+    dead = {d["event_id"]: d for d in queries.dead_letters(store)}
+    topics = Topics(orders=new_topic(2), accounts=new_topic(1, kind="accounts"))
+    monkeypatch.setenv("LEDGER_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("LEDGER_TOPIC_ORDERS", topics.orders)
+    monkeypatch.setenv("LEDGER_TOPIC_ACCOUNTS", topics.accounts)
+    ends = lambda: end_offsets(kafka_bootstrap, [topics.orders, topics.accounts])  # noqa: E731
+    with (
+        ConsumerThread(
+            store, kafka_bootstrap, unique("serve"), [topics.orders, topics.accounts]
+        ) as consumer,
+        server_process(fresh_pg_url, options=("--kafka",)) as (base, _process),
+    ):
+        before = ends()
+        form = event_to_json(reused_order(now))
+        del form["event_id"], form["producer"]
+        answer = httpx.post(
+            f"{base}/api/v1/dead-letters/{dead['ev-o-late']['id']}/redrive",
+            headers=F,
+            json={"event": {**form, "order_id": "o-late"}},
+            timeout=30,
+        )
+        assert answer.status_code == 202 and answer.json()["outcome"] == "queued", answer.text
+        assert ends()[(topics.accounts, 0)] == before[(topics.accounts, 0)] + 1
+        cli = run(
+            "redrive",
+            dead["ev-refund-typo"]["id"],
+            "--set",
+            '/lines/0/line_id="l1"',
+            "--by",
+            "alice",
+            "--kafka",
+            "--db",
+            fresh_pg_url,
+        )
+        assert cli.exit_code == 0, cli.output
+        assert ": queued" in cli.output
+        assert ends()[(topics.accounts, 0)] == before[(topics.accounts, 0)] + 2
+        for event_id in (answer.json()["event_id"], f"redrive:{dead['ev-refund-typo']['key']}"):
+            assert _logged(store, event_id, consumer.alive) == "applied"
+    with store.read() as conn:
+        sources = (
+            conn.execute(select(t.events.c.source).where(t.events.c.event_id.like("redrive:%")))
+            .scalars()
+            .all()
+        )
+    assert len(sources) == 2 and all(s.startswith(f"{topics.accounts}/0@") for s in sources)
+    with TestClient(create_app(store, token_book())) as http:
+        by = http.get(f"/api/v1/dead-letters/{dead['ev-refund-typo']['id']}", headers=F).json()[
+            "redrive"
+        ]["by"]
+    assert by == "finance:alice"
+    store.dispose()
