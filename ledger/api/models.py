@@ -399,6 +399,9 @@ class Entry(BaseModel):
     recorded_at: int
     hash: str
     postings: list[Posting]
+    redrive_of: str | None = Field(
+        description="the event is a redrive: the key of the dead letter it corrects"
+    )
 
 
 class EntryPage(Page):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from ledger.domain.permissions import redrive_of
 from ledger.read.money import exponent
 
 LevelState = Literal["pending", "available", "paid", "reversed"]
@@ -37,6 +38,10 @@ class Row:
         if "currency_exponent" in self.__dataclass_fields__:  # derived, see _exponent
             money: Any = self  # a row with money: it has a currency
             object.__setattr__(self, "currency_exponent", exponent(money.currency))
+        linked = self.__dataclass_fields__.get("redrive_of")
+        if linked is not None and not linked.init:  # derived from the event id, see _link
+            event: Any = self
+            object.__setattr__(self, "redrive_of", redrive_of(event.event_id))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +51,12 @@ class Row:
 # Row.__post_init__ sets it), so a client shows 123456 CNY as 1234.56 without a table of
 # its own.
 def _exponent() -> Any:
+    return field(init=False, compare=False, repr=False)
+
+
+# A row showing an event says which dead letter it corrects when it is a redrive
+# (docs/decisions/0011-dead-letter-redrive.md): derived from its event id, never passed.
+def _link() -> Any:
     return field(init=False, compare=False, repr=False)
 
 
@@ -295,6 +306,7 @@ class Entry(Row):
     recorded_at: int
     hash: str
     postings: tuple[Posting, ...]
+    redrive_of: str | None = _link()  # the entry's event is a redrive of this dead letter key
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,13 @@ def test_a_reused_order_id_is_redriven_as_its_own_order_with_commission(client, 
     # 60,000 at 25 % merchant rate, 8 % platform fee: the 50/30/20 pool is paid pending
     assert sum(level["amount"] for level in story["levels"]) > 0
     assert {level["state"] for level in story["levels"]} == {"pending"}
+    # the order's story shows its accrual came from the redrive of that dead letter
+    entries = client.get("/api/v1/orders/o-late", headers=F).json()["entries"]
+    assert entries and {e["redrive_of"] for e in entries} == {dead["key"]}
+    audit = client.get(
+        "/api/v1/audit/entries", params={"order_id": "o-late"}, headers=auth("auditor")
+    ).json()["items"]
+    assert {e["redrive_of"] for e in audit} == {dead["key"]}
     # occurred_at defaulted to the original's business time
     detail = client.get(f"/api/v1/dead-letters/{dead['id']}", headers=F).json()
     assert "/occurred_at" not in [c["path"] for c in detail["redrive"]["changes"]]
