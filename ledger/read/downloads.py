@@ -92,7 +92,17 @@ def dead_letters(conn: Connection, *, reason: str | None = None, size: int = PAG
     def fetch(after: Any, limit: int) -> Page[DeadLetter]:
         return operations.dead_letters(conn, reason=reason, after=after, limit=limit)
 
-    return Table("dead letters", columns_of(DeadLetter), pages(fetch, size))
+    columns = columns_of(DeadLetter)
+    at = columns.index("redriven")
+
+    def flat(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """A cell holds one value: the redrive as "<outcome> <event id>" (empty: none)."""
+        for row in rows:
+            mark = row[at]
+            cell = None if mark is None else f"{mark.outcome} {mark.event_id}"
+            yield (*row[:at], cell, *row[at + 1 :])
+
+    return Table("dead letters", columns, flat(pages(fetch, size)))
 
 
 def totals(

@@ -132,6 +132,9 @@ def test_a_typod_refund_is_corrected_and_applied_with_the_original_kept(client, 
     done = client.get("/api/v1/dead-letters?redriven=true", headers=F).json()["items"]
     assert dead["id"] not in [d["id"] for d in left]
     assert [d["id"] for d in done] == [dead["id"]]
+    # the download spells the redrive in one cell
+    csv = client.get("/api/v1/downloads/dead-letters.csv", headers=F).content.decode("utf-8-sig")
+    assert f"applied {body['event_id']}" in csv
 
 
 def test_a_reused_order_id_is_redriven_as_its_own_order_with_commission(client, world) -> None:
