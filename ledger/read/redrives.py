@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, exists, literal, select
 
 from ledger.domain.changes import diff
 from ledger.domain.permissions import REDRIVE_PREFIX, redrive_id, redrive_of
-from ledger.jsonform import event_to_json
+from ledger.jsonform import event_from_json, event_to_json
 from ledger.payload import load_event
 from ledger.read.models import Change, DeadLetter, DeadLetterDetail, Redrive, Redriven
 from ledger.store import tables as t
@@ -121,8 +121,12 @@ def original_form(dead: DeadLetter | DeadLetterDetail) -> dict[str, Any] | None:
     became an event (its payload is the raw record)."""
     if dead.event_type is None:
         return None
-    try:
+    try:  # the stored form (a rejection), else the JSON form (a file's refused line)
         return event_to_json(load_event(dead.payload))
+    except Exception:  # noqa: BLE001 - tried as the JSON form next
+        pass
+    try:
+        return event_to_json(event_from_json(json.loads(dead.payload)))
     except Exception:  # noqa: BLE001 - a payload that does not load is shown raw
         return None
 

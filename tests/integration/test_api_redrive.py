@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ledger.domain.events import OrderLine, OrderPlaced, RefundIssued, RefundLine
+from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
 from tests.support.api import (
     DAY,
@@ -274,3 +275,32 @@ def _finance_hash() -> str:
     from tests.support.api import TOKENS
 
     return hash_token(TOKENS["finance"])
+
+
+def test_a_record_that_never_became_an_event_is_redriven_from_a_whole_event(client, world) -> None:
+    """An undecodable line (cut short) has no JSON form to start from: the correction is a
+    whole event (occurred_at required), and the diff replaces the raw text at path ""."""
+    _, now = world
+    raw = '{"type": "click_recorded", "event_id": "c9", "click_id": "c9"'
+    LedgerService(client.app.state.store).ingest(
+        [Undecodable("upload.jsonl:3", "malformed_json", "cut short", raw)]
+    )
+    dead = next(
+        d
+        for d in client.get("/api/v1/dead-letters?limit=1000", headers=F).json()["items"]
+        if d["source"] == "upload.jsonl:3"
+    )
+    click = {
+        "type": "click_recorded",
+        "click_id": "c9",
+        "sharer_id": "u2",
+        "buyer_id": "b9",
+        "product_id": "p1",
+    }
+    missing_time = redrive(client, dead["id"], click)
+    assert missing_time.status_code == 422 and "occurred_at" in missing_time.json()["detail"]
+    answer = redrive(client, dead["id"], {**click, "occurred_at": now - DAY})
+    assert answer.status_code == 200 and answer.json()["outcome"] == "applied", answer.text
+    [change] = answer.json()["changes"]
+    assert (change["op"], change["path"], change["before"]) == ("replace", "", raw)
+    assert change["after"]["click_id"] == "c9" and "event_id" not in change["after"]

@@ -146,6 +146,12 @@ def test_files_may_carry_a_redrive_of_a_publisher_event(tmp_path) -> None:
         logged = conn.execute(select(t.events.c.event_id)).scalars().all()
     store.dispose()
     assert ok["event_id"] in logged
+    # the refused line kept its raw JSON form: it is the starting point of its correction
+    [short_dead] = [r for r in rows if r["event_id"] == "redrive:abc"]
+    fixed = run("redrive", short_dead["id"], "--set", '/refund_id="rf-3"', "--db", url)
+    assert fixed.exit_code == 0, fixed.output
+    assert '~ /refund_id: "rf-2" -> "rf-3"' in fixed.output
+    assert ": parked" in fixed.output  # its order is not in this ledger: it waits for it
 
 
 def _raw(url: str, dead_id: int) -> tuple:
