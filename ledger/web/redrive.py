@@ -77,6 +77,7 @@ def _page(
     preview: tuple[Change, ...] | None = None,
     error: str | None = None,
     notice: str | None = None,
+    queued: bool = False,
 ) -> Response:
     return render._render(
         "dead_letter.html",
@@ -92,7 +93,8 @@ def _page(
         error=error,
         notice=notice,
         redrive_csrf=redrive_csrf(request),
-        may_redrive=role == "finance" and dead.redrive is None,
+        # queued (Kafka): not in the log until the consumer applies it; no second form
+        may_redrive=role == "finance" and dead.redrive is None and not queued,
         show=lambda value: json.dumps(value, ensure_ascii=False),
     )
 
@@ -116,12 +118,14 @@ def dead_letter_page(request: Request, dead_letter_id: str) -> Response:
     dead = _found(request, dead_letter_id, role)
     if isinstance(dead, Response):
         return dead
-    notice = request.query_params.get("submitted")
+    submitted = request.query_params.get("submitted")
+    notices = {
+        "applied": "Submitted: applied.",
+        "parked": "Submitted: parked.",
+        "queued": "Submitted: queued. The consumer applies it from Kafka: reload to see it.",
+    }
     return _page(
-        request,
-        role,
-        dead,
-        notice=f"Submitted: {notice}." if notice in ("queued", "applied", "parked") else None,
+        request, role, dead, notice=notices.get(submitted or ""), queued=submitted == "queued"
     )
 
 
