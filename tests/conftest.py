@@ -42,7 +42,15 @@ from sqlalchemy import make_url
 # two; LEDGER_COMPILED=on runs the whole suite compiled. Set before ledger is imported.
 os.environ.setdefault("LEDGER_COMPILED", "off")
 
+from hypothesis import settings
+
 from tests.support.roles import PgRoles
+
+# A property is about values, never about time: hypothesis' default 200 ms deadline per
+# example fails a correct test on a busy machine (CI beside other jobs, the suite under
+# stress-ng). A failure prints the blob that reproduces it.
+settings.register_profile("ledger", deadline=None, print_blob=True)
+settings.load_profile("ledger")
 
 KAFKA_ENV = "LEDGER_TEST_KAFKA_BOOTSTRAP"
 PG_ENV = "LEDGER_TEST_PG_URL"

@@ -3,12 +3,13 @@ finance's command ids out of every other role's reach."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ledger.domain.events import EVENT_TYPES
 from ledger.domain.permissions import (
     COMMAND_ID_PREFIXES,
+    REDRIVE_PREFIX,
     WRITER,
     Role,
     event_types_of,
@@ -43,9 +44,12 @@ def test_every_type_has_one_writer_and_auditors_write_nothing() -> None:
     rest=st.text(min_size=0, max_size=20),
 )
 def test_only_finance_events_may_carry_a_command_id(event_type, prefix, rest) -> None:
-    problem = squatted_command_id(event_type, prefix + rest, finance_path=False)
-    assert problem == squatted_command_id(event_type, prefix + rest, finance_path=True)
-    squatting = WRITER[event_type] is not Role.FINANCE and prefix in COMMAND_ID_PREFIXES
+    event_id = prefix + rest
+    assume(not event_id.startswith(REDRIVE_PREFIX))  # redrive ids: the test below
+    problem = squatted_command_id(event_type, event_id, finance_path=False)
+    assert problem == squatted_command_id(event_type, event_id, finance_path=True)
+    # "payout-requested" + ":…" is a command id too: judged on the whole id
+    squatting = WRITER[event_type] is not Role.FINANCE and event_id.startswith(COMMAND_ID_PREFIXES)
     assert (problem is not None) == squatting
     if problem is not None:
         assert event_type in problem and repr(prefix + rest) in problem
