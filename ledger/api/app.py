@@ -79,6 +79,7 @@ class LedgerApp(FastAPI):
     db_write_capacity: int | None = None  # writes (POST) at once, own lane (None: shared)
     db_wait = 5.0  # seconds a request may wait for that before a 503
     db_queue = 256  # requests that may wait for it, per lane; one more gets a 503 at once
+    db_write_queue: int | None = None  # the writes' lane's queue (None: db_queue)
 
     def build_middleware_stack(self) -> ASGIApp:
         return edge.guard(
@@ -87,6 +88,7 @@ class LedgerApp(FastAPI):
             wait=self.db_wait,
             queue=self.db_queue,
             write_capacity=self.db_write_capacity,
+            write_queue=self.db_write_queue,
         )
 
 

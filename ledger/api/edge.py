@@ -90,12 +90,15 @@ def guard(
     wait: float = 5.0,
     queue: int = 256,
     write_capacity: int | None = None,
+    write_queue: int | None = None,
 ) -> ASGIApp:
-    """The edge around ``app``; ``write_capacity`` None: writes share the reads' lane."""
+    """The edge around ``app``; ``write_capacity`` None: writes share the reads' lane;
+    ``write_queue`` None: the same queue length as the reads'."""
     reads = Admission(app, capacity=capacity, wait=wait, queue=queue)
     admission: ASGIApp = reads
     if write_capacity is not None:
-        writes = Admission(app, capacity=write_capacity, wait=wait, queue=queue)
+        queued = queue if write_queue is None else write_queue
+        writes = Admission(app, capacity=write_capacity, wait=wait, queue=queued)
         admission = Lanes(reads, writes)
     return SecurityHeaders(BodyLimit(admission))
 
