@@ -7,6 +7,7 @@ once in one transaction (answer: the outcome, with the rejection reason if any).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol
 
 from ledger.config import Settings
@@ -98,22 +99,31 @@ class KafkaSink:
                 auth=auth,
                 ack_timeout=settings.kafka_ack_timeout,
                 linger_ms=GROUP_LINGER_MS,
+                max_block_ms=int(settings.kafka_ack_timeout * 1000),  # a send waits no longer
             )
         )
 
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
-        with self._lock:
+        # one deadline for the whole request: while sends block (no metadata for the
+        # topic, say), the requests queued on the lock must not wait one timeout each
+        budget = self.publisher.ack_timeout
+        deadline = time.monotonic() + budget
+        if not self._lock.acquire(timeout=budget):
+            raise SinkUnavailable(f"Kafka did not take the events before it in {budget:g} s")
+        try:
             publisher = self.publisher
             try:
                 record = publisher.publish(event)
                 if publisher.barrier_pending:
-                    publisher.flush()
+                    publisher.flush(max(0.0, deadline - time.monotonic()))
             except PublishError as exc:
                 if not isinstance(exc, UnpublishableEvent):  # that one says nothing of Kafka
                     self._renew(publisher)
                 raise SinkUnavailable(str(exc)) from exc
+        finally:
+            self._lock.release()
         try:
-            publisher.acknowledged(record)
+            publisher.acknowledged(record, max(0.0, deadline - time.monotonic()))
         except PublishError as exc:
             with self._lock:
                 self._renew(publisher)
