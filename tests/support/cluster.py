@@ -9,12 +9,13 @@ Every wait polls with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,19 @@ def node_pid(node: int) -> int | None:
     return int(done.stdout) if done.stdout.strip() else None
 
 
+@contextlib.contextmanager
+def started_cluster() -> Iterator[Cluster]:
+    """The cluster started through the deploy script for a test module; stopped after it
+    unless it was running before (then left as found, whole)."""
+    already = Cluster("").running()
+    out = run_deploy("start-cluster.sh")
+    bootstrap = out.strip().splitlines()[-1].removeprefix("bootstrap servers: ")
+    try:
+        yield Cluster(bootstrap)
+    finally:
+        run_deploy("start-cluster.sh" if already else "stop-cluster.sh")
+
+
 @dataclass
 class Cluster:
     bootstrap: str  # every node, comma separated
@@ -65,6 +79,15 @@ class Cluster:
         return KafkaAdminClient(
             bootstrap_servers=self.bootstrap, request_timeout_ms=10_000, **auth("admin")
         )
+
+    def brokers(self) -> list[int]:
+        """The brokers the cluster's metadata lists (a killed one leaves it once the
+        controller has fenced it, ``broker.session.timeout.ms`` after the kill)."""
+        admin = self.admin()
+        try:
+            return sorted(b["node_id"] for b in admin.describe_cluster()["brokers"])
+        finally:
+            admin.close()
 
     def running(self) -> list[int]:
         return [n for n in range(1, SIZE + 1) if node_pid(n) is not None]
