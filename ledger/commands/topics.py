@@ -6,6 +6,7 @@ Kafka cluster")."""
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import click
@@ -109,17 +110,16 @@ def _create(
 
 
 def _too_few_brokers(exc: Exception, replication_factor: int | None) -> str:
-    """One line for Kafka's refusal of a replication factor above the live brokers."""
-    said = str(exc)
-    reason = (
-        said[said.find("The target") :].split("'")[0].strip(" .") if "The target" in said else ""
-    )
+    """One line for Kafka's refusal of a replication factor above its brokers."""
+    found = re.search(r"only \d+ brokers?(\(s\))? (are|is) [a-z]+", str(exc))
+    reason = found.group(0) if found else type(exc).__name__
     factor = replication_factor or "the cluster's default"
     return (
-        f"cannot create the topics with replication factor {factor}: fewer brokers are "
-        f"alive than replicas wanted ({reason}); start the missing "
-        "broker(s) (deploy/kafka/start-cluster.sh) and run this again, or pass a smaller "
-        "--replication-factor (below min.insync.replicas no write would be acknowledged)"
+        f"Kafka refused replication factor {factor}: the cluster has fewer brokers than "
+        f"replicas wanted ({reason}); start the missing broker(s) "
+        "(deploy/kafka/start-cluster.sh) and run this again, or pass a smaller "
+        "--replication-factor (at most the brokers; with min.insync.replicas=2, below 3 "
+        "one broker down stops the writes)"
     )
 
 

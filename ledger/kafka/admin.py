@@ -31,8 +31,8 @@ def with_admin(
     retry_s: float = ADMIN_RETRY_S,
 ) -> T:
     """``call(admin)`` on a new KafkaAdminClient, closed afterwards; asked again on a new
-    client while the error is a lost or refused connection or a timeout (KafkaError that
-    is retriable, or no broker available); raises KafkaUnreachable after ``retry_s``."""
+    client while the error is a lost or refused connection or a timeout (or another
+    KafkaError that kafka-python marks retriable); raises KafkaUnreachable after ``retry_s``."""
     from kafka.admin import KafkaAdminClient  # lazily: CLI start-up stays fast
     from kafka.errors import KafkaError
 
@@ -54,8 +54,8 @@ def with_admin(
 
 def _connection_trouble(exc: BaseException) -> bool:
     """A failure that another try (another broker, a moment later) may not have."""
-    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NoBrokersAvailable
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError | NoBrokersAvailable):
+    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
         return True
     return bool(getattr(exc, "retriable", False))

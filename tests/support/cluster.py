@@ -81,11 +81,12 @@ class Cluster:
         )
 
     def brokers(self) -> list[int]:
-        """The brokers the cluster's metadata lists (a killed one leaves it once the
-        controller has fenced it, ``broker.session.timeout.ms`` after the kill)."""
+        """The brokers the controller has not fenced (a killed one is fenced
+        ``broker.session.timeout.ms`` after the kill)."""
         admin = self.admin()
         try:
-            return sorted(b["node_id"] for b in admin.describe_cluster()["brokers"])
+            listed = admin.describe_cluster()["brokers"]
+            return sorted(b["broker_id"] for b in listed if not b.get("is_fenced"))
         finally:
             admin.close()
 
