@@ -120,6 +120,7 @@ def test_create_topics_with_a_broker_killed(cluster: Cluster) -> None:
         assert "Traceback" not in said and len(said.splitlines()) == 1, said
         assert "refused replication factor 4" in said and "start-cluster.sh" in said, said
         assert "--replication-factor" in said, said
+        print(f"\n  create-topics, factor 4: {said}")  # noqa: T201 - with -s, for the docs
         assert not any(topic_exists(cluster.bootstrap, name) for name in env.values())
     finally:
         cluster.start()
@@ -212,12 +213,14 @@ def test_two_brokers_down_bounded_failures_then_the_same_file_again(
         assert total == len(events) and acked + missing == total and missing > 0
         assert "running the same file again is safe" in done.stderr
         assert "Traceback" not in done.stderr
+        print(f"\n  produce, 2 brokers down: {done.stderr[-600:]}")  # noqa: T201 - as above
 
         # the API: every waiting request answered 503, none hangs
         with uvicorn_thread(create_app(store, token_book(), sink)) as base:
             answers = _post_at_once(base, _clicks("down", 6))
             assert sorted(a.status_code for a in answers) == [503] * 6
             assert all("not published" in a.json()["detail"] for a in answers)
+            print(f"\n  API, 2 brokers down: {answers[0].text}")  # noqa: T201 - as above
 
             # both back: the same file again, and the API's requests again, go through
             cluster.start()
