@@ -12,7 +12,12 @@ from typing import Protocol
 
 from ledger.config import Settings
 from ledger.domain.events import Event
-from ledger.kafka.publisher import Publisher, PublishError, UnpublishableEvent
+from ledger.kafka.publisher import (
+    DEFAULT_ACK_TIMEOUT_S,
+    Publisher,
+    PublishError,
+    UnpublishableEvent,
+)
 from ledger.logs import get_logger
 from ledger.service import LedgerService, Received
 from projectors.follower import ViewFollower
@@ -106,7 +111,7 @@ class KafkaSink:
     def submit(self, event: Event, source: str) -> dict[str, str | None]:
         # one deadline for the whole request: while sends block (no metadata for the
         # topic, say), the requests queued on the lock must not wait one timeout each
-        budget = self.publisher.ack_timeout
+        budget = self.publisher.ack_timeout or DEFAULT_ACK_TIMEOUT_S  # the API always has one
         deadline = time.monotonic() + budget
         if not self._lock.acquire(timeout=budget):
             raise SinkUnavailable(f"Kafka did not take the events before it in {budget:g} s")

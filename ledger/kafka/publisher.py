@@ -11,7 +11,8 @@ Every wait for an acknowledgement has a deadline, ``ack_timeout`` seconds (defau
 ``DEFAULT_ACK_TIMEOUT_S``; ``LEDGER_KAFKA_ACK_TIMEOUT``): with fewer in-sync replicas than
 ``min.insync.replicas`` no write is acknowledged, and kafka-python 3.0.12 did not expire
 such records after its ``delivery_timeout_ms`` (docs/operations.md), so without our own
-deadline a publisher waited for ever.
+deadline a publisher waited for ever. ``ack_timeout=None`` keeps that wait (the
+consumer's marker repair: it cannot move on without them, so it waits for the brokers).
 
 Barriers (docs/ordering.md): after barrier events (the accounts topic), before the next
 buyer event and at ``flush``, the publisher waits for the last barrier's offset and sends
@@ -81,7 +82,7 @@ class Publisher:
         codec: Codec | None = None,
         *,
         auth: Mapping[str, Mapping[str, Any]] | None = None,
-        ack_timeout: float = DEFAULT_ACK_TIMEOUT_S,
+        ack_timeout: float | None = DEFAULT_ACK_TIMEOUT_S,
         **producer_overrides: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -180,7 +181,7 @@ class Publisher:
         try:
             record.get(timeout=wait)
         except Exception as exc:  # KafkaTimeoutError (our deadline), or the send failed
-            raise PublishError(None, f"not acknowledged within {wait:g} s: {exc}") from exc
+            raise PublishError(None, f"not acknowledged within {wait} s: {exc}") from exc
 
     def _mark_barrier(self, timeout: float | None) -> None:
         """Wait for the last barrier's offset, then mark every orders partition with it."""
