@@ -114,7 +114,7 @@ class KafkaSink:
         budget = self.publisher.ack_timeout or DEFAULT_ACK_TIMEOUT_S  # the API always has one
         deadline = time.monotonic() + budget
         if not self._lock.acquire(timeout=budget):
-            raise SinkUnavailable(f"Kafka did not take the events before it in {budget:g} s")
+            raise SinkUnavailable(f"the events ahead of it were not sent within {budget:g} s")
         try:
             publisher = self.publisher
             try:
