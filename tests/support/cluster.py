@@ -219,7 +219,11 @@ class PacedPublisher:
         return self
 
     def _publisher(self) -> Publisher:
-        publisher = Publisher(self.bootstrap, self.topics, auth=publisher_auth())
+        # no deadline on its acknowledgements (ack_timeout None), as before the 30 s
+        # default: with a deadline, a chunk given up just as the brokers came back was
+        # sent again on a new producer, and the stream ran out before the cluster
+        # tests' "consuming moved on by 200" check (uncapped) could see it move
+        publisher = Publisher(self.bootstrap, self.topics, auth=publisher_auth(), ack_timeout=None)
         self.config = publisher.config
         return publisher
 
