@@ -181,7 +181,10 @@ class Publisher:
         try:
             record.get(timeout=wait)
         except Exception as exc:  # KafkaTimeoutError (our deadline), or the send failed
-            raise PublishError(None, f"not acknowledged within {wait} s: {exc}") from exc
+            within = "" if wait is None else f" within {wait:.1f} s"
+            name = type(exc).__name__
+            reason = name if "Timeout" in name else f"{name}: {exc}"  # the timeout: said
+            raise PublishError(None, f"not acknowledged{within} ({reason})") from exc
 
     def _mark_barrier(self, timeout: float | None) -> None:
         """Wait for the last barrier's offset, then mark every orders partition with it."""
