@@ -17,6 +17,7 @@ event log exactly once, and that ``verify`` passes. Per endpoint: requests/s, p5
 
     .venv/bin/python -m bench.http_load sweep --clients 1,16,64,128,256 [--pg]
     .venv/bin/python -m bench.http_load mixed --seconds 180 --pg --kafka
+    .venv/bin/python -m bench.http_load mixed --seconds 180 --pg --kafka --before /tmp/main
 
 ``--pg``: a fresh scratch database on the deploy cluster (LEDGER_BENCH_PG_URL), else a
 SQLite file in a temporary folder. Both start from the demo's ledger (seed 7, 300 orders).
@@ -451,6 +452,32 @@ def exactly_once(url: str, accepted: list[str]) -> dict[str, Any]:
 
 
 def mixed(args: argparse.Namespace) -> dict[str, Any]:
+    """One mixed run on ``--server-source`` (default this checkout); with ``--before``, a
+    run on that checkout first, then one on this one, back to back on the same machine,
+    and the ratios after/before of the publishers' rate and the reads'."""
+    if args.before is None:
+        return mixed_once(args, args.server_source)
+    runs = {"before": mixed_once(args, args.before), "after": mixed_once(args, None)}
+    runs["before"]["server"] = str(args.before)
+
+    def reads_per_s(run: dict[str, Any]) -> float:
+        return sum(r["ok_per_s"] for e, r in run["endpoints"].items() if e.startswith("GET"))
+
+    ratios = {
+        "published_per_s": _ratio(
+            runs["after"]["published_per_s"], runs["before"]["published_per_s"]
+        ),
+        "reads_per_s": _ratio(reads_per_s(runs["after"]), reads_per_s(runs["before"])),
+    }
+    print(f"after/before: {ratios}")
+    return {"command": "mixed", "compare": True, "runs": runs, "after_over_before": ratios}
+
+
+def _ratio(after: float, before: float) -> float | None:
+    return round(after / before, 2) if before else None
+
+
+def mixed_once(args: argparse.Namespace, source: Path | None) -> dict[str, Any]:
     streams = publisher_streams(args.publishers, args.seed)
     with ExitStack() as stack:
         url = stack.enter_context(demo_ledger(args.pg))
@@ -474,7 +501,7 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
                 consumers.append(consumer)
                 stack.callback(consumer.terminate)
         server = stack.enter_context(
-            serving(url, args.port, queue=args.queue, kafka=kafka, source=args.server_source)
+            serving(url, args.port, queue=args.queue, kafka=kafka, source=source)
         )
         record, took = asyncio.run(mixed_load(server, args, streams))
         drained = None
@@ -492,7 +519,7 @@ def mixed(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "command": "mixed",
         "backend": "postgresql" if args.pg else "sqlite",
-        "server": str(args.server_source or "this checkout"),
+        "server": str(source or "this checkout"),
         "path": f"kafka, {args.consumers} consumers" if args.kafka else "embedded",
         "clients": {
             "finance": args.finance,
@@ -547,6 +574,11 @@ def main() -> None:
     m.add_argument("--kafka", action="store_true", help="serve --kafka with consumers")
     m.add_argument("--consumers", type=int, default=2)
     m.add_argument("--bootstrap", default=os.environ.get("LEDGER_BENCH_KAFKA", DEFAULT_KAFKA))
+    m.add_argument(
+        "--before",
+        type=Path,
+        help="also run on this checkout first (e.g. `git archive` of main), back to back",
+    )
     args = parser.parse_args()
     result = sweep(args) if args.command == "sweep" else mixed(args)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from ledger.api.sink import Sink
 
 
+# The API's writes have their own admission lane (ledger/api/app.py WRITE_PLACES, 8): two
+# connections each at most, on top of the reads' 15. Opened only when used.
+SERVE_EXTRA_CONNECTIONS = 16
+
+
 class Purpose(Enum):
     """What a process does with the ledger, which decides how its database is opened."""
 
@@ -85,7 +90,12 @@ def open_for(url: str, purpose: Purpose, *, allow_owner: bool = False) -> Store:
     if purpose is Purpose.APPLY:
         return open_store(url, check_role=service_role_check(allow_owner))
     if purpose is Purpose.SERVE:
-        return open_store(url, create=False, check_role=service_role_check(allow_owner))
+        return open_store(
+            url,
+            create=False,
+            check_role=service_role_check(allow_owner),
+            max_overflow=10 + SERVE_EXTRA_CONNECTIONS,
+        )
     if purpose is Purpose.MAINTAIN:
         return open_store(url, create=False)
     return open_store(url)

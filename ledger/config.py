@@ -32,6 +32,9 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     # a JSON file of SASL/SCRAM principals per role (ledger/kafka/auth.py); "": no SASL
     kafka_credentials: str = ""
+    # seconds a publisher (`ledger produce`, the API's Kafka sink) waits for Kafka to
+    # acknowledge a record before it gives up (ledger/kafka/publisher.py)
+    kafka_ack_timeout: float = 30.0
     consumer_group: str = "commission-ledger"
     topics: Topics = field(default_factory=Topics)
     metrics_port: int = 0  # 0: no metrics endpoint
@@ -103,12 +106,23 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     known = {name.lower(): name for name in LOCALES}
     if locale.lower() not in known:
         raise ConfigError(f"LEDGER_LOCALE must be one of {', '.join(LOCALES)}, not {locale!r}")
+    ack_timeout = get("KAFKA_ACK_TIMEOUT", str(Settings.kafka_ack_timeout)).strip()
+    try:
+        kafka_ack_timeout = float(ack_timeout)
+    except ValueError:
+        kafka_ack_timeout = -1.0
+    if not 0 < kafka_ack_timeout <= 3600:
+        raise ConfigError(
+            f"LEDGER_KAFKA_ACK_TIMEOUT must be seconds, more than 0 and at most 3600, "
+            f"not {ack_timeout!r}"
+        )
     defaults = Topics()
     return Settings(
         db_url=get("DB_URL", DEFAULT_DB_URL),
         migrate_db_url=get("MIGRATE_DB_URL", ""),
         kafka_bootstrap=get("KAFKA_BOOTSTRAP", Settings.kafka_bootstrap),
         kafka_credentials=get("KAFKA_CREDENTIALS", ""),
+        kafka_ack_timeout=kafka_ack_timeout,
         consumer_group=get("CONSUMER_GROUP", Settings.consumer_group),
         topics=Topics(
             orders=get("TOPIC_ORDERS", defaults.orders),

@@ -76,9 +76,11 @@ class BearerFirst:
 class LedgerApp(FastAPI):
     """FastAPI with ``ledger.api.edge`` outside everything, Starlette's error page too."""
 
-    db_capacity = 1  # requests using the database at once (set from the pool's size)
+    db_capacity = 1  # reads using the database at once (set from the pool's size)
+    db_write_capacity: int | None = None  # writes (POST) at once, own lane (None: shared)
     db_wait = 5.0  # seconds a request may wait for that before a 503
-    db_queue = 256  # requests that may wait for it; one more gets a 503 at once
+    db_queue = 256  # requests that may wait for it, per lane; one more gets a 503 at once
+    db_write_queue: int | None = None  # the writes' lane's queue (None: db_queue)
 
     def build_middleware_stack(self) -> ASGIApp:
         return edge.guard(
@@ -86,13 +88,30 @@ class LedgerApp(FastAPI):
             capacity=self.db_capacity,
             wait=self.db_wait,
             queue=self.db_queue,
+            write_capacity=self.db_write_capacity,
+            write_queue=self.db_write_queue,
         )
+
+
+WRITE_PLACES = 8  # at most, the writes' lane; ledger.bootstrap.SERVE_EXTRA_CONNECTIONS
+
+
+def lanes(engine: Engine) -> tuple[int, int | None]:
+    """The places of the reads' and the writes' lanes: ``db_capacity`` split, at most
+    ``WRITE_PLACES`` (and half) for writes; with one place, one lane (writes None). A
+    write through Kafka spends most of its time waiting for the broker's acknowledgement,
+    holding no connection; with several places the writes waiting at once share one
+    produce request (ledger/api/sink.py)."""
+    places = db_capacity(engine)
+    writes = min(WRITE_PLACES, places // 2)
+    return (places - writes, writes) if writes else (places, None)
 
 
 def db_capacity(engine: Engine) -> int:
     """How many requests may use the database at once: a request holds at most two
     connections (a read snapshot and a command's write), and the views' catch-up thread
-    one, so the pool (size + overflow; 5 + 10 by default) always has one for each."""
+    one, so the pool (size + overflow; 5 + 10 by default, more for `ledger serve`) always
+    has one for each."""
     pool: Any = engine.pool
     if not callable(getattr(pool, "size", None)):  # a pool without a bound (not QueuePool)
         return 4
@@ -133,7 +152,7 @@ def create_app(
         docs_url=None,  # add_docs serves it without a CDN
         redoc_url=None,
     )
-    app.db_capacity = db_capacity(store.engine)
+    app.db_capacity, app.db_write_capacity = lanes(store.engine)
     app.db_queue = queue
     add_docs(app)
     app.state.store = store

@@ -11,6 +11,9 @@ even its 500 page gets the headers):
   others wait (in the event loop, holding no thread) up to ``wait`` seconds, then get 503
   with Retry-After; a request finding the queue full gets that 503 at once. See
   ``ledger.api.deps`` for the deadlock this prevents.
+- ``Lanes``: two Admissions side by side, one for reads (GET, HEAD) and one for writes
+  (POST /events, finance commands), each with its own places and queue: publishers are
+  not queued behind dashboards, and readers not behind publishers waiting for Kafka.
 """
 
 from __future__ import annotations
@@ -75,8 +78,29 @@ def uses_database(path: str) -> bool:
     return path.startswith(("/api/", "/dashboard/"))
 
 
-def guard(app: ASGIApp, *, capacity: int, wait: float = 5.0, queue: int = 256) -> ASGIApp:
-    return SecurityHeaders(BodyLimit(Admission(app, capacity=capacity, wait=wait, queue=queue)))
+def is_write(scope: Scope) -> bool:
+    """A request that submits something (its own admission lane); reads are GET and HEAD."""
+    return scope.get("method", "GET") not in ("GET", "HEAD")
+
+
+def guard(
+    app: ASGIApp,
+    *,
+    capacity: int,
+    wait: float = 5.0,
+    queue: int = 256,
+    write_capacity: int | None = None,
+    write_queue: int | None = None,
+) -> ASGIApp:
+    """The edge around ``app``; ``write_capacity`` None: writes share the reads' lane;
+    ``write_queue`` None: the same queue length as the reads'."""
+    reads = Admission(app, capacity=capacity, wait=wait, queue=queue)
+    admission: ASGIApp = reads
+    if write_capacity is not None:
+        queued = queue if write_queue is None else write_queue
+        writes = Admission(app, capacity=write_capacity, wait=wait, queue=queued)
+        admission = Lanes(reads, writes)
+    return SecurityHeaders(BodyLimit(admission))
 
 
 class BodyTooLarge(HTTPException):
@@ -228,6 +252,18 @@ class Admission:
         finally:
             self.held += (time.monotonic() - started - self.held) * self.SMOOTHING
             slots.release()
+
+
+class Lanes:
+    """Reads and writes each through their own Admission (``is_write``)."""
+
+    def __init__(self, reads: Admission, writes: Admission) -> None:
+        self.reads = reads
+        self.writes = writes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.writes if scope["type"] == "http" and is_write(scope) else self.reads
+        await lane(scope, receive, send)
 
 
 def _busy_headers(scope: Scope, retry_after: int) -> dict[str, str]:

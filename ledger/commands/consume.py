@@ -121,8 +121,12 @@ def consume(
         if mirror_dead_letters
         else None
     )
-    # connects only if ever needed; writes barrier markers only, as the consumer
-    repair = Publisher(config.bootstrap_servers, topics, auth={"orders": auth, "accounts": auth})
+    # connects only if ever needed; writes barrier markers only, as the consumer. No
+    # deadline: the consumer cannot move past the barrier without them (a bounded flush
+    # made it give up while 2 of 3 brokers were down, and hang in close)
+    repair = Publisher(
+        config.bootstrap_servers, topics, auth={"orders": auth, "accounts": auth}, ack_timeout=None
+    )
 
     def seal(barrier: int, partitions: list[int]) -> None:
         repair.seal(barrier, partitions)

@@ -6,13 +6,18 @@ publisher marks every orders partition with the last barrier's offset (docs/orde
 so consuming the topics applies the file's events in file order.
 Exit status: 0 on success, 1 if some line was invalid (0 with ``--skip-invalid``),
 2 if publishing failed.
+
+Every wait for Kafka's acknowledgement has a deadline (``--ack-timeout``, default
+LEDGER_KAFKA_ACK_TIMEOUT, 30 s): with fewer in-sync replicas than the topics'
+``min.insync.replicas`` (2 of 3 brokers down) nothing is acknowledged, and the command
+exits 2 saying how many events were acknowledged and how many not. Running the same file
+again is safe: the ledger applies each event id once.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -25,10 +30,9 @@ if TYPE_CHECKING:
 from ledger.config import ConfigError, Settings
 from ledger.domain.events import InvalidEvent
 from ledger.jsonform import iter_jsonl
+from ledger.kafka.admin import KafkaUnreachable, with_admin
 from ledger.kafka.auth import publisher_options
 from ledger.kafka.publisher import Publisher, PublishError
-
-ADMIN_RETRY_S = 30.0  # how long the topic check tries while brokers answer no connection
 
 
 @click.command("produce")
@@ -38,7 +42,11 @@ ADMIN_RETRY_S = 30.0  # how long the topic check tries while brokers answer no c
 @click.option("--topic-accounts", default=None, help="Override the accounts topic name.")
 @click.option("--skip-invalid", is_flag=True, help="Exit 0 even if some lines were invalid.")
 @click.option(
-    "--flush-timeout", default=60.0, show_default=True, help="Seconds for the final flush."
+    "--ack-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=None,
+    help="Seconds to wait for Kafka to acknowledge (each barrier, the final flush); "
+    "default LEDGER_KAFKA_ACK_TIMEOUT (30).",
 )
 @click.pass_context
 def produce(
@@ -48,7 +56,7 @@ def produce(
     topic_orders: str | None,
     topic_accounts: str | None,
     skip_invalid: bool,
-    flush_timeout: float,
+    ack_timeout: float | None,
 ) -> None:
     """Publish the events of FILE (JSON lines, docs/events.md) to Kafka."""
     settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
@@ -64,7 +72,8 @@ def produce(
         raise click.ClickException(str(exc)) from exc
     server = bootstrap or settings.kafka_bootstrap
     _require_topics(server, {topics.orders: auth["orders"], topics.accounts: auth["accounts"]})
-    publisher = Publisher(server, topics, auth=auth)
+    timeout = ack_timeout if ack_timeout is not None else settings.kafka_ack_timeout
+    publisher = Publisher(server, topics, auth=auth, ack_timeout=timeout)
     published = 0
     problems: list[str] = []
     try:
@@ -81,12 +90,19 @@ def produce(
                     continue
                 publisher.publish(item)
                 published += 1
-        publisher.flush(flush_timeout)
+        publisher.flush()
     except PublishError as exc:
-        publisher.close(timeout=0)
+        publisher.close(timeout=0)  # what still waits is abandoned: not acknowledged
         _report(problems)
+        total = _valid_events(file)
+        acked = publisher.acked
         click.echo(f"error: {exc}", err=True)
-        click.echo(f"published {publisher.acked}, invalid {len(problems)}, failed", err=True)
+        click.echo(
+            f"{acked} of {total} events acknowledged by Kafka, {total - acked} not "
+            f"(invalid lines: {len(problems)}); running the same file again is safe: "
+            "the ledger applies each event id once",
+            err=True,
+        )
         ctx.exit(2)
     publisher.close()
     _report(problems)
@@ -100,37 +116,28 @@ def _require_topics(bootstrap: str, writers: dict[str, Any]) -> None:
     its default partition count, not the layout the ordering rules need. Each topic is
     looked up as the principal that writes it (a principal sees only the topics it may
     describe)."""
-    from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
-
-    def topics_seen_by(auth: dict[str, Any]) -> set[str]:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth)
-        try:
-            return set(admin.list_topics())
-        finally:
-            admin.close()
 
     missing = []
     for name, auth in writers.items():
-        # kafka-python sends the request to any broker it knows; one that died seconds ago
-        # (not yet fenced by the controller, ~9 s) refuses the connection: ask again
-        deadline = time.monotonic() + ADMIN_RETRY_S
-        while True:
-            try:
-                seen = topics_seen_by(auth)
-                break
-            except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"cannot connect to Kafka at {bootstrap}: {exc}"
-                    ) from exc
-                time.sleep(0.5)
+        # each topic as its writer sees it, asked again while a broker that just died is
+        # still in the metadata (ledger/kafka/admin.py)
+        try:
+            seen = set(with_admin(bootstrap, auth, lambda admin: admin.list_topics()))
+        except (KafkaUnreachable, KafkaError) as exc:
+            raise click.ClickException(str(exc)) from exc
         if name not in seen:
             missing.append(name)
     if missing:
         raise click.ClickException(
             f"topic(s) {', '.join(missing)} do not exist: run `ledger create-topics` first"
         )
+
+
+def _valid_events(file: str) -> int:
+    """How many events ``file`` holds (its invalid lines aside)."""
+    with open(file, "rb") as fh:
+        return sum(1 for _, item in iter_jsonl(fh) if not isinstance(item, InvalidEvent))
 
 
 def _report(problems: list[str]) -> None:

@@ -77,8 +77,9 @@ def kafka_end_offsets(bootstrap: str, auth: dict[str, Any]) -> Any:
     default=256,
     show_default=True,
     type=click.IntRange(0),
-    help="requests that may wait for the database (each waits at most 5 s); "
-    "one more is answered 503 with Retry-After at once",
+    help="requests that may wait for the database (each waits at most 5 s), in each of "
+    "the two lanes (reads; writes: POST /events and finance commands); one more is "
+    "answered 503 with Retry-After at once",
 )
 @click.pass_context
 def serve(

@@ -5,11 +5,14 @@ Kafka cluster")."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 import click
 
 from ledger.config import ConfigError, Settings
+from ledger.kafka.admin import KafkaUnreachable, with_admin
 from ledger.kafka.auth import client_options
 from ledger.kafka.topics import DEFAULT_PARTITIONS
 
@@ -41,7 +44,7 @@ def create_topics(
 ) -> None:
     """Create the orders, accounts and dead-letter topics; existing ones are checked, not
     changed. Exits 1 if an existing topic has a layout that breaks the ordering rules."""
-    from kafka.admin import KafkaAdminClient, NewTopic  # lazily: CLI start-up stays fast
+    from kafka.errors import InvalidReplicationFactorError, KafkaError
 
     settings: Settings = ctx.obj
     try:
@@ -53,39 +56,75 @@ def create_topics(
         settings.topics.accounts: DEFAULT_PARTITIONS["accounts"],
         settings.topics.dead_letters: 1,
     }
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap or settings.kafka_bootstrap, **auth)
+    server = bootstrap or settings.kafka_bootstrap
     try:
-        existing = {
-            t["name"]: len(t["partitions"])
-            for t in admin.describe_topics(
-                [name for name in wanted if name in set(admin.list_topics())]
+        # asked again, whole, while a broker that just died is still in the metadata
+        # (ledger/kafka/admin.py): a try cut short is taken up where it stopped
+        existing, created, replicas = with_admin(
+            server, auth, lambda admin: _create(admin, wanted, replication_factor)
+        )
+    except InvalidReplicationFactorError as exc:
+        raise click.ClickException(_too_few_brokers(exc, replication_factor)) from None
+    except (KafkaUnreachable, KafkaError) as exc:
+        raise click.ClickException(_first_line(exc)) from None
+    for name in created:
+        layout = f"{wanted[name]} partitions, replication factor {replicas[name]}"
+        click.echo(f"created {name} ({layout})")
+    bad = False
+    for name, partitions in existing.items():
+        layout = f"{partitions} partitions, replication factor {replicas[name]}"
+        click.echo(f"exists  {name} ({layout})")
+        if name == settings.topics.accounts and partitions != 1:
+            click.echo(
+                f"error: {name} must have exactly 1 partition (the barrier events "
+                "need one total order); recreate it",
+                err=True,
             )
-        }
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            # -1: the broker's default.replication.factor (3 on deploy/kafka's cluster)
-            factor = replication_factor or USE_BROKER_DEFAULT
+            bad = True
+    if bad:
+        ctx.exit(1)
+
+
+def _create(
+    admin: Any, wanted: dict[str, int], replication_factor: int | None
+) -> tuple[dict[str, int], list[str], dict[str, int]]:
+    """Create what of ``wanted`` is missing: (the topics that existed with their partition
+    counts, those created, every wanted topic's replication factor)."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    present = set(admin.list_topics())
+    existing = {
+        t["name"]: len(t["partitions"])
+        for t in admin.describe_topics([name for name in wanted if name in present])
+    }
+    missing = [name for name in wanted if name not in existing]
+    if missing:
+        # -1: the broker's default.replication.factor (3 on deploy/kafka's cluster)
+        factor = replication_factor or USE_BROKER_DEFAULT
+        # an earlier try's request may have got through before its connection was lost
+        with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(name, wanted[name], factor) for name in missing])
-            admin.wait_for_topics(missing, timeout_ms=30_000)  # led and known to all
-        replicas = replication_factors(admin, list(wanted))
-        for name in missing:
-            layout = f"{wanted[name]} partitions, replication factor {replicas[name]}"
-            click.echo(f"created {name} ({layout})")
-        bad = False
-        for name, partitions in existing.items():
-            layout = f"{partitions} partitions, replication factor {replicas[name]}"
-            click.echo(f"exists  {name} ({layout})")
-            if name == settings.topics.accounts and partitions != 1:
-                click.echo(
-                    f"error: {name} must have exactly 1 partition (the barrier events "
-                    "need one total order); recreate it",
-                    err=True,
-                )
-                bad = True
-        if bad:
-            ctx.exit(1)
-    finally:
-        admin.close()
+        admin.wait_for_topics(missing, timeout_ms=30_000)  # led and known to all
+    return existing, missing, replication_factors(admin, list(wanted))
+
+
+def _too_few_brokers(exc: Exception, replication_factor: int | None) -> str:
+    """One line for Kafka's refusal of a replication factor above its brokers."""
+    found = re.search(r"only \d+ brokers?(\(s\))? (are|is) [a-z]+", str(exc))
+    reason = found.group(0) if found else type(exc).__name__
+    factor = replication_factor or "the cluster's default"
+    return (
+        f"Kafka refused replication factor {factor}: the cluster has fewer brokers than "
+        f"replicas wanted ({reason}); start the missing broker(s) "
+        "(deploy/kafka/start-cluster.sh) and run this again, or pass a smaller "
+        "--replication-factor (at most the brokers; with min.insync.replicas=2, below 3 "
+        "one broker down stops the writes)"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
 
 
 def replication_factors(admin: Any, names: list[str]) -> dict[str, int]:

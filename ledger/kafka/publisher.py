@@ -2,9 +2,17 @@
 
 A thin wrapper over kafka-python's idempotent producer (acks=all, enable_idempotence, at
 most 5 requests in flight), so records of one key reach their partition exactly once and
-in ``publish`` order. ``publish`` is asynchronous; ``flush`` waits for every record sent so
-far and raises ``PublishError`` if any failed. The producer is created on first publish:
-the constructor does no I/O.
+in ``publish`` order. ``publish`` is asynchronous (it returns the record's future);
+``flush`` waits for every record sent so far and raises ``PublishError`` if any failed;
+``acknowledged`` waits for one record. The producer is created on first publish: the
+constructor does no I/O.
+
+Every wait for an acknowledgement has a deadline, ``ack_timeout`` seconds (default
+``DEFAULT_ACK_TIMEOUT_S``; ``LEDGER_KAFKA_ACK_TIMEOUT``): with fewer in-sync replicas than
+``min.insync.replicas`` no write is acknowledged, and kafka-python 3.0.12 did not expire
+such records after its ``delivery_timeout_ms`` (docs/operations.md), so without our own
+deadline a publisher waited for ever. ``ack_timeout=None`` keeps that wait (the
+consumer's marker repair: it cannot move on without them, so it waits for the brokers).
 
 Barriers (docs/ordering.md): after barrier events (the accounts topic), before the next
 buyer event and at ``flush``, the publisher waits for the last barrier's offset and sends
@@ -39,6 +47,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+DEFAULT_ACK_TIMEOUT_S = 30.0  # seconds to wait for Kafka to acknowledge a record
+
+
 class PublishError(RuntimeError):
     """An event could not be published. ``event_id`` names it (None if not event-specific)."""
 
@@ -46,6 +57,11 @@ class PublishError(RuntimeError):
         super().__init__(f"event {event_id!r}: {message}" if event_id else message)
         self.event_id = event_id
         self.message = message
+
+
+class UnpublishableEvent(PublishError):
+    """The event itself cannot be published (it does not fit its schema or any topic):
+    nothing is wrong with Kafka or the producer."""
 
 
 class Publisher:
@@ -66,9 +82,11 @@ class Publisher:
         codec: Codec | None = None,
         *,
         auth: Mapping[str, Mapping[str, Any]] | None = None,
+        ack_timeout: float | None = DEFAULT_ACK_TIMEOUT_S,
         **producer_overrides: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.ack_timeout = ack_timeout
         self.topics = topics if topics is not None else Topics()
         self.codec = codec if codec is not None else default_codec()
         self.config = {**PRODUCER_DEFAULTS, **producer_overrides}
@@ -120,22 +138,24 @@ class Publisher:
         more = f" (and {count - 1} more)" if count > 1 else ""
         raise PublishError(event_id, f"not delivered: {exc}{more}")
 
-    def publish(self, event: Event) -> None:
-        """Validate, encode and send ``event`` (asynchronously).
+    def publish(self, event: Event) -> Any:
+        """Validate, encode and send ``event`` (asynchronously); its record's future (for
+        ``acknowledged``).
 
         Raises ``PublishError`` if the event does not fit its schema, the producer cannot
-        be created or the send is refused, or an earlier record already failed.
+        be created or the send is refused, or an earlier record already failed (or a
+        barrier before it was not acknowledged within ``ack_timeout``).
         """
         self._raise_failure()
         try:
             value = self.codec.encode(event)
             topic = topic_for(event, self.topics)  # a redrive goes to accounts
         except (EncodeError, ValueError) as exc:
-            raise PublishError(getattr(event, "event_id", None), str(exc)) from exc
+            raise UnpublishableEvent(getattr(event, "event_id", None), str(exc)) from exc
         kind = "accounts" if topic == self.topics.accounts else "orders"
         producer = self._ensure_producer(event.event_id, kind)
         if topic == self.topics.orders and self._barrier is not None:
-            self._mark_barrier(timeout=None)
+            self._mark_barrier(self.ack_timeout)
         try:
             future = producer.send(topic, value=value, key=record_key(event))
         except Exception as exc:  # KafkaTimeoutError (metadata), buffer full, closed producer
@@ -145,6 +165,26 @@ class Publisher:
         future.add_errback(lambda exc, eid=event.event_id: self._on_failure(eid, exc))
         if topic == self.topics.accounts:
             self._barrier = (event.event_id, future)
+        return future
+
+    @property
+    def barrier_pending(self) -> bool:
+        """A barrier was published whose markers are not sent yet (``flush`` sends them)."""
+        return self._barrier is not None
+
+    def acknowledged(self, record: Any, timeout: float | None = None) -> None:
+        """Wait for ``record`` (a future from ``publish``) to be acknowledged, at most
+        ``timeout`` seconds (default ``ack_timeout``); raises ``PublishError``. Other
+        threads may publish and wait meanwhile: their records share the producer's
+        requests (that is the API's group commit, ledger/api/sink.py)."""
+        wait = self.ack_timeout if timeout is None else timeout
+        try:
+            record.get(timeout=wait)
+        except Exception as exc:  # KafkaTimeoutError (our deadline), or the send failed
+            within = "" if wait is None else f" within {wait:.1f} s"
+            name = type(exc).__name__
+            reason = name if "Timeout" in name else f"{name}: {exc}"  # the timeout: said
+            raise PublishError(None, f"not acknowledged{within} ({reason})") from exc
 
     def _mark_barrier(self, timeout: float | None) -> None:
         """Wait for the last barrier's offset, then mark every orders partition with it."""
@@ -186,7 +226,9 @@ class Publisher:
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every record sent so far (and the markers of the last barriers) is
-        acknowledged; raises ``PublishError``."""
+        acknowledged, at most ``timeout`` seconds (default ``ack_timeout``) for each wait;
+        raises ``PublishError``."""
+        timeout = self.ack_timeout if timeout is None else timeout
         if self._barrier is not None:
             self._mark_barrier(timeout)
         for producer in list(self._producers.values()):
@@ -197,10 +239,12 @@ class Publisher:
         self._raise_failure()
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush what can be flushed and release the producer. Idempotent."""
+        """Flush what can be flushed and release the producer. Idempotent. Records still
+        unacknowledged after ``timeout`` seconds are abandoned: their futures fail, so no
+        one waiting for them is left hanging."""
         producers, self._producers = self._producers, {}
         for producer in producers.values():
-            producer.close(timeout=timeout)
+            _close(producer, timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -218,3 +262,21 @@ class Publisher:
                 self.close()
         else:
             self.close(timeout=0)
+
+
+def _close(producer: Any, timeout: float | None) -> None:
+    """``producer.close(timeout)``, and a forced close when records are still pending at
+    the timeout: kafka-python's close flushes first and, when that times out, raises
+    before it force-closes, leaving the sender thread and the waiting futures alive."""
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        producer.close(timeout=timeout)
+    except KafkaTimeoutError:
+        sender = producer._sender  # no public way to abandon the pending records
+        sender.force_close()  # fails every incomplete batch's future
+        sender.join(5.0)
+        try:
+            producer.close(timeout=0)
+        except KafkaTimeoutError as exc:
+            log.warning("kafka producer not closed", error=str(exc)[:300])

@@ -27,8 +27,9 @@ class Backend(Protocol):
     # execution options of a read-only snapshot transaction
     read_options: Mapping[str, Any]
 
-    def make_engine(self, url: URL, *, read_only: bool = False) -> Engine:
-        """The engine for ``url``; ValueError for a URL this backend cannot serve."""
+    def make_engine(self, url: URL, *, read_only: bool = False, max_overflow: int = 10) -> Engine:
+        """The engine for ``url`` (a pool of 5 connections plus up to ``max_overflow``
+        more); ValueError for a URL this backend cannot serve."""
         ...
 
     def insert(self, table: Table) -> UpsertInsert:

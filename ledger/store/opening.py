@@ -39,6 +39,7 @@ def open_store(
     read_only: bool = False,
     create: bool = True,
     check_role: Callable[[Store], None] | None = None,
+    max_overflow: int = 10,
 ) -> Store:
     """Connect to ``url`` (``postgresql+psycopg2://…`` or ``sqlite:///path``) and, unless
     ``migrate`` is False, bring the schema to the latest revision (safe to run from
@@ -55,7 +56,10 @@ def open_store(
     revision, else StoreError says what is missing.
 
     ``check_role`` (the service commands) sees the store before anything is migrated and
-    may raise StoreError (a role with more privilege than the service's, say)."""
+    may raise StoreError (a role with more privilege than the service's, say).
+
+    ``max_overflow``: connections the pool may open beyond its 5 (the API's admission
+    lanes are sized from it, ledger/api/app.py)."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
@@ -71,7 +75,7 @@ def open_store(
                 parsed = existing_file_url(parsed)
         elif not read_only and name == "sqlite" and Path(parsed.database or "").is_file():
             refuse_foreign(Store(specifics.make_engine(parsed, read_only=True), specifics, url))
-        engine = specifics.make_engine(parsed, read_only=read_only)
+        engine = specifics.make_engine(parsed, read_only=read_only, max_overflow=max_overflow)
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
     store = Store(engine, specifics, url)

@@ -49,15 +49,20 @@ class PostgresBackend:
         "postgresql_readonly": True,
     }
 
-    def make_engine(self, url: URL, *, read_only: bool = False) -> Engine:
+    def make_engine(self, url: URL, *, read_only: bool = False, max_overflow: int = 10) -> Engine:
         """psycopg2 only: COPY goes through its ``copy_expert``. ``read_only``: every
         transaction of the session is READ ONLY, so no statement can write."""
         if url.get_driver_name() != "psycopg2":
             raise ValueError(f"PostgreSQL URLs must use the psycopg2 driver, not {url.drivername}")
         if read_only:
             options = "-c default_transaction_read_only=on"
-            return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
-        return create_engine(url, pool_pre_ping=True)
+            return create_engine(
+                url,
+                pool_pre_ping=True,
+                max_overflow=max_overflow,
+                connect_args={"options": options},
+            )
+        return create_engine(url, pool_pre_ping=True, max_overflow=max_overflow)
 
     def insert(self, table: Table) -> PostgresInsert:
         return pg_insert(table)

@@ -40,7 +40,7 @@ class SqliteBackend:
     locks_rows = False
     read_options: Mapping[str, Any] = {READ_ONLY_OPTION: True}
 
-    def make_engine(self, url: URL, *, read_only: bool = False) -> Engine:
+    def make_engine(self, url: URL, *, read_only: bool = False, max_overflow: int = 10) -> Engine:
         """Raises ValueError for an in-memory database: it would vanish with the process.
         ``read_only``: the file must exist and is opened with SQLite's ``mode=ro``, so
         nothing can create or change it (SQLite may still add its -wal/-shm reader files
@@ -59,7 +59,9 @@ class SqliteBackend:
             url = read_only_url(url)
         # check_same_thread off: pooled connections move between threads (never concurrently).
         engine = create_engine(
-            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url,
+            max_overflow=max_overflow,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")

@@ -212,25 +212,43 @@ def test_out_of_capacity_answers_503_at_once_and_recovers(tmp_path) -> None:
         assert time.monotonic() - started < 3
 
 
+def _click_json(event_id: str) -> dict[str, object]:
+    return event_to_json(
+        ClickRecorded(
+            event_id, 1, "shop", click_id=event_id, sharer_id="s", buyer_id="b", product_id="p"
+        )
+    )
+
+
 def test_a_request_finding_the_queue_full_is_answered_503_at_once(tmp_path) -> None:
     """Shedding by queue length: one request holds the only slot, one may wait (for up to
     60 s); of two more readers exactly one is refused at once, with Retry-After, while the
-    other still waits and is then served. A refused POST also closes its connection (its
-    body was never read)."""
+    other still waits and is then served. Writes have their own lane: a POST /events is
+    served meanwhile; with the writes' lane full too, a refused POST also closes its
+    connection (its body was never read)."""
     small_ledger(tmp_path / "ledger.sqlite", orders=20).dispose()
     app = mount(create_app(open_store(f"sqlite:///{tmp_path / 'ledger.sqlite'}"), token_book()))
-    app.db_capacity, app.db_wait, app.db_queue = 1, 60.0, 1
+    app.db_capacity, app.db_write_capacity, app.db_wait, app.db_queue = 1, 1, 60.0, 1
+    app.db_write_queue = 0  # a write finding the writes' one place taken is refused at once
     entered, release = threading.Event(), threading.Event()
     _hold_route(app, entered, release)
+    write_entered = threading.Event()
+    _hold_route(app, write_entered, release, method="POST")
     with uvicorn_thread(app) as base:
         answers: dict[str, httpx.Response] = {}
 
         def get(name: str, path: str) -> None:
             answers[name] = httpx.get(f"{base}{path}", headers=auth("finance"), timeout=90)
 
+        def post(name: str, path: str, body: object = None) -> None:
+            answers[name] = httpx.post(
+                f"{base}{path}", headers=auth("publisher"), json=body, timeout=90
+            )
+
         holder = threading.Thread(target=get, args=("holder", "/api/v1/test-hold"))
         holder.start()
         readers = [threading.Thread(target=get, args=(n, "/api/v1/balances")) for n in "ab"]
+        writers: list[threading.Thread] = []
         try:
             assert entered.wait(30), "the holding request never started"
             for reader in readers:
@@ -243,37 +261,43 @@ def test_a_request_finding_the_queue_full_is_answered_503_at_once(tmp_path) -> N
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert "busy" in refused.json()["detail"]
             assert sum(reader.is_alive() for reader in readers) == 1  # the queued one
-            post = httpx.post(
+            # the reads' lane is full: a publisher is not queued behind it
+            served = httpx.post(
                 f"{base}/api/v1/events",
                 headers=auth("publisher"),
-                json=event_to_json(
-                    ClickRecorded(
-                        "c-x",
-                        1,
-                        "shop",
-                        click_id="c-x",
-                        sharer_id="s",
-                        buyer_id="b",
-                        product_id="p",
-                    )
-                ),
+                json=_click_json("c-served"),
                 timeout=30,
             )
-            assert post.status_code == 503 and post.headers["connection"] == "close"
+            assert served.status_code == 200, served.text
+            # the writes' lane full too (its one place held, no queue): refused at once
+            writers = [threading.Thread(target=post, args=("w-holder", "/api/v1/test-hold"))]
+            writers[0].start()
+            assert write_entered.wait(30), "the holding write never started"
+            busy = httpx.post(
+                f"{base}/api/v1/events",
+                headers=auth("publisher"),
+                json=_click_json("c-x"),
+                timeout=30,
+            )
+            assert busy.status_code == 503 and busy.headers["connection"] == "close"
+            assert "busy" in busy.json()["detail"]
         finally:
             release.set()
-            holder.join(timeout=30)
-            for reader in readers:
-                reader.join(timeout=30)
+            for thread in [holder, *readers, *writers]:
+                thread.join(timeout=30)
         assert answers["holder"].status_code == 200
         assert sorted(answers[n].status_code for n in "ab") == [200, 503]
+        assert answers["w-holder"].status_code == 200
 
 
-def _hold_route(app: FastAPI, entered: threading.Event, release: threading.Event) -> None:
-    """A test-only endpoint that holds its admission (a read snapshot) until released."""
+def _hold_route(
+    app: FastAPI, entered: threading.Event, release: threading.Event, method: str = "GET"
+) -> None:
+    """A test-only endpoint that holds its admission (a read snapshot) until released;
+    ``method`` POST: in the writes' lane."""
 
     def hold(conn: Conn) -> dict[str, bool]:
         entered.set()
         return {"released": release.wait(30)}
 
-    app.add_api_route("/api/v1/test-hold", hold, methods=["GET"])
+    app.add_api_route("/api/v1/test-hold", hold, methods=[method])

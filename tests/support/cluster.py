@@ -9,12 +9,13 @@ Every wait polls with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,19 @@ def node_pid(node: int) -> int | None:
     return int(done.stdout) if done.stdout.strip() else None
 
 
+@contextlib.contextmanager
+def started_cluster() -> Iterator[Cluster]:
+    """The cluster started through the deploy script for a test module; stopped after it
+    unless it was running before (then left as found, whole)."""
+    already = Cluster("").running()
+    out = run_deploy("start-cluster.sh")
+    bootstrap = out.strip().splitlines()[-1].removeprefix("bootstrap servers: ")
+    try:
+        yield Cluster(bootstrap)
+    finally:
+        run_deploy("start-cluster.sh" if already else "stop-cluster.sh")
+
+
 @dataclass
 class Cluster:
     bootstrap: str  # every node, comma separated
@@ -65,6 +79,16 @@ class Cluster:
         return KafkaAdminClient(
             bootstrap_servers=self.bootstrap, request_timeout_ms=10_000, **auth("admin")
         )
+
+    def brokers(self) -> list[int]:
+        """The brokers the controller has not fenced (a killed one is fenced
+        ``broker.session.timeout.ms`` after the kill)."""
+        admin = self.admin()
+        try:
+            listed = admin.describe_cluster()["brokers"]
+            return sorted(b["broker_id"] for b in listed if not b.get("is_fenced"))
+        finally:
+            admin.close()
 
     def running(self) -> list[int]:
         return [n for n in range(1, SIZE + 1) if node_pid(n) is not None]
@@ -195,7 +219,11 @@ class PacedPublisher:
         return self
 
     def _publisher(self) -> Publisher:
-        publisher = Publisher(self.bootstrap, self.topics, auth=publisher_auth())
+        # no deadline on its acknowledgements (ack_timeout None), as before the 30 s
+        # default: with a deadline, a chunk given up just as the brokers came back was
+        # sent again on a new producer, and the stream ran out before the cluster
+        # tests' "consuming moved on by 200" check (uncapped) could see it move
+        publisher = Publisher(self.bootstrap, self.topics, auth=publisher_auth(), ack_timeout=None)
         self.config = publisher.config
         return publisher
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ledger.api.edge import Admission
+from ledger.api.edge import Admission, Lanes
 
 SCOPE = {"type": "http", "path": "/api/v1/balances", "headers": []}
 
@@ -107,3 +107,37 @@ def test_with_a_free_place_nobody_is_refused() -> None:
         assert [await request(admission) for _ in range(3)] == [(200, {})] * 3
 
     asyncio.run(scenario())
+
+
+def test_writes_have_their_own_lane() -> None:
+    """With the reads' one place taken and no queue, a read is refused at once while a
+    write (POST) is admitted; with the writes' place taken too, a write is refused."""
+
+    async def scenario() -> None:
+        app = Held()
+        reads = Admission(app, capacity=1, wait=60.0, queue=0)
+        writes = Admission(app, capacity=1, wait=60.0, queue=0)
+        lanes = Lanes(reads, writes)
+        read = asyncio.create_task(call(lanes, "GET"))
+        await settle(lambda: app.inside == 1)
+        assert await call(lanes, "GET") == 503  # the reads' lane is full: at once
+        write = asyncio.create_task(call(lanes, "POST"))
+        await settle(lambda: app.inside == 2)  # admitted beside the read
+        assert await call(lanes, "POST") == 503  # now the writes' lane is full too
+        app.go.set()
+        assert [await read, await write] == [200, 200]
+
+    asyncio.run(scenario())
+
+
+async def call(app: Any, method: str) -> int:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app({**SCOPE, "method": method, "path": "/api/v1/events"}, receive, send)
+    return int(sent[0]["status"])

@@ -129,3 +129,11 @@ def test_the_docs_show_the_same_table() -> None:
         wanted = _granted(grants, role)
         assert documented == {name: wanted.get(name, set()) for name in columns}, role
         assert ("READ" in cells[5]) == (role == "consumer")
+
+
+def test_the_ack_timeout_is_a_setting_with_a_bounded_default() -> None:
+    assert load_settings({}).kafka_ack_timeout == 30.0
+    assert load_settings({"LEDGER_KAFKA_ACK_TIMEOUT": "2.5"}).kafka_ack_timeout == 2.5
+    for bad in ("0", "-1", "nan", "inf", "soon", "7200"):
+        with pytest.raises(ConfigError, match="LEDGER_KAFKA_ACK_TIMEOUT"):
+            load_settings({"LEDGER_KAFKA_ACK_TIMEOUT": bad})
