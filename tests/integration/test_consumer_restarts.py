@@ -1,10 +1,9 @@
 """The consumer rides out a Kafka broker restart and a PostgreSQL restart mid-stream.
 
-This module restarts the SHARED test servers (deploy/kafka and deploy/postgres, the ones
-the ``kafka_bootstrap`` and ``pg_url`` fixtures point at), so it keeps every restart in
-one test, and its module fixture starts both servers again (idempotent start scripts)
-before the module ends, whatever happened. pytest runs tests serially; nothing else runs
-against the servers meanwhile.
+The module restarts servers, so it runs a broker and a PostgreSQL cluster of its own
+(started by the deploy scripts in a cache directory of its own, on free ports), never the
+suite's shared ones: another test run sharing those (two suites at once, or
+pytest-xdist's workers) must not see them go away.
 
 The consumer is a real ``ledger consume`` subprocess. Mid-activity the broker is stopped
 and started again (deploy/kafka/stop.sh + start.sh), then, while records are still to be
@@ -17,24 +16,29 @@ phase by phase into another database through the same decode and service code.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
+from bench.support import deploy_setting
 from consumers.loop import DB_RETRY
 from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
-from ledger.simulate import generate
+from ledger.simulate import Workload, generate
 from ledger.store.opening import open_store
 from tests.support.kafka import (
     REPO,
     ConsumerProcess,
     applied_count,
     assert_same_ledger,
+    create_topics,
     end_offsets,
     fresh_database,
     publish,
@@ -60,51 +64,54 @@ def run_script(path: str, timeout: float = 180) -> str:
     return done.stdout
 
 
-PID_OF = {  # bash that prints a server's pid, through the deploy scripts' own helpers
-    "kafka": "source deploy/kafka/common.sh && kafka_pid",
-    "postgres": "source deploy/postgres/common.sh && pg_resolve_root && pg_pid",
-}
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def server_pid(server: str) -> str | None:
-    done = subprocess.run(
-        ["bash", "-c", PID_OF[server]], capture_output=True, text=True, check=False, cwd=REPO
-    )
-    return done.stdout.strip() or None
-
-
-def adopt_restarted(server: str, old_pid: str | None) -> None:
-    """deploy/test.sh stops at the end only a server it started, recognised by the pid in
-    <cache>/test-runs/<server>.started; after our restart that is a new process, so hand
-    the marker on to it (else the restarted server would outlive the test run)."""
-    cache = Path(os.environ.get("LEDGER_CACHE_DIR", REPO / ".cache"))
-    marker = cache / "test-runs" / f"{server}.started"
-    new_pid = server_pid(server)
-    if old_pid and new_pid and marker.exists() and marker.read_text().strip() == old_pid:
-        marker.write_text(new_pid + "\n")
+@dataclass(frozen=True)
+class OwnServers:
+    bootstrap: str
+    pg_url: str  # the test admin's: scratch databases
 
 
 @pytest.fixture(scope="module")
-def restartable(kafka_bootstrap: str, pg_url: str) -> Iterator[None]:
-    """Checks the deploy scripts drive the servers the fixtures point at; restores both
-    afterwards (and keeps deploy/test.sh's record of which servers it started true)."""
-    kafka_port = os.environ.get("KAFKA_PORT", "19092")
-    pg_port = os.environ.get("PG_PORT", "55432")
-    assert kafka_bootstrap.rsplit(":", 1)[1] == kafka_port, (
-        f"the broker under test ({kafka_bootstrap}) is not deploy/kafka's (port {kafka_port})"
-    )
-    assert str(make_url(pg_url).port) == pg_port, (
-        f"the database under test ({pg_url}) is not deploy/postgres's (port {pg_port})"
-    )
-    pids = {server: server_pid(server) for server in PID_OF}
-    assert all(pids.values()), f"servers not started by deploy/: {pids}"
-    try:
-        yield
-    finally:
-        run_script("deploy/kafka/start.sh")
-        run_script("deploy/postgres/start.sh")
-        for server, pid in pids.items():
-            adopt_restarted(server, pid)
+def own_servers() -> Iterator[OwnServers]:
+    """A broker and a PostgreSQL cluster for this module alone; while it runs, the
+    environment points every helper (credentials, role URLs, the deploy scripts) at them."""
+    cache = Path(tempfile.mkdtemp(prefix="ledger-restarts-"))
+    cache.chmod(0o755)  # the cluster's OS user reaches its data directory through it
+    libs = REPO / ".cache" / "kafka" / "libs"  # fetched already by the suite's broker
+    if libs.is_dir():
+        shutil.copytree(libs, cache / "kafka" / "libs")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LEDGER_CACHE_DIR", str(cache))
+        env.setenv("KAFKA_PORT", str(free_port()))
+        env.setenv("KAFKA_CONTROLLER_PORT", str(free_port()))
+        env.setenv("PG_PORT", str(free_port()))
+        env.setenv("KAFKA_SCRATCH_ACLS", "1")
+        env.delenv("LEDGER_TEST_PG_ENV_FILE", raising=False)
+        try:
+            run_script("deploy/kafka/start.sh")
+            run_script("deploy/postgres/start.sh")
+            env.setenv("LEDGER_KAFKA_CREDENTIALS", str(cache / "kafka" / "credentials.json"))
+            urls = {
+                "LEDGER_TEST_PG_URL": "LEDGER_TEST_PG_URL",
+                "LEDGER_TEST_PG_OWNER_URL": "LEDGER_MIGRATE_DB_URL",
+                "LEDGER_TEST_PG_SERVICE_URL": "LEDGER_DB_URL",
+            }
+            for name, setting in urls.items():
+                value = deploy_setting(setting)
+                assert value, f"deploy/postgres/start.sh wrote no {setting} in {cache}"
+                env.setenv(name, value)
+            yield OwnServers(
+                f"127.0.0.1:{os.environ['KAFKA_PORT']}", os.environ["LEDGER_TEST_PG_URL"]
+            )
+        finally:
+            for script in ("deploy/kafka/stop.sh", "deploy/postgres/stop.sh"):
+                subprocess.run(["bash", str(REPO / script)], capture_output=True, timeout=180)
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def wait_for_count(consumer: ConsumerProcess, store, target: int, timeout: float = 120) -> int:
@@ -117,13 +124,25 @@ def wait_for_count(consumer: ConsumerProcess, store, target: int, timeout: float
 
 
 def test_consumer_survives_broker_and_database_restarts(
-    restartable, kafka_bootstrap, new_topic, fresh_pg_url, pg_url, tmp_path
+    own_servers: OwnServers, tmp_path: Path
 ) -> None:
+    kafka_bootstrap, pg_url = own_servers.bootstrap, own_servers.pg_url
     work = generate(seed=909, sharers=50, buyers=600, orders=3000)
-    topics = Topics(
-        orders=new_topic(partitions=4), accounts=new_topic(partitions=1, kind="accounts")
-    )
+    topics = create_topics(kafka_bootstrap, orders_partitions=4, prefix="restarts")
     names = [topics.orders, topics.accounts]
+    with fresh_database(pg_url, ledger=True) as service_url:
+        check_restarts(kafka_bootstrap, pg_url, service_url, work, topics, names, tmp_path)
+
+
+def check_restarts(
+    kafka_bootstrap: str,
+    pg_url: str,
+    fresh_pg_url: str,
+    work: Workload,
+    topics: Topics,
+    names: list[str],
+    tmp_path: Path,
+) -> None:
     store = open_store(fresh_pg_url)
     consumer = ConsumerProcess(
         fresh_pg_url,

@@ -29,11 +29,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,18 +175,44 @@ def wal_sender(pair: Pair) -> int:
         engine.dispose()
 
 
-def standby_replayed_all(pair: Pair) -> bool:
-    """True once the standby has replayed every WAL record it received."""
+def standby_position(pair: Pair) -> tuple[str, str, bool]:
+    """The standby's received and replayed WAL positions, and whether its startup process
+    is waiting for more WAL."""
     engine = create_engine(pair.on(STANDBY_PORT, pair.admin), poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return bool(
-                conn.execute(
-                    text("SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()")
-                ).scalar_one()
-            )
+            received, replayed, waiting = conn.execute(
+                text(
+                    "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
+                    "EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'startup' "
+                    "AND wait_event = 'RecoveryWalStream')"
+                )
+            ).one()
+            return str(received), str(replayed), bool(waiting)
     finally:
         engine.dispose()
+
+
+def standby_replayed_all(pair: Pair, settle_s: float = 1.0) -> Callable[[], bool]:
+    """A condition, true once the standby has replayed every whole WAL record it received.
+
+    The received position can end inside a record (the primary flushes whole pages, and a
+    record can span them); with the sender stopped, such a tail is never replayed. So the
+    standby is also done when its startup process waits for WAL and neither position has
+    moved for ``settle_s``."""
+    seen: dict[str, Any] = {"position": None, "since": 0.0}
+
+    def done() -> bool:
+        position = standby_position(pair)
+        received, replayed, waiting = position
+        if received == replayed:
+            return True
+        now = time.monotonic()
+        if position != seen["position"]:
+            seen.update(position=position, since=now)
+        return waiting and now - seen["since"] >= settle_s
+
+    return done
 
 
 def wait_for(condition, what: str, timeout: float, alive=lambda: None):  # type: ignore[no-untyped-def]
@@ -304,7 +331,7 @@ def test_failover_under_load_loses_nothing_and_keeps_the_ledger_exact(
                 )
                 sign(primary, private, tmp_path / "before.json")  # reaches the standby
                 with paused(wal_sender(pair)):  # the standby receives nothing from here on
-                    wait_for(lambda: standby_replayed_all(pair), "the standby replaying", 30)
+                    wait_for(standby_replayed_all(pair), "the standby replaying", 30)
                     cut = applied_count(standby, group)  # all it will ever have
 
                     # the consumer goes on committing on the primary: a tail the standby lacks
@@ -409,7 +436,7 @@ def test_an_idle_consumer_whose_last_batch_was_lost_applies_it_again(
                 60,
             )
             with paused(wal_sender(pair)):
-                wait_for(lambda: standby_replayed_all(pair), "the standby replaying", 30)
+                wait_for(standby_replayed_all(pair), "the standby replaying", 30)
                 publish(kafka_bootstrap, topics, last)
                 ends = end_offsets(kafka_bootstrap, names(topics))
                 wait_until_applied(primary, group, ends, 120, consumer.alive)
