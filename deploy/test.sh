@@ -70,17 +70,13 @@ stop_server() {
 cleanup() {
     local rc=$? lease
     trap - EXIT INT TERM
+    stop_own_servers
     runs_lock
     rm -f "$RUNS/run-$$"
     prune_leases
     if ! compgen -G "$RUNS/run-*" >/dev/null; then
         stop_server kafka
         stop_server postgres
-        # the failover tests' primary + standby, if a test died before destroying it
-        if [[ -f $RUNS/postgres-pair.started ]]; then
-            bash "$HERE/postgres/pair.sh" stop 7>&- || true
-            rm -f "$RUNS/postgres-pair.started"
-        fi
     else
         echo "Servers left running for other test runs: $(ls "$RUNS" | grep '^run-' | tr '\n' ' ')"
     fi
@@ -88,6 +84,46 @@ cleanup() {
     exit "$rc"
 }
 
+
+# The cluster and standby-pair tests start servers of their own (deploy/kafka/start-cluster.sh,
+# deploy/postgres/pair.sh). Each run gets its own directories and ports for them, so two runs
+# at once never start, adopt or stop each other's; settings given in the environment win.
+OWN=$RUNS/own-$$
+own_servers() {
+    local base
+    base=$("$REPO_DIR/.venv/bin/python" - <<'PY'
+import random, socket
+def free(port):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+# below the kernel's ephemeral range, where a client's connection could take a port first
+for base in random.sample(range(20000, 30000, 20), 500):
+    if all(free(base + n) for n in (0, 1, 2, 5, 6, 10, 11, 12)):
+        print(base)
+        break
+PY
+    ) && [[ -n $base ]] || { echo "error: no free ports for the cluster and pair tests" >&2; exit 1; }
+    # printenv: what the caller exported (deploy/kafka/common.sh sets defaults unexported)
+    export KAFKA_CLUSTER_PORT=$(printenv KAFKA_CLUSTER_PORT || echo "$base")
+    export KAFKA_CLUSTER_CONTROLLER_PORT=$(printenv KAFKA_CLUSTER_CONTROLLER_PORT || echo $((base + 10)))
+    export PG_PRIMARY_PORT=$(printenv PG_PRIMARY_PORT || echo $((base + 5)))
+    export PG_STANDBY_PORT=$(printenv PG_STANDBY_PORT || echo $((base + 6)))
+    export KAFKA_CLUSTER_DIR=$(printenv KAFKA_CLUSTER_DIR || echo "$OWN/kafka-cluster")
+    export PG_PAIR_DIR=$(printenv PG_PAIR_DIR || echo "$OWN/postgres-pair")
+}
+
+# What a test left of them (it died before its teardown): stopped, and their directories gone.
+stop_own_servers() {
+    [[ -d $OWN ]] || return 0
+    [[ ${KAFKA_CLUSTER_DIR:-} == "$OWN"/* ]] && bash "$HERE/kafka/stop-cluster.sh" 7>&- >/dev/null 2>&1
+    [[ ${PG_PAIR_DIR:-} == "$OWN"/* ]] && bash "$HERE/postgres/pair.sh" destroy 7>&- >/dev/null 2>&1
+    rm -rf "$OWN"
+    return 0
+}
 
 # Unit tests need no server: a run whose every path is under tests/unit starts none.
 needs_servers() {
@@ -109,6 +145,7 @@ if needs_servers "$@"; then
     runs_lock
     prune_leases
     touch "$RUNS/run-$$"
+    own_servers
     KAFKA_SCRATCH_ACLS=1 start_server kafka
     start_server postgres
     runs_unlock

@@ -40,7 +40,8 @@ kafka_node "$KAFKA_CACHE" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" 1 \
 # The cluster (deploy/kafka/start-cluster.sh): three nodes, node n on client port
 # KAFKA_CLUSTER_PORT+n-1 and controller port KAFKA_CLUSTER_CONTROLLER_PORT+n-1; every
 # topic with three replicas, an acks=all write needs two of them in sync.
-KAFKA_CLUSTER_CACHE=${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}/kafka-cluster
+# KAFKA_CLUSTER_DIR moves it (deploy/test.sh gives each test run a cluster of its own).
+KAFKA_CLUSTER_CACHE=${KAFKA_CLUSTER_DIR:-${LEDGER_CACHE_DIR:-$REPO_DIR/.cache}/kafka-cluster}
 KAFKA_CLUSTER_SIZE=3
 KAFKA_CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19101}
 KAFKA_CLUSTER_CONTROLLER_PORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-19111}

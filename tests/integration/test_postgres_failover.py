@@ -141,12 +141,9 @@ class Pair:
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    """A fresh primary + standby (deploy/postgres/pair.sh), destroyed afterwards. The marker
-    in <cache>/test-runs lets deploy/test.sh stop it should this process die first."""
-    marker = CACHE / "test-runs" / "postgres-pair.started"
+    """A fresh primary + standby (deploy/postgres/pair.sh), destroyed afterwards; should this
+    process die first, deploy/test.sh destroys the run's pair (PG_PAIR_DIR is the run's)."""
     pair_script("destroy")
-    if marker.parent.is_dir():
-        marker.touch()
     try:
         start_pair()
         settings = dict(
@@ -155,7 +152,6 @@ def pair() -> Iterator[Pair]:
         yield Pair(settings["LEDGER_DB_URL"], settings["LEDGER_TEST_PG_URL"])
     finally:
         pair_script("destroy")
-        marker.unlink(missing_ok=True)
 
 
 def wal_sender(pair: Pair) -> int:
