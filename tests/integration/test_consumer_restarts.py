@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from ledger.config import Topics
 from ledger.domain.memory import InMemoryLedger
 from ledger.simulate import Workload, generate
 from ledger.store.opening import open_store
+from tests.support.api import free_port
 from tests.support.kafka import (
     REPO,
     ConsumerProcess,
@@ -62,12 +62,6 @@ def run_script(path: str, timeout: float = 180) -> str:
     )
     assert done.returncode == 0, f"{path} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from ledger.store.store import Store
 from ledger.store.verify import verify
-from tests.support.cluster import Cluster, PacedPublisher, run_deploy
+from tests.support.cluster import Cluster, PacedPublisher, started_cluster
 from tests.support.kafka import (
     LEDGER_BIN,
     ConsumerProcess,
@@ -70,14 +70,8 @@ PROGRESS = 200  # events acknowledged and applied that show the work goes on
 
 @pytest.fixture(scope="module")
 def cluster(kafka_auth) -> Iterator[Cluster]:
-    already = Cluster("").running()
-    out = run_deploy("start-cluster.sh")
-    bootstrap = out.strip().splitlines()[-1].removeprefix("bootstrap servers: ")
-    try:
-        yield Cluster(bootstrap)
-    finally:
-        # as found: a cluster someone else started is left running, whole; ours is stopped
-        run_deploy("start-cluster.sh" if already else "stop-cluster.sh")
+    with started_cluster() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
