@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger.domain.events import OrderLine, OrderPlaced, RefundIssued, RefundLine
 from ledger.service import LedgerService, Undecodable
 from ledger.store import tables as t
 from tests.support.api import (
@@ -26,6 +25,8 @@ from tests.support.api import (
     event_json,
     ledger_counts,
     publish,
+    reused_order,
+    typo_refund,
 )
 
 F = auth("finance")
@@ -40,34 +41,6 @@ def world(tmp_path_factory) -> tuple[Path, int]:
 def client(world, tmp_path) -> Iterator[TestClient]:
     with client_on_copy(world[0], tmp_path) as http:
         yield http
-
-
-def typo_refund(now: int) -> RefundIssued:
-    """A refund of o-old's line l1 whose line id was typed ``lI``: unknown_line."""
-    return RefundIssued(
-        "ev-refund-typo",
-        now - DAY,
-        "shop",
-        refund_id="rf-1",
-        order_id="o-old",
-        buyer_id="b1",
-        lines=(RefundLine("lI", 40_000),),
-    )
-
-
-def reused_order(now: int) -> OrderPlaced:
-    """An order the shop sent under o-old's id (duplicate_order_id): really o-late."""
-    return OrderPlaced(
-        "ev-o-late",
-        now - 3_600_000,
-        "shop",
-        order_id="o-old",
-        buyer_id="b1",
-        merchant_id="m1",
-        currency="CNY",
-        lines=(OrderLine("l1", "p1", 1, 60_000, 2500),),
-        click_id="c2",
-    )
 
 
 def dead_letter_of(client: TestClient, event_id: str) -> dict[str, Any]:

@@ -12,29 +12,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ledger.api.app import create_app
-from ledger.domain.events import RefundIssued, RefundLine
 from ledger.jsonform import event_to_json
 from ledger.store import tables as t
 from ledger.store.opening import open_store
-from tests.support.api import DAY, built_world, publish, token_book
+from tests.support.api import built_world, publish, token_book, typo_refund
 from tests.support.cli import run
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[Path, int]:
     return built_world(tmp_path_factory.mktemp("cli-redrive"))
-
-
-def typo_refund(now: int) -> RefundIssued:
-    return RefundIssued(
-        "ev-refund-typo",
-        now - DAY,
-        "shop",
-        refund_id="rf-1",
-        order_id="o-old",
-        buyer_id="b1",
-        lines=(RefundLine("lI", 40_000),),
-    )
 
 
 @pytest.fixture

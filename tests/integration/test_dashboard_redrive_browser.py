@@ -14,12 +14,11 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
 from ledger.api.app import create_app
-from ledger.domain.events import RefundIssued, RefundLine
 from ledger.read import redrives as reads
 from ledger.read.order_story import order_story
 from ledger.store.opening import open_store
 from tests.integration.test_dashboard_browser import SHOTS, chromium  # noqa: F401
-from tests.support.api import DAY, TOKENS, auth, built_world, publish, serving, token_book
+from tests.support.api import TOKENS, auth, built_world, publish, serving, token_book, typo_refund
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +28,7 @@ def ledger(tmp_path_factory):
     path, now = built_world(tmp_path_factory.mktemp("redrive-browser"))
     store = open_store(f"sqlite:///{path}")
     with TestClient(create_app(store, token_book())) as http:
-        refund = RefundIssued(
-            "ev-refund-typo",
-            now - DAY,
-            "shop",
-            refund_id="rf-1",
-            order_id="o-old",
-            buyer_id="b1",
-            lines=(RefundLine("lI", 40_000),),
-        )
-        assert publish(http, refund).json()["reason"] == "unknown_line"
+        assert publish(http, typo_refund(now)).json()["reason"] == "unknown_line"
         [dead] = http.get("/api/v1/dead-letters", headers=auth("finance")).json()["items"]
     store.dispose()
     with serving(path, timeout=120) as base:

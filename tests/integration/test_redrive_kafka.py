@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ledger.api.app import create_app
 from ledger.api.sink import KafkaSink
 from ledger.config import Topics
-from ledger.domain.events import OrderCompleted, OrderLine, OrderPlaced, RefundIssued, RefundLine
+from ledger.domain.events import OrderCompleted, RefundIssued, RefundLine
 from ledger.jsonform import event_to_json
 from ledger.kafka.publisher import Publisher
 from ledger.kafka.topics import record_key
@@ -24,7 +24,7 @@ from ledger.store import tables as t
 from ledger.store.opening import open_store
 from schemas.codec import default_codec
 from tests.support import reads as queries
-from tests.support.api import auth, build_world, now_ms, publish, token_book
+from tests.support.api import auth, build_world, now_ms, publish, reused_order, token_book
 from tests.support.kafka import ConsumerThread, end_offsets, produce_raw, publisher_auth, unique
 
 F = auth("finance")
@@ -48,20 +48,6 @@ def _dead_letter(store: Any, source_prefix: str, alive: Callable[[], None]) -> d
         alive()
         assert time.monotonic() < deadline, f"no dead letter from {source_prefix}"
         time.sleep(0.1)
-
-
-def reused_order(now: int) -> OrderPlaced:
-    return OrderPlaced(
-        "ev-o-late",
-        now - 3_600_000,
-        "shop",
-        order_id="o-old",
-        buyer_id="b1",
-        merchant_id="m1",
-        currency="CNY",
-        lines=(OrderLine("l1", "p1", 1, 60_000, 2500),),
-        click_id="c2",
-    )
 
 
 def test_a_redrive_over_kafka_is_applied_from_the_accounts_topic(

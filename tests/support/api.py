@@ -23,6 +23,8 @@ from ledger.domain.events import (
     OrderCompleted,
     OrderLine,
     OrderPlaced,
+    RefundIssued,
+    RefundLine,
     SharerEnrolled,
 )
 from ledger.jsonform import event_to_json
@@ -283,6 +285,35 @@ def balance(http: Any, sharer_id: str, currency: str = "CNY") -> dict[str, Any]:
         headers=auth("finance"),
     ).json()["items"]
     return items[0] if items else {}
+
+
+def typo_refund(now: int) -> RefundIssued:
+    """A refund of the world's order o-old, line l1, whose line id was typed ``lI``: the
+    ledger rejects it (unknown_line), a dead letter for finance to redrive."""
+    return RefundIssued(
+        "ev-refund-typo",
+        now - DAY,
+        "shop",
+        refund_id="rf-1",
+        order_id="o-old",
+        buyer_id="b1",
+        lines=(RefundLine("lI", 40_000),),
+    )
+
+
+def reused_order(now: int) -> OrderPlaced:
+    """An order the shop sent under o-old's id (duplicate_order_id): really o-late."""
+    return OrderPlaced(
+        "ev-o-late",
+        now - 3_600_000,
+        "shop",
+        order_id="o-old",
+        buyer_id="b1",
+        merchant_id="m1",
+        currency="CNY",
+        lines=(OrderLine("l1", "p1", 1, 60_000, 2500),),
+        click_id="c2",
+    )
 
 
 def built_world(directory: Path) -> tuple[Path, int]:
