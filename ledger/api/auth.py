@@ -52,6 +52,15 @@ def valid_name(name: object) -> bool:
     return isinstance(name, str) and valid_event_id(name) and len(name) <= MAX_NAME
 
 
+def _after_hash(text: str) -> tuple[str, str]:
+    """``HASH:SUFFIX`` as the hash and the percent-decoded suffix ("" when it is no UTF-8)."""
+    digest, _, encoded = text.partition(":")
+    try:
+        return digest, unquote(encoded, errors="strict")
+    except UnicodeDecodeError:
+        return digest, ""
+
+
 @dataclass(frozen=True)
 class TokenBook:
     """The configured (role, token hash) pairs, and the sharer each sharer hash is bound to."""
@@ -74,11 +83,7 @@ class TokenBook:
                     f"(roles: {', '.join((*ROLES, SHARER))})"
                 )
             if role == SHARER:
-                digest, _, encoded = digest.partition(":")
-                try:
-                    sharer_id = unquote(encoded, errors="strict")
-                except UnicodeDecodeError:
-                    sharer_id = ""
+                digest, sharer_id = _after_hash(digest)
                 if not valid_event_id(sharer_id):
                     raise TokenConfigError(
                         "LEDGER_API_TOKENS: a sharer token needs its sharer id after the hash, "
@@ -87,11 +92,7 @@ class TokenBook:
                     )
                 sharers.append((digest, sharer_id))
             elif role == NAMED and ":" in digest:
-                digest, _, encoded = digest.partition(":")
-                try:
-                    name = unquote(encoded, errors="strict")
-                except UnicodeDecodeError:
-                    name = ""
+                digest, name = _after_hash(digest)
                 if not valid_name(name):
                     raise TokenConfigError(
                         "LEDGER_API_TOKENS: a finance token's name (after the hash, "
